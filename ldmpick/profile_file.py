@@ -1,0 +1,648 @@
+"""Profile files: the measured latencies of one device, in JSON (schema ``ldmpick.profile/1``).
+
+A profile holds one set of settings (device, dtype, resolution, batch, guidance, execution mode), the device
+fingerprint, the fixed costs (text encoder, VAE decode), each sampler's per-step overhead and each model's UNet
+step latency, every number with its spread and raw samples. See docs/profile-format.md.
+
+This module is on the ``recommend`` path: it must not import torch or diffusers.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ldmpick.errors import ProfileError, UsageError
+
+SCHEMA = "ldmpick.profile/1"
+SCHEMA_FAMILY = "ldmpick.profile/"
+MAX_FILE_BYTES = 10 * 1024 * 1024  # a real profile is a few hundred KB at most
+MAX_SAMPLES = 100_000
+MAX_JSON_DEPTH = 12
+MODEL_STATUSES = ("ok", "does_not_fit", "error")
+MODES = ("eager", "cudagraph", "compile")
+DTYPES = ("fp16", "bf16", "fp32")
+
+
+@dataclass
+class LatencyStats:
+    """Summary of repeated timings of one thing, in milliseconds, with the raw samples kept."""
+
+    median_ms: float
+    p10_ms: float
+    p90_ms: float
+    iqr_ms: float
+    mean_ms: float
+    min_ms: float
+    max_ms: float
+    n: int
+    samples_ms: list[float] = field(default_factory=list)
+
+    @classmethod
+    def from_samples(cls, samples_ms: list[float]) -> LatencyStats:
+        if not samples_ms:
+            raise ValueError("no samples")
+        xs = sorted(float(x) for x in samples_ms)
+        return cls(
+            median_ms=_quantile(xs, 0.5),
+            p10_ms=_quantile(xs, 0.1),
+            p90_ms=_quantile(xs, 0.9),
+            iqr_ms=_quantile(xs, 0.75) - _quantile(xs, 0.25),
+            mean_ms=sum(xs) / len(xs),
+            min_ms=xs[0],
+            max_ms=xs[-1],
+            n=len(xs),
+            samples_ms=[round(x, 6) for x in samples_ms],
+        )
+
+    def at(self, percentile: float) -> float:
+        """Latency at ``percentile`` (50 = median, 90 = p90), from the raw samples when present."""
+        if percentile == 50:
+            return self.median_ms
+        if self.samples_ms:
+            return _quantile(sorted(self.samples_ms), percentile / 100.0)
+        if percentile == 90:
+            return self.p90_ms
+        if percentile == 10:
+            return self.p10_ms
+        raise ProfileError(f"percentile {percentile} needs raw samples, which this profile lacks")
+
+    @property
+    def relative_iqr(self) -> float:
+        return self.iqr_ms / self.median_ms if self.median_ms > 0 else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "median_ms": round(self.median_ms, 6),
+            "p10_ms": round(self.p10_ms, 6),
+            "p90_ms": round(self.p90_ms, 6),
+            "iqr_ms": round(self.iqr_ms, 6),
+            "mean_ms": round(self.mean_ms, 6),
+            "min_ms": round(self.min_ms, 6),
+            "max_ms": round(self.max_ms, 6),
+            "n": self.n,
+            "samples_ms": self.samples_ms,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any, where: str) -> LatencyStats:
+        d = _obj(data, where)
+        vals = {k: _nonneg(d, k, where) for k in ("median_ms", "p10_ms", "p90_ms", "iqr_ms", "mean_ms", "min_ms", "max_ms")}
+        n = _int(d, "n", where, minimum=1)
+        samples = d.get("samples_ms", [])
+        if not isinstance(samples, list) or len(samples) > MAX_SAMPLES:
+            raise ProfileError(f"{where}.samples_ms must be a list of at most {MAX_SAMPLES} numbers")
+        for i, x in enumerate(samples):
+            _check_latency(x, f"{where}.samples_ms[{i}]")
+        if not vals["min_ms"] <= vals["p10_ms"] <= vals["median_ms"] <= vals["p90_ms"] <= vals["max_ms"]:
+            raise ProfileError(f"{where}: min <= p10 <= median <= p90 <= max does not hold")
+        return cls(**vals, n=n, samples_ms=[float(x) for x in samples])
+
+
+def _quantile(sorted_xs: list[float], q: float) -> float:
+    """Linear-interpolation quantile (numpy's default), without numpy."""
+    if len(sorted_xs) == 1:
+        return sorted_xs[0]
+    pos = q * (len(sorted_xs) - 1)
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(sorted_xs) - 1)
+    return sorted_xs[lo] + (sorted_xs[hi] - sorted_xs[lo]) * (pos - lo)
+
+
+@dataclass
+class Settings:
+    device: str  # "cpu", "cuda", "cuda:1"
+    dtype: str
+    resolution: int
+    batch: int
+    cfg: bool
+    mode: str
+    warmup: int
+    repeats: int
+    max_seconds_per_model: float
+    threads: int | None = None  # torch CPU threads
+
+    @property
+    def unet_batch(self) -> int:
+        return self.batch * (2 if self.cfg else 1)
+
+    def key(self) -> tuple[Any, ...]:
+        return (self.resolution, self.batch, self.cfg, self.mode, self.dtype)
+
+    def describe(self) -> str:
+        return (
+            f"{self.resolution}px, batch {self.batch}, {'cfg' if self.cfg else 'no cfg'}, "
+            f"{self.dtype}, {self.mode} on {self.device}"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_json(cls, data: Any) -> Settings:
+        d = _obj(data, "settings")
+        device = _str(d, "device", "settings")
+        if not re.fullmatch(r"cpu|cuda(:\d+)?|mps", device):
+            raise ProfileError(f"settings.device '{device}' is not cpu, cuda or cuda:N")
+        dtype = _choice(d, "dtype", DTYPES, "settings")
+        mode = _choice(d, "mode", MODES, "settings")
+        resolution = _int(d, "resolution", "settings", minimum=8, maximum=16384)
+        batch = _int(d, "batch", "settings", minimum=1, maximum=4096)
+        cfg = d.get("cfg")
+        if not isinstance(cfg, bool):
+            raise ProfileError("settings.cfg must be true or false")
+        threads = d.get("threads")
+        if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
+            raise ProfileError("settings.threads must be a positive integer or null")
+        return cls(
+            device=device,
+            dtype=dtype,
+            resolution=resolution,
+            batch=batch,
+            cfg=cfg,
+            mode=mode,
+            warmup=_int(d, "warmup", "settings", minimum=0),
+            repeats=_int(d, "repeats", "settings", minimum=1),
+            max_seconds_per_model=_nonneg(d, "max_seconds_per_model", "settings"),
+            threads=threads,
+        )
+
+
+@dataclass
+class ModelLatency:
+    """One model's UNet step latency (one UNet evaluation at the profile's batch, cfg doubling included)."""
+
+    name: str
+    status: str  # "ok" | "does_not_fit" | "error"
+    unet_params: int
+    unet_step: LatencyStats | None = None
+    peak_memory_bytes: int | None = None
+    weight_bytes: int | None = None
+    source: str = ""  # family name, hub id or folder name the user gave (never followed on import)
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok" and self.unet_step is not None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "status": self.status,
+            "unet_params": self.unet_params,
+            "unet_step": self.unet_step.to_json() if self.unet_step else None,
+            "peak_memory_bytes": self.peak_memory_bytes,
+            "weight_bytes": self.weight_bytes,
+            "source": self.source,
+            "error": self.error,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any, where: str) -> ModelLatency:
+        d = _obj(data, where)
+        status = _choice(d, "status", MODEL_STATUSES, where)
+        step = d.get("unet_step")
+        if status == "ok" and step is None:
+            raise ProfileError(f"{where}: status 'ok' needs unet_step")
+        return cls(
+            name=_str(d, "name", where),
+            status=status,
+            unet_params=_int(d, "unet_params", where, minimum=0),
+            unet_step=LatencyStats.from_json(step, f"{where}.unet_step") if step is not None else None,
+            peak_memory_bytes=_opt_int(d, "peak_memory_bytes", where),
+            weight_bytes=_opt_int(d, "weight_bytes", where),
+            source=_opt_str(d, "source", where) or "",
+            error=_opt_str(d, "error", where),
+        )
+
+
+@dataclass
+class SamplerOverhead:
+    name: str
+    evals_per_step: int
+    step_overhead: LatencyStats  # scheduler.step + scale_model_input per sampling step, in ms
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "evals_per_step": self.evals_per_step, "step_overhead": self.step_overhead.to_json()}
+
+    @classmethod
+    def from_json(cls, data: Any, where: str) -> SamplerOverhead:
+        d = _obj(data, where)
+        return cls(
+            name=_str(d, "name", where),
+            evals_per_step=_int(d, "evals_per_step", where, minimum=1, maximum=16),
+            step_overhead=LatencyStats.from_json(d.get("step_overhead"), f"{where}.step_overhead"),
+        )
+
+
+@dataclass
+class Profile:
+    settings: Settings
+    device: dict[str, Any]  # fingerprint, see fingerprint.py
+    models: list[ModelLatency]
+    samplers: list[SamplerOverhead]
+    text_encoder: LatencyStats | None
+    vae_decode: LatencyStats | None
+    created: str  # ISO 8601 UTC
+    command: str = ""
+    notes: str = ""
+    wall_seconds: float | None = None
+    complete: bool = True  # False for a partial (interrupted) run
+
+    # ------------------------------------------------------------------ lookups
+    def model(self, name: str) -> ModelLatency:
+        for m in self.models:
+            if m.name == name:
+                return m
+        raise ProfileError(f"profile '{self.id}' has no model '{name}' (it has: {', '.join(self.model_names())})")
+
+    def model_names(self) -> list[str]:
+        return [m.name for m in self.models]
+
+    def sampler(self, name: str) -> SamplerOverhead:
+        for s in self.samplers:
+            if s.name == name:
+                return s
+        raise ProfileError(
+            f"profile '{self.id}' has no overhead for sampler '{name}' (it has: {', '.join(s.name for s in self.samplers)})"
+        )
+
+    @property
+    def device_name(self) -> str:
+        return str(self.device.get("name") or "unknown device")
+
+    @property
+    def device_key(self) -> str:
+        """What identifies 'the same kind of machine': device name plus, for CPUs, the core count."""
+        return device_key(self.device)
+
+    @property
+    def id(self) -> str:
+        """A readable, stable name: date, device, settings. Also the file stem in the user folder."""
+        dev = re.sub(r"[^a-z0-9]+", "-", self.device_name.lower()).strip("-")[:40] or "device"
+        stamp = re.sub(r"[^0-9]", "", self.created)[:14]
+        s = self.settings
+        return f"{stamp}-{dev}-{s.resolution}px-b{s.batch}{'-cfg' if s.cfg else ''}-{s.dtype}-{s.mode}"
+
+    # ------------------------------------------------------------------ JSON
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "id": self.id,
+            "created": self.created,
+            "command": self.command,
+            "notes": self.notes,
+            "complete": self.complete,
+            "wall_seconds": self.wall_seconds,
+            "device": self.device,
+            "settings": self.settings.to_json(),
+            "fixed": {
+                "text_encoder": self.text_encoder.to_json() if self.text_encoder else None,
+                "vae_decode": self.vae_decode.to_json() if self.vae_decode else None,
+            },
+            "samplers": [s.to_json() for s in self.samplers],
+            "models": [m.to_json() for m in self.models],
+        }
+
+    def dumps(self) -> str:
+        return json.dumps(self.to_json(), indent=2, allow_nan=False) + "\n"
+
+    @classmethod
+    def from_json(cls, data: Any) -> Profile:
+        d = _obj(data, "profile")
+        schema = d.get("schema")
+        if not isinstance(schema, str):
+            raise ProfileError("not an ldmpick profile (no 'schema' field)")
+        if schema != SCHEMA:
+            if schema.startswith(SCHEMA_FAMILY):
+                raise ProfileError(f"unsupported profile schema version '{schema}' (this ldmpick reads '{SCHEMA}')")
+            raise ProfileError(f"not an ldmpick profile (schema '{schema[:60]}')")
+        device = _obj(d.get("device"), "device")
+        if not isinstance(device.get("name"), str):
+            raise ProfileError("device.name must be a string")
+        fixed = _obj(d.get("fixed"), "fixed")
+        models_raw = d.get("models")
+        samplers_raw = d.get("samplers")
+        if not isinstance(models_raw, list) or len(models_raw) > 1000:
+            raise ProfileError("models must be a list (at most 1000 entries)")
+        if not isinstance(samplers_raw, list) or len(samplers_raw) > 100:
+            raise ProfileError("samplers must be a list (at most 100 entries)")
+        models = [ModelLatency.from_json(m, f"models[{i}]") for i, m in enumerate(models_raw)]
+        samplers = [SamplerOverhead.from_json(s, f"samplers[{i}]") for i, s in enumerate(samplers_raw)]
+        for what, names in (("model", [m.name for m in models]), ("sampler", [s.name for s in samplers])):
+            if len(set(names)) != len(names):
+                raise ProfileError(f"duplicate {what} names in profile")
+        created = _str(d, "created", "profile")
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}T[0-9:.]+(Z|[+-]\d{2}:?\d{2})?", created):
+            raise ProfileError(f"created '{created[:40]}' is not an ISO 8601 date-time")
+        te, vae = fixed.get("text_encoder"), fixed.get("vae_decode")
+        wall = d.get("wall_seconds")
+        complete = d.get("complete", True)
+        if not isinstance(complete, bool):
+            raise ProfileError("complete must be true or false")
+        return cls(
+            settings=Settings.from_json(d.get("settings")),
+            device=device,
+            models=models,
+            samplers=samplers,
+            text_encoder=LatencyStats.from_json(te, "fixed.text_encoder") if te is not None else None,
+            vae_decode=LatencyStats.from_json(vae, "fixed.vae_decode") if vae is not None else None,
+            created=created,
+            command=_opt_str(d, "command", "profile") or "",
+            notes=_opt_str(d, "notes", "profile") or "",
+            wall_seconds=_check_latency(wall, "wall_seconds") if wall is not None else None,
+            complete=complete,
+        )
+
+
+def device_key(device: dict[str, Any]) -> str:
+    name = str(device.get("name") or "unknown")
+    if device.get("kind") == "cpu":
+        return f"cpu:{name}:{device.get('cpu_cores')}"
+    return f"{device.get('kind', 'gpu')}:{name}"
+
+
+# ---------------------------------------------------------------------------------------------- reading
+
+
+def parse_profile_text(text: str, where: str = "profile") -> Profile:
+    """Parse and validate profile JSON text. Every problem is a one-line ``ProfileError``."""
+    if not text.strip():
+        raise ProfileError(f"{where} is empty")
+    if len(text) > MAX_FILE_BYTES:
+        raise ProfileError(f"{where} is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB; refusing it")
+    if _nesting_depth(text) > MAX_JSON_DEPTH:
+        raise ProfileError(f"{where} is nested more than {MAX_JSON_DEPTH} levels deep; refusing it")
+    try:
+        data = json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        raise ProfileError(f"{where} is not valid JSON (line {exc.lineno}: {exc.msg}); truncated download?") from None
+    except ValueError as exc:
+        raise ProfileError(f"{where}: {exc}") from None
+    try:
+        return Profile.from_json(data)
+    except ProfileError as exc:
+        raise ProfileError(f"{where}: {exc}") from None
+
+
+def load_profile(path: Path) -> Profile:
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise ProfileError(f"profile file '{path}' does not exist") from None
+    except OSError as exc:
+        raise ProfileError(f"cannot read profile '{path}': {exc.strerror}") from None
+    if size > MAX_FILE_BYTES:
+        raise ProfileError(f"'{path}' is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB; refusing it")
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ProfileError(f"cannot read profile '{path}': {exc.strerror}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ProfileError(f"'{path}' is not UTF-8 text (not a profile)") from None
+    return parse_profile_text(text, where=f"'{path}'")
+
+
+def _nesting_depth(text: str) -> int:
+    """Maximum bracket nesting, ignoring brackets inside strings. Linear time, refuses deep bombs early."""
+    depth = best = 0
+    in_str = esc = False
+    for ch in text:
+        if in_str:
+            if esc:
+                esc = False
+            elif ch == "\\":
+                esc = True
+            elif ch == '"':
+                in_str = False
+        elif ch == '"':
+            in_str = True
+        elif ch in "[{":
+            depth += 1
+            if depth > best:
+                best = depth
+                if best > MAX_JSON_DEPTH:
+                    return best
+        elif ch in "]}":
+            depth -= 1
+    return best
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a valid number in a profile")
+
+
+# ---------------------------------------------------------------------------------------------- validation
+
+
+def _obj(data: Any, where: str) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise ProfileError(f"{where} must be a JSON object")
+    return data
+
+
+def _str(d: dict[str, Any], key: str, where: str) -> str:
+    v = d.get(key)
+    if not isinstance(v, str) or not v or len(v) > 1000:
+        raise ProfileError(f"{where}.{key} must be a non-empty string")
+    return v
+
+
+def _opt_str(d: dict[str, Any], key: str, where: str) -> str | None:
+    v = d.get(key)
+    if v is None:
+        return None
+    if not isinstance(v, str) or len(v) > 10000:
+        raise ProfileError(f"{where}.{key} must be a string")
+    return v
+
+
+def _int(d: dict[str, Any], key: str, where: str, minimum: int = 0, maximum: int = 10**15) -> int:
+    v = d.get(key)
+    if not isinstance(v, int) or isinstance(v, bool) or not minimum <= v <= maximum:
+        raise ProfileError(f"{where}.{key} must be an integer in [{minimum}, {maximum}]")
+    return v
+
+
+def _opt_int(d: dict[str, Any], key: str, where: str) -> int | None:
+    return None if d.get(key) is None else _int(d, key, where)
+
+
+def _choice(d: dict[str, Any], key: str, choices: tuple[str, ...], where: str) -> str:
+    v = d.get(key)
+    if v not in choices:
+        raise ProfileError(f"{where}.{key} must be one of {', '.join(choices)}")
+    return v
+
+
+def _check_latency(v: Any, where: str) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise ProfileError(f"{where} must be a finite number")
+    if v < 0:
+        raise ProfileError(f"{where} is negative ({v})")
+    if v > 1e9:
+        raise ProfileError(f"{where} is implausibly large ({v})")
+    return float(v)
+
+
+def _nonneg(d: dict[str, Any], key: str, where: str) -> float:
+    return _check_latency(d.get(key), f"{where}.{key}")
+
+
+# ---------------------------------------------------------------------------------------------- store
+
+
+def save_profile(profile: Profile, path: Path) -> Path:
+    from ldmpick.storage import atomic_write_text, file_lock
+
+    path = Path(path)
+    with file_lock(path):
+        atomic_write_text(path, profile.dumps())
+    return path
+
+
+def stored_profile_path(profile: Profile) -> Path:
+    from ldmpick.storage import profiles_dir
+
+    return profiles_dir() / f"{profile.id}.json"
+
+
+def list_profile_files(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return sorted((p for p in folder.glob("*.json") if not p.name.endswith(".partial.json")), reverse=True)
+
+
+def shipped_profiles_dir() -> Path:
+    """Reference profiles that ship with the tool (``ldmpick/data/profiles``)."""
+    return Path(__file__).parent / "data" / "profiles"
+
+
+def find_profile(ref: str) -> Path:
+    """A profile file path, or the id/stem of one in the user folder or the shipped ones."""
+    from ldmpick.storage import profiles_dir
+
+    p = Path(ref).expanduser()
+    if p.suffix == ".json" or os.sep in ref or p.exists():
+        if not p.exists():
+            raise ProfileError(f"profile file '{ref}' does not exist")
+        return p
+    candidates = [d / f"{ref}.json" for d in (profiles_dir(), shipped_profiles_dir())]
+    for c in candidates:
+        if c.exists():
+            return c
+    # unique prefix match
+    matches = [f for d in (profiles_dir(), shipped_profiles_dir()) for f in list_profile_files(d) if f.stem.startswith(ref)]
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        raise UsageError(f"profile name '{ref}' is ambiguous ({len(matches)} match); give more of it")
+    raise ProfileError(f"no profile named '{ref}' (see 'ldmpick profiles list')")
+
+
+# ---------------------------------------------------------------------------------------------- exporters
+
+
+def profile_rows(profile: Profile) -> list[dict[str, Any]]:
+    """One flat row per measured thing: models, fixed parts, samplers."""
+    rows: list[dict[str, Any]] = []
+
+    def row(kind: str, name: str, stats: LatencyStats | None, **extra: Any) -> None:
+        rows.append(
+            {
+                "kind": kind,
+                "name": name,
+                "median_ms": round(stats.median_ms, 4) if stats else None,
+                "p10_ms": round(stats.p10_ms, 4) if stats else None,
+                "p90_ms": round(stats.p90_ms, 4) if stats else None,
+                "iqr_ms": round(stats.iqr_ms, 4) if stats else None,
+                "n": stats.n if stats else None,
+                **extra,
+            }
+        )
+
+    for m in profile.models:
+        row("unet_step", m.name, m.unet_step, status=m.status, unet_params=m.unet_params,
+            peak_memory_bytes=m.peak_memory_bytes)
+    row("text_encoder", "text_encoder", profile.text_encoder, status="ok" if profile.text_encoder else "missing")
+    row("vae_decode", "vae_decode", profile.vae_decode, status="ok" if profile.vae_decode else "missing")
+    for s in profile.samplers:
+        row("sampler_step", s.name, s.step_overhead, status="ok", evals_per_step=s.evals_per_step)
+    return rows
+
+
+ROW_FIELDS = ["kind", "name", "status", "median_ms", "p10_ms", "p90_ms", "iqr_ms", "n", "unet_params",
+              "peak_memory_bytes", "evals_per_step"]
+
+
+def export_csv(profile: Profile) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=ROW_FIELDS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for r in profile_rows(profile):
+        writer.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in ROW_FIELDS})
+    return buf.getvalue()
+
+
+def export_markdown(profile: Profile) -> str:
+    s = profile.settings
+    lines = [
+        f"Profile `{profile.id}` — {profile.device_name}, {s.describe()}, measured {profile.created}",
+        "",
+        "| kind | name | status | median [ms] | p10 [ms] | p90 [ms] | IQR [ms] | n |",
+        "|:---|:---|:---|---:|---:|---:|---:|---:|",
+    ]
+    for r in profile_rows(profile):
+        cells = [r["kind"], r["name"], r.get("status", "")] + [
+            "" if r[k] is None else (f"{r[k]:.3f}" if isinstance(r[k], float) else str(r[k]))
+            for k in ("median_ms", "p10_ms", "p90_ms", "iqr_ms", "n")
+        ]
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class DiffRow:
+    name: str
+    kind: str
+    a_ms: float | None
+    b_ms: float | None
+
+    @property
+    def ratio(self) -> float | None:
+        if self.a_ms is None or self.b_ms is None or self.a_ms <= 0:
+            return None
+        return self.b_ms / self.a_ms
+
+
+def diff_profiles(a: Profile, b: Profile) -> list[DiffRow]:
+    """Median latencies of ``b`` relative to ``a``, thing by thing (ratio > 1: ``b`` is slower)."""
+    rows: list[DiffRow] = []
+    names = list(dict.fromkeys(a.model_names() + b.model_names()))
+    amods = {m.name: m for m in a.models}
+    bmods = {m.name: m for m in b.models}
+
+    def med(m: ModelLatency | None) -> float | None:
+        return m.unet_step.median_ms if m is not None and m.ok and m.unet_step else None
+
+    for n in names:
+        rows.append(DiffRow(n, "unet_step", med(amods.get(n)), med(bmods.get(n))))
+    for kind, sa, sb in (("text_encoder", a.text_encoder, b.text_encoder), ("vae_decode", a.vae_decode, b.vae_decode)):
+        rows.append(DiffRow(kind, kind, sa.median_ms if sa else None, sb.median_ms if sb else None))
+    asam = {s.name: s for s in a.samplers}
+    bsam = {s.name: s for s in b.samplers}
+    for n in dict.fromkeys(list(asam) + list(bsam)):
+        rows.append(DiffRow(n, "sampler_step",
+                            asam[n].step_overhead.median_ms if n in asam else None,
+                            bsam[n].step_overhead.median_ms if n in bsam else None))
+    return rows

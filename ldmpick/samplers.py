@@ -1,0 +1,94 @@
+"""Sampler names and what each costs per step. Plain data: no torch or diffusers import here.
+
+Each name maps to a diffusers scheduler class (built with ``from_config`` from the pipeline's own scheduler
+config) and to the number of UNet evaluations one sampling step needs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ldmpick.errors import unknown_name
+
+
+@dataclass(frozen=True)
+class Sampler:
+    name: str
+    scheduler_class: str
+    evals_per_step: int
+    order: int  # solver order (1 = first-order like DDIM/Euler)
+    distilled_only: bool = False  # only meaningful with a consistency-distilled model (LCM)
+    extra_config: tuple[tuple[str, Any], ...] = ()
+
+    def scheduler_kwargs(self) -> dict[str, Any]:
+        return dict(self.extra_config)
+
+
+SAMPLERS: dict[str, Sampler] = {
+    s.name: s
+    for s in [
+        Sampler("ddim", "DDIMScheduler", 1, 1),
+        Sampler("ddpm", "DDPMScheduler", 1, 1),
+        Sampler(
+            "dpmpp-2m",
+            "DPMSolverMultistepScheduler",
+            1,
+            2,
+            extra_config=(("algorithm_type", "dpmsolver++"), ("solver_order", 2)),
+        ),
+        Sampler("euler", "EulerDiscreteScheduler", 1, 1),
+        Sampler("euler-a", "EulerAncestralDiscreteScheduler", 1, 1),
+        Sampler("unipc", "UniPCMultistepScheduler", 1, 2),
+        Sampler("heun", "HeunDiscreteScheduler", 2, 2),
+        Sampler("lcm", "LCMScheduler", 1, 1, distilled_only=True),
+    ]
+}
+
+DEFAULT_SAMPLERS: tuple[str, ...] = tuple(SAMPLERS)
+
+# The scheduler config of Stable Diffusion v1.x (scheduler/scheduler_config.json of SD v1.5), used when profiling
+# the built-in family, which has no pipeline folder of its own.
+SD_SCHEDULER_CONFIG: dict[str, Any] = {
+    "num_train_timesteps": 1000,
+    "beta_start": 0.00085,
+    "beta_end": 0.012,
+    "beta_schedule": "scaled_linear",
+    "clip_sample": False,
+    "set_alpha_to_one": False,
+    "steps_offset": 1,
+    "prediction_type": "epsilon",
+    "timestep_spacing": "leading",
+}
+
+
+def get_sampler(name: str) -> Sampler:
+    try:
+        return SAMPLERS[name]
+    except KeyError:
+        raise unknown_name("sampler", name, SAMPLERS) from None
+
+
+def parse_sampler_list(text: str | None) -> list[str]:
+    """``"ddim,euler"`` or ``"all"`` -> validated names. Empty -> error."""
+    from ldmpick.errors import UsageError
+
+    if text is None or text.strip().lower() == "all":
+        return list(DEFAULT_SAMPLERS)
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise UsageError("empty sampler list; give names like 'ddim,euler' or 'all'")
+    for n in names:
+        get_sampler(n)
+    return list(dict.fromkeys(names))
+
+
+def make_scheduler(name: str, base_config: dict[str, Any] | None = None):  # -> diffusers SchedulerMixin
+    """Build the diffusers scheduler for ``name`` from a pipeline's scheduler config (default: SD v1.x)."""
+    import diffusers
+
+    sampler = get_sampler(name)
+    cls = getattr(diffusers, sampler.scheduler_class)
+    config = dict(base_config or SD_SCHEDULER_CONFIG)
+    config.update(sampler.scheduler_kwargs())
+    return cls.from_config(config)

@@ -1,0 +1,98 @@
+"""Where ldmpick keeps its files, and how it writes them: atomically, under a lock."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from ldmpick.errors import RuntimeFailure
+
+APP_NAME = "ldmpick"
+
+
+def data_dir() -> Path:
+    """User data folder (profiles, quality tables). ``LDMPICK_HOME`` overrides it (tests use a tmpdir)."""
+    home = os.environ.get("LDMPICK_HOME")
+    if home:
+        return Path(home) / "data"
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+
+def config_dir() -> Path:
+    """User config folder (model registry). ``LDMPICK_HOME`` overrides it."""
+    home = os.environ.get("LDMPICK_HOME")
+    if home:
+        return Path(home) / "config"
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir(APP_NAME, appauthor=False))
+
+
+def profiles_dir() -> Path:
+    return data_dir() / "profiles"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see either the old file or the complete new one.
+
+    Temp file in the same folder, fsync, rename over the target, fsync the folder.
+    """
+    path = Path(path)
+    folder = path.parent
+    if not folder.is_dir():
+        raise RuntimeFailure(f"output folder '{folder}' does not exist")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise RuntimeFailure(f"cannot write to '{folder}': {exc.strerror}") from None
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    try:
+        dir_fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError:
+        pass
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, allow_nan=False) + "\n")
+
+
+@contextmanager
+def file_lock(path: Path, timeout_s: float = 60.0) -> Iterator[None]:
+    """Hold an exclusive inter-process lock on ``path`` (a sibling ``.lock`` file)."""
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(path) + ".lock")
+    try:
+        lock.acquire(timeout=timeout_s)
+    except Timeout:
+        raise RuntimeFailure(f"'{path}' is locked by another ldmpick process; try again later") from None
+    try:
+        yield
+    finally:
+        lock.release()
