@@ -25,7 +25,7 @@ class _Group(TyperGroup):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+        except (click.exceptions.Exit, typer.Exit, click.exceptions.Abort, typer.Abort, click.ClickException):
             raise
         except LdmpickError as exc:
             if _debug_enabled(ctx):
@@ -104,9 +104,307 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JS
 
 # ============================================================================ models (issue 2; add/remove: issue 4)
 
+
+@models_app.command("list")
+def models_list(json_out: JsonOpt = False) -> None:
+    """List known models: the paper's family and registered checkpoints, with UNet parameter counts."""
+    from ldmpick.catalogue import format_params, known_names, load_registry, resolve_model
+
+    registry = load_registry()
+    rows = []
+    for name in known_names():
+        try:
+            spec = resolve_model(name)
+            params: int | None = spec.unet_params
+            problem = None
+        except LdmpickError as exc:
+            spec, params, problem = None, None, str(exc)
+        rows.append(
+            {
+                "name": name,
+                "kind": spec.kind if spec else "registered",
+                "unet_params": params,
+                "unet_params_m": round(params / 1e6, 1) if params is not None else None,
+                "base_channels": (spec.unet_config.get("block_out_channels") or [None])[0] if spec else None,
+                "weights": bool(spec and spec.has_weights),
+                "source": registry.get(name, spec.source if spec else ""),
+                "problem": problem,
+            }
+        )
+    if json_out:
+        print_json(rows)
+        return
+    from rich.table import Table
+
+    table = Table(title="Known models")
+    for col, justify in (("name", "left"), ("kind", "left"), ("UNet params", "right"), ("base ch", "right"),
+                         ("weights", "left"), ("source", "left")):
+        table.add_column(col, justify=justify)
+    for r in rows:
+        table.add_row(
+            r["name"], r["kind"], format_params(r["unet_params"]) if r["unet_params"] is not None else "?",
+            str(r["base_channels"] or ""), "yes" if r["weights"] else "no (config only)",
+            r["problem"] or r["source"],
+        )
+    console().print(table)
+
+
 # ============================================================================ profile (issue 2)
 
+
+@app.command("profile")
+def profile_cmd(
+    models: Annotated[str, typer.Option("--models", "-m", help="Comma-separated names, folders or hub ids, or 'all' (the paper's family).")] = "all",
+    device: Annotated[Optional[str], typer.Option("--device", help="cpu, cuda or cuda:N (default: the GPU if there is one).")] = None,
+    dtype: Annotated[Optional[str], typer.Option("--dtype", help="fp16, bf16 or fp32 (default: fp16 on GPU, fp32 on CPU).")] = None,
+    resolution: Annotated[int, typer.Option("--resolution", help="Image side in pixels.")] = 512,
+    batch: Annotated[int, typer.Option("--batch", help="Images per prompt.")] = 1,
+    cfg: Annotated[bool, typer.Option("--cfg/--no-cfg", help="Classifier-free guidance (doubles the UNet batch).")] = True,
+    mode: Annotated[Optional[str], typer.Option("--mode", help="eager, cudagraph or compile (default: cudagraph on GPU, eager on CPU).")] = None,
+    samplers: Annotated[str, typer.Option("--samplers", help="Comma-separated sampler names, or 'all'.")] = "all",
+    warmup: Annotated[int, typer.Option("--warmup", help="Untimed calls before timing.")] = 3,
+    repeats: Annotated[int, typer.Option("--repeats", help="Timed calls per model (at most).")] = 20,
+    max_seconds: Annotated[float, typer.Option("--max-seconds", help="Time cap per model (at least 5 samples are kept).")] = 20.0,
+    threads: Annotated[Optional[int], typer.Option("--threads", help="torch CPU threads (default: torch's choice).")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Profile file to write (default: the user profile folder).")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from its partial file.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Measure per-step UNet latency of each model, the fixed costs and each sampler's overhead on this machine."""
+    from ldmpick.catalogue import parse_model_list
+    from ldmpick.profile_file import load_profile, save_profile, stored_profile_path
+    from ldmpick.samplers import parse_sampler_list
+    from ldmpick.storage import atomic_write_text, profiles_dir
+
+    import shlex
+
+    from ldmpick import profiling
+
+    device = device or profiling.default_device()
+    req = profiling.ProfileRequest(
+        models=parse_model_list(models),
+        device=device,
+        dtype=dtype or ("fp16" if device.startswith("cuda") else "fp32"),
+        resolution=resolution,
+        batch=batch,
+        cfg=cfg,
+        mode=mode or ("cudagraph" if device.startswith("cuda") else "eager"),
+        samplers=parse_sampler_list(samplers),
+        warmup=warmup,
+        repeats=repeats,
+        max_seconds_per_model=max_seconds,
+        threads=threads,
+        command="ldmpick " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+    )
+    if max_seconds <= 0:
+        raise UsageError("--max-seconds must be positive")
+    profiling.validate_request(req)  # fail fast, before the progress bar
+    if out is not None:
+        out = out.expanduser()
+        if out.is_dir():
+            raise UsageError(f"--out '{out}' is a folder; give a file name such as '{out / 'profile.json'}'")
+        if not out.parent.is_dir():
+            raise UsageError(f"--out: folder '{out.parent}' does not exist")
+    else:
+        profiles_dir().mkdir(parents=True, exist_ok=True)
+    partial_path = (out.with_name(out.name + ".partial.json") if out else profiles_dir() / "latest.partial.json")
+    resume_from = None
+    if resume:
+        if not partial_path.exists():
+            raise UsageError(f"--resume: no partial profile at '{partial_path}'")
+        resume_from = load_profile(partial_path)
+        notice(f"resuming from '{partial_path}' ({len(resume_from.models)} model(s) already measured)")
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    def checkpoint(p: Any) -> None:
+        atomic_write_text(partial_path, p.dumps())
+
+    with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console(stderr=True), transient=False) as bar:
+        task = bar.add_task("profiling", total=req.work_units())
+
+        def tick(label: str) -> None:
+            bar.update(task, advance=1, description=f"measured {label}")
+
+        try:
+            profile = profiling.run_profile(req, progress=tick, checkpoint=checkpoint, resume_from=resume_from)
+        except KeyboardInterrupt:
+            bar.stop()
+            if partial_path.exists():
+                notice(f"interrupted: completed measurements kept in '{partial_path}'; rerun with --resume")
+            raise
+    target = out or stored_profile_path(profile)
+    save_profile(profile, target)
+    partial_path.unlink(missing_ok=True)
+    notice(f"profile written to '{target}' ({profile.wall_seconds:.1f} s)")
+    _render_profile(profile, json_out)
+    for m in profile.models:
+        if m.ok and m.unet_step and m.unet_step.relative_iqr > 0.1:
+            notice(f"warning: {m.name}: noisy measurement (IQR {100 * m.unet_step.relative_iqr:.0f}% of the median); "
+                   "close other programs or raise --repeats")
+
+
+def _render_profile(profile: Any, json_out: bool) -> None:
+    if json_out:
+        print_json(profile.to_json())
+        return
+    from rich.table import Table
+
+    from ldmpick.catalogue import format_params
+
+    s = profile.settings
+    table = Table(title=f"{profile.id}\n{profile.device_name} — {s.describe()}")
+    for col in ("model", "UNet params", "status", "step median", "p10", "p90", "IQR", "n", "peak mem"):
+        table.add_column(col, justify="left" if col in ("model", "status") else "right")
+    for m in profile.models:
+        st = m.unet_step
+        table.add_row(
+            m.name, format_params(m.unet_params), m.status,
+            f"{st.median_ms:.2f} ms" if st else "-", f"{st.p10_ms:.2f}" if st else "-",
+            f"{st.p90_ms:.2f}" if st else "-", f"{st.iqr_ms:.2f}" if st else "-", str(st.n) if st else "-",
+            f"{m.peak_memory_bytes / 2**30:.2f} GiB" if m.peak_memory_bytes else "-",
+        )
+    console().print(table)
+    fixed = Table(title="Fixed costs and sampler overhead (per sampling step)")
+    for col in ("part", "evals/step", "median", "p10", "p90", "n"):
+        fixed.add_column(col, justify="left" if col == "part" else "right")
+    for label, st, evals in [("text encoder", profile.text_encoder, ""), ("VAE decode", profile.vae_decode, "")] + [
+        (f"sampler {x.name}", x.step_overhead, str(x.evals_per_step)) for x in profile.samplers
+    ]:
+        if st is None:
+            fixed.add_row(label, evals, "-", "-", "-", "-")
+        else:
+            fixed.add_row(label, evals, f"{st.median_ms:.3f} ms", f"{st.p10_ms:.3f}", f"{st.p90_ms:.3f}", str(st.n))
+    console().print(fixed)
+
+
 # ============================================================================ profiles (issue 2)
+
+
+def _load_ref(ref: str) -> Any:
+    from ldmpick.profile_file import find_profile, load_profile
+
+    return load_profile(find_profile(ref))
+
+
+@profiles_app.command("list")
+def profiles_list(json_out: JsonOpt = False) -> None:
+    """List local profiles (user folder) and the reference profiles shipped with ldmpick."""
+    from ldmpick.profile_file import list_profile_files, load_profile, shipped_profiles_dir
+    from ldmpick.storage import profiles_dir
+
+    rows = []
+    for where, folder in (("local", profiles_dir()), ("shipped", shipped_profiles_dir())):
+        for path in list_profile_files(folder):
+            try:
+                p = load_profile(path)
+                rows.append({"where": where, "id": path.stem, "device": p.device_name, "settings": p.settings.describe(),
+                             "models": len(p.models), "created": p.created, "path": str(path), "problem": None})
+            except LdmpickError as exc:
+                rows.append({"where": where, "id": path.stem, "device": "?", "settings": "", "models": 0,
+                             "created": "", "path": str(path), "problem": str(exc)})
+    if json_out:
+        print_json(rows)
+        return
+    if not rows:
+        notice("no profiles yet; measure this machine with 'ldmpick profile'")
+        return
+    from rich.table import Table
+
+    table = Table(title="Profiles")
+    for col in ("where", "id", "device", "settings", "models", "created"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["where"], r["id"], r["device"], r["problem"] or r["settings"], str(r["models"]), r["created"])
+    console().print(table)
+
+
+@profiles_app.command("show")
+def profiles_show(
+    ref: Annotated[str, typer.Argument(help="Profile id, name prefix or file.")],
+    json_out: JsonOpt = False,
+) -> None:
+    """Show one profile's measurements."""
+    _render_profile(_load_ref(ref), json_out)
+
+
+EXPORT_FORMATS = ("json", "csv", "markdown")
+
+
+@profiles_app.command("export")
+def profiles_export(
+    ref: Annotated[str, typer.Argument(help="Profile id, name prefix or file.")],
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="File to write (default: stdout).")] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="json (shareable, re-importable), csv or markdown.")] = "json",
+) -> None:
+    """Export a profile to one shareable file (JSON), or a CSV / Markdown table."""
+    from ldmpick.errors import unknown_name
+    from ldmpick.profile_file import export_csv, export_markdown
+    from ldmpick.storage import atomic_write_text
+
+    if fmt not in EXPORT_FORMATS:
+        raise unknown_name("format", fmt, EXPORT_FORMATS)
+    profile = _load_ref(ref)
+    text = {"json": profile.dumps, "csv": lambda: export_csv(profile), "markdown": lambda: export_markdown(profile)}[fmt]()
+    if out is None:
+        typer.echo(text, nl=False)
+        return
+    out = out.expanduser()
+    if out.is_dir():
+        raise UsageError(f"--out '{out}' is a folder; give a file name")
+    if not out.parent.is_dir():
+        raise UsageError(f"--out: folder '{out.parent}' does not exist")
+    atomic_write_text(out, text)
+    notice(f"exported '{profile.id}' to '{out}'")
+
+
+@profiles_app.command("import")
+def profiles_import(
+    path: Annotated[Path, typer.Argument(help="A profile JSON file (e.g. from 'ldmpick profiles export').")],
+    force: Annotated[bool, typer.Option("--force", help="Replace a local profile with the same id.")] = False,
+) -> None:
+    """Validate a shared profile and add it to the user profile folder."""
+    from ldmpick.profile_file import load_profile, save_profile, stored_profile_path
+    from ldmpick.storage import profiles_dir
+
+    profile = load_profile(path)
+    if not profile.complete:
+        raise UsageError(f"'{path}' is a partial (interrupted) profile; finish it with 'ldmpick profile --resume'")
+    target = stored_profile_path(profile)
+    if target.exists() and not force:
+        raise UsageError(f"a profile with id '{profile.id}' already exists; use --force to replace it")
+    profiles_dir().mkdir(parents=True, exist_ok=True)
+    save_profile(profile, target)
+    notice(f"imported '{profile.id}' ({profile.device_name}, {len(profile.models)} models) to '{target}'")
+
+
+@profiles_app.command("diff")
+def profiles_diff(
+    a: Annotated[str, typer.Argument(help="Baseline profile (id, prefix or file).")],
+    b: Annotated[str, typer.Argument(help="Profile to compare (id, prefix or file).")],
+    json_out: JsonOpt = False,
+) -> None:
+    """Compare two profiles thing by thing: median latency of B over A (above 1: B is slower)."""
+    from ldmpick.profile_file import diff_profiles
+
+    pa, pb = _load_ref(a), _load_ref(b)
+    rows = diff_profiles(pa, pb)
+    if json_out:
+        print_json({"a": pa.id, "b": pb.id, "rows": [
+            {"kind": r.kind, "name": r.name, "a_ms": r.a_ms, "b_ms": r.b_ms, "ratio": r.ratio} for r in rows]})
+        return
+    from rich.table import Table
+
+    table = Table(title=f"B / A\nA = {pa.id} ({pa.settings.describe()})\nB = {pb.id} ({pb.settings.describe()})")
+    for col in ("kind", "name", "A median", "B median", "B / A"):
+        table.add_column(col, justify="left" if col in ("kind", "name") else "right")
+    for r in rows:
+        table.add_row(r.kind, r.name, f"{r.a_ms:.3f} ms" if r.a_ms is not None else "-",
+                      f"{r.b_ms:.3f} ms" if r.b_ms is not None else "-",
+                      f"{r.ratio:.2f}x" if r.ratio is not None else "-")
+    console().print(table)
+
 
 # ============================================================================ recommend, fit, law (issue 3)
 
