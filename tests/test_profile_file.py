@@ -1,0 +1,203 @@
+"""Profile files: round trip, validation of shared files, exporters, diff, atomic writes."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from ldmpick.cli import app
+from ldmpick.errors import ProfileError
+from ldmpick.profile_file import (
+    SCHEMA,
+    LatencyStats,
+    ModelLatency,
+    Profile,
+    SamplerOverhead,
+    Settings,
+    diff_profiles,
+    export_csv,
+    export_markdown,
+    load_profile,
+    parse_profile_text,
+)
+from ldmpick.storage import atomic_write_text
+
+runner = CliRunner()
+
+
+def make_profile(scale: float = 1.0, device_name: str = "Test GPU", resolution: int = 512) -> Profile:
+    def st(ms: float) -> LatencyStats:
+        return LatencyStats.from_samples([ms * scale * f for f in (0.97, 0.99, 1.0, 1.01, 1.05)])
+
+    return Profile(
+        settings=Settings(device="cuda", dtype="fp16", resolution=resolution, batch=1, cfg=True, mode="cudagraph",
+                          warmup=3, repeats=20, max_seconds_per_model=20.0, threads=8),
+        device={"kind": "cuda", "name": device_name, "memory_bytes": 80 * 2**30, "cpu_cores": 16},
+        models=[
+            ModelLatency("ldm-39m", "ok", 38_800_000, st(4.8), peak_memory_bytes=10**9, source="ldm-39m"),
+            ModelLatency("ldm-866m", "ok", 865_900_000, st(12.3), peak_memory_bytes=3 * 10**9, source="ldm-866m"),
+            ModelLatency("ldm-5b", "does_not_fit", 4_900_000_000, None, error="out of memory"),
+        ],
+        samplers=[SamplerOverhead("ddim", 1, st(2.3)), SamplerOverhead("heun", 2, st(0.4))],
+        text_encoder=st(6.0),
+        vae_decode=st(24.0),
+        created="2026-11-23T03:00:00Z",
+        command="ldmpick profile --models ldm-39m,ldm-866m,ldm-5b",
+    )
+
+
+def test_round_trip_is_lossless():
+    p = make_profile()
+    again = parse_profile_text(p.dumps())
+    assert again.to_json() == p.to_json()
+    assert again.model("ldm-866m").unet_step.median_ms == pytest.approx(12.3)
+    assert again.model("ldm-5b").status == "does_not_fit"
+
+
+def test_export_import_round_trip_via_cli(tmp_path: Path):
+    src = tmp_path / "mine.json"
+    src.write_text(make_profile().dumps())
+    r = runner.invoke(app, ["profiles", "import", str(src)])
+    assert r.exit_code == 0, r.output
+    pid = make_profile().id
+    r = runner.invoke(app, ["profiles", "export", pid, "--out", str(tmp_path / "shared.json")])
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "shared.json").read_text()) == make_profile().to_json()
+    # listed, shown, re-import refused without --force
+    r = runner.invoke(app, ["profiles", "list", "--json"])
+    assert [row["id"] for row in json.loads(r.stdout) if row["where"] == "local"] == [pid]
+    r = runner.invoke(app, ["profiles", "show", pid[:10], "--json"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["id"] == pid
+    r = runner.invoke(app, ["profiles", "import", str(src)])
+    assert r.exit_code == 2 and "already exists" in r.stderr
+    assert runner.invoke(app, ["profiles", "import", str(src), "--force"]).exit_code == 0
+
+
+def test_csv_and_markdown_exports():
+    p = make_profile()
+    rows = export_csv(p).strip().splitlines()
+    assert rows[0].startswith("kind,name,status,median_ms")
+    assert any(r.startswith("unet_step,ldm-866m,ok,12.3") for r in rows)
+    assert any(r.startswith("unet_step,ldm-5b,does_not_fit,") for r in rows)
+    assert any(r.startswith("sampler_step,heun,ok,") and r.endswith(",2") for r in rows)
+    md = export_markdown(p)
+    assert "| unet_step | ldm-866m | ok | 12.300 |" in md
+    r = runner.invoke(app, ["profiles", "export", "x.json", "--format", "yaml"])
+    assert r.exit_code == 2 and "unknown format 'yaml'" in r.stderr
+
+
+def test_diff_is_ratio_model_by_model(tmp_path: Path):
+    a, b = make_profile(), make_profile(scale=2.0, device_name="Slower GPU")
+    rows = {(r.kind, r.name): r for r in diff_profiles(a, b)}
+    assert rows[("unet_step", "ldm-866m")].ratio == pytest.approx(2.0)
+    assert rows[("unet_step", "ldm-5b")].ratio is None
+    assert rows[("vae_decode", "vae_decode")].ratio == pytest.approx(2.0)
+    (tmp_path / "a.json").write_text(a.dumps())
+    (tmp_path / "b.json").write_text(b.dumps())
+    r = runner.invoke(app, ["profiles", "diff", str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--json"])
+    assert r.exit_code == 0, r.output
+    ratios = {row["name"]: row["ratio"] for row in json.loads(r.stdout)["rows"]}
+    assert ratios["ldm-39m"] == pytest.approx(2.0)
+
+
+def _mutate(fn) -> str:
+    d = make_profile().to_json()
+    fn(d)
+    return json.dumps(d)
+
+
+BAD_PROFILES = {
+    "empty": ("", "is empty"),
+    "whitespace": ("   \n", "is empty"),
+    "truncated": (make_profile().dumps()[:200], "not valid JSON"),
+    "not json": ("hello", "not valid JSON"),
+    "a list": ("[1, 2]", "must be a JSON object"),
+    "no schema": (json.dumps({"models": []}), "no 'schema' field"),
+    "future version": (_mutate(lambda d: d.update(schema="ldmpick.profile/2")), "unsupported profile schema version 'ldmpick.profile/2'"),
+    "other schema": (_mutate(lambda d: d.update(schema="hyperfine")), "not an ldmpick profile"),
+    "NaN latency": (make_profile().dumps().replace('"median_ms": 12.3', '"median_ms": NaN', 1), "NaN is not a valid number"),
+    "negative latency": (_mutate(lambda d: d["models"][0]["unet_step"].update(median_ms=-1.0)), "is negative"),
+    "string latency": (_mutate(lambda d: d["models"][0]["unet_step"].update(median_ms="fast")), "finite number"),
+    "bad status": (_mutate(lambda d: d["models"][0].update(status="great")), "status must be one of"),
+    "ok without timing": (_mutate(lambda d: d["models"][0].update(unet_step=None)), "needs unet_step"),
+    "bad mode": (_mutate(lambda d: d["settings"].update(mode="turbo")), "settings.mode must be one of"),
+    "bad device": (_mutate(lambda d: d["settings"].update(device="/etc/passwd")), "is not cpu, cuda"),
+    "bool batch": (_mutate(lambda d: d["settings"].update(batch=True)), "settings.batch must be an integer"),
+    "duplicate models": (_mutate(lambda d: d["models"].append(d["models"][0])), "duplicate model names"),
+    "unordered stats": (_mutate(lambda d: d["models"][0]["unet_step"].update(p10_ms=1e6)), "does not hold"),
+    "bad date": (_mutate(lambda d: d.update(created="yesterday")), "not an ISO 8601"),
+    "deep nesting": ('{"schema": ' + "[" * 5000 + "]" * 5000 + "}", "nested more than"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_PROFILES))
+def test_malformed_profiles_are_refused_with_one_line(case: str, tmp_path: Path):
+    text, message = BAD_PROFILES[case]
+    with pytest.raises(ProfileError, match=message):
+        parse_profile_text(text)
+    f = tmp_path / "bad.json"
+    f.write_text(text)
+    r = runner.invoke(app, ["profiles", "import", str(f)])
+    assert r.exit_code == 2
+    assert r.stderr.startswith("error: ") and r.stderr.count("\n") == 1 and message.split("'")[0] in r.stderr
+    assert "Traceback" not in r.output
+
+
+def test_huge_file_is_refused_without_reading_it(tmp_path: Path):
+    f = tmp_path / "huge.json"
+    with open(f, "wb") as fh:
+        fh.truncate(101 * 1024 * 1024)
+    with pytest.raises(ProfileError, match="larger than"):
+        load_profile(f)
+
+
+def test_non_utf8_and_missing_files(tmp_path: Path):
+    f = tmp_path / "bin.json"
+    f.write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(ProfileError, match="not UTF-8"):
+        load_profile(f)
+    with pytest.raises(ProfileError, match="does not exist"):
+        load_profile(tmp_path / "nope.json")
+
+
+def test_schema_constant():
+    assert make_profile().to_json()["schema"] == SCHEMA == "ldmpick.profile/1"
+
+
+def test_atomic_write_keeps_old_file_on_failure(tmp_path: Path, monkeypatch):
+    target = tmp_path / "profile.json"
+    target.write_text("old content")
+
+    def boom(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(OSError):
+        atomic_write_text(target, "new content")
+    assert target.read_text() == "old content"
+    assert [p.name for p in tmp_path.iterdir()] == ["profile.json"]  # no temp file left behind
+
+
+def test_atomic_write_interrupted_mid_write_leaves_nothing(tmp_path: Path, monkeypatch):
+    target = tmp_path / "profile.json"
+    real_fsync = os.fsync
+
+    def interrupt(fd):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "fsync", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write_text(target, "x" * 10000)
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_export_to_missing_folder_is_a_clear_error(tmp_path: Path):
+    src = tmp_path / "p.json"
+    src.write_text(make_profile().dumps())
+    r = runner.invoke(app, ["profiles", "export", str(src), "--out", str(tmp_path / "no" / "such" / "x.json")])
+    assert r.exit_code == 2 and "does not exist" in r.stderr
