@@ -524,8 +524,11 @@ def list_profile_files(folder: Path) -> list[Path]:
 
 
 def shipped_profiles_dir() -> Path:
-    """Reference profiles that ship with the tool (``ldmpick/data/profiles``)."""
-    return Path(__file__).parent / "data" / "profiles"
+    """Reference profiles that ship with the tool: the repository's ``profiles/`` folder, installed as the
+    package ``ldmpick.reference_profiles``."""
+    from importlib.resources import files
+
+    return Path(str(files("ldmpick.reference_profiles")))
 
 
 def find_profile(ref: str) -> Path:

@@ -28,7 +28,9 @@ from ldmpick.samplers import SAMPLERS, get_sampler, make_scheduler
 
 DTYPES = {"fp16": "float16", "bf16": "bfloat16", "fp32": "float32"}
 SAMPLER_STEPS = 20  # steps of the loop timed per sampler repetition
-MEMORY_HEADROOM = 0.85  # refuse to build a model whose weights exceed this share of free memory
+# A model is not built when its weights, plus a share for activations and workspace, exceed free memory.
+ACTIVATION_OVERHEAD = 1.25
+WORKSPACE_BYTES = 512 * 2**20
 
 ProgressFn = Callable[[str], None]  # called with a label each time one unit of work is done
 
@@ -252,7 +254,7 @@ def measure_unet(spec: ModelSpec, req: ProfileRequest, factory: ModuleFactory, t
     weight_bytes = params * BYTES_PER[req.dtype]
     free = available_memory_bytes(req.device)
     base = ModelLatency(name=spec.name, status="ok", unet_params=params, weight_bytes=weight_bytes, source=spec.source)
-    if free is not None and weight_bytes > MEMORY_HEADROOM * free:
+    if free is not None and weight_bytes * ACTIVATION_OVERHEAD + WORKSPACE_BYTES > free:
         base.status = "does_not_fit"
         base.error = f"weights need {weight_bytes / 2**30:.1f} GiB, {free / 2**30:.1f} GiB free"
         return base
