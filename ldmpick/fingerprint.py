@@ -90,6 +90,14 @@ def _cuda_index(device: str) -> int:
     return int(m.group(1) or 0) if m else 0
 
 
+def system_load() -> float | None:
+    """1-minute load average (other work competing for the CPU makes every timing noisier)."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
+
+
 def light_fingerprint(device: str | None = None) -> dict[str, Any]:
     """Which device this is, without importing torch: the GPU (via NVML) when there is one, else the CPU."""
     if device is None or device.startswith("cuda"):
@@ -128,6 +136,7 @@ def full_fingerprint(device: str) -> dict[str, Any]:
     except ImportError:
         transformers_version = None
     fp["torch_threads"] = torch.get_num_threads()
+    fp["load_avg_1m"] = system_load()
     fp["os"] = f"{platform.system()} {platform.release()}"
     fp["machine"] = platform.machine()
     fp["versions"] = {
