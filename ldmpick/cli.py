@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -20,13 +19,21 @@ from ldmpick.errors import LdmpickError, UsageError
 
 
 class _Group(TyperGroup):
-    """Turns ldmpick's exceptions into one line on stderr and an exit code; tracebacks only with --debug."""
+    """Turns every error into one line on stderr and an exit code; tracebacks only with --debug.
 
-    def invoke(self, ctx: click.Context) -> Any:
+    ldmpick's own errors exit with their code (2: bad input, 1: runtime failure); typer's parsing errors (unknown
+    option, bad value) exit 2; anything unexpected exits 1.
+    """
+
+    def invoke(self, ctx: typer.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (click.exceptions.Exit, typer.Exit, click.exceptions.Abort, typer.Abort, click.ClickException):
+        except (typer.Exit, typer.Abort):
             raise
+        except typer.TyperException as exc:  # option parsing: unknown option, bad value, no such command
+            message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+            sub = getattr(getattr(exc, "ctx", None), "command_path", None) or ctx.command_path
+            _fail(f"{message} (see '{sub} --help')", int(getattr(exc, "exit_code", 2) or 2))
         except LdmpickError as exc:
             if _debug_enabled(ctx):
                 raise
@@ -41,14 +48,14 @@ class _Group(TyperGroup):
             _fail(f"{exc.__class__.__name__}: {exc} (run with --debug for the traceback)", 1)
 
 
-def _debug_enabled(ctx: click.Context) -> bool:
+def _debug_enabled(ctx: typer.Context) -> bool:
     root = ctx.find_root()
     return bool((root.obj or {}).get("debug")) or os.environ.get("LDMPICK_DEBUG") == "1"
 
 
 def _fail(message: str, code: int) -> None:
     message = " ".join(str(message).split())  # one line, always
-    click.echo(f"error: {message}", err=True)
+    typer.echo(f"error: {message}", err=True)
     sys.exit(code)
 
 
@@ -93,7 +100,7 @@ def console(stderr: bool = False):  # -> rich.console.Console
 
 def notice(message: str) -> None:
     """A one-line notice on stderr."""
-    click.echo(message, err=True)
+    typer.echo(message, err=True)
 
 
 def print_json(obj: Any) -> None:
