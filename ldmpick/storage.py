@@ -53,6 +53,14 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except OSError as exc:
         raise RuntimeFailure(f"cannot write to '{folder}': {exc.strerror}") from None
     try:
+        # mkstemp creates 0600; give the file the mode a plain open() would (or keep the old file's mode)
+        try:
+            mode = path.stat().st_mode & 0o777
+        except OSError:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
