@@ -206,12 +206,6 @@ def profile_cmd(
     if max_seconds <= 0:
         raise UsageError("--max-seconds must be positive")
     profiling.validate_request(req)  # fail fast, before the progress bar
-    from ldmpick.fingerprint import cpu_cores, system_load
-
-    load = system_load()
-    if load is not None and load > 0.5 * cpu_cores():
-        notice(f"warning: the machine is busy (load average {load:.1f} on {cpu_cores()} cores); "
-               "measurements will be slower and noisier than on an idle machine")
     if out is not None:
         out = out.expanduser()
         if out.is_dir():
@@ -227,6 +221,13 @@ def profile_cmd(
             raise UsageError(f"--resume: no partial profile at '{partial_path}'")
         resume_from = load_profile(partial_path)
         notice(f"resuming from '{partial_path}' ({len(resume_from.models)} model(s) already measured)")
+
+    from ldmpick.fingerprint import cpu_cores, system_load
+
+    load = system_load()
+    if load is not None and load > 0.5 * cpu_cores():
+        notice(f"warning: the machine is busy (load average {load:.1f} on {cpu_cores()} cores); "
+               "measurements will be slower and noisier than on an idle machine")
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
