@@ -1,0 +1,418 @@
+"""Generation: run one configuration (model, sampler, steps) with a real diffusers pipeline, timing each part.
+
+The pipeline is loaded with ``StableDiffusionPipeline.from_pretrained`` (safetensors only, never remote code, never
+the network for a folder or a cached hub snapshot). The denoising loop is driven here rather than by
+``pipe(...)`` so that the UNet runs in the execution mode the profile measured (``ldmpick.execution``: eager,
+CUDA-graph replay, or ``torch.compile``) and so that each part is timed on its own: the text encoder, the
+denoising loop, the VAE decode. In eager mode the loop gives the same images as ``pipe(...)`` for the same seed and
+scheduler (``tests/test_generate.py`` checks it).
+
+Each image ``k`` of a prompt is seeded with ``seed + k`` through its own ``torch.Generator``, so any image can be
+regenerated alone from the seed stored in its metadata.
+
+No printing here: progress goes to a callback, notes are returned in the result.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ldmpick.catalogue import ModelSpec, check_safetensors_weights, resolve_model
+from ldmpick.errors import ModelError, RuntimeFailure, UsageError, unknown_name
+from ldmpick.execution import MODES, check_mode
+from ldmpick.samplers import get_sampler
+
+DTYPES = {"fp16": "float16", "bf16": "bfloat16", "fp32": "float32"}
+MAX_STEPS = 1000
+MAX_IMAGES_PER_PROMPT = 64
+MAX_RESOLUTION = 4096
+WEIGHT_COMPONENTS = ("unet", "vae", "text_encoder")
+
+# progress(done, total): one unit is one UNet evaluation of one prompt's batch (all its images at once)
+ProgressFn = Callable[[int, int], None]
+
+
+@dataclass
+class GenerateRequest:
+    """What to generate. ``None`` fields are resolved from the device (see ``resolve_settings``)."""
+
+    model: str
+    prompts: list[str]
+    sampler: str
+    steps: int
+    seed: int = 0
+    n: int = 1  # images per prompt, generated as one batch
+    negative_prompt: str = ""
+    guidance: float = 7.5
+    resolution: int | None = None  # image side in pixels; default: the model's native size
+    device: str | None = None  # cpu, cuda, cuda:N; default: the GPU if there is one
+    dtype: str | None = None  # fp16, bf16, fp32; default: fp16 on GPU, fp32 on CPU
+    mode: str | None = None  # eager, cudagraph, compile; default: cudagraph on GPU, eager on CPU
+
+
+@dataclass
+class Settings:
+    """A request after validation, with every default filled in."""
+
+    model: str
+    source: str
+    path: Path
+    sampler: str
+    steps: int
+    seed: int
+    n: int
+    negative_prompt: str
+    guidance: float
+    resolution: int
+    device: str
+    dtype: str
+    mode: str
+
+    @property
+    def cfg(self) -> bool:
+        return self.guidance > 1.0
+
+    def to_json(self) -> dict[str, Any]:
+        d = dict(self.__dict__)
+        d["path"] = str(self.path)
+        d["cfg"] = self.cfg
+        return d
+
+
+@dataclass
+class PartTimes:
+    """Measured milliseconds of one prompt's batch. ``total_ms`` is what the profile predicts (the three parts)."""
+
+    text_encoder_ms: float
+    denoise_ms: float
+    vae_decode_ms: float
+    postprocess_ms: float  # latents -> PIL images; not part of the prediction
+
+    @property
+    def total_ms(self) -> float:
+        return self.text_encoder_ms + self.denoise_ms + self.vae_decode_ms
+
+    def to_json(self) -> dict[str, float]:
+        return {
+            "text_encoder_ms": round(self.text_encoder_ms, 3),
+            "denoise_ms": round(self.denoise_ms, 3),
+            "vae_decode_ms": round(self.vae_decode_ms, 3),
+            "postprocess_ms": round(self.postprocess_ms, 3),
+            "total_ms": round(self.total_ms, 3),
+        }
+
+
+@dataclass
+class PromptResult:
+    index: int
+    prompt: str
+    seeds: list[int]
+    images: list[Any]  # PIL.Image.Image, one per seed
+    times: PartTimes
+
+
+@dataclass
+class GenerationResult:
+    settings: Settings
+    scheduler_class: str
+    timesteps: list[float]  # the scheduler's timesteps: one UNet evaluation each
+    load_ms: float  # loading the pipeline from disk and moving it to the device
+    setup_ms: float  # building the UNet runner (CUDA-graph capture, compilation) and warming it up
+    prompts: list[PromptResult] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # things the caller should tell the user
+
+    @property
+    def unet_evals(self) -> int:
+        return len(self.timesteps)
+
+
+# ---------------------------------------------------------------------------------------------- validation
+
+
+def default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def check_device(device: str) -> None:
+    import torch
+
+    if re.fullmatch(r"cuda(:\d+)?", device):
+        if not torch.cuda.is_available():
+            raise UsageError(f"--device {device}: no CUDA GPU is available here; use --device cpu")
+        idx = int(device.split(":")[1]) if ":" in device else 0
+        if idx >= torch.cuda.device_count():
+            raise UsageError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) here")
+    elif device != "cpu":
+        raise UsageError(f"unknown device '{device}'; use cpu, cuda or cuda:N")
+
+
+def resolution_multiple(spec: ModelSpec) -> int:
+    """Image sides must be multiples of this: the VAE factor times the UNet's total downsampling."""
+    levels = len(spec.unet_config.get("block_out_channels") or [0])
+    return spec.vae_scale_factor * 2 ** (levels - 1)
+
+
+def native_resolution(spec: ModelSpec) -> int:
+    return int(spec.unet_config.get("sample_size") or 64) * spec.vae_scale_factor
+
+
+def check_resolution(resolution: int, spec: ModelSpec) -> None:
+    multiple = resolution_multiple(spec)
+    if resolution < multiple or resolution > MAX_RESOLUTION:
+        raise UsageError(f"--resolution {resolution} is out of range ({multiple}..{MAX_RESOLUTION} pixels)")
+    if resolution % multiple:
+        lower = resolution // multiple * multiple
+        raise UsageError(
+            f"--resolution {resolution} is not a multiple of {multiple} (model '{spec.name}': VAE factor "
+            f"{spec.vae_scale_factor} x UNet downsampling {multiple // spec.vae_scale_factor}); try {lower or multiple} "
+            f"or {lower + multiple}"
+        )
+
+
+def weights_spec(model: str) -> ModelSpec:
+    """Resolve ``model`` and check that it has safetensors weights that diffusers can load."""
+    spec = resolve_model(model)
+    if not spec.has_weights:
+        raise ModelError(
+            f"model '{spec.name}' has no weights (the paper's family is configs only, for profiling); register a "
+            "checkpoint with 'ldmpick models add NAME FOLDER_OR_HUB_ID' or pass --model FOLDER"
+        )
+    assert spec.path is not None
+    if not (spec.path / "model_index.json").exists():
+        raise ModelError(f"model folder '{spec.path}' has no model_index.json (not a diffusers pipeline folder)")
+    for component in WEIGHT_COMPONENTS:
+        check_safetensors_weights(spec.path, component)
+    if not (spec.path / "tokenizer").is_dir():
+        raise ModelError(f"model folder '{spec.path}' has no tokenizer/ folder")
+    return spec
+
+
+def resolve_settings(req: GenerateRequest) -> tuple[Settings, ModelSpec]:
+    """Validate everything that can be checked before loading a model; fill in the defaults."""
+    if not req.prompts:
+        raise UsageError("no prompt given; pass PROMPT or --prompts-file")
+    for i, p in enumerate(req.prompts):
+        if not p.strip():
+            raise UsageError(f"prompt {i + 1} is empty")
+    get_sampler(req.sampler)
+    if not 1 <= req.steps <= MAX_STEPS:
+        raise UsageError(f"--steps must be between 1 and {MAX_STEPS} (got {req.steps})")
+    if not 1 <= req.n <= MAX_IMAGES_PER_PROMPT:
+        raise UsageError(f"--n must be between 1 and {MAX_IMAGES_PER_PROMPT} (got {req.n})")
+    if not 0 <= req.seed < 2**63 - MAX_IMAGES_PER_PROMPT:
+        raise UsageError(f"--seed must be between 0 and {2**63 - MAX_IMAGES_PER_PROMPT - 1}")
+    if not (req.guidance >= 0 and req.guidance < 100):  # also rejects NaN
+        raise UsageError(f"--guidance must be between 0 and 100 (got {req.guidance})")
+    device = req.device or default_device()
+    check_device(device)
+    dtype = req.dtype or ("fp16" if device.startswith("cuda") else "fp32")
+    if dtype not in DTYPES:
+        raise unknown_name("dtype", dtype, DTYPES)
+    if device == "cpu" and dtype == "fp16":
+        raise UsageError("fp16 on the CPU is not supported (very slow or unimplemented); use --dtype fp32 or bf16")
+    mode = req.mode or ("cudagraph" if device.startswith("cuda") else "eager")
+    if mode not in MODES:
+        raise unknown_name("execution mode", mode, MODES)
+    check_mode(mode, device)
+    spec = weights_spec(req.model)
+    resolution = req.resolution if req.resolution is not None else native_resolution(spec)
+    check_resolution(resolution, spec)
+    assert spec.path is not None
+    settings = Settings(
+        model=spec.name, source=spec.source, path=spec.path, sampler=req.sampler, steps=req.steps, seed=req.seed,
+        n=req.n, negative_prompt=req.negative_prompt, guidance=float(req.guidance), resolution=resolution,
+        device=device, dtype=dtype, mode=mode,
+    )
+    return settings, spec
+
+
+# ---------------------------------------------------------------------------------------------- loading
+
+
+def load_pipeline(path: Path, device: str, dtype: str):  # -> diffusers.StableDiffusionPipeline
+    """Load a Stable-Diffusion-style pipeline folder: safetensors only, local files only, no safety checker."""
+    import torch
+    from diffusers import StableDiffusionPipeline
+    from diffusers.utils import logging as diffusers_logging
+
+    diffusers_logging.set_verbosity_error()
+    diffusers_logging.disable_progress_bar()
+    try:
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.set_verbosity_error()
+        transformers_logging.disable_progress_bar()
+    except Exception:  # pragma: no cover - cosmetic only
+        pass
+    try:
+        with warnings.catch_warnings():  # torch_dtype's deprecation notice in newer diffusers
+            warnings.simplefilter("ignore", FutureWarning)
+            pipe = StableDiffusionPipeline.from_pretrained(
+                str(path),
+                torch_dtype=getattr(torch, DTYPES[dtype]),  # 'dtype' in newer diffusers; this spelling works in all
+                use_safetensors=True,
+                local_files_only=True,  # a folder or a cached hub snapshot: never the network
+                safety_checker=None,
+                feature_extractor=None,
+                requires_safety_checker=False,
+            )
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise ModelError(
+            f"cannot load '{path}' as a Stable Diffusion pipeline ({exc.__class__.__name__}: {first[:200]})"
+        ) from None
+    try:
+        pipe = pipe.to(device)
+    except Exception as exc:
+        raise RuntimeFailure(f"cannot move the model to {device}: {' '.join(str(exc).split())[:200]}") from None
+    pipe.set_progress_bar_config(disable=True)
+    for module in (pipe.unet, pipe.vae, pipe.text_encoder):
+        module.eval().requires_grad_(False)
+    return pipe
+
+
+# ---------------------------------------------------------------------------------------------- generation
+
+
+def _timed(timer: Any, fn: Callable[[], Any]) -> tuple[Any, float]:
+    """``fn()`` and its milliseconds, the device synchronized around it (CUDA events on GPU), as the profiler does."""
+    box: list[Any] = []
+    ms = timer.once(lambda: box.append(fn()))
+    return box[0], ms
+
+
+def _generators(device: str, seeds: list[int]) -> list[Any]:
+    import torch
+
+    return [torch.Generator(device).manual_seed(s) for s in seeds]
+
+
+def generate(
+    req: GenerateRequest,
+    progress: ProgressFn | None = None,
+    on_prompt: Callable[[PromptResult], None] | None = None,
+    pipeline: Any = None,
+) -> GenerationResult:
+    """Load the model, then for each prompt encode, denoise and decode ``n`` images; time each part.
+
+    ``on_prompt`` is called after each prompt's images are ready (so a caller can save them before the next prompt).
+    ``pipeline`` may be an already loaded pipeline of ``req.model`` (tests and benchmarks reuse one).
+    """
+    import torch
+
+    settings, spec = resolve_settings(req)
+    sampler = get_sampler(settings.sampler)
+    t0 = time.perf_counter()
+    pipe = pipeline if pipeline is not None else load_pipeline(settings.path, settings.device, settings.dtype)
+    load_ms = (time.perf_counter() - t0) * 1e3
+
+    from ldmpick.samplers import make_scheduler
+
+    pipe.scheduler = make_scheduler(settings.sampler, dict(pipe.scheduler.config))
+    notes: list[str] = []
+    if sampler.distilled_only and pipe.unet.config.get("time_cond_proj_dim") is None:
+        notes.append(f"sampler '{sampler.name}' is meant for consistency-distilled (LCM) models; "
+                     f"'{settings.model}' does not look distilled, so expect poor images")
+    uses_timestep_cond = pipe.unet.config.get("time_cond_proj_dim") is not None
+    if uses_timestep_cond and settings.mode != "eager":
+        raise UsageError(f"model '{settings.model}' needs a guidance embedding (LCM-distilled UNet); "
+                         "only --mode eager supports it")
+    cfg = settings.cfg and not uses_timestep_cond  # as diffusers: distilled models embed the guidance instead
+
+    device = torch.device(settings.device)
+    h = w = settings.resolution
+    scheduler = pipe.scheduler
+    scheduler.set_timesteps(settings.steps, device=device)
+    timesteps = [float(t) for t in scheduler.timesteps]
+    total_units = len(timesteps) * len(req.prompts)
+    result = GenerationResult(settings=settings, scheduler_class=type(scheduler).__name__, timesteps=timesteps,
+                              load_ms=load_ms, setup_ms=0.0, notes=notes)
+
+    from ldmpick.profiling import Timer
+
+    timer = Timer(settings.device)
+    runner = None
+    done = 0
+    with torch.no_grad():
+        for p_index, prompt in enumerate(req.prompts):
+            seeds = [settings.seed + k for k in range(settings.n)]
+            generators = _generators(settings.device, seeds)
+
+            def encode() -> Any:
+                pos, neg = pipe.encode_prompt(prompt, device, settings.n, cfg, settings.negative_prompt or None)
+                return torch.cat([neg, pos]) if cfg else pos
+
+            prompt_embeds, te_ms = _timed(timer, encode)
+
+            scheduler.set_timesteps(settings.steps, device=device)
+            latents = pipe.prepare_latents(
+                settings.n, pipe.unet.config.in_channels, h, w, prompt_embeds.dtype, device, generators
+            )
+            extra = pipe.prepare_extra_step_kwargs(generators, 0.0)
+            timestep_cond = None
+            if uses_timestep_cond:
+                g = torch.tensor(settings.guidance - 1).repeat(settings.n)
+                timestep_cond = pipe.get_guidance_scale_embedding(
+                    g, embedding_dim=pipe.unet.config.time_cond_proj_dim
+                ).to(device=device, dtype=latents.dtype)
+
+            if runner is None:
+                t_setup = time.perf_counter()
+                runner = _make_runner(pipe.unet, settings.mode, latents, scheduler.timesteps[0], prompt_embeds, cfg,
+                                      timestep_cond)
+                result.setup_ms = (time.perf_counter() - t_setup) * 1e3
+
+            def denoise(x: Any) -> Any:
+                nonlocal done
+                for t in scheduler.timesteps:
+                    model_input = scheduler.scale_model_input(torch.cat([x] * 2) if cfg else x, t)
+                    noise_pred = runner(model_input, t, prompt_embeds)
+                    if cfg:
+                        uncond, text = noise_pred.chunk(2)
+                        noise_pred = uncond + settings.guidance * (text - uncond)
+                    x = scheduler.step(noise_pred, t, x, **extra, return_dict=False)[0]
+                    done += 1
+                    if progress is not None:
+                        progress(done, total_units)
+                return x
+
+            latents, loop_ms = _timed(timer, lambda: denoise(latents))
+            decoded, vae_ms = _timed(timer, lambda: pipe.vae.decode(
+                latents / pipe.vae.config.scaling_factor, return_dict=False, generator=generators)[0])
+            t_post = time.perf_counter()
+            images = pipe.image_processor.postprocess(decoded, output_type="pil",
+                                                      do_denormalize=[True] * decoded.shape[0])
+            post_ms = (time.perf_counter() - t_post) * 1e3
+            pr = PromptResult(index=p_index, prompt=prompt, seeds=seeds, images=images,
+                              times=PartTimes(te_ms, loop_ms, vae_ms, post_ms))
+            result.prompts.append(pr)
+            if on_prompt is not None:
+                on_prompt(pr)
+    return result
+
+
+def _make_runner(unet: Any, mode: str, latents: Any, t: Any, prompt_embeds: Any, cfg: bool, timestep_cond: Any):
+    """The UNet step for this shape in ``mode``, built and warmed up once (capture or compilation happen here)."""
+    import torch
+
+    if timestep_cond is not None:  # LCM-distilled UNets: eager only (checked by the caller)
+        def with_cond(s: Any, tt: Any, ehs: Any) -> Any:
+            return unet(s, tt, encoder_hidden_states=ehs, timestep_cond=timestep_cond, return_dict=False)[0]
+
+        return with_cond
+    from ldmpick.execution import make_unet_runner
+
+    sample = torch.cat([latents] * 2) if cfg else latents
+    t = t if isinstance(t, torch.Tensor) else torch.tensor(t)
+    runner = make_unet_runner(unet, mode, sample, t.to(latents.device), prompt_embeds)
+    if mode != "eager" or latents.device.type == "cuda":  # compilation, first replay, CUDA warm-up: not timed
+        runner(sample, t.to(latents.device), prompt_embeds)
+    return runner
