@@ -1,6 +1,7 @@
 """Bench: is a profile's predicted end-to-end latency within 10% of a measured end-to-end run?
 
-For each model: profile it (``ldmpick.profiling.run_profile``), predict
+For each model, in ``--rounds`` interleaved rounds (so that slow drift of the machine affects both sides alike):
+profile it (``ldmpick.profiling.run_profile``), predict
 ``text_encoder + steps x (evals_per_step x unet_step + sampler overhead) + vae_decode``, then run a real
 end-to-end pipeline with the same random-weight modules (encode the prompt, denoise ``steps`` steps with the
 diffusers scheduler and guidance, decode with the VAE), several times, and compare the medians.
@@ -69,7 +70,8 @@ def main() -> int:
     ap.add_argument("--resolution", type=int, default=256)
     ap.add_argument("--sampler", default="ddim")
     ap.add_argument("--steps", type=int, default=10)
-    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--runs", type=int, default=3, help="end-to-end runs per round")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved (profile, end-to-end) rounds")
     ap.add_argument("--out", default=None, help="write the results as JSON here")
     args = ap.parse_args()
     dtype = args.dtype or ("fp16" if args.device.startswith("cuda") else "fp32")
@@ -77,27 +79,33 @@ def main() -> int:
     for name in args.models.split(","):
         req = ProfileRequest(models=[name], device=args.device, dtype=dtype, resolution=args.resolution,
                              mode=args.mode, samplers=[args.sampler], warmup=2, repeats=10, max_seconds_per_model=30)
-        profile = run_profile(req)
-        m = profile.models[0]
-        s = profile.sampler(args.sampler)
-        parts = {
-            "text_encoder_ms": profile.text_encoder.median_ms,
-            "denoise_ms": args.steps * (s.evals_per_step * m.unet_step.median_ms + s.step_overhead.median_ms),
-            "vae_decode_ms": profile.vae_decode.median_ms,
-        }
-        predicted = sum(parts.values())
         spec = resolve_model(name)
-        measured = end_to_end(spec, req, ModuleFactory(args.device, dtype), args.sampler, args.steps, args.runs)
+        predictions, measured, parts_rounds = [], [], []
+        for _ in range(args.rounds):
+            profile = run_profile(req)
+            m = profile.models[0]
+            s = profile.sampler(args.sampler)
+            parts = {
+                "text_encoder_ms": profile.text_encoder.median_ms,
+                "denoise_ms": args.steps * (s.evals_per_step * m.unet_step.median_ms + s.step_overhead.median_ms),
+                "vae_decode_ms": profile.vae_decode.median_ms,
+            }
+            parts_rounds.append(parts)
+            predictions.append(sum(parts.values()))
+            measured += end_to_end(spec, req, ModuleFactory(args.device, dtype), args.sampler, args.steps, args.runs)
+        predicted = statistics.median(predictions)
         med = statistics.median(measured)
-        row = {"model": name, "predicted_ms": round(predicted, 1), "measured_median_ms": round(med, 1),
-               "measured_min_ms": round(min(measured), 1), "measured_max_ms": round(max(measured), 1),
-               "runs": args.runs, "error_pct": round(100 * (predicted - med) / med, 1),
-               "parts_ms": {k: round(v, 1) for k, v in parts.items()}}
+        row = {"model": name, "predicted_ms": round(predicted, 1), "predicted_per_round_ms": [round(p, 1) for p in predictions],
+               "measured_median_ms": round(med, 1), "measured_min_ms": round(min(measured), 1),
+               "measured_max_ms": round(max(measured), 1), "end_to_end_runs": len(measured),
+               "error_pct": round(100 * (predicted - med) / med, 1),
+               "parts_ms_per_round": [{k: round(v, 1) for k, v in p.items()} for p in parts_rounds]}
         results.append(row)
         print(json.dumps(row), flush=True)
     doc = {"bench": "prediction", "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
            "command": "python " + " ".join(sys.argv), "device": full_fingerprint(args.device),
            "settings": {"resolution": args.resolution, "sampler": args.sampler, "steps": args.steps, "cfg": True,
+                     "rounds": args.rounds, "runs_per_round": args.runs,
                         "dtype": dtype, "mode": args.mode}, "results": results,
            "within_10pct": all(abs(r["error_pct"]) <= 10 for r in results)}
     if args.out:
