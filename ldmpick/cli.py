@@ -156,6 +156,66 @@ def models_list(json_out: JsonOpt = False) -> None:
     console().print(table)
 
 
+@models_app.command("add")
+def models_add(
+    name: Annotated[str, typer.Argument(help="The name to use with --model / --models.")],
+    source: Annotated[str, typer.Argument(help="A local diffusers pipeline folder, or a hub id in the local cache.")],
+    force: Annotated[bool, typer.Option("--force", help="Replace a name that is already registered.")] = False,
+) -> None:
+    """Register a real checkpoint (local folder or cached hub id) under a short name."""
+    import re
+
+    from ldmpick.catalogue import (FAMILY_CHANNELS, HUB_ID, check_safetensors_weights, format_params, hub_snapshot,
+                                   load_local_spec, load_registry, save_registry)
+    from ldmpick.errors import ModelError
+
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name):
+        raise UsageError(f"model name '{name}' must be 1-64 letters, digits, '.', '_' or '-' (no '/')")
+    if name in FAMILY_CHANNELS:
+        raise UsageError(f"'{name}' is a built-in family name; choose another name")
+    registry = load_registry()
+    if name in registry and not force:
+        raise UsageError(f"'{name}' is already registered (as '{registry[name]}'); use --force to replace it")
+    path = Path(source).expanduser()
+    if path.exists():
+        spec = load_local_spec(path, name=name)
+        value = str(path.resolve())
+    elif HUB_ID.match(source):
+        spec = load_local_spec(hub_snapshot(source), name=name, kind="hub", source=source)
+        value = source
+    else:
+        raise ModelError(f"'{source}' is neither an existing folder nor a hub id (owner/name)")
+    assert spec.path is not None
+    try:
+        for component in ("unet", "vae", "text_encoder"):
+            check_safetensors_weights(spec.path, component)
+        weights = "safetensors weights"
+    except ModelError as exc:
+        weights = "no usable weights (can be profiled, not generated with)"
+        notice(f"note: {exc}")
+    registry[name] = value
+    save_registry(registry)
+    notice(f"registered '{name}' -> '{value}' (UNet {format_params(spec.unet_params)} parameters, {weights})")
+
+
+@models_app.command("remove")
+def models_remove(name: Annotated[str, typer.Argument(help="A registered name.")]) -> None:
+    """Forget a registered name (the checkpoint's files are not touched)."""
+    from ldmpick.catalogue import FAMILY_CHANNELS, load_registry, save_registry
+    from ldmpick.errors import unknown_name
+
+    if name in FAMILY_CHANNELS:
+        raise UsageError(f"'{name}' is a built-in family model and cannot be removed")
+    registry = load_registry()
+    if name not in registry:
+        if not registry:
+            raise UsageError(f"no model named '{name}' is registered (none are; see 'ldmpick models add')")
+        raise unknown_name("registered model", name, registry)
+    source = registry.pop(name)
+    save_registry(registry)
+    notice(f"removed '{name}' (was '{source}'; its files are untouched)")
+
+
 # ============================================================================ profile (issue 2)
 
 
@@ -423,6 +483,207 @@ def profiles_diff(
 # ============================================================================ recommend, fit, law (issue 3)
 
 # ============================================================================ generate (issue 4)
+
+ModelOpt = Annotated[Optional[str], typer.Option("--model", help="Registered name, local diffusers folder or cached hub id (overrides the selector).")]
+SamplerOpt = Annotated[Optional[str], typer.Option("--sampler", help="ddim, ddpm, dpmpp-2m, euler, euler-a, unipc, heun or lcm (overrides the selector).")]
+StepsOpt = Annotated[Optional[int], typer.Option("--steps", help="Sampling steps (overrides the selector).")]
+
+
+def _parse_budget(text: str) -> float:
+    """``'2s'``, ``'1.5'`` (seconds) or ``'800ms'`` -> milliseconds."""
+    import re
+
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(ms|s)?\s*", text or "")
+    if not m or float(m.group(1)) <= 0:
+        raise UsageError(f"--budget '{text}' is not a positive duration like '2s', '1.5' or '800ms'")
+    return float(m.group(1)) * (1.0 if m.group(2) == "ms" else 1000.0)
+
+
+def _read_prompts(prompt: Optional[str], prompts_file: Optional[Path]) -> list[str]:
+    if prompt is not None and prompts_file is not None:
+        raise UsageError("give PROMPT or --prompts-file, not both")
+    if prompts_file is None:
+        if prompt is None or not prompt.strip():
+            raise UsageError("no prompt given; pass PROMPT or --prompts-file")
+        return [prompt]
+    path = prompts_file.expanduser()
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise UsageError(f"--prompts-file '{path}' does not exist") from None
+    except OSError as exc:
+        raise UsageError(f"--prompts-file '{path}' cannot be read ({exc.strerror})") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"--prompts-file '{path}' is not UTF-8 text (bad byte at offset {exc.start})") from None
+    prompts = [line.strip() for line in text.splitlines() if line.strip()]
+    if not prompts:
+        raise UsageError(f"--prompts-file '{path}' has no prompts (one per line)")
+    return prompts
+
+
+@app.command("generate")
+def generate_cmd(
+    prompt: Annotated[Optional[str], typer.Argument(help="The prompt (or use --prompts-file).")] = None,
+    budget: Annotated[Optional[str], typer.Option("--budget", help="Latency budget per image batch, e.g. '2s' or '800ms': the selector picks what --model/--sampler/--steps leave open.")] = None,
+    model: ModelOpt = None,
+    sampler: SamplerOpt = None,
+    steps: StepsOpt = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Seed of the first image; image k of a prompt uses seed + k (default: random).")] = None,
+    n: Annotated[int, typer.Option("--n", help="Images per prompt (one batch).")] = 1,
+    prompts_file: Annotated[Optional[Path], typer.Option("--prompts-file", help="UTF-8 text file, one prompt per line.")] = None,
+    negative_prompt: Annotated[str, typer.Option("--negative-prompt", help="What the images should not show.")] = "",
+    guidance: Annotated[float, typer.Option("--guidance", help="Classifier-free guidance scale (1 or less: off).")] = 7.5,
+    resolution: Annotated[Optional[int], typer.Option("--resolution", help="Image side in pixels (default: the model's native size).")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (created if its parent exists).")] = Path("ldmpick-images"),
+    device: Annotated[Optional[str], typer.Option("--device", help="cpu, cuda or cuda:N (default: the GPU if there is one).")] = None,
+    dtype: Annotated[Optional[str], typer.Option("--dtype", help="fp16, bf16 or fp32 (default: fp16 on GPU, fp32 on CPU).")] = None,
+    mode: Annotated[Optional[str], typer.Option("--mode", help="eager, cudagraph or compile (default: the profile's mode; else cudagraph on GPU, eager on CPU).")] = None,
+    profile: Annotated[Optional[str], typer.Option("--profile", help="Profile (id, prefix or file) for the selection and the prediction (default: the newest one of this device).")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Generate images with the chosen (or selected) model, sampler and steps; compare measured with predicted latency."""
+    import secrets
+    import shlex
+    from datetime import datetime, timezone
+
+    from ldmpick import generation as gen
+    from ldmpick.outputs import metadata_text, prepare_out_dir, save_image, sidecar_path, write_sidecar
+
+    prompts = _read_prompts(prompt, prompts_file)
+    budget_ms = _parse_budget(budget) if budget is not None else None
+    if device is None:
+        device = gen.default_device()
+    selection: dict[str, Any] | None = None
+    prof = gen.load_profile_for(profile, device)
+    if None in (model, sampler, steps):
+        if budget_ms is None:
+            raise UsageError("give --budget, or all of --model, --sampler and --steps")
+        choice = gen.select_for_generation(prof, budget_ms, model=model, sampler=sampler, steps=steps,
+                                           resolution=resolution)
+        model, sampler, steps, selection = choice.model, choice.sampler, choice.steps, choice.to_json()
+        for line in choice.notes:
+            notice(line)
+    assert model is not None and sampler is not None and steps is not None
+    if mode is None and prof is not None and prof.settings.device.split(":")[0] == device.split(":")[0]:
+        mode = prof.settings.mode
+    req = gen.GenerateRequest(
+        model=model, prompts=prompts, sampler=sampler, steps=steps,
+        seed=seed if seed is not None else secrets.randbelow(2**31), n=n, negative_prompt=negative_prompt,
+        guidance=guidance, resolution=resolution, device=device, dtype=dtype, mode=mode,
+    )
+    settings, spec = gen.resolve_settings(req)  # fail fast, before the output folder and the model load
+    folder = prepare_out_dir(out)
+    prediction = None
+    if prof is not None:
+        prediction = gen.predict_latency(prof, [settings.model, spec.source, str(spec.path), spec.path.name],
+                                         settings.sampler, settings.steps)
+        if prediction is None:
+            notice(f"note: profile '{prof.id}' has no measurement of '{settings.model}' with '{settings.sampler}'; "
+                   f"no prediction (measure it with 'ldmpick profile --models {spec.source}')")
+        else:
+            prediction.budget_ms = budget_ms
+            prediction.fid = (selection or {}).get("predicted_fid")
+            diffs = gen.profile_mismatches(prof, settings)
+            if diffs:
+                notice(f"warning: the profile measured {', '.join(diffs)}; the prediction may be off")
+    elif budget_ms is not None:
+        notice("note: no profile of this device; the budget cannot be checked before the run "
+               "(measure one with 'ldmpick profile')")
+
+    from ldmpick import __version__ as version
+
+    record: dict[str, Any] = {
+        "ldmpick_version": version,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": "ldmpick " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        "settings": settings.to_json(),
+        "selection": selection,
+        "prediction": prediction.to_json() if prediction else None,
+        "prompts": [],
+        "images": [],
+    }
+    state: dict[str, Any] = {"sidecar": None}
+
+    def save(pr: Any) -> None:
+        files = []
+        for k, (image, img_seed) in enumerate(zip(pr.images, pr.seeds)):
+            fields = {
+                "prompt": pr.prompt, "negative_prompt": settings.negative_prompt, "model": settings.model,
+                "model_source": settings.source, "sampler": settings.sampler, "scheduler": state["scheduler"],
+                "steps": settings.steps, "guidance": settings.guidance, "seed": img_seed,
+                "resolution": f"{settings.resolution}x{settings.resolution}", "batch": settings.n,
+                "device": settings.device, "dtype": settings.dtype, "mode": settings.mode,
+                "predicted_fid": prediction.fid if prediction else None,
+                "predicted_latency_ms": round(prediction.total_ms, 3) if prediction else None,
+                "measured_latency_ms": round(pr.times.total_ms, 3), "ldmpick_version": version,
+            }
+            path = save_image(folder, image, pr.prompt, img_seed, metadata_text(fields))
+            files.append(str(path))
+            record["images"].append({"file": path.name, "prompt_index": pr.index, "seed": img_seed})
+            if state["sidecar"] is None:
+                state["sidecar"] = sidecar_path(path)
+        record["prompts"].append({"prompt": pr.prompt, "seeds": pr.seeds, "files": [Path(f).name for f in files],
+                                  "measured": pr.times.to_json()})
+        write_sidecar(state["sidecar"], record)  # rewritten after each prompt: an interrupted run keeps its record
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console(stderr=True), transient=False, disable=json_out) as bar:
+        task = bar.add_task(f"loading {settings.model}", total=None)
+
+        def tick(done: int, total: int) -> None:
+            per_prompt = total // len(prompts)
+            bar.update(task, completed=done, total=total,
+                       description=f"prompt {min(done // per_prompt + (done % per_prompt > 0), len(prompts))}/"
+                                   f"{len(prompts)}, {settings.n} image(s), {settings.sampler} x {settings.steps}")
+
+        def on_prompt(pr: Any) -> None:
+            save(pr)
+
+        state["scheduler"] = gen.scheduler_class_name(settings.sampler)
+        result = gen.generate(req, progress=tick, on_prompt=on_prompt)
+    record.update(scheduler_class=result.scheduler_class, unet_evals=result.unet_evals, timesteps=result.timesteps,
+                  load_ms=round(result.load_ms, 3), setup_ms=round(result.setup_ms, 3), notes=result.notes)
+    write_sidecar(state["sidecar"], record)
+    for line in result.notes:
+        notice(f"note: {line}")
+    exceeded = [p for p in result.prompts if budget_ms is not None and p.times.total_ms > budget_ms]
+    if json_out:
+        print_json({**record, "sidecar": str(state["sidecar"]), "out": str(folder)})
+    else:
+        _render_generation(result, prediction, record, folder, state["sidecar"])
+    if exceeded:
+        worst = max(p.times.total_ms for p in exceeded)
+        notice(f"warning: budget exceeded: {len(exceeded)} of {len(result.prompts)} prompt batch(es) took longer than "
+               f"{budget_ms:.0f} ms (slowest {worst:.0f} ms)")
+
+
+def _render_generation(result: Any, prediction: Any, record: dict[str, Any], folder: Path, sidecar: Path) -> None:
+    from rich.table import Table
+
+    s = result.settings
+    n_prompts = len(result.prompts)
+    measured = {part: sorted(getattr(p.times, part) for p in result.prompts)[n_prompts // 2]
+                for part in ("text_encoder_ms", "denoise_ms", "vae_decode_ms", "total_ms")}
+    title = (f"{s.model} — {s.sampler} ({result.scheduler_class}) x {s.steps} steps, {s.resolution}px, "
+             f"{s.n} image(s)/prompt, {s.dtype}, {s.mode} on {s.device}")
+    table = Table(title=title + ("" if n_prompts == 1 else f"\nmedian over {n_prompts} prompts"))
+    for col in ("part", "predicted", "measured", "measured / predicted"):
+        table.add_column(col, justify="left" if col == "part" else "right")
+    for label, key in (("text encoder", "text_encoder_ms"), ("denoising loop", "denoise_ms"),
+                       ("VAE decode", "vae_decode_ms"), ("total", "total_ms")):
+        pred = getattr(prediction, key) if prediction else None
+        m = measured[key]
+        table.add_row(label, f"{pred:.1f} ms" if pred is not None else "-", f"{m:.1f} ms",
+                      f"{m / pred:.2f}x" if pred else "-")
+    console().print(table)
+    console().print(f"{len(record['images'])} image(s) in '{folder}' (settings in '{sidecar.name}'); "
+                    f"load {result.load_ms / 1e3:.1f} s, setup {result.setup_ms / 1e3:.1f} s (not in the totals)")
+
+
 
 
 def main() -> None:

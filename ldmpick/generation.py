@@ -132,6 +132,113 @@ class GenerationResult:
         return len(self.timesteps)
 
 
+# ---------------------------------------------------------------------------------------------- prediction
+
+
+@dataclass
+class Prediction:
+    """What a profile predicts for one prompt's batch, per part (ms), and the predicted FID when the selector chose."""
+
+    profile_id: str
+    text_encoder_ms: float
+    denoise_ms: float
+    vae_decode_ms: float
+    fid: float | None = None
+    budget_ms: float | None = None
+
+    @property
+    def total_ms(self) -> float:
+        return self.text_encoder_ms + self.denoise_ms + self.vae_decode_ms
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "profile": self.profile_id,
+            "text_encoder_ms": round(self.text_encoder_ms, 3),
+            "denoise_ms": round(self.denoise_ms, 3),
+            "vae_decode_ms": round(self.vae_decode_ms, 3),
+            "total_ms": round(self.total_ms, 3),
+            "fid": self.fid,
+            "budget_ms": self.budget_ms,
+        }
+
+
+def predict_latency(profile: Any, model_names: list[str], sampler: str, steps: int,
+                    percentile: float = 50) -> Prediction | None:
+    """``text_encoder + steps x (evals_per_step x unet_step + sampler overhead) + vae_decode`` from ``profile``
+    (docs/profiling.md); ``None`` when the profile lacks the model (under any of ``model_names``) or the sampler."""
+    model = next((m for m in profile.models if m.name in model_names and m.ok), None)
+    overhead = next((s for s in profile.samplers if s.name == sampler), None)
+    if model is None or overhead is None:
+        return None
+    te = profile.text_encoder.at(percentile) if profile.text_encoder else 0.0
+    vae = profile.vae_decode.at(percentile) if profile.vae_decode else 0.0
+    per_step = overhead.evals_per_step * model.unet_step.at(percentile) + overhead.step_overhead.at(percentile)
+    return Prediction(profile_id=profile.id, text_encoder_ms=te, denoise_ms=steps * per_step, vae_decode_ms=vae)
+
+
+def profile_mismatches(profile: Any, settings: Settings) -> list[str]:
+    """How the run differs from what the profile measured (each difference makes the prediction less exact)."""
+    ps = profile.settings
+    wanted = {"resolution": settings.resolution, "batch": settings.n, "cfg": settings.cfg, "mode": settings.mode,
+              "dtype": settings.dtype}
+    out = [f"{k} {getattr(ps, k)} (this run: {v})" for k, v in wanted.items() if getattr(ps, k) != v]
+    if ps.device.split(":")[0] != settings.device.split(":")[0]:
+        out.append(f"device {ps.device} (this run: {settings.device})")
+    return out
+
+
+def load_profile_for(ref: str | None, device: str) -> Any:
+    """The profile named by ``ref``; else the newest complete profile of this device (local or shipped); else None."""
+    from ldmpick.errors import LdmpickError
+    from ldmpick.fingerprint import light_fingerprint
+    from ldmpick.profile_file import device_key, find_profile, list_profile_files, load_profile, shipped_profiles_dir
+    from ldmpick.storage import profiles_dir
+
+    if ref is not None:
+        return load_profile(find_profile(ref))
+    key = device_key(light_fingerprint(device))
+    found = []
+    for folder in (profiles_dir(), shipped_profiles_dir()):
+        for path in list_profile_files(folder):
+            try:
+                prof = load_profile(path)
+            except LdmpickError:
+                continue
+            if prof.complete and prof.device_key == key:
+                found.append(prof)
+    return max(found, key=lambda p: p.created) if found else None
+
+
+def scheduler_class_name(sampler: str) -> str:
+    return get_sampler(sampler).scheduler_class
+
+
+@dataclass
+class Choice:
+    """The configuration ``generate`` runs when the selector filled in what the user left open."""
+
+    model: str
+    sampler: str
+    steps: int
+    predicted_fid: float | None = None
+    predicted_ms: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"model": self.model, "sampler": self.sampler, "steps": self.steps,
+                "predicted_fid": self.predicted_fid, "predicted_ms": self.predicted_ms}
+
+
+def select_for_generation(profile: Any, budget_ms: float, model: str | None = None, sampler: str | None = None,
+                          steps: int | None = None, resolution: int | None = None) -> Choice:
+    """Ask the selector for the best configuration within ``budget_ms`` among models that have weights."""
+    try:
+        from ldmpick import selection  # noqa: F401  (issue 3)
+    except ImportError:
+        raise UsageError("--budget needs the selector, which this build lacks; give --model, --sampler and --steps") from None
+    raise UsageError("--budget is not wired to the selector yet; give --model, --sampler and --steps")
+
+
 # ---------------------------------------------------------------------------------------------- validation
 
 
@@ -240,18 +347,19 @@ def resolve_settings(req: GenerateRequest) -> tuple[Settings, ModelSpec]:
 def load_pipeline(path: Path, device: str, dtype: str):  # -> diffusers.StableDiffusionPipeline
     """Load a Stable-Diffusion-style pipeline folder: safetensors only, local files only, no safety checker."""
     import torch
-    from diffusers import StableDiffusionPipeline
-    from diffusers.utils import logging as diffusers_logging
 
-    diffusers_logging.set_verbosity_error()
-    diffusers_logging.disable_progress_bar()
-    try:
+    try:  # before diffusers imports transformers' image processors, which log notices we have no use for
         from transformers.utils import logging as transformers_logging
 
         transformers_logging.set_verbosity_error()
         transformers_logging.disable_progress_bar()
     except Exception:  # pragma: no cover - cosmetic only
         pass
+    from diffusers import StableDiffusionPipeline
+    from diffusers.utils import logging as diffusers_logging
+
+    diffusers_logging.set_verbosity_error()
+    diffusers_logging.disable_progress_bar()
     try:
         with warnings.catch_warnings():  # torch_dtype's deprecation notice in newer diffusers
             warnings.simplefilter("ignore", FutureWarning)

@@ -1,0 +1,92 @@
+"""`ldmpick models add / remove / list`: the registry round trip, and its errors (one line, exit 2)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from ldmpick.catalogue import load_registry, registry_path, resolve_model
+from ldmpick.cli import app
+from tiny_pipeline import build_tiny_pipeline
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory):
+    return build_tiny_pipeline(tmp_path_factory.mktemp("models") / "tiny-sd")
+
+
+def listed(name: str) -> dict:
+    r = runner.invoke(app, ["models", "list", "--json"])
+    assert r.exit_code == 0, r.output
+    rows = {row["name"]: row for row in json.loads(r.stdout)}
+    return rows.get(name, {})
+
+
+def one_line_error(r, message: str) -> None:
+    assert r.exit_code == 2, r.output
+    assert r.stderr.startswith("error: ") and r.stderr.count("\n") == 1, r.stderr
+    assert message in r.stderr, r.stderr
+
+
+def test_add_list_remove_round_trip(tiny):
+    r = runner.invoke(app, ["models", "add", "my-sd", str(tiny)])
+    assert r.exit_code == 0, r.output
+    assert "registered 'my-sd'" in r.stderr and "safetensors weights" in r.stderr
+    assert load_registry() == {"my-sd": str(tiny.resolve())}
+    assert json.loads(registry_path().read_text())["schema"] == "ldmpick.registry/1"
+    row = listed("my-sd")
+    assert row["weights"] is True and row["kind"] == "local" and row["source"] == str(tiny.resolve())
+    assert row["unet_params"] == resolve_model(str(tiny)).unet_params > 0
+    spec = resolve_model("my-sd")
+    assert spec.name == "my-sd" and spec.path == tiny.resolve()
+
+    one_line_error(runner.invoke(app, ["models", "add", "my-sd", str(tiny)]),
+                   f"'my-sd' is already registered (as '{tiny.resolve()}'); use --force to replace it")
+    assert runner.invoke(app, ["models", "add", "my-sd", str(tiny), "--force"]).exit_code == 0
+
+    r = runner.invoke(app, ["models", "remove", "my-sd"])
+    assert r.exit_code == 0 and "removed 'my-sd'" in r.stderr
+    assert load_registry() == {} and listed("my-sd") == {}
+    assert tiny.is_dir()  # files untouched
+
+
+def test_config_only_folder_registers_with_a_note(tmp_path):
+    from conftest import write_config_folder
+
+    folder = write_config_folder(tmp_path, "cfg-only")
+    r = runner.invoke(app, ["models", "add", "cfg", str(folder)])
+    assert r.exit_code == 0, r.output
+    assert "no usable weights (can be profiled, not generated with)" in r.stderr
+    r = runner.invoke(app, ["generate", "x", "--model", "cfg", "--sampler", "ddim", "--steps", "1",
+                            "--out", str(tmp_path / "o")])
+    one_line_error(r, f"'{folder.resolve() / 'unet'}' has no .safetensors weights")
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["add", "ldm-39m", "."], "'ldm-39m' is a built-in family name; choose another name"),
+    (["add", "a/b", "."], "model name 'a/b' must be 1-64 letters, digits"),
+    (["add", "x", "/definitely/not/here"], "'/definitely/not/here' is neither an existing folder nor a hub id"),
+    (["add", "x", "someone/not-cached"], "hub model 'someone/not-cached' is not in the local Hugging Face cache"),
+    (["remove", "ldm-39m"], "'ldm-39m' is a built-in family model and cannot be removed"),
+    (["remove", "ghost"], "no model named 'ghost' is registered (none are; see 'ldmpick models add')"),
+])
+def test_registry_errors(tmp_path, monkeypatch, args, message):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-hf"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hf" / "hub"))
+    one_line_error(runner.invoke(app, ["models", *args]), message)
+
+
+def test_remove_unknown_suggests_a_registered_name(tiny):
+    assert runner.invoke(app, ["models", "add", "my-sd", str(tiny)]).exit_code == 0
+    one_line_error(runner.invoke(app, ["models", "remove", "my-sb"]),
+                   "unknown registered model 'my-sb'; did you mean 'my-sd'? (valid: my-sd)")
+
+
+def test_folder_without_unet_config_is_refused(tmp_path):
+    (tmp_path / "empty").mkdir()
+    one_line_error(runner.invoke(app, ["models", "add", "e", str(tmp_path / "empty")]),
+                   "has no unet/config.json (not a diffusers pipeline folder)")
