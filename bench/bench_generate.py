@@ -33,18 +33,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-SD15_UNET = dict(
-    block_out_channels=[320, 640, 1280, 1280],
-    down_block_types=["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"],
-    up_block_types=["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"],
-    layers_per_block=2,
-    attention_head_dim=8,
-    cross_attention_dim=768,
-    in_channels=4,
-    out_channels=4,
-    norm_num_groups=32,
-    sample_size=64,
-)
+def sd15_unet_config() -> dict:
+    """SD v1.5's UNet: the paper family's c = 320 shape with CLIP-L's 768-wide cross-attention."""
+    from ldmpick.catalogue import family_unet_config
+
+    return {**family_unet_config(320), "cross_attention_dim": 768}
 
 
 def build_sd15_random(folder: Path, device: str, dtype: str) -> Path:
@@ -63,7 +56,7 @@ def build_sd15_random(folder: Path, device: str, dtype: str) -> Path:
     torch_dtype = getattr(torch, DTYPES[dtype])
     torch.manual_seed(0)
     with torch.device(device):
-        unet = UNet2DConditionModel(**SD15_UNET).to(torch_dtype)
+        unet = UNet2DConditionModel(**sd15_unet_config()).to(torch_dtype)
         vae = AutoencoderKL(**SD_VAE_CONFIG).to(torch_dtype)
         text_encoder = CLIPTextModel(CLIPTextConfig(**SD_TEXT_ENCODER_CONFIG)).to(torch_dtype)
     pipe = StableDiffusionPipeline(

@@ -298,3 +298,28 @@ def test_cudagraph_images_equal_eager_images_within_fp16_tolerance(tiny):
         results[mode] = [np.asarray(im).astype(int) for p in res.prompts for im in p.images]
     for a, b in zip(results["eager"], results["cudagraph"]):
         assert np.abs(a - b).max() <= 3, np.abs(a - b).max()
+
+
+# ---------------------------------------------------------------------------------------------- prediction
+
+
+def test_prediction_from_a_profile_and_the_budget_warning(tiny, tmp_path):
+    prof = tmp_path / "tiny.json"
+    r = runner.invoke(app, ["profile", "--models", str(tiny), "--device", "cpu", "--resolution", RES, "--samplers",
+                            "euler", "--warmup", "1", "--repeats", "3", "--max-seconds", "1", "--out", str(prof)])
+    assert r.exit_code == 0, r.output
+    r = gen(tiny, tmp_path / "o", "--profile", str(prof), "--budget", "1ms", "--json")
+    assert r.exit_code == 0, r.output
+    record = json.loads(r.stdout)
+    pred = record["prediction"]
+    assert pred["budget_ms"] == 1.0 and pred["total_ms"] > 0
+    assert pred["total_ms"] == pytest.approx(pred["text_encoder_ms"] + pred["denoise_ms"] + pred["vae_decode_ms"], abs=0.01)
+    text = read_png_text(tmp_path / "o" / "0001-a-cat-on-the-moon-s42.png")
+    assert float(text["predicted_latency_ms"]) == pytest.approx(pred["total_ms"], abs=0.01)
+    measured = record["prompts"][0]["measured"]["total_ms"]
+    assert f"warning: budget exceeded: 1 of 1 prompt batch(es) took longer than 1 ms (slowest {measured:.0f} ms)" in r.stderr
+    # a run that differs from what the profile measured is flagged
+    r = gen(tiny, tmp_path / "o", "--profile", str(prof), "--n", "2")
+    assert r.exit_code == 0, r.output
+    assert "warning: the profile measured batch 1 (this run: 2); the prediction may be off" in r.stderr
+    assert "measured / predicted" in r.stdout and "denoising loop" in r.stdout
