@@ -449,61 +449,71 @@ def generate(
     timer = Timer(settings.device)
     runner = None
     done = 0
-    with torch.no_grad():
-        for p_index, prompt in enumerate(req.prompts):
-            seeds = [settings.seed + k for k in range(settings.n)]
-            generators = _generators(settings.device, seeds)
+    try:
+        with torch.no_grad():
+            for p_index, prompt in enumerate(req.prompts):
+                seeds = [settings.seed + k for k in range(settings.n)]
+                generators = _generators(settings.device, seeds)
 
-            def encode() -> Any:
-                pos, neg = pipe.encode_prompt(prompt, device, settings.n, cfg, settings.negative_prompt or None)
-                return torch.cat([neg, pos]) if cfg else pos
+                def encode() -> Any:
+                    pos, neg = pipe.encode_prompt(prompt, device, settings.n, cfg, settings.negative_prompt or None)
+                    return torch.cat([neg, pos]) if cfg else pos
 
-            prompt_embeds, te_ms = _timed(timer, encode)
+                prompt_embeds, te_ms = _timed(timer, encode)
 
-            scheduler.set_timesteps(settings.steps, device=device)
-            latents = pipe.prepare_latents(
-                settings.n, pipe.unet.config.in_channels, h, w, prompt_embeds.dtype, device, generators
-            )
-            extra = pipe.prepare_extra_step_kwargs(generators, 0.0)
-            timestep_cond = None
-            if uses_timestep_cond:
-                g = torch.tensor(settings.guidance - 1).repeat(settings.n)
-                timestep_cond = pipe.get_guidance_scale_embedding(
-                    g, embedding_dim=pipe.unet.config.time_cond_proj_dim
-                ).to(device=device, dtype=latents.dtype)
+                scheduler.set_timesteps(settings.steps, device=device)
+                latents = pipe.prepare_latents(
+                    settings.n, pipe.unet.config.in_channels, h, w, prompt_embeds.dtype, device, generators
+                )
+                extra = pipe.prepare_extra_step_kwargs(generators, 0.0)
+                timestep_cond = None
+                if uses_timestep_cond:
+                    g = torch.tensor(settings.guidance - 1).repeat(settings.n)
+                    timestep_cond = pipe.get_guidance_scale_embedding(
+                        g, embedding_dim=pipe.unet.config.time_cond_proj_dim
+                    ).to(device=device, dtype=latents.dtype)
 
-            if runner is None:
-                t_setup = time.perf_counter()
-                runner = _make_runner(pipe.unet, settings.mode, latents, scheduler.timesteps[0], prompt_embeds, cfg,
-                                      timestep_cond)
-                result.setup_ms = (time.perf_counter() - t_setup) * 1e3
+                if runner is None:
+                    t_setup = time.perf_counter()
+                    runner = _make_runner(pipe.unet, settings.mode, latents, scheduler.timesteps[0], prompt_embeds, cfg,
+                                          timestep_cond)
+                    result.setup_ms = (time.perf_counter() - t_setup) * 1e3
 
-            def denoise(x: Any) -> Any:
-                nonlocal done
-                for t in scheduler.timesteps:
-                    model_input = scheduler.scale_model_input(torch.cat([x] * 2) if cfg else x, t)
-                    noise_pred = runner(model_input, t, prompt_embeds)
-                    if cfg:
-                        uncond, text = noise_pred.chunk(2)
-                        noise_pred = uncond + settings.guidance * (text - uncond)
-                    x = scheduler.step(noise_pred, t, x, **extra, return_dict=False)[0]
-                    done += 1
-                    if progress is not None:
-                        progress(done, total_units)
-                return x
+                def denoise(x: Any) -> Any:
+                    nonlocal done
+                    for t in scheduler.timesteps:
+                        model_input = scheduler.scale_model_input(torch.cat([x] * 2) if cfg else x, t)
+                        noise_pred = runner(model_input, t, prompt_embeds)
+                        if cfg:
+                            uncond, text = noise_pred.chunk(2)
+                            noise_pred = uncond + settings.guidance * (text - uncond)
+                        x = scheduler.step(noise_pred, t, x, **extra, return_dict=False)[0]
+                        done += 1
+                        if progress is not None:
+                            progress(done, total_units)
+                    return x
 
-            latents, loop_ms = _timed(timer, lambda: denoise(latents))
-            decoded, vae_ms = _timed(timer, lambda: pipe.vae.decode(
-                latents / pipe.vae.config.scaling_factor, return_dict=False, generator=generators)[0])
-            t_post = time.perf_counter()
-            images = pipe.image_processor.postprocess(decoded, output_type="pil",
-                                                      do_denormalize=[True] * decoded.shape[0])
-            post_ms = (time.perf_counter() - t_post) * 1e3
-            pr = PromptResult(index=p_index, prompt=prompt, seeds=seeds, images=images,
-                              times=PartTimes(te_ms, loop_ms, vae_ms, post_ms))
-            result.prompts.append(pr)
-            if on_prompt is not None:
-                on_prompt(pr)
+                latents, loop_ms = _timed(timer, lambda: denoise(latents))
+                decoded, vae_ms = _timed(timer, lambda: pipe.vae.decode(
+                    latents / pipe.vae.config.scaling_factor, return_dict=False, generator=generators)[0])
+                t_post = time.perf_counter()
+                images = pipe.image_processor.postprocess(decoded, output_type="pil",
+                                                          do_denormalize=[True] * decoded.shape[0])
+                post_ms = (time.perf_counter() - t_post) * 1e3
+                pr = PromptResult(index=p_index, prompt=prompt, seeds=seeds, images=images,
+                                  times=PartTimes(te_ms, loop_ms, vae_ms, post_ms))
+                result.prompts.append(pr)
+                if on_prompt is not None:
+                    on_prompt(pr)
+    except Exception as exc:
+        from ldmpick.profiling import is_out_of_memory
+
+        if not is_out_of_memory(exc):
+            raise
+        raise RuntimeFailure(
+            f"out of memory on {settings.device} generating {settings.n} image(s) at {settings.resolution} px with "
+            f"'{settings.model}' ({settings.dtype}); lower --n or --resolution, or use --dtype fp16/bf16"
+        ) from None
     return result
 
 
