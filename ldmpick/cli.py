@@ -482,6 +482,207 @@ def profiles_diff(
 
 # ============================================================================ recommend, fit, law (issue 3)
 
+
+@app.command("recommend")
+def recommend_cmd(
+    budget: Annotated[str, typer.Option("--budget", "-b", help="Latency per image batch: '2s', '1500ms', '0.5 s' (flops: cost units, e.g. 3).")],
+    profile: Annotated[Optional[str], typer.Option("--profile", "-p", help="Profile id, prefix or file (default: $LDMPICK_PROFILE, then this device's newest).")] = None,
+    percentile: Annotated[float, typer.Option("--percentile", help="Plan on this latency percentile (50 = median, 90 = p90).")] = 50.0,
+    metric: Annotated[str, typer.Option("--metric", help="fid (lower is better) or clip (higher is better).")] = "fid",
+    models: Annotated[Optional[str], typer.Option("--models", "-m", help="Comma-separated models to consider (default: all in the profile).")] = None,
+    samplers: Annotated[Optional[str], typer.Option("--samplers", help="Comma-separated samplers, or 'all'.")] = None,
+    max_steps: Annotated[int, typer.Option("--max-steps", help="Largest step count considered.")] = 100,
+    resolution: Annotated[Optional[int], typer.Option("--resolution", help="Must match the profile's.")] = None,
+    batch: Annotated[Optional[int], typer.Option("--batch", help="Must match the profile's.")] = None,
+    cfg: Annotated[Optional[bool], typer.Option("--cfg/--no-cfg", help="Must match the profile's.", show_default=False)] = None,
+    cost_model: Annotated[str, typer.Option("--cost-model", help="measured (the profile's latencies) or flops (the paper's normalized cost; no profile).")] = "measured",
+    top: Annotated[int, typer.Option("--top", help="Rows in the top-k table.")] = 5,
+    law_file: Annotated[Optional[Path], typer.Option("--law", help="Quality law file (default: your refit, else the shipped one).")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Recommend the model, sampler and step count with the best predicted quality within a latency budget."""
+    from ldmpick.catalogue import parse_model_list
+    from ldmpick.scaling_law import load_law
+    from ldmpick.selector import (
+        check_settings, choose_profile, cost_rows_flops, cost_rows_measured, parse_budget, sampler_names,
+        select_config,
+    )
+
+    if cost_model not in ("measured", "flops"):
+        from ldmpick.errors import unknown_name
+
+        raise unknown_name("cost model", cost_model, ("measured", "flops"))
+    if not 1 <= percentile <= 99:
+        raise UsageError(f"--percentile must be between 1 and 99 (got {percentile:g})")
+    if top < 1:
+        raise UsageError("--top must be at least 1")
+    if metric not in ("fid", "clip"):
+        from ldmpick.errors import unknown_name
+
+        raise unknown_name("metric", metric, ("fid", "clip"))
+    seconds = parse_budget(budget, unitless=cost_model == "flops")
+    model_list = parse_model_list(models) if models else None
+    sampler_list = sampler_names(samplers)
+    law, law_path = load_law(law_file)
+    excluded: list[str] = []
+    source: dict[str, Any] = {"law": str(law_path)}
+    if cost_model == "flops":
+        rows = cost_rows_flops(law, model_list, sampler_list)
+        unit = "cost"
+    else:
+        choice = choose_profile(profile, resolution=resolution, batch=batch, cfg=cfg)
+        notice(choice.notice)
+        check_settings(choice.profile, resolution, batch, cfg)
+        rows = cost_rows_measured(choice.profile, model_list, sampler_list, percentile, excluded)
+        unit = "s"
+        source.update(profile=choice.profile.id, profile_path=str(choice.path), profile_choice=choice.how,
+                      device=choice.profile.device_name, settings=choice.profile.settings.to_json())
+    sel = select_config(rows, law, seconds, metric=metric, max_steps=max_steps, top_k=top, unit=unit,
+                        cost_model=cost_model, excluded=excluded)
+    if json_out:
+        print_json({**sel.to_json(), "source": source, "percentile": percentile})
+        return
+    _render_selection(sel, source)
+
+
+def _render_selection(sel: Any, source: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    lat = (lambda x: f"{x * 1e3:.0f} ms" if x < 1 else f"{x:.2f} s") if sel.unit == "s" else (lambda x: f"{x:.2f}")
+    qname = "FID" if sel.metric == "fid" else "CLIP"
+    b = sel.best
+    out = console()
+    head = Table(title=f"Recommended within {lat(sel.budget)}" + (" (paper cost units)" if sel.unit != "s" else ""),
+                 show_header=False)
+    head.add_column("", style="bold")
+    head.add_column("")
+    head.add_row("model", f"{b.model} ({b.unet_params / 1e6:.1f}M UNet params)")
+    head.add_row("sampler", b.sampler)
+    head.add_row("steps", str(b.steps))
+    head.add_row(f"predicted {qname}", f"{b.quality:.2f} ± {b.sigma:.2f}")
+    if sel.unit == "s":
+        p = b.parts
+        head.add_row("predicted latency", f"{lat(b.latency)} = text encoder {lat(p['text_encoder'])} + "
+                     f"{b.steps} steps x {lat(p['denoise'] / b.steps)} + VAE decode {lat(p['vae_decode'])}")
+    else:
+        head.add_row("sampling cost", f"{b.latency:.2f} (normalized cost x steps)")
+    if "profile" in source:
+        head.add_row("profile", f"{source['profile']} ({source['device']})")
+    out.print(head)
+    topt = Table(title=f"Top {len(sel.top)} (best steps per model and sampler)")
+    for col in ("#", "model", "sampler", "steps", "latency" if sel.unit == "s" else "cost", qname):
+        topt.add_column(col, justify="left" if col in ("model", "sampler") else "right")
+    for i, c in enumerate(sel.top, 1):
+        topt.add_row(str(i), c.model, c.sampler, str(c.steps), lat(c.latency), f"{c.quality:.2f} ± {c.sigma:.2f}")
+    out.print(topt)
+    front = Table(title="Pareto frontier within the budget (no configuration is both faster and better)")
+    for col in ("latency" if sel.unit == "s" else "cost", "model", "sampler", "steps", qname):
+        front.add_column(col, justify="left" if col in ("model", "sampler") else "right")
+    shown = sel.frontier
+    if len(shown) > 15:  # thin a long frontier evenly, always keeping its best end
+        idx = sorted(set(range(0, len(shown), max(1, len(shown) // 15))) | {len(shown) - 1})
+        shown = [shown[i] for i in idx]
+    for c in shown:
+        front.add_row(lat(c.latency), c.model, c.sampler, str(c.steps), f"{c.quality:.2f}")
+    out.print(front)
+    out.print(sel.explanation, soft_wrap=True)
+    if sel.excluded:
+        notice("not considered: " + "; ".join(sel.excluded))
+
+
+@app.command("fit")
+def fit_cmd(
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Law file to write (default: your user data folder).")] = None,
+    table: Annotated[Optional[list[Path]], typer.Option("--table", help="Extra quality table(s) (CSV) to fit on.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Refit the quality scaling law from the shipped quality table (and yours) and write a versioned law file."""
+    import shlex
+
+    from ldmpick.scaling_law import fit_law, read_table, shipped_table_path, user_table_path
+    from ldmpick.storage import atomic_write_json, file_lock
+
+    tables = [(read_table(shipped_table_path().read_text(encoding="utf-8"), "shipped quality table"),
+               "ldmpick/data/quality_points.csv")]
+    extra = list(table or [])
+    if user_table_path().exists():
+        extra.append(user_table_path())
+    for path in extra:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise UsageError(f"quality table '{path}' does not exist") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"cannot read quality table '{path}' ({exc.__class__.__name__})") from None
+        tables.append((read_table(text, f"'{path}'"), str(path)))
+    law = fit_law(tables, command="ldmpick " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+    from ldmpick.scaling_law import user_law_path
+
+    target = (out or user_law_path()).expanduser()
+    if target.is_dir():
+        raise UsageError(f"--out '{target}' is a folder; give a file name")
+    if out is None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    elif not target.parent.is_dir():
+        raise UsageError(f"--out: folder '{target.parent}' does not exist")
+    with file_lock(target):
+        atomic_write_json(target, law.to_json())
+    notice(f"law written to '{target}' (size-term residual RMS {law.smooth_rms:.2f} FID)")
+    _render_law(law, json_out)
+
+
+@app.command("law")
+def law_cmd(
+    law_file: Annotated[Optional[Path], typer.Option("--law", help="Law file (default: your refit, else the shipped one).")] = None,
+    steps: Annotated[str, typer.Option("--steps", help="Step counts of the grid, comma-separated.")] = "1,2,4,8,15,25,50,100",
+    json_out: JsonOpt = False,
+) -> None:
+    """Show the fitted quality law: its parameters with uncertainty and a predicted-FID grid per sampler."""
+    from ldmpick.scaling_law import load_law
+
+    try:
+        grid = [int(s) for s in steps.split(",") if s.strip()]
+    except ValueError:
+        raise UsageError(f"--steps '{steps}' must be comma-separated integers") from None
+    if not grid or min(grid) < 1 or max(grid) > 10_000:
+        raise UsageError("--steps needs integers between 1 and 10000")
+    law, path = load_law(law_file)
+    notice(f"law: '{path}'")
+    _render_law(law, json_out, grid)
+
+
+def _render_law(law: Any, json_out: bool, grid: list[int] | None = None) -> None:
+    import math
+
+    grid = grid or [1, 2, 4, 8, 15, 25, 50, 100]
+    if json_out:
+        doc = law.to_json()
+        doc["grid"] = {s: {m: {str(k): round(law.predict_fid(n, s, k).value, 3) for k in grid}
+                           for m, n, _ in law.size_points} for s in law.curves}
+        print_json(doc)
+        return
+    from rich.table import Table
+
+    out = console()
+    t = Table(title="Step-deficit curves: FID(N, s) = size(N) + C·s^-p − deficit_ddim(50)")
+    for col in ("sampler", "C", "p", "deficit at 4 / 20 steps", "basis"):
+        t.add_column(col, justify="left" if col in ("sampler", "basis") else "right")
+    for name, c in law.curves.items():
+        t.add_row(name, f"{c.C:.1f} ± {math.sqrt(max(c.cov[0][0], 0)):.1f}", f"{c.p:.2f} ± {math.sqrt(max(c.cov[1][1], 0)):.2f}",
+                  f"{c.deficit(4):.1f} / {c.deficit(20):.2f}", c.basis)
+    out.print(t)
+    out.print(f"size(N): Table 1 interpolated in log N; outside 39M-5B: {law.smooth_a:.2f} − {law.smooth_b:.2f}·ln(N/1e8) "
+              f"(b ± {math.sqrt(max(law.smooth_cov[1][1], 0)):.2f}, residual RMS {law.smooth_rms:.2f} FID)", soft_wrap=True)
+    for sampler in law.curves:
+        g = Table(title=f"Predicted FID — {sampler}")
+        g.add_column("model")
+        for k in grid:
+            g.add_column(f"{k}", justify="right")
+        for m, n, _ in law.size_points:
+            g.add_row(m, *[f"{law.predict_fid(n, sampler, k).value:.1f}" for k in grid])
+        out.print(g)
+
+
 # ============================================================================ generate (issue 4)
 
 ModelOpt = Annotated[Optional[str], typer.Option("--model", help="Registered name, local diffusers folder or cached hub id (overrides the selector).")]

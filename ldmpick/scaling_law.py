@@ -1,0 +1,476 @@
+"""The quality model: predicted FID (and CLIP score) of a model size, sampler and step count.
+
+    FID(N, s; sampler) = size(N) + deficit_sampler(s) - deficit_ddim(50)
+
+- ``size(N)``: the FID a model of N UNet parameters reaches at the reference point (50 DDIM steps, cfg 7.5, COCO
+  30k; Mei et al. 2024 Table 1). Between the paper's sizes it interpolates Table 1 linearly in log N (so the family
+  reproduces Table 1 exactly); outside it follows a log-linear law ``a - b ln(N / 1e8)`` fitted by bounded least
+  squares to Table 1 (residual RMS ~0.25 FID), continued from the nearest end point.
+- ``deficit(s) = C s^-p``: how much worse than converged a sampler is after s steps. It vanishes as s grows.
+  (C, p) are fitted per sampler, in log space, to published step curves of SD v1.4 / v1.5 / v2.1 (each series with
+  its own converged offset, since absolute FIDs of different protocols are not comparable); samplers without
+  published curves get a documented prior (``basis`` in the law file).
+- Distilled few-step samplers (lcm) have their own curve, fitted to LCM's published points; they only apply to
+  consistency-distilled models.
+- A model with its own quality anchor (a published or calibrated FID at some sampler/steps) is predicted as
+  ``anchor + deficit_sampler(s) - deficit_anchor_sampler(anchor_steps)``: the law's shape relative to the anchor.
+
+Evaluation is pure Python (no numpy, scipy or torch): it is on the ``recommend`` path. Fitting (``fit_law``) imports
+scipy lazily.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ldmpick.errors import UsageError
+
+SCHEMA = "ldmpick.law/1"
+TABLE_SCHEMA = "ldmpick.quality/1"
+REFERENCE_SAMPLER = "ddim"
+REFERENCE_STEPS = 50
+PARAM_SCALE = 1e8
+
+# The paper's normalized sampling cost per step (GFLOPs relative to the 866M model), Mei et al. 2024 Table 1.
+PAPER_NORM_COST: dict[str, float] = {
+    "ldm-39m": 0.07, "ldm-83m": 0.13, "ldm-145m": 0.20, "ldm-223m": 0.30, "ldm-318m": 0.40, "ldm-430m": 0.53,
+    "ldm-558m": 0.67, "ldm-704m": 0.83, "ldm-866m": 1.00, "ldm-2b": 2.39, "ldm-5b": 5.17,
+}
+PAPER_CITATION = "Mei et al. 2024, Bigger is not Always Better, arXiv 2404.01367, Table 1"
+
+# Samplers without published step curves: which fitted curve they borrow, and why (documented in docs/quality-law.md).
+PRIORS: dict[str, tuple[str, float, float, str]] = {
+    # name: (borrowed curve, C multiplier, p multiplier, reason)
+    "euler": ("ddim", 1.0, 1.0, "prior: first-order ODE solver like DDIM (DDIM is Euler on the probability-flow ODE, "
+              "Karras et al. 2022); no published curve at hand"),
+    "ddpm": ("ddim", 1.0, 0.6, "prior: stochastic first-order sampler, converges more slowly in steps than DDIM "
+             "(Ho et al. 2020; Song et al. 2021); p scaled by 0.6, not fitted"),
+    "euler-a": ("ddim", 1.0, 0.6, "prior: ancestral (stochastic) Euler, treated like DDPM; not fitted"),
+    "heun": ("dpmpp-2m", 1.0, 1.0, "prior: second-order like DPM-Solver++(2M) per step (Karras et al. 2022), but "
+             "each step costs 2 UNet evaluations; not fitted"),
+}
+DISTILLED_SAMPLERS = ("lcm",)
+
+
+@dataclass
+class QualityPoint:
+    model: str
+    unet_params: int | None
+    sampler: str
+    steps: int
+    guidance: float | None
+    resolution: int
+    metric: str
+    value: float
+    num_samples: int | None
+    dataset: str
+    series: str
+    source: str
+
+
+@dataclass
+class StepCurve:
+    """deficit(s) = C * s^-p, with the covariance of (C, p) from the fit."""
+
+    C: float
+    p: float
+    cov: list[list[float]] = field(default_factory=lambda: [[0.0, 0.0], [0.0, 0.0]])
+    basis: str = "fitted"
+    points: int = 0
+
+    def deficit(self, steps: float) -> float:
+        return self.C * steps ** (-self.p)
+
+    def deficit_sigma(self, steps: float) -> float:
+        """Delta-method standard deviation of the deficit at ``steps``."""
+        d = self.deficit(steps)
+        g = (d / self.C if self.C else 0.0, -d * math.log(steps))
+        var = sum(g[i] * self.cov[i][j] * g[j] for i in range(2) for j in range(2))
+        return math.sqrt(max(var, 0.0))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"C": self.C, "p": self.p, "cov": self.cov, "basis": self.basis, "points": self.points}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> StepCurve:
+        return cls(C=float(d["C"]), p=float(d["p"]), cov=[[float(x) for x in r] for r in d["cov"]],
+                   basis=str(d.get("basis", "fitted")), points=int(d.get("points", 0)))
+
+
+@dataclass
+class Anchor:
+    """A measured quality point of one named model that predictions are made relative to."""
+
+    model: str
+    sampler: str
+    steps: int
+    fid: float
+    source: str
+
+
+@dataclass
+class Prediction:
+    value: float
+    sigma: float
+    basis: str  # how the size term was obtained: "table1", "interpolated", "extrapolated", "anchor"
+
+
+@dataclass
+class QualityLaw:
+    """The fitted law. JSON-serialisable (``ldmpick.law/1``) with provenance."""
+
+    size_points: list[tuple[str, int, float]]  # (name, unet_params, FID at 50 DDIM steps), sorted by params
+    smooth_a: float
+    smooth_b: float
+    smooth_cov: list[list[float]]
+    smooth_rms: float
+    curves: dict[str, StepCurve]
+    clip_points: list[tuple[str, int, float]]
+    clip_per_fid: float  # CLIP change per FID unit along steps (assumption, see docs)
+    anchors: dict[str, Anchor]
+    norm_cost: dict[str, float]
+    provenance: dict[str, Any]
+
+    # ------------------------------------------------------------------ prediction
+    def curve(self, sampler: str) -> StepCurve:
+        try:
+            return self.curves[sampler]
+        except KeyError:
+            raise UsageError(f"the quality law has no curve for sampler '{sampler}'") from None
+
+    def size_fid(self, unet_params: int) -> tuple[float, float, str]:
+        """FID at the reference point for a model of ``unet_params`` parameters, its sigma, and how it was got."""
+        pts = self.size_points
+        x = math.log(unet_params / PARAM_SCALE)
+        xs = [math.log(n / PARAM_SCALE) for _, n, _ in pts]
+        if x < xs[0] or x > xs[-1]:
+            end = 0 if x < xs[0] else -1
+            value = pts[end][2] - self.smooth_b * (x - xs[end])
+            # uncertainty grows with the distance from the data
+            sigma = math.sqrt(self.smooth_rms**2 + self.smooth_cov[1][1] * (x - xs[end]) ** 2)
+            return value, sigma, "extrapolated"
+        for i in range(len(xs) - 1):
+            if xs[i] <= x <= xs[i + 1]:
+                if abs(x - xs[i]) < 1e-9 or abs(x - xs[i + 1]) < 1e-9:
+                    j = i if abs(x - xs[i]) < 1e-9 else i + 1
+                    return pts[j][2], self.smooth_rms, "table1"
+                w = (x - xs[i]) / (xs[i + 1] - xs[i])
+                return pts[i][2] * (1 - w) + pts[i + 1][2] * w, self.smooth_rms, "interpolated"
+        return pts[-1][2], self.smooth_rms, "table1"  # unreachable: x lies in [xs[0], xs[-1]]
+
+    def predict_fid(self, unet_params: int, sampler: str, steps: int, model: str | None = None) -> Prediction:
+        if steps < 1:
+            raise UsageError(f"steps must be at least 1 (got {steps})")
+        curve = self.curve(sampler)
+        anchor = self.anchors.get(model) if model else None
+        if anchor is not None:
+            ref_curve = self.curve(anchor.sampler)
+            value = anchor.fid + curve.deficit(steps) - ref_curve.deficit(anchor.steps)
+            sigma = math.hypot(curve.deficit_sigma(steps), ref_curve.deficit_sigma(anchor.steps))
+            return Prediction(value, sigma, "anchor")
+        size, size_sigma, basis = self.size_fid(unet_params)
+        ref = self.curves[REFERENCE_SAMPLER]
+        value = size + curve.deficit(steps) - ref.deficit(REFERENCE_STEPS)
+        sigma = math.sqrt(size_sigma**2 + curve.deficit_sigma(steps) ** 2)
+        return Prediction(value, sigma, basis)
+
+    def predict_clip(self, unet_params: int, sampler: str, steps: int, model: str | None = None) -> Prediction:
+        """CLIP score (higher is better): Table 1's CLIP for the size, lowered in proportion to the FID step deficit."""
+        pts = self.clip_points
+        x = math.log(unet_params / PARAM_SCALE)
+        xs = [math.log(n / PARAM_SCALE) for _, n, _ in pts]
+        if x <= xs[0]:
+            base = pts[0][2]
+        elif x >= xs[-1]:
+            base = pts[-1][2]
+        else:
+            i = max(k for k in range(len(xs) - 1) if xs[k] <= x)
+            w = (x - xs[i]) / (xs[i + 1] - xs[i])
+            base = pts[i][2] * (1 - w) + pts[i + 1][2] * w
+        curve = self.curve(sampler)
+        extra = curve.deficit(steps) - self.curves[REFERENCE_SAMPLER].deficit(REFERENCE_STEPS)
+        value = base - self.clip_per_fid * extra
+        return Prediction(value, self.clip_per_fid * curve.deficit_sigma(steps) + 0.001, "table1-clip")
+
+    def is_distilled_sampler(self, sampler: str) -> bool:
+        return sampler in DISTILLED_SAMPLERS
+
+    # ------------------------------------------------------------------ JSON
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "provenance": self.provenance,
+            "reference": {"sampler": REFERENCE_SAMPLER, "steps": REFERENCE_STEPS, "param_scale": PARAM_SCALE},
+            "size": {
+                "points": [{"model": m, "unet_params": n, "fid": f} for m, n, f in self.size_points],
+                "smooth": {"a": self.smooth_a, "b": self.smooth_b, "cov": self.smooth_cov, "rms": self.smooth_rms,
+                           "form": "a - b * ln(N / 1e8)"},
+            },
+            "curves": {k: v.to_json() for k, v in self.curves.items()},
+            "clip": {"points": [{"model": m, "unet_params": n, "clip": c} for m, n, c in self.clip_points],
+                     "clip_per_fid": self.clip_per_fid},
+            "anchors": {k: a.__dict__ for k, a in self.anchors.items()},
+            "norm_cost": {"values": self.norm_cost, "source": PAPER_CITATION},
+        }
+
+    @classmethod
+    def from_json(cls, d: Any) -> QualityLaw:
+        if not isinstance(d, dict) or d.get("schema") != SCHEMA:
+            found = d.get("schema") if isinstance(d, dict) else None
+            raise UsageError(f"not a quality law file of schema '{SCHEMA}' (found {found!r})")
+        try:
+            size = d["size"]
+            law = cls(
+                size_points=[(str(p["model"]), int(p["unet_params"]), float(p["fid"])) for p in size["points"]],
+                smooth_a=float(size["smooth"]["a"]),
+                smooth_b=float(size["smooth"]["b"]),
+                smooth_cov=[[float(x) for x in r] for r in size["smooth"]["cov"]],
+                smooth_rms=float(size["smooth"]["rms"]),
+                curves={str(k): StepCurve.from_json(v) for k, v in d["curves"].items()},
+                clip_points=[(str(p["model"]), int(p["unet_params"]), float(p["clip"])) for p in d["clip"]["points"]],
+                clip_per_fid=float(d["clip"]["clip_per_fid"]),
+                anchors={str(k): Anchor(**v) for k, v in d.get("anchors", {}).items()},
+                norm_cost={str(k): float(v) for k, v in d["norm_cost"]["values"].items()},
+                provenance=dict(d.get("provenance", {})),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise UsageError(f"quality law file is malformed ({exc.__class__.__name__}: {exc})") from None
+        if len(law.size_points) < 2 or REFERENCE_SAMPLER not in law.curves:
+            raise UsageError("quality law file is malformed (needs 2+ size points and a ddim curve)")
+        for name, c in law.curves.items():
+            if not (math.isfinite(c.C) and math.isfinite(c.p) and c.C >= 0 and c.p > 0):
+                raise UsageError(f"quality law file: curve '{name}' has invalid parameters")
+        law.size_points.sort(key=lambda t: t[1])
+        law.clip_points.sort(key=lambda t: t[1])
+        return law
+
+
+# ---------------------------------------------------------------------------------------------- files
+
+
+def shipped_table_path() -> Path:
+    return Path(__file__).parent / "data" / "quality_points.csv"
+
+
+def shipped_law_path() -> Path:
+    return Path(__file__).parent / "data" / "quality_law.json"
+
+
+def user_table_path() -> Path:
+    from ldmpick.storage import data_dir
+
+    return data_dir() / "quality_points.csv"
+
+
+def user_law_path() -> Path:
+    from ldmpick.storage import data_dir
+
+    return data_dir() / "quality_law.json"
+
+
+def load_law(path: Path | None = None) -> tuple[QualityLaw, Path]:
+    """The law to use: ``path``, else the user's refitted law, else the shipped default."""
+    if path is None:
+        path = user_law_path() if user_law_path().exists() else shipped_law_path()
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"quality law file '{path}' does not exist") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UsageError(f"quality law file '{path}' is unreadable ({exc.__class__.__name__})") from None
+    return QualityLaw.from_json(data), Path(path)
+
+
+TABLE_COLUMNS = ["model", "unet_params", "sampler", "steps", "guidance", "resolution", "metric", "value",
+                 "num_samples", "dataset", "series", "source"]
+
+
+def read_table(text: str, where: str) -> list[QualityPoint]:
+    """Parse a quality table (CSV with ``#`` comment lines). Every bad row is a one-line error."""
+    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    if not lines:
+        return []
+    reader = csv.DictReader(io.StringIO("\n".join(lines)))
+    missing = [c for c in TABLE_COLUMNS if c not in (reader.fieldnames or [])]
+    if missing:
+        raise UsageError(f"{where}: missing columns {', '.join(missing)}")
+    points = []
+    for i, row in enumerate(reader, start=2):
+        try:
+            value = float(row["value"])
+            steps = int(row["steps"])
+            if not math.isfinite(value) or value < 0 or steps < 1:
+                raise ValueError("value must be finite and >= 0, steps >= 1")
+            points.append(QualityPoint(
+                model=row["model"], unet_params=int(row["unet_params"]) if row["unet_params"] else None,
+                sampler=row["sampler"], steps=steps,
+                guidance=float(row["guidance"]) if row["guidance"] else None,
+                resolution=int(row["resolution"]), metric=row["metric"], value=value,
+                num_samples=int(row["num_samples"]) if row["num_samples"] else None,
+                dataset=row["dataset"], series=row["series"], source=row["source"],
+            ))
+        except (TypeError, ValueError) as exc:
+            raise UsageError(f"{where}: data row {i}: {exc}") from None
+    return points
+
+
+# ---------------------------------------------------------------------------------------------- fitting
+
+
+def _fit_smooth_size(points: list[tuple[str, int, float]]) -> tuple[float, float, list[list[float]], float]:
+    """a - b ln(N/1e8), bounded least squares (b >= 0: quality never gets worse with size)."""
+    from scipy.optimize import least_squares
+
+    xs = [math.log(n / PARAM_SCALE) for _, n, _ in points]
+    ys = [f for _, _, f in points]
+
+    def residuals(theta):
+        a, b = theta
+        return [a - b * x - y for x, y in zip(xs, ys)]
+
+    r = least_squares(residuals, [ys[0], 1.0], bounds=([0.0, 0.0], [1e3, 1e2]))
+    cov = _covariance(r)
+    rms = math.sqrt(sum(v * v for v in r.fun) / len(r.fun))
+    return float(r.x[0]), float(r.x[1]), cov, rms
+
+
+def _covariance(result: Any) -> list[list[float]]:
+    import numpy as np
+
+    J = result.jac
+    dof = max(1, len(result.fun) - len(result.x))
+    s2 = float(np.sum(result.fun**2)) / dof
+    try:
+        cov = np.linalg.inv(J.T @ J) * s2
+    except np.linalg.LinAlgError:
+        cov = np.linalg.pinv(J.T @ J) * s2
+    return [[float(x) for x in row] for row in cov]
+
+
+def _fit_curves(points: list[QualityPoint], samplers: list[str]) -> dict[str, StepCurve]:
+    """Fit C, p per sampler jointly with one converged offset per series, in log space (relative errors)."""
+    import numpy as np
+    from scipy.optimize import least_squares
+
+    pts = [p for p in points if p.metric == "fid" and p.sampler in samplers]
+    series = sorted({p.series for p in pts})
+    ns, nc = len(series), len(samplers)
+    lo = [0.0] * ns + [0.0, 0.1] * nc
+    hi = [100.0] * ns + [2000.0, 6.0] * nc
+    x0 = [min(p.value for p in pts if p.series == s) * 0.8 for s in series] + [150.0, 1.5] * nc
+
+    def residuals(theta):
+        out = []
+        for p in pts:
+            off = theta[series.index(p.series)]
+            k = ns + 2 * samplers.index(p.sampler)
+            pred = off + theta[k] * p.steps ** (-theta[k + 1])
+            out.append(math.log(max(pred, 1e-6)) - math.log(p.value))
+        return out
+
+    r = least_squares(residuals, x0, bounds=(lo, hi))
+    cov = np.array(_covariance(r))
+    curves = {}
+    for i, name in enumerate(samplers):
+        k = ns + 2 * i
+        n_pts = sum(1 for p in pts if p.sampler == name)
+        curves[name] = StepCurve(C=float(r.x[k]), p=float(r.x[k + 1]),
+                                 cov=[[float(cov[k][k]), float(cov[k][k + 1])], [float(cov[k + 1][k]), float(cov[k + 1][k + 1])]],
+                                 basis=f"fitted to {n_pts} published points", points=n_pts)
+    return curves
+
+
+def _fit_relative(points: list[QualityPoint], sampler: str, base: StepCurve, base_name: str) -> StepCurve | None:
+    """A sampler with only paired points (same series, same steps as ``base_name``): scale base's C by the mean
+    ratio of deficits above the series' converged level, which is estimated from ``base``'s curve."""
+    pairs = []
+    for p in points:
+        if p.metric != "fid" or p.sampler != sampler:
+            continue
+        partner = [q for q in points if q.series == p.series and q.sampler == base_name and q.steps == p.steps]
+        if partner:
+            q = partner[0]
+            d_base = base.deficit(q.steps)
+            converged = q.value - d_base
+            pairs.append((p.value - converged) / d_base)
+    if not pairs:
+        return None
+    k = sum(pairs) / len(pairs)
+    spread = (max(pairs) - min(pairs)) / 2 if len(pairs) > 1 else 0.5 * k
+    cov = [[base.cov[0][0] * k * k + (spread * base.C) ** 2, base.cov[0][1] * k], [base.cov[1][0] * k, base.cov[1][1]]]
+    return StepCurve(C=base.C * k, p=base.p, cov=cov,
+                     basis=f"{base_name} curve scaled by {k:.2f} (mean of {len(pairs)} paired published points)",
+                     points=len(pairs))
+
+
+def fit_law(tables: list[tuple[list[QualityPoint], str]], command: str = "") -> QualityLaw:
+    """Fit the law from quality tables (the shipped one first, then the user's calibrated points)."""
+    from ldmpick import __version__
+    from ldmpick.catalogue import FAMILY_CHANNELS, family_spec
+
+    points = [p for pts, _ in tables for p in pts]
+    table1 = [p for p in points if p.series == "mei2024-table1" and p.metric == "fid"]
+    table1_clip = [p for p in points if p.series == "mei2024-table1-clip" and p.metric == "clip"]
+    if len(table1) < 2:
+        raise UsageError("the quality table needs Table 1 (series mei2024-table1) to fit the size term")
+
+    def params(p: QualityPoint) -> int:
+        if p.unet_params:
+            return p.unet_params
+        if p.model in FAMILY_CHANNELS:
+            return family_spec(p.model).unet_params  # computed from the verified config
+        raise UsageError(f"quality point for '{p.model}' has no unet_params")
+
+    size_points = sorted(((p.model, params(p), p.value) for p in table1), key=lambda t: t[1])
+    clip_points = sorted(((p.model, params(p), p.value) for p in table1_clip), key=lambda t: t[1])
+    a, b, cov, rms = _fit_smooth_size(size_points)
+
+    curve_points = [p for p in points if not p.series.startswith("mei2024") and not p.series.startswith("calibrated")]
+    curves = _fit_curves(curve_points, ["ddim", "dpmpp-2m"])
+    unipc = _fit_relative(curve_points, "unipc", curves["dpmpp-2m"], "dpmpp-2m")
+    if unipc is not None:
+        curves["unipc"] = unipc
+    for name, (borrowed, c_mult, p_mult, reason) in PRIORS.items():
+        src = curves[borrowed]
+        curves[name] = StepCurve(C=src.C * c_mult, p=src.p * p_mult,
+                                 cov=[[src.cov[0][0] * 4 * c_mult**2, 0.0], [0.0, src.cov[1][1] * 4 * p_mult**2]],
+                                 basis=reason, points=0)
+    lcm = _fit_curves([p for p in points if p.sampler == "lcm"], ["lcm"])["lcm"]
+    lcm.basis = f"distilled (consistency models only): {lcm.basis}"
+    curves["lcm"] = lcm
+
+    # The CLIP step penalty: assume CLIP trades against FID along steps as it does along sizes in Table 1.
+    clip_per_fid = 0.0
+    if len(clip_points) >= 2:
+        clip_per_fid = (clip_points[-1][2] - clip_points[0][2]) / max(1e-9, size_points[0][2] - size_points[-1][2])
+
+    anchors = {}
+    for p in points:  # calibrated / published points of models outside the family: anchors
+        if p.series.startswith("calibrated") and p.metric == "fid":
+            anchors[p.model] = Anchor(p.model, p.sampler, p.steps, p.value, p.source)
+
+    try:
+        import scipy
+
+        scipy_version = scipy.__version__
+    except ImportError:  # pragma: no cover
+        scipy_version = None
+    provenance = {
+        "source": "; ".join(sorted({where for _, where in tables})),
+        "data": sorted({p.source for p in points}),
+        "command": command or "ldmpick fit",
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "versions": {"ldmpick": __version__, "scipy": scipy_version},
+        "method": "scipy.optimize.least_squares (bounded); covariance = inv(J^T J) * residual variance",
+        "size_residual_rms_fid": round(rms, 4),
+    }
+    return QualityLaw(size_points=size_points, smooth_a=a, smooth_b=b, smooth_cov=cov, smooth_rms=rms,
+                      curves=curves, clip_points=clip_points, clip_per_fid=clip_per_fid, anchors=anchors,
+                      norm_cost=dict(PAPER_NORM_COST), provenance=provenance)

@@ -1,0 +1,414 @@
+"""The selector: the (model, sampler, steps) with the best predicted quality within a latency budget.
+
+For every model of a profile x sampler x steps 1..max_steps:
+
+    latency = text_encoder + steps x (evals_per_step x unet_step + sampler_overhead) + vae_decode
+
+from the profile (at the median, or another percentile), quality from the ``QualityLaw``. Configurations within the
+budget (and within device memory) compete; the best predicted metric wins, ties go to the lower latency.
+
+Under ``cost_model="flops"`` the candidates are the paper's family sizes and the cost is the paper's sampling cost
+(normalized cost x steps, x evaluations per step), with no profile: it reproduces Mei et al. 2024.
+
+Pure Python, no torch / numpy: this is the ``recommend`` path and must answer in well under a second.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ldmpick.errors import UsageError
+from ldmpick.profile_file import Profile
+from ldmpick.samplers import SAMPLERS, get_sampler
+from ldmpick.scaling_law import QualityLaw
+
+MAX_BUDGET_S = 86_400.0
+UNITS = {"": 1.0, "s": 1.0, "sec": 1.0, "secs": 1.0, "second": 1.0, "seconds": 1.0, "ms": 1e-3,
+         "millisecond": 1e-3, "milliseconds": 1e-3, "min": 60.0, "m": 60.0, "minute": 60.0, "minutes": 60.0}
+_BUDGET = re.compile(r"^\s*([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*([A-Za-z]*)\s*$")
+
+
+def parse_budget(text: str, unitless: bool = False) -> float:
+    """``'2s'``, ``'2'``, ``'1500ms'``, ``'0.5 s'`` -> seconds. With ``unitless`` (the flops axis) a plain number."""
+    if text is None or not str(text).strip():
+        raise UsageError("empty budget; give a latency such as '2s' or '1500ms'")
+    m = _BUDGET.match(str(text))
+    if not m:
+        raise UsageError(f"budget '{text}' is not a number with an optional unit (e.g. '2s', '1500ms', '0.5 s')")
+    number, unit = m.group(1), m.group(2).lower()
+    if unitless:
+        if unit:
+            raise UsageError(f"budget '{text}': under --cost-model flops the budget is in the paper's sampling-cost "
+                             "units (normalized cost x steps), without a unit, e.g. '--budget 3'")
+        scale = 1.0
+    elif unit not in UNITS:
+        raise UsageError(f"budget '{text}': unknown unit '{m.group(2)}' (use s or ms)")
+    else:
+        scale = UNITS[unit]
+    value = float(number) * scale
+    if not math.isfinite(value):
+        raise UsageError(f"budget '{text}' is too large")
+    if value <= 0:
+        raise UsageError(f"budget '{text}' must be positive")
+    if value > MAX_BUDGET_S and not unitless:
+        raise UsageError(f"budget '{text}' is more than a day; give a per-image latency such as '2s'")
+    return value
+
+
+@dataclass
+class Candidate:
+    model: str
+    unet_params: int
+    sampler: str
+    steps: int
+    latency: float  # seconds (measured) or paper cost units (flops)
+    quality: float  # predicted FID (lower is better) or CLIP (higher is better)
+    sigma: float
+    parts: dict[str, float] = field(default_factory=dict)  # seconds per part (measured cost model)
+    basis: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"model": self.model, "unet_params": self.unet_params, "sampler": self.sampler, "steps": self.steps,
+                "latency": round(self.latency, 6), "quality": round(self.quality, 4), "sigma": round(self.sigma, 4),
+                "parts": {k: round(v, 6) for k, v in self.parts.items()}, "basis": self.basis}
+
+
+@dataclass
+class CostRow:
+    """What one (model, sampler) costs: fixed part + per step, in the budget's unit."""
+
+    model: str
+    unet_params: int
+    sampler: str
+    fixed: float
+    per_step: float
+    parts: dict[str, float]  # fixed parts and per-step parts, for the breakdown
+
+
+@dataclass
+class Selection:
+    best: Candidate
+    top: list[Candidate]
+    frontier: list[Candidate]
+    budget: float
+    unit: str  # "s" or "cost"
+    metric: str
+    cost_model: str
+    explanation: str
+    considered: int
+    excluded: list[str]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "best": self.best.to_json(),
+            "top": [c.to_json() for c in self.top],
+            "frontier": [c.to_json() for c in self.frontier],
+            "budget": self.budget,
+            "unit": self.unit,
+            "metric": self.metric,
+            "cost_model": self.cost_model,
+            "explanation": self.explanation,
+            "considered": self.considered,
+            "excluded": self.excluded,
+        }
+
+
+def cost_rows_measured(profile: Profile, models: list[str] | None, samplers: list[str], percentile: float,
+                       excluded: list[str]) -> list[CostRow]:
+    """Per (model, sampler): fixed seconds and seconds per step from the profile."""
+    if profile.text_encoder is None or profile.vae_decode is None:
+        raise UsageError(f"profile '{profile.id}' lacks the text encoder or VAE measurement; measure it again")
+    te = profile.text_encoder.at(percentile) / 1e3
+    vae = profile.vae_decode.at(percentile) / 1e3
+    memory = profile.device.get("memory_bytes")
+    names = models if models is not None else profile.model_names()
+    rows = []
+    for name in names:
+        m = profile.model(name)
+        if not m.ok:
+            excluded.append(f"{name}: {m.status.replace('_', ' ')}")
+            continue
+        if memory and m.peak_memory_bytes and m.peak_memory_bytes > memory:
+            excluded.append(f"{name}: needs more memory than the device has")
+            continue
+        unet = m.unet_step.at(percentile) / 1e3
+        for s in samplers:
+            try:
+                over = profile.sampler(s)
+            except UsageError:
+                excluded.append(f"sampler {s}: not in the profile")
+                continue
+            per_step = over.evals_per_step * unet + over.step_overhead.at(percentile) / 1e3
+            rows.append(CostRow(name, m.unet_params, s, te + vae, per_step,
+                                {"text_encoder": te, "vae_decode": vae, "unet_step": unet,
+                                 "evals_per_step": float(over.evals_per_step),
+                                 "sampler_overhead": over.step_overhead.at(percentile) / 1e3}))
+    return rows
+
+
+def cost_rows_flops(law: QualityLaw, models: list[str] | None, samplers: list[str]) -> list[CostRow]:
+    """Per (family size, sampler): the paper's normalized cost per step (x evaluations per step)."""
+    params = {name: n for name, n, _ in law.size_points}
+    names = models if models is not None else [n for n in law.norm_cost if n in params]
+    rows = []
+    for name in names:
+        if name not in law.norm_cost or name not in params:
+            raise UsageError(f"--cost-model flops knows only the paper's family sizes ({', '.join(law.norm_cost)}); "
+                             f"'{name}' has no normalized cost")
+        for s in samplers:
+            evals = get_sampler(s).evals_per_step
+            rows.append(CostRow(name, params[name], s, 0.0, law.norm_cost[name] * evals,
+                                {"norm_cost": law.norm_cost[name], "evals_per_step": float(evals)}))
+    return rows
+
+
+def _predict(law: QualityLaw, metric: str, row: CostRow, steps: int):
+    if metric == "fid":
+        return law.predict_fid(row.unet_params, row.sampler, steps, model=row.model)
+    return law.predict_clip(row.unet_params, row.sampler, steps, model=row.model)
+
+
+def _better(metric: str, a: Candidate, b: Candidate) -> bool:
+    """Is ``a`` better than ``b``: best predicted metric, ties broken by lower latency."""
+    qa, qb = (a.quality, b.quality) if metric == "fid" else (-a.quality, -b.quality)
+    if abs(qa - qb) > 1e-9:
+        return qa < qb
+    return a.latency < b.latency
+
+
+def select_config(
+    rows: list[CostRow],
+    law: QualityLaw,
+    budget: float,
+    metric: str = "fid",
+    max_steps: int = 100,
+    top_k: int = 5,
+    unit: str = "s",
+    cost_model: str = "measured",
+    excluded: list[str] | None = None,
+    distilled_models: set[str] | frozenset[str] = frozenset(),
+) -> Selection:
+    """Best configuration within ``budget`` over ``rows`` x steps 1..max_steps."""
+    if metric not in ("fid", "clip"):
+        raise UsageError(f"unknown metric '{metric}' (use fid or clip)")
+    if not 1 <= max_steps <= 10_000:
+        raise UsageError(f"--max-steps must be between 1 and 10000 (got {max_steps})")
+    excluded = list(excluded or [])
+    usable = []
+    for r in rows:
+        if law.is_distilled_sampler(r.sampler) and r.model not in distilled_models:
+            note = f"sampler {r.sampler}: only for consistency-distilled models"
+            if note not in excluded:
+                excluded.append(note)
+            continue
+        usable.append(r)
+    if not usable:
+        raise UsageError("no candidate configurations: " + ("; ".join(excluded) or "no models or samplers"))
+    fastest = min(r.fixed + r.per_step for r in usable)
+    if budget < fastest:
+        fmt = _fmt_s if unit == "s" else _fmt_cost
+        best_row = min(usable, key=lambda r: r.fixed + r.per_step)
+        raise UsageError(
+            f"budget {fmt(budget)} is below the fastest possible configuration: {fmt(fastest)} "
+            f"({best_row.model}, {best_row.sampler}, 1 step); raise the budget"
+        )
+    best: Candidate | None = None
+    per_pair: list[Candidate] = []
+    all_in_budget: list[Candidate] = []
+    considered = 0
+    for r in usable:
+        n_max = min(max_steps, int((budget - r.fixed) / r.per_step + 1e-9)) if r.per_step > 0 else max_steps
+        pair_best: Candidate | None = None
+        for steps in range(1, n_max + 1):
+            considered += 1
+            pred = _predict(law, metric, r, steps)
+            c = Candidate(r.model, r.unet_params, r.sampler, steps, r.fixed + steps * r.per_step, pred.value,
+                          pred.sigma, basis=pred.basis)
+            all_in_budget.append(c)
+            if pair_best is None or _better(metric, c, pair_best):
+                pair_best = c
+        if pair_best is not None:
+            per_pair.append(pair_best)
+            if best is None or _better(metric, pair_best, best):
+                best = pair_best
+    assert best is not None  # the budget admits at least one step of the fastest row
+    row_of = {(r.model, r.sampler): r for r in usable}
+    for c in [best] + per_pair:
+        c.parts = _parts(row_of[(c.model, c.sampler)], c.steps, unit)
+    key = (lambda c: (c.quality, c.latency)) if metric == "fid" else (lambda c: (-c.quality, c.latency))
+    top = sorted(per_pair, key=key)[:top_k]
+    frontier = pareto_frontier(all_in_budget, metric)
+    for c in frontier:
+        c.parts = _parts(row_of[(c.model, c.sampler)], c.steps, unit)
+    explanation = explain(best, usable, law, metric, budget, unit, cost_model, max_steps)
+    return Selection(best, top, frontier, budget, unit, metric, cost_model, explanation, considered, excluded)
+
+
+def _parts(row: CostRow, steps: int, unit: str) -> dict[str, float]:
+    if unit != "s":
+        return {"sampling_cost": steps * row.per_step}
+    p = row.parts
+    return {"text_encoder": p["text_encoder"], "denoise": steps * row.per_step, "vae_decode": p["vae_decode"],
+            "unet_step": p["unet_step"], "sampler_overhead_per_step": p["sampler_overhead"]}
+
+
+def pareto_frontier(cands: list[Candidate], metric: str) -> list[Candidate]:
+    """Configurations no other one beats on both latency and quality, from fastest to best."""
+    sign = 1.0 if metric == "fid" else -1.0
+    out: list[Candidate] = []
+    best_q = math.inf
+    for c in sorted(cands, key=lambda c: (c.latency, sign * c.quality)):
+        q = sign * c.quality
+        if q < best_q - 1e-9:
+            out.append(c)
+            best_q = q
+    return out
+
+
+def _fmt_s(x: float) -> str:
+    return f"{x * 1e3:.0f} ms" if x < 1 else f"{x:.2f} s"
+
+
+def _fmt_cost(x: float) -> str:
+    return f"{x:.2f} cost units"
+
+
+def _size_label(params: int) -> str:
+    return f"{params / 1e9:.1f}B" if params >= 1e9 else f"{params / 1e6:.0f}M"
+
+
+def explain(best: Candidate, rows: list[CostRow], law: QualityLaw, metric: str, budget: float, unit: str,
+            cost_model: str, max_steps: int) -> str:
+    """One paragraph: why this one, what the largest and the smallest models would get instead."""
+    fmt = _fmt_s if unit == "s" else _fmt_cost
+    name = "FID" if metric == "fid" else "CLIP score"
+    parts = [
+        f"Within {fmt(budget)}, {best.model} ({_size_label(best.unet_params)}) with {best.sampler} at {best.steps} "
+        f"steps has the best predicted {name}: {best.quality:.2f} ± {best.sigma:.2f}, at {fmt(best.latency)}."
+    ]
+    by_size = sorted({(r.unet_params, r.model) for r in rows})
+    for params, model in (by_size[-1], by_size[0]):
+        if model == best.model:
+            continue
+        mine = [r for r in rows if r.model == model and r.sampler == best.sampler] or [r for r in rows if r.model == model]
+        r = mine[0]
+        steps = min(max_steps, int((budget - r.fixed) / r.per_step + 1e-9)) if r.per_step > 0 else max_steps
+        if steps < 1:
+            parts.append(f"The {_size_label(params)} model does not fit the budget at all "
+                         f"(one step costs {fmt(r.fixed + r.per_step)}).")
+        else:
+            q = _predict(law, metric, r, steps).value
+            parts.append(f"The {_size_label(params)} model would afford only {steps} {r.sampler} steps here: "
+                         f"predicted {name} {q:.1f}." if params > best.unet_params else
+                         f"The {_size_label(params)} model could run {steps} {r.sampler} steps: predicted {name} "
+                         f"{q:.1f}, limited by its size.")
+    if cost_model == "measured":
+        per_step = {r.model: r.parts.get("unet_step", 0.0) for r in rows}
+        lo, hi = min(per_step.values()), max(per_step.values())
+        if hi > 0 and lo / hi > 0.6 and len(per_step) > 1:
+            parts.append("On this profile every size costs about the same per step "
+                         f"({_fmt_s(lo)}-{_fmt_s(hi)}), so the step budget does not favour small models as the "
+                         "paper's FLOP axis would.")
+    if best.basis == "extrapolated":
+        parts.append("This model lies outside the paper's sizes: its quality is extrapolated.")
+    return " ".join(parts)
+
+
+# ---------------------------------------------------------------------------------------------- profile choice
+
+
+@dataclass
+class ProfileChoice:
+    profile: Profile
+    path: Path
+    how: str  # "--profile", "LDMPICK_PROFILE", "local", "shipped-match", "shipped-default"
+    notice: str
+
+
+def choose_profile(ref: str | None, device_key_now: str | None = None, resolution: int | None = None,
+                   batch: int | None = None, cfg: bool | None = None) -> ProfileChoice:
+    """--profile > $LDMPICK_PROFILE > newest local profile of this device > shipped profile of this device >
+    the shipped default; with a one-line notice saying which. Among several profiles of this device, those
+    measured at the requested resolution / batch / guidance are preferred, then the newest."""
+    from ldmpick.profile_file import device_key, find_profile, list_profile_files, load_profile, shipped_profiles_dir
+    from ldmpick.storage import profiles_dir
+
+    if device_key_now is None:
+        from ldmpick.fingerprint import light_fingerprint
+
+        device_key_now = device_key(light_fingerprint())
+
+    def fits(p: Profile) -> bool:
+        st = p.settings
+        return ((resolution is None or st.resolution == resolution) and (batch is None or st.batch == batch)
+                and (cfg is None or st.cfg == cfg))
+
+    def pick(found: list[tuple[Path, Profile]]) -> tuple[Path, Profile]:
+        return max(found, key=lambda t: (fits(t[1]), t[1].created))
+
+    def other_device_warning(p: Profile) -> str:
+        if device_key(p.device) != device_key_now:
+            return (f" warning: it was measured on another device ({p.device_name}); "
+                    "run 'ldmpick profile' to measure this one")
+        return ""
+
+    for how, value in (("--profile", ref), ("LDMPICK_PROFILE", os.environ.get("LDMPICK_PROFILE"))):
+        if value:
+            path = find_profile(value)
+            p = load_profile(path)
+            return ProfileChoice(p, path, how, f"using profile '{p.id}' (from {how}).{other_device_warning(p)}")
+    local = []
+    for path in list_profile_files(profiles_dir()):
+        try:
+            p = load_profile(path)
+        except UsageError:
+            continue  # a broken local file should not stop recommend; 'profiles list' shows it
+        if device_key(p.device) == device_key_now and p.complete:
+            local.append((path, p))
+    if local:
+        path, p = pick(local)
+        return ProfileChoice(p, path, "local", f"using your newest profile of this device: '{p.id}'")
+    shipped = []
+    for path in sorted(list_profile_files(shipped_profiles_dir())):
+        p = load_profile(path)
+        shipped.append((path, p))
+    if not shipped:
+        raise UsageError("no profile found; measure this machine with 'ldmpick profile'")
+    matching = [(path, p) for path, p in shipped if device_key(p.device) == device_key_now]
+    if matching:
+        path, p = pick(matching)
+        return ProfileChoice(p, path, "shipped-match",
+                                 f"using the shipped reference profile of this device '{p.id}'; "
+                                 "run 'ldmpick profile' to measure your own machine")
+    path, p = pick(shipped)
+    return ProfileChoice(p, path, "shipped-default",
+                         f"no profile of this device; using the shipped default '{p.id}' ({p.device_name}, "
+                         f"{p.settings.describe()}) — latencies are NOT this machine's: run 'ldmpick profile'")
+
+
+def check_settings(profile: Profile, resolution: int | None, batch: int | None, cfg: bool | None) -> None:
+    """The requested resolution / batch / guidance must be what the profile measured."""
+    s = profile.settings
+    wanted = []
+    if resolution is not None and resolution != s.resolution:
+        wanted.append(f"--resolution {resolution}")
+    if batch is not None and batch != s.batch:
+        wanted.append(f"--batch {batch}")
+    if cfg is not None and cfg != s.cfg:
+        wanted.append("--cfg" if cfg else "--no-cfg")
+    if wanted:
+        raise UsageError(
+            f"profile '{profile.id}' was measured at {s.describe()}; measure one with "
+            f"'ldmpick profile {' '.join(wanted)}' (or pick another with --profile)"
+        )
+
+
+def sampler_names(text: str | None) -> list[str]:
+    from ldmpick.samplers import parse_sampler_list
+
+    return parse_sampler_list(text) if text else list(SAMPLERS)

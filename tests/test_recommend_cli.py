@@ -1,0 +1,109 @@
+"""`ldmpick recommend`, `fit` and `law` through the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from ldmpick.cli import app
+from ldmpick.profile_file import list_profile_files, shipped_profiles_dir
+
+from test_selector import H100_EAGER, H100_GRAPH, make_profile
+
+runner = CliRunner()
+
+
+def test_recommend_works_on_a_fresh_machine_with_the_shipped_profile():
+    assert list_profile_files(shipped_profiles_dir())
+    r = runner.invoke(app, ["recommend", "--budget", "2s", "--json"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["best"]["latency"] <= 2.0
+    assert doc["source"]["profile_choice"] in ("shipped-match", "shipped-default")
+    assert "ldmpick profile" in r.stderr  # the notice says how to measure this machine
+    parts = doc["best"]["parts"]
+    assert parts["text_encoder"] + parts["denoise"] + parts["vae_decode"] == pytest.approx(doc["best"]["latency"])
+
+
+def test_recommend_human_output_has_the_pieces(tmp_path):
+    p = tmp_path / "h100.json"
+    p.write_text(make_profile(H100_GRAPH, mode="cudagraph").dumps())
+    r = runner.invoke(app, ["recommend", "--budget", "500ms", "--profile", str(p)])
+    assert r.exit_code == 0, r.output
+    for piece in ("Recommended within 500 ms", "predicted FID", "Top", "Pareto frontier", "text encoder"):
+        assert piece in r.stdout, piece
+    assert "measured on another device" in r.stderr or "using profile" in r.stderr
+
+
+def test_flops_cost_model_reproduces_the_paper_without_a_profile():
+    r = runner.invoke(app, ["recommend", "--cost-model", "flops", "--budget", "3", "--samplers", "ddim", "--json"])
+    assert r.exit_code == 0, r.output
+    best = json.loads(r.stdout)["best"]
+    assert (best["model"], best["sampler"], best["steps"]) == ("ldm-83m", "ddim", 23)
+
+
+def test_eager_h100_profile_gives_a_different_answer_than_flops(tmp_path):
+    p = tmp_path / "eager.json"
+    p.write_text(make_profile(H100_EAGER).dumps())
+    r = runner.invoke(app, ["recommend", "--budget", "0.96s", "--profile", str(p), "--samplers", "ddim", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["best"]["model"] != "ldm-83m"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--budget", "abc"], "not a number"),
+    (["--budget", "-1s"], "must be positive"),
+    (["--budget", "2 parsecs"], "unknown unit"),
+    (["--budget", "1ms"], "below the fastest possible configuration"),
+    (["--budget", "2s", "--percentile", "0"], "--percentile must be between 1 and 99"),
+    (["--budget", "2s", "--metric", "lpips"], "unknown metric 'lpips'"),
+    (["--budget", "2s", "--cost-model", "watts"], "unknown cost model 'watts'"),
+    (["--budget", "2s", "--max-steps", "0"], "--max-steps must be between 1 and 10000"),
+    (["--budget", "2s", "--max-steps", "1000000000"], "--max-steps must be between 1 and 10000"),
+    (["--budget", "2s", "--samplers", "ddim2"], "unknown sampler 'ddim2'"),
+    (["--budget", "2s", "--models", "ldm-1t"], "has no model 'ldm-1t'"),
+    (["--budget", "2s", "--resolution", "1024"], "'ldmpick profile --resolution 1024'"),
+    (["--budget", "2s", "--profile", "nope"], "no profile named 'nope'"),
+    (["--budget", "3s", "--cost-model", "flops"], "sampling-cost units"),
+    (["--budget", "3", "--cost-model", "flops", "--models", "my-model"], "knows only the paper's family"),
+])
+def test_recommend_bad_input_is_one_line(args, message):
+    r = runner.invoke(app, ["recommend"] + args)
+    assert r.exit_code == 2, r.output
+    assert r.stderr.splitlines()[-1].startswith("error: ") and message in r.stderr.splitlines()[-1]
+    assert "Traceback" not in r.output
+
+
+def test_recommend_does_not_import_torch_or_diffusers():
+    code = ("import sys; from ldmpick.cli import app\n"
+            "try:\n    app(['recommend', '--budget', '3s', '--json'])\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+            "heavy = [m for m in ('torch', 'diffusers', 'transformers', 'scipy', 'pandas') if m in sys.modules]\n"
+            "print('HEAVY', heavy)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "HEAVY []" in r.stdout
+
+
+def test_fit_writes_a_versioned_law_that_recommend_then_uses(tmp_path, ldmpick_home):
+    r = runner.invoke(app, ["fit"])
+    assert r.exit_code == 0, r.output
+    law_file = ldmpick_home / "data" / "quality_law.json"
+    doc = json.loads(law_file.read_text())
+    assert doc["schema"] == "ldmpick.law/1" and doc["provenance"]["command"].startswith("ldmpick")
+    r = runner.invoke(app, ["law", "--json"])
+    assert r.exit_code == 0 and str(law_file) in r.stderr
+    grid = json.loads(r.stdout)["grid"]
+    assert grid["ddim"]["ldm-866m"]["50"] == pytest.approx(21.55, abs=0.01)
+    r = runner.invoke(app, ["law"])
+    assert "Predicted FID — dpmpp-2m" in r.stdout
+
+
+def test_fit_with_a_bad_table_is_one_line(tmp_path):
+    t = tmp_path / "mine.csv"
+    t.write_text("model,steps\nx,1\n")
+    r = runner.invoke(app, ["fit", "--table", str(t)])
+    assert r.exit_code == 2 and "missing columns" in r.stderr

@@ -1,0 +1,244 @@
+"""The selector: budgets, brute-force equivalence, monotonicity, profile choice, the eager-vs-FLOPs lesson."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ldmpick.errors import UsageError
+from ldmpick.profile_file import LatencyStats, ModelLatency, Profile, SamplerOverhead, Settings
+from ldmpick.scaling_law import QualityLaw, StepCurve, load_law, shipped_law_path
+from ldmpick.selector import (
+    CostRow,
+    check_settings,
+    choose_profile,
+    cost_rows_flops,
+    cost_rows_measured,
+    parse_budget,
+    select_config,
+)
+
+LAW = load_law(shipped_law_path())[0]
+PARAMS = {m: n for m, n, _ in LAW.size_points}
+
+
+@pytest.mark.parametrize("text, seconds", [("2s", 2.0), ("2", 2.0), ("1500ms", 1.5), ("0.5 s", 0.5), (" 3 S ", 3.0),
+                                           ("1e3ms", 1.0), (".25s", 0.25), ("1 min", 60.0), ("2 seconds", 2.0)])
+def test_budgets_people_write(text, seconds):
+    assert parse_budget(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("", "empty budget"), ("   ", "empty budget"), ("abc", "not a number"), ("-1s", "must be positive"),
+    ("0", "must be positive"), ("0ms", "must be positive"), ("1e400", "too large"), ("2 parsecs", "unknown unit"),
+    ("nan", "not a number"), ("inf", "not a number"), ("2s 3s", "not a number"), ("100000s", "more than a day"),
+])
+def test_budgets_refused_with_one_line(text, message):
+    with pytest.raises(UsageError, match=message):
+        parse_budget(text)
+
+
+def test_flops_budget_is_unitless():
+    assert parse_budget("3", unitless=True) == 3.0
+    with pytest.raises(UsageError, match="sampling-cost units"):
+        parse_budget("3s", unitless=True)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=20))
+def test_fuzz_budget_parser_never_crashes(text):
+    try:
+        value = parse_budget(text)
+    except UsageError:
+        return
+    assert math.isfinite(value) and value > 0
+
+
+# ---------------------------------------------------------------------------------------------- profiles
+
+
+def _stats(ms: float) -> LatencyStats:
+    return LatencyStats.from_samples([ms * f for f in (0.9, 0.97, 1.0, 1.02, 1.3)])
+
+
+def make_profile(step_ms: dict[str, float], te_ms=6.0, vae_ms=24.0, overhead_ms=0.5, device="NVIDIA H100 80GB HBM3",
+                 mode="eager", resolution=512, created="2026-11-23T00:00:00Z") -> Profile:
+    return Profile(
+        settings=Settings(device="cuda", dtype="fp16", resolution=resolution, batch=1, cfg=True, mode=mode, warmup=3,
+                          repeats=20, max_seconds_per_model=20, threads=8),
+        device={"kind": "cuda", "name": device, "memory_bytes": 80 * 2**30},
+        models=[ModelLatency(m, "ok", PARAMS[m], _stats(ms)) for m, ms in step_ms.items()],
+        samplers=[SamplerOverhead(s, 2 if s == "heun" else 1, _stats(overhead_ms))
+                  for s in ("ddim", "dpmpp-2m", "euler", "heun", "unipc", "ddpm", "euler-a", "lcm")],
+        text_encoder=_stats(te_ms), vae_decode=_stats(vae_ms), created=created,
+    )
+
+
+# H100, fp16, 512 px, cfg (shared/reference/h100_observations.md): eager ~32-48 ms for every size; graph replay grows.
+H100_EAGER = {"ldm-39m": 41.0, "ldm-83m": 40.0, "ldm-145m": 39.0, "ldm-318m": 36.0, "ldm-866m": 32.0,
+              "ldm-2b": 45.0, "ldm-5b": 48.0}
+H100_GRAPH = {"ldm-39m": 4.8, "ldm-866m": 12.3, "ldm-2b": 21.4, "ldm-5b": 41.8}
+
+
+def test_h100_eager_profile_changes_the_paper_answer():
+    flops = select_config(cost_rows_flops(LAW, None, ["ddim"]), LAW, 3.0, unit="cost", cost_model="flops").best
+    assert flops.model == "ldm-83m"
+    # the same number of UNet evaluations of the 83M model (23 steps) in eager mode on an H100
+    budget = (6 + 24 + 23 * (40.0 + 0.5)) / 1e3
+    eager = make_profile(H100_EAGER)
+    sel = select_config(cost_rows_measured(eager, None, ["ddim"], 50, []), LAW, budget)
+    assert sel.best.model != "ldm-83m"
+    assert sel.best.unet_params > flops.unet_params  # every size costs the same per step: the big one wins
+    assert "about the same per step" in sel.explanation
+
+
+def test_explanation_names_what_the_largest_model_would_get():
+    sel = select_config(cost_rows_measured(make_profile(H100_GRAPH, mode="cudagraph"), None, ["ddim"], 50, []),
+                        LAW, 0.15)
+    assert "4.9B model would afford only" in sel.explanation or sel.best.model == "ldm-5b"
+    assert sel.best.latency <= 0.15
+
+
+def test_budget_below_the_fastest_configuration_states_it():
+    rows = cost_rows_measured(make_profile(H100_GRAPH, mode="cudagraph"), None, ["ddim"], 50, [])
+    fastest = min(r.fixed + r.per_step for r in rows)
+    with pytest.raises(UsageError, match=f"fastest possible configuration: {fastest * 1e3:.0f} ms"):
+        select_config(rows, LAW, fastest * 0.9)
+
+
+def test_p90_plans_on_slower_latencies():
+    p = make_profile(H100_GRAPH, mode="cudagraph")
+    med = select_config(cost_rows_measured(p, None, ["ddim"], 50, []), LAW, 0.5)
+    p90_rows = cost_rows_measured(p, None, ["ddim"], 90, [])
+    p90 = select_config(p90_rows, LAW, 0.5)
+    assert p90.best.latency <= 0.5
+    assert p90.best.steps <= med.best.steps or p90.best.model != med.best.model
+
+
+def test_models_that_do_not_fit_and_distilled_samplers_are_excluded():
+    p = make_profile(H100_GRAPH, mode="cudagraph")
+    p.models.append(ModelLatency("ldm-2b-x", "does_not_fit", 2_000_000_000, None))
+    PARAMS_X = dict(PARAMS)
+    excluded: list[str] = []
+    rows = cost_rows_measured(p, None, ["ddim", "lcm"], 50, excluded)
+    sel = select_config(rows, LAW, 1.0, excluded=excluded)
+    assert "ldm-2b-x: does not fit" in sel.excluded
+    assert any("lcm" in e for e in sel.excluded)
+    assert sel.best.sampler == "ddim"
+    assert PARAMS_X
+
+
+def test_settings_must_match_the_profile():
+    p = make_profile(H100_GRAPH, resolution=512)
+    check_settings(p, 512, 1, True)
+    with pytest.raises(UsageError, match="measured at 512px.*'ldmpick profile --resolution 1024'"):
+        check_settings(p, 1024, None, None)
+    with pytest.raises(UsageError, match="--no-cfg"):
+        check_settings(p, None, None, False)
+
+
+# ---------------------------------------------------------------------------------------------- properties
+
+
+def brute_force(rows: list[CostRow], law: QualityLaw, budget: float, max_steps: int):
+    best = None
+    for r in rows:
+        if law.is_distilled_sampler(r.sampler):
+            continue
+        for s in range(1, max_steps + 1):
+            lat = r.fixed + s * r.per_step
+            if lat > budget + 1e-12:
+                continue
+            q = law.predict_fid(r.unet_params, r.sampler, s, model=r.model).value
+            if best is None or q < best[0] - 1e-9 or (abs(q - best[0]) <= 1e-9 and lat < best[1]):
+                best = (q, lat, r.model, r.sampler, s)
+    return best
+
+
+row_strategy = st.builds(
+    lambda m, s, fixed, per: CostRow(m, PARAMS[m], s, fixed, per, {"text_encoder": fixed / 2, "vae_decode": fixed / 2,
+                                                                    "unet_step": per, "sampler_overhead": 0.0}),
+    st.sampled_from(sorted(PARAMS)), st.sampled_from(["ddim", "dpmpp-2m", "euler", "heun", "unipc", "ddpm"]),
+    st.floats(0.0, 0.5), st.floats(0.001, 0.3),
+)
+law_strategy = st.builds(
+    lambda c1, p1, c2, p2: _law_with(c1, p1, c2, p2),
+    st.floats(1, 500), st.floats(0.2, 4), st.floats(1, 500), st.floats(0.2, 4),
+)
+
+
+def _law_with(c_ddim, p_ddim, c_dpm, p_dpm) -> QualityLaw:
+    law = QualityLaw.from_json(LAW.to_json())
+    law.curves["ddim"] = StepCurve(c_ddim, p_ddim)
+    law.curves["dpmpp-2m"] = StepCurve(c_dpm, p_dpm)
+    return law
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(row_strategy, min_size=1, max_size=6, unique_by=lambda r: (r.model, r.sampler)), law_strategy,
+       st.floats(0.01, 20), st.integers(1, 60))
+def test_selector_equals_brute_force_and_fits_the_budget(rows, law, budget, max_steps):
+    expected = brute_force(rows, law, budget, max_steps)
+    try:
+        sel = select_config(rows, law, budget, max_steps=max_steps)
+    except UsageError:
+        assert expected is None
+        return
+    assert expected is not None
+    assert sel.best.latency <= budget + 1e-12
+    assert sel.best.quality == pytest.approx(expected[0], abs=1e-9)
+    assert sel.best.latency == pytest.approx(expected[1], abs=1e-12)
+    for c in sel.top + sel.frontier:
+        assert c.latency <= budget + 1e-12
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(row_strategy, min_size=1, max_size=6, unique_by=lambda r: (r.model, r.sampler)), law_strategy,
+       st.floats(0.01, 10), st.floats(1.0, 5.0))
+def test_a_larger_budget_never_gives_a_worse_prediction(rows, law, budget, factor):
+    try:
+        small = select_config(rows, law, budget)
+    except UsageError:
+        return
+    large = select_config(rows, law, budget * factor)
+    assert large.best.quality <= small.best.quality + 1e-9
+
+
+# ---------------------------------------------------------------------------------------------- profile choice
+
+
+def test_profile_choice_order(tmp_path, monkeypatch):
+    from ldmpick.profile_file import save_profile, stored_profile_path
+    from ldmpick.storage import profiles_dir
+
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    monkeypatch.setattr("ldmpick.profile_file.shipped_profiles_dir", lambda: shipped)
+    h100 = "cuda:NVIDIA H100 80GB HBM3"
+    with pytest.raises(UsageError, match="no profile found"):
+        choose_profile(None, device_key_now=h100)
+    other = make_profile(H100_GRAPH, device="NVIDIA A10G", created="2026-01-01T00:00:00Z")
+    save_profile(other, shipped / "a10g.json")
+    c = choose_profile(None, device_key_now=h100)
+    assert c.how == "shipped-default" and "NOT this machine's" in c.notice
+    mine_shipped = make_profile(H100_GRAPH, created="2026-02-01T00:00:00Z")
+    save_profile(mine_shipped, shipped / "h100.json")
+    assert choose_profile(None, device_key_now=h100).how == "shipped-match"
+    profiles_dir().mkdir(parents=True)
+    old = make_profile(H100_EAGER, created="2026-03-01T00:00:00Z")
+    new = make_profile(H100_GRAPH, mode="cudagraph", created="2026-04-01T00:00:00Z")
+    for p in (old, new):
+        save_profile(p, stored_profile_path(p))
+    c = choose_profile(None, device_key_now=h100)
+    assert c.how == "local" and c.profile.id == new.id
+    # a requested setting picks the profile measured with it
+    hi = make_profile(H100_GRAPH, resolution=1024, created="2026-01-15T00:00:00Z")
+    save_profile(hi, stored_profile_path(hi))
+    assert choose_profile(None, device_key_now=h100, resolution=1024).profile.id == hi.id
+    monkeypatch.setenv("LDMPICK_PROFILE", str(shipped / "a10g.json"))
+    c = choose_profile(None, device_key_now=h100)
+    assert c.how == "LDMPICK_PROFILE" and "measured on another device (NVIDIA A10G)" in c.notice
+    assert choose_profile(old.id, device_key_now=h100).how == "--profile"
