@@ -690,16 +690,6 @@ SamplerOpt = Annotated[Optional[str], typer.Option("--sampler", help="ddim, ddpm
 StepsOpt = Annotated[Optional[int], typer.Option("--steps", help="Sampling steps (overrides the selector).")]
 
 
-def _parse_budget(text: str) -> float:
-    """``'2s'``, ``'1.5'`` (seconds) or ``'800ms'`` -> milliseconds."""
-    import re
-
-    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(ms|s)?\s*", text or "")
-    if not m or float(m.group(1)) <= 0:
-        raise UsageError(f"--budget '{text}' is not a positive duration like '2s', '1.5' or '800ms'")
-    return float(m.group(1)) * (1.0 if m.group(2) == "ms" else 1000.0)
-
-
 def _read_prompts(prompt: Optional[str], prompts_file: Optional[Path]) -> list[str]:
     if prompt is not None and prompts_file is not None:
         raise UsageError("give PROMPT or --prompts-file, not both")
@@ -753,7 +743,9 @@ def generate_cmd(
     from ldmpick.outputs import metadata_text, prepare_out_dir, save_image, sidecar_path, write_sidecar
 
     prompts = _read_prompts(prompt, prompts_file)
-    budget_ms = _parse_budget(budget) if budget is not None else None
+    from ldmpick.selector import parse_budget
+
+    budget_ms = parse_budget(budget) * 1e3 if budget is not None else None
     if device is None:
         device = gen.default_device()
     selection: dict[str, Any] | None = None

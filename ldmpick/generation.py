@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ldmpick.catalogue import ModelSpec, check_safetensors_weights, resolve_model
-from ldmpick.errors import ModelError, RuntimeFailure, UsageError, unknown_name
+from ldmpick.errors import LdmpickError, ModelError, RuntimeFailure, UsageError, unknown_name
 from ldmpick.execution import MODES, check_mode
 from ldmpick.samplers import get_sampler
 
@@ -231,12 +231,71 @@ class Choice:
 
 def select_for_generation(profile: Any, budget_ms: float, model: str | None = None, sampler: str | None = None,
                           steps: int | None = None, resolution: int | None = None) -> Choice:
-    """Ask the selector for the best configuration within ``budget_ms`` among models that have weights."""
+    """Ask the selector for the best configuration within ``budget_ms`` among the profile's models that have
+    weights (what ``--model``/``--sampler``/``--steps`` fix is kept). If the best size overall has no weights (the
+    paper's family has none), a note says so."""
+    from ldmpick.catalogue import resolve_model
+    from ldmpick.scaling_law import load_law
+    from ldmpick.selector import check_settings, cost_rows_measured, select_config
+
+    if profile is None:
+        raise UsageError("--budget needs a profile of this device; measure one with "
+                         "'ldmpick profile --models <your model>' (or give --model, --sampler and --steps)")
+    if resolution is not None:
+        check_settings(profile, resolution, None, None)
+    law, _ = load_law()
+    samplers = [sampler] if sampler else [s.name for s in profile.samplers]
+    with_weights: list[str] = []
+    for m in profile.models:
+        if not m.ok:
+            continue
+        for ref in (m.name, m.source):
+            try:
+                if ref and resolve_model(ref).has_weights:
+                    with_weights.append(m.name)
+                    break
+            except LdmpickError:
+                continue
+    if model is not None:
+        with_weights = [m for m in with_weights if m == model or model in (profile.model(m).source, Path(model).name)]
+        if not with_weights:
+            raise UsageError(f"profile '{profile.id}' has no measurement of model '{model}' with weights; measure it "
+                             f"with 'ldmpick profile --models {model}'")
+    if not with_weights:
+        raise UsageError(f"profile '{profile.id}' measures no model that has weights (the paper's family has none); "
+                         "register one with 'ldmpick models add' and profile it, or give --model, --sampler, --steps")
+    budget_s = budget_ms / 1e3
+    notes: list[str] = []
+    rows = cost_rows_measured(profile, with_weights, samplers, 50, [])
+    if steps is not None:
+        best = None
+        for r in rows:
+            if law.is_distilled_sampler(r.sampler) and not sampler:
+                continue
+            lat = r.fixed + steps * r.per_step
+            q = law.predict_fid(r.unet_params, r.sampler, steps, model=r.model).value
+            if lat <= budget_s and (best is None or (q, lat) < (best[0], best[1])):
+                best = (q, lat, r)
+        if best is None:
+            raise UsageError(f"no model with weights runs {steps} steps within {budget_ms:.0f} ms on this profile")
+        q, lat, r = best
+        chosen = Choice(r.model, r.sampler, steps, predicted_fid=q, predicted_ms=lat * 1e3)
+    else:
+        sel = select_config(rows, law, budget_s)
+        chosen = Choice(sel.best.model, sel.best.sampler, sel.best.steps, predicted_fid=sel.best.quality,
+                        predicted_ms=sel.best.latency * 1e3)
     try:
-        from ldmpick import selection  # noqa: F401  (issue 3)
-    except ImportError:
-        raise UsageError("--budget needs the selector, which this build lacks; give --model, --sampler and --steps") from None
-    raise UsageError("--budget is not wired to the selector yet; give --model, --sampler and --steps")
+        everyone = select_config(cost_rows_measured(profile, None, samplers, 50, []), law, budget_s).best
+        if everyone.model not in with_weights and everyone.quality < (chosen.predicted_fid or 0) - 1e-9:
+            notes.append(f"note: the best size for this budget is {everyone.model} ({everyone.sampler}, "
+                         f"{everyone.steps} steps, predicted FID {everyone.quality:.1f}), which has no weights; "
+                         f"using {chosen.model}, the best model that has")
+    except LdmpickError:
+        pass
+    notes.append(f"selected {chosen.model}, {chosen.sampler}, {chosen.steps} steps within {budget_ms:.0f} ms "
+                 f"(predicted {chosen.predicted_ms:.0f} ms, FID {chosen.predicted_fid:.1f} on the paper's scale)")
+    chosen.notes = notes
+    return chosen
 
 
 # ---------------------------------------------------------------------------------------------- validation
