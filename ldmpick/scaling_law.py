@@ -91,9 +91,9 @@ class StepCurve:
     def deficit_sigma(self, steps: float) -> float:
         """Delta-method standard deviation of the deficit at ``steps``."""
         d = self.deficit(steps)
-        g = (d / self.C if self.C else 0.0, -d * math.log(steps))
-        var = sum(g[i] * self.cov[i][j] * g[j] for i in range(2) for j in range(2))
-        return math.sqrt(max(var, 0.0))
+        g0, g1 = (d / self.C if self.C else 0.0), -d * math.log(steps)  # d/dC, d/dp
+        (a, b), (c, e) = self.cov
+        return math.sqrt(max(g0 * g0 * a + g0 * g1 * (b + c) + g1 * g1 * e, 0.0))
 
     def to_json(self) -> dict[str, Any]:
         return {"C": self.C, "p": self.p, "cov": self.cov, "basis": self.basis, "points": self.points}
@@ -147,6 +147,12 @@ class QualityLaw:
 
     def size_fid(self, unet_params: int) -> tuple[float, float, str]:
         """FID at the reference point for a model of ``unet_params`` parameters, its sigma, and how it was got."""
+        cache = self.__dict__.setdefault("_size_cache", {})
+        if unet_params not in cache:
+            cache[unet_params] = self._size_fid(unet_params)
+        return cache[unet_params]
+
+    def _size_fid(self, unet_params: int) -> tuple[float, float, str]:
         pts = self.size_points
         x = math.log(unet_params / PARAM_SCALE)
         xs = [math.log(n / PARAM_SCALE) for _, n, _ in pts]

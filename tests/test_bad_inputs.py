@@ -136,3 +136,42 @@ def test_unwritable_output_folder_is_a_runtime_error(tmp_path: Path, monkeypatch
     result = runner.invoke(app, ["profiles", "export", src, "--out", str(tmp_path / "x.json")])
     assert result.exit_code == 1, result.output
     assert result.stderr == f"error: cannot write to '{tmp_path}': Permission denied\n"
+
+
+# ---------------------------------------------------------------------------------------------- fuzzing
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_fuzz_text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=16) | \
+    st.integers(-10**12, 10**12).map(str) | st.sampled_from(["0", "-3", str(10**9), "1e400", "nan", "8", "512", "64"])
+
+
+def _clean(result) -> None:
+    """Either it worked, or one 'error:' line and exit 2 (bad input): never a traceback, never exit 1."""
+    if result.exit_code == 0:
+        return
+    assert result.exit_code == 2, (result.exit_code, result.output)
+    assert result.stderr.splitlines()[-1].startswith("error: "), result.stderr
+    assert "Traceback" not in result.output
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(_fuzz_text)
+def test_fuzz_resolution_option(text):
+    _clean(runner.invoke(app, ["recommend", "--budget", "30s", "--resolution", text, "--json"]))
+    _clean(runner.invoke(app, ["profile", "--device", "cpu", "--models", "no-such-model", "--resolution", text]))
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_fuzz_text)
+def test_fuzz_steps_options(text):
+    _clean(runner.invoke(app, ["recommend", "--budget", "30s", "--max-steps", text, "--json"]))
+    _clean(runner.invoke(app, ["generate", "a cat", "--model", "ldm-39m", "--sampler", "ddim", "--steps", text,
+                               "--device", "cpu"]))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_fuzz_text)
+def test_fuzz_budget_option(text):
+    _clean(runner.invoke(app, ["recommend", "--budget", text, "--json"]))
