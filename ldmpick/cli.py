@@ -495,6 +495,7 @@ def recommend_cmd(
     resolution: Annotated[Optional[int], typer.Option("--resolution", help="Must match the profile's.")] = None,
     batch: Annotated[Optional[int], typer.Option("--batch", help="Must match the profile's.")] = None,
     cfg: Annotated[Optional[bool], typer.Option("--cfg/--no-cfg", help="Must match the profile's.", show_default=False)] = None,
+    mode: Annotated[Optional[str], typer.Option("--mode", help="Execution mode (eager, cudagraph, compile); must match the profile's.")] = None,
     cost_model: Annotated[str, typer.Option("--cost-model", help="measured (the profile's latencies) or flops (the paper's normalized cost; no profile).")] = "measured",
     top: Annotated[int, typer.Option("--top", help="Rows in the top-k table.")] = 5,
     law_file: Annotated[Optional[Path], typer.Option("--law", help="Quality law file (default: your refit, else the shipped one).")] = None,
@@ -530,9 +531,13 @@ def recommend_cmd(
         rows = cost_rows_flops(law, model_list, sampler_list)
         unit = "cost"
     else:
-        choice = choose_profile(profile, resolution=resolution, batch=batch, cfg=cfg)
+        if mode is not None and mode not in ("eager", "cudagraph", "compile"):
+            from ldmpick.errors import unknown_name
+
+            raise unknown_name("execution mode", mode, ("eager", "cudagraph", "compile"))
+        choice = choose_profile(profile, resolution=resolution, batch=batch, cfg=cfg, mode=mode)
         notice(choice.notice)
-        check_settings(choice.profile, resolution, batch, cfg)
+        check_settings(choice.profile, resolution, batch, cfg, mode)
         rows = cost_rows_measured(choice.profile, model_list, sampler_list, percentile, excluded)
         unit = "s"
         source.update(profile=choice.profile.id, profile_path=str(choice.path), profile_choice=choice.how,

@@ -57,6 +57,9 @@ PRIORS: dict[str, tuple[str, float, float, str]] = {
              "each step costs 2 UNet evaluations; not fitted"),
 }
 DISTILLED_SAMPLERS = ("lcm",)
+# Rows of these series are quality anchors of the model they name (by ldmpick name): measured by
+# `ldmpick calibrate` ("calibrated:<profile id>") or declared by the user from a publication ("anchor:<citation>").
+ANCHOR_SERIES = ("calibrated", "anchor")
 
 
 @dataclass
@@ -438,7 +441,7 @@ def fit_law(tables: list[tuple[list[QualityPoint], str]], command: str = "") -> 
     clip_points = sorted(((p.model, params(p), p.value) for p in table1_clip), key=lambda t: t[1])
     a, b, cov, rms = _fit_smooth_size(size_points)
 
-    curve_points = [p for p in points if not p.series.startswith("mei2024") and not p.series.startswith("calibrated")]
+    curve_points = [p for p in points if not p.series.startswith(("mei2024",) + ANCHOR_SERIES)]
     curves = _fit_curves(curve_points, ["ddim", "dpmpp-2m"])
     unipc = _fit_relative(curve_points, "unipc", curves["dpmpp-2m"], "dpmpp-2m")
     if unipc is not None:
@@ -458,8 +461,8 @@ def fit_law(tables: list[tuple[list[QualityPoint], str]], command: str = "") -> 
         clip_per_fid = (clip_points[-1][2] - clip_points[0][2]) / max(1e-9, size_points[0][2] - size_points[-1][2])
 
     anchors = {}
-    for p in points:  # calibrated / published points of models outside the family: anchors
-        if p.series.startswith("calibrated") and p.metric == "fid":
+    for p in points:  # calibrated or user-declared points of models outside the family: anchors
+        if p.series.startswith(ANCHOR_SERIES) and p.metric == "fid":
             anchors[p.model] = Anchor(p.model, p.sampler, p.steps, p.value, p.source)
 
     try:

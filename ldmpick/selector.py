@@ -331,7 +331,7 @@ class ProfileChoice:
 
 
 def choose_profile(ref: str | None, device_key_now: str | None = None, resolution: int | None = None,
-                   batch: int | None = None, cfg: bool | None = None) -> ProfileChoice:
+                   batch: int | None = None, cfg: bool | None = None, mode: str | None = None) -> ProfileChoice:
     """--profile > $LDMPICK_PROFILE > newest local profile of this device > shipped profile of this device >
     the shipped default; with a one-line notice saying which. Among several profiles of this device, those
     measured at the requested resolution / batch / guidance are preferred, then the newest."""
@@ -346,7 +346,7 @@ def choose_profile(ref: str | None, device_key_now: str | None = None, resolutio
     def fits(p: Profile) -> bool:
         st = p.settings
         return ((resolution is None or st.resolution == resolution) and (batch is None or st.batch == batch)
-                and (cfg is None or st.cfg == cfg))
+                and (cfg is None or st.cfg == cfg) and (mode is None or st.mode == mode))
 
     def pick(found: list[tuple[Path, Profile]]) -> tuple[Path, Profile]:
         return max(found, key=lambda t: (fits(t[1]), t[1].created))
@@ -391,10 +391,13 @@ def choose_profile(ref: str | None, device_key_now: str | None = None, resolutio
                          f"{p.settings.describe()}) — latencies are NOT this machine's: run 'ldmpick profile'")
 
 
-def check_settings(profile: Profile, resolution: int | None, batch: int | None, cfg: bool | None) -> None:
-    """The requested resolution / batch / guidance must be what the profile measured."""
+def check_settings(profile: Profile, resolution: int | None, batch: int | None, cfg: bool | None,
+                   mode: str | None = None) -> None:
+    """The requested resolution / batch / guidance / execution mode must be what the profile measured."""
     s = profile.settings
     wanted = []
+    if mode is not None and mode != s.mode:
+        wanted.append(f"--mode {mode}")
     if resolution is not None and resolution != s.resolution:
         wanted.append(f"--resolution {resolution}")
     if batch is not None and batch != s.batch:

@@ -107,3 +107,29 @@ def test_fit_with_a_bad_table_is_one_line(tmp_path):
     t.write_text("model,steps\nx,1\n")
     r = runner.invoke(app, ["fit", "--table", str(t)])
     assert r.exit_code == 2 and "missing columns" in r.stderr
+
+
+def test_mode_must_match_the_profile(tmp_path):
+    p = tmp_path / "eager.json"
+    p.write_text(make_profile(H100_EAGER).dumps())
+    r = runner.invoke(app, ["recommend", "--budget", "1s", "--profile", str(p), "--mode", "cudagraph"])
+    assert r.exit_code == 2 and "'ldmpick profile --mode cudagraph'" in r.stderr
+    r = runner.invoke(app, ["recommend", "--budget", "1s", "--profile", str(p), "--mode", "turbo"])
+    assert r.exit_code == 2 and "unknown execution mode 'turbo'" in r.stderr
+
+
+def test_user_anchor_row_moves_a_registered_model(tmp_path, ldmpick_home):
+    """A quality anchor declared in the user's table is used for that model name after 'ldmpick fit'."""
+    from ldmpick.scaling_law import TABLE_COLUMNS, user_table_path
+
+    user_table_path().parent.mkdir(parents=True, exist_ok=True)
+    user_table_path().write_text(",".join(TABLE_COLUMNS) + "\n" +
+                                 "ldm-866m,,dpmpp-2m,25,7.5,512,fid,9.0,30000,mine,anchor:test,anchor:test\n")
+    assert runner.invoke(app, ["fit"]).exit_code == 0
+    r = runner.invoke(app, ["law", "--json"])
+    assert json.loads(r.stdout)["anchors"]["ldm-866m"]["fid"] == 9.0
+    prof = tmp_path / "g.json"
+    prof.write_text(make_profile(H100_GRAPH, mode="cudagraph").dumps())
+    r = runner.invoke(app, ["recommend", "--budget", "2s", "--profile", str(prof), "--samplers", "dpmpp-2m", "--json"])
+    best = json.loads(r.stdout)["best"]
+    assert best["model"] == "ldm-866m" and best["basis"] == "anchor" and best["quality"] < 10
