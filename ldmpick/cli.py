@@ -564,7 +564,8 @@ def _render_selection(sel: Any, source: dict[str, Any]) -> None:
     head.add_row("model", f"{b.model} ({b.unet_params / 1e6:.1f}M UNet params)")
     head.add_row("sampler", b.sampler)
     head.add_row("steps", str(b.steps))
-    head.add_row(f"predicted {qname}", f"{b.quality:.2f} ± {b.sigma:.2f}")
+    q = (lambda v: f"{v:.2f}") if sel.metric == "fid" else (lambda v: f"{v:.4f}")
+    head.add_row(f"predicted {qname}", f"{q(b.quality)} ± {q(b.sigma)}")
     if sel.unit == "s":
         p = b.parts
         head.add_row("predicted latency", f"{lat(b.latency)} = text encoder {lat(p['text_encoder'])} + "
@@ -578,7 +579,7 @@ def _render_selection(sel: Any, source: dict[str, Any]) -> None:
     for col in ("#", "model", "sampler", "steps", "latency" if sel.unit == "s" else "cost", qname):
         topt.add_column(col, justify="left" if col in ("model", "sampler") else "right")
     for i, c in enumerate(sel.top, 1):
-        topt.add_row(str(i), c.model, c.sampler, str(c.steps), lat(c.latency), f"{c.quality:.2f} ± {c.sigma:.2f}")
+        topt.add_row(str(i), c.model, c.sampler, str(c.steps), lat(c.latency), f"{q(c.quality)} ± {q(c.sigma)}")
     out.print(topt)
     front = Table(title="Pareto frontier within the budget (no configuration is both faster and better)")
     for col in ("latency" if sel.unit == "s" else "cost", "model", "sampler", "steps", qname):
@@ -588,7 +589,7 @@ def _render_selection(sel: Any, source: dict[str, Any]) -> None:
         idx = sorted(set(range(0, len(shown), max(1, len(shown) // 15))) | {len(shown) - 1})
         shown = [shown[i] for i in idx]
     for c in shown:
-        front.add_row(lat(c.latency), c.model, c.sampler, str(c.steps), f"{c.quality:.2f}")
+        front.add_row(lat(c.latency), c.model, c.sampler, str(c.steps), q(c.quality))
     out.print(front)
     out.print(sel.explanation, soft_wrap=True)
     if sel.excluded:

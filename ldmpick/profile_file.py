@@ -544,12 +544,21 @@ def find_profile(ref: str) -> Path:
     for c in candidates:
         if c.exists():
             return c
-    # unique prefix match
-    matches = [f for d in (profiles_dir(), shipped_profiles_dir()) for f in list_profile_files(d) if f.stem.startswith(ref)]
+    # unique prefix of a file name or of a profile id (shipped files are named for people, ids are stamped)
+    files = [f for d in (profiles_dir(), shipped_profiles_dir()) for f in list_profile_files(d)]
+    matches = [f for f in files if f.stem.startswith(ref)]
+    if not matches:
+        for f in files:
+            try:
+                if load_profile(f).id.startswith(ref):
+                    matches.append(f)
+            except ProfileError:
+                continue
     if len(matches) == 1:
         return matches[0]
     if len(matches) > 1:
-        raise UsageError(f"profile name '{ref}' is ambiguous ({len(matches)} match); give more of it")
+        names = ", ".join(m.stem for m in matches[:4])
+        raise UsageError(f"profile name '{ref}' is ambiguous ({len(matches)} match: {names}); give more of it")
     raise ProfileError(f"no profile named '{ref}' (see 'ldmpick profiles list')")
 
 

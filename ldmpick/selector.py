@@ -287,9 +287,10 @@ def explain(best: Candidate, rows: list[CostRow], law: QualityLaw, metric: str, 
     """One paragraph: why this one, what the largest and the smallest models would get instead."""
     fmt = _fmt_s if unit == "s" else _fmt_cost
     name = "FID" if metric == "fid" else "CLIP score"
+    qf = (lambda v: f"{v:.2f}") if metric == "fid" else (lambda v: f"{v:.4f}")
     parts = [
         f"Within {fmt(budget)}, {best.model} ({_size_label(best.unet_params)}) with {best.sampler} at {best.steps} "
-        f"steps has the best predicted {name}: {best.quality:.2f} ± {best.sigma:.2f}, at {fmt(best.latency)}."
+        f"steps has the best predicted {name}: {qf(best.quality)} ± {qf(best.sigma)}, at {fmt(best.latency)}."
     ]
     by_size = sorted({(r.unet_params, r.model) for r in rows})
     for params, model in (by_size[-1], by_size[0]):
@@ -304,9 +305,9 @@ def explain(best: Candidate, rows: list[CostRow], law: QualityLaw, metric: str, 
         else:
             q = _predict(law, metric, r, steps).value
             parts.append(f"The {_size_label(params)} model would afford only {steps} {r.sampler} steps here: "
-                         f"predicted {name} {q:.1f}." if params > best.unet_params else
+                         f"predicted {name} {qf(q)}." if params > best.unet_params else
                          f"The {_size_label(params)} model could run {steps} {r.sampler} steps: predicted {name} "
-                         f"{q:.1f}, limited by its size.")
+                         f"{qf(q)}, limited by its size.")
     if cost_model == "measured":
         per_step = {r.model: r.parts.get("unet_step", 0.0) for r in rows}
         lo, hi = min(per_step.values()), max(per_step.values())

@@ -133,3 +133,11 @@ def test_user_anchor_row_moves_a_registered_model(tmp_path, ldmpick_home):
     r = runner.invoke(app, ["recommend", "--budget", "2s", "--profile", str(prof), "--samplers", "dpmpp-2m", "--json"])
     best = json.loads(r.stdout)["best"]
     assert best["model"] == "ldm-866m" and best["basis"] == "anchor" and best["quality"] < 10
+
+
+def test_the_id_in_the_notice_can_be_passed_back_as_profile():
+    r = runner.invoke(app, ["recommend", "--budget", "3s", "--json"])
+    pid = json.loads(r.stdout)["source"]["profile"]
+    r = runner.invoke(app, ["recommend", "--budget", "3s", "--profile", pid, "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["source"]["profile"] == pid
