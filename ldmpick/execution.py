@@ -11,6 +11,8 @@ from typing import Any
 from ldmpick.errors import UsageError
 
 MODES = ("eager", "cudagraph", "compile")
+# --dtype names -> torch dtype attribute names
+DTYPES = {"fp16": "float16", "bf16": "bfloat16", "fp32": "float32"}
 
 UNetRunner = Callable[[Any, Any, Any], Any]  # (sample, timestep, encoder_hidden_states) -> noise prediction
 

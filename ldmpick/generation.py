@@ -25,10 +25,9 @@ from typing import Any
 
 from ldmpick.catalogue import ModelSpec, check_safetensors_weights, resolve_model
 from ldmpick.errors import LdmpickError, ModelError, RuntimeFailure, UsageError, unknown_name
-from ldmpick.execution import MODES, check_mode
+from ldmpick.execution import DTYPES, MODES, check_mode
 from ldmpick.samplers import get_sampler
 
-DTYPES = {"fp16": "float16", "bf16": "bfloat16", "fp32": "float32"}
 MAX_STEPS = 1000
 MAX_IMAGES_PER_PROMPT = 64
 MAX_RESOLUTION = 4096

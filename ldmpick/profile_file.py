@@ -28,7 +28,7 @@ MAX_SAMPLES = 100_000
 MAX_JSON_DEPTH = 12
 MODEL_STATUSES = ("ok", "does_not_fit", "error")
 MODES = ("eager", "cudagraph", "compile")
-DTYPES = ("fp16", "bf16", "fp32")
+DTYPES = ("fp16", "bf16", "fp32")  # the keys of execution.DTYPES (this module stays torch-free)
 
 
 @dataclass

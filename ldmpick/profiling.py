@@ -16,7 +16,7 @@ from typing import Any
 
 from ldmpick.catalogue import ModelSpec, _constructor_args, resolve_model
 from ldmpick.errors import UsageError
-from ldmpick.execution import check_mode, make_unet_runner
+from ldmpick.execution import DTYPES, check_mode, make_unet_runner
 from ldmpick.profile_file import (
     LatencyStats,
     ModelLatency,
@@ -26,7 +26,6 @@ from ldmpick.profile_file import (
 )
 from ldmpick.samplers import SAMPLERS, get_sampler, make_scheduler
 
-DTYPES = {"fp16": "float16", "bf16": "bfloat16", "fp32": "float32"}
 SAMPLER_STEPS = 20  # steps of the loop timed per sampler repetition
 # A model is not built when its weights, plus a share for activations and workspace, exceed free memory.
 ACTIVATION_OVERHEAD = 1.25
