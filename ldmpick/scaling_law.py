@@ -465,18 +465,18 @@ def fit_law(tables: list[tuple[list[QualityPoint], str]], command: str = "") -> 
         if p.series.startswith(ANCHOR_SERIES) and p.metric == "fid":
             anchors[p.model] = Anchor(p.model, p.sampler, p.steps, p.value, p.source)
 
-    try:
-        import scipy
+    import platform
 
-        scipy_version = scipy.__version__
-    except ImportError:  # pragma: no cover
-        scipy_version = None
+    import numpy
+    import scipy
+
     provenance = {
         "source": "; ".join(sorted({where for _, where in tables})),
         "data": sorted({p.source for p in points}),
         "command": command or "ldmpick fit",
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "versions": {"ldmpick": __version__, "scipy": scipy_version},
+        "versions": {"ldmpick": __version__, "python": platform.python_version(), "numpy": numpy.__version__,
+                     "scipy": scipy.__version__},
         "method": "scipy.optimize.least_squares (bounded); covariance = inv(J^T J) * residual variance",
         "size_residual_rms_fid": round(rms, 4),
     }

@@ -28,6 +28,7 @@ from ldmpick.samplers import SAMPLERS, get_sampler
 from ldmpick.scaling_law import QualityLaw
 
 MAX_BUDGET_S = 86_400.0
+BUDGET_RTOL = 1e-12  # a configuration fits a budget if its cost is within float rounding of it
 UNITS = {"": 1.0, "s": 1.0, "sec": 1.0, "secs": 1.0, "second": 1.0, "seconds": 1.0, "ms": 1e-3,
          "millisecond": 1e-3, "milliseconds": 1e-3, "min": 60.0, "m": 60.0, "minute": 60.0, "minutes": 60.0}
 _BUDGET = re.compile(r"^\s*([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*([A-Za-z]*)\s*$")
@@ -222,7 +223,7 @@ def select_config(
     all_in_budget: list[Candidate] = []
     considered = 0
     for r in usable:
-        n_max = min(max_steps, int((budget - r.fixed) / r.per_step + 1e-9)) if r.per_step > 0 else max_steps
+        n_max = steps_within(r, budget, max_steps)
         pair_best: Candidate | None = None
         for steps in range(1, n_max + 1):
             considered += 1
@@ -247,6 +248,19 @@ def select_config(
         c.parts = _parts(row_of[(c.model, c.sampler)], c.steps, unit)
     explanation = explain(best, usable, law, metric, budget, unit, cost_model, max_steps)
     return Selection(best, top, frontier, budget, unit, metric, cost_model, explanation, considered, excluded)
+
+
+def steps_within(row: CostRow, budget: float, max_steps: int) -> int:
+    """The most steps (up to ``max_steps``) of ``row`` whose total cost is within ``budget``; 0 if none."""
+    if row.fixed > budget:
+        return 0
+    if row.per_step <= 0:
+        return max_steps
+    n = min(max_steps, int((budget - row.fixed) / row.per_step + 1e-9))
+    # the epsilon above absorbs float rounding (0.2 x 15 cost units is a budget of 3); it must not overshoot more
+    while n > 0 and row.fixed + n * row.per_step > budget * (1 + BUDGET_RTOL):
+        n -= 1
+    return max(n, 0)
 
 
 def _parts(row: CostRow, steps: int, unit: str) -> dict[str, float]:
@@ -298,7 +312,7 @@ def explain(best: Candidate, rows: list[CostRow], law: QualityLaw, metric: str, 
             continue
         mine = [r for r in rows if r.model == model and r.sampler == best.sampler] or [r for r in rows if r.model == model]
         r = mine[0]
-        steps = min(max_steps, int((budget - r.fixed) / r.per_step + 1e-9)) if r.per_step > 0 else max_steps
+        steps = steps_within(r, budget, max_steps)
         if steps < 1:
             parts.append(f"The {_size_label(params)} model does not fit the budget at all "
                          f"(one step costs {fmt(r.fixed + r.per_step)}).")
@@ -315,7 +329,17 @@ def explain(best: Candidate, rows: list[CostRow], law: QualityLaw, metric: str, 
             parts.append("On this profile every size costs about the same per step "
                          f"({_fmt_s(lo)}-{_fmt_s(hi)}), so the step budget does not favour small models as the "
                          "paper's FLOP axis would.")
-    if best.basis == "extrapolated":
+    family = {name for name, _, _ in law.size_points}
+    if best.basis == "anchor":
+        a = law.anchors[best.model]
+        parts.append(f"{best.model} has its own quality anchor (FID {a.fid:g} at {a.steps} {a.sampler} steps, "
+                     f"{a.source}): the law's step curve is applied relative to it.")
+    elif best.model not in family:
+        parts.append(f"{best.model} is not one of the paper's models and has no quality anchor: it is placed on the "
+                     f"paper's FID scale by its UNet parameter count ({_size_label(best.unet_params)}"
+                     f"{', outside the paper sizes, so extrapolated' if best.basis == 'extrapolated' else ''}); "
+                     "add an anchor row to your quality table and run 'ldmpick fit' to predict it on its own scale.")
+    elif best.basis == "extrapolated":
         parts.append("This model lies outside the paper's sizes: its quality is extrapolated.")
     return " ".join(parts)
 
@@ -334,8 +358,9 @@ class ProfileChoice:
 def choose_profile(ref: str | None, device_key_now: str | None = None, resolution: int | None = None,
                    batch: int | None = None, cfg: bool | None = None, mode: str | None = None) -> ProfileChoice:
     """--profile > $LDMPICK_PROFILE > newest local profile of this device > shipped profile of this device >
-    the shipped default; with a one-line notice saying which. Among several profiles of this device, those
-    measured at the requested resolution / batch / guidance are preferred, then the newest."""
+    the shipped default (``default.json`` among the shipped profiles if there is one, else the newest); with a
+    one-line notice saying which. Among several candidates, those measured at the requested resolution / batch /
+    guidance / mode are preferred, then the newest."""
     from ldmpick.profile_file import device_key, find_profile, list_profile_files, load_profile, shipped_profiles_dir
     from ldmpick.storage import profiles_dir
 
@@ -386,7 +411,8 @@ def choose_profile(ref: str | None, device_key_now: str | None = None, resolutio
         return ProfileChoice(p, path, "shipped-match",
                                  f"using the shipped reference profile of this device '{p.id}'; "
                                  "run 'ldmpick profile' to measure your own machine")
-    path, p = pick(shipped)
+    # the default: a shipped file named default.json if there is one, else the newest (requested settings first)
+    path, p = max(shipped, key=lambda t: (fits(t[1]), t[0].name == "default.json", t[1].created))
     return ProfileChoice(p, path, "shipped-default",
                          f"no profile of this device; using the shipped default '{p.id}' ({p.device_name}, "
                          f"{p.settings.describe()}) — latencies are NOT this machine's: run 'ldmpick profile'")

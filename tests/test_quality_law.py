@@ -140,3 +140,27 @@ def test_bad_quality_rows_are_refused(row, message):
     header = "model,unet_params,sampler,steps,guidance,resolution,metric,value,num_samples,dataset,series,source"
     with pytest.raises(UsageError, match=message):
         read_table(header + "\n" + row + "\n", "t")
+
+
+def test_between_the_paper_sizes_the_size_term_predicts_a_held_out_size_within_half_an_fid(law):
+    """Table 1 is reproduced exactly by construction; this is the check that can fail: drop one interior size
+    from the law, predict it from its neighbours, and compare with the paper (and with the law's own sigma)."""
+    doc = law.to_json()
+    errors = {}
+    for i in range(1, len(doc["size"]["points"]) - 1):
+        held = doc["size"]["points"][i]
+        thinned = json.loads(json.dumps(doc))
+        del thinned["size"]["points"][i]
+        pred = QualityLaw.from_json(thinned).predict_fid(held["unet_params"], "ddim", 50)
+        assert pred.basis == "interpolated"
+        errors[held["model"]] = pred.value - held["fid"]
+        assert abs(errors[held["model"]]) < 0.5, held["model"]
+        assert abs(errors[held["model"]]) < 2 * pred.sigma, held["model"]  # the sigma is not over-confident
+    assert max(abs(e) for e in errors.values()) > 0.05  # and the check is not vacuous
+
+
+def test_fitted_law_records_its_provenance_and_versions(law):
+    prov = law.provenance
+    assert prov["command"] == "ldmpick fit --out ldmpick/data/quality_law.json"
+    assert {"ldmpick", "python", "numpy", "scipy"} <= set(prov["versions"])
+    assert "Mei et al. 2024 arXiv 2404.01367 Table 1" in prov["data"]

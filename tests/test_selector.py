@@ -242,3 +242,135 @@ def test_profile_choice_order(tmp_path, monkeypatch):
     c = choose_profile(None, device_key_now=h100)
     assert c.how == "LDMPICK_PROFILE" and "measured on another device (NVIDIA A10G)" in c.notice
     assert choose_profile(old.id, device_key_now=h100).how == "--profile"
+
+
+def test_default_json_is_the_shipped_default(tmp_path, monkeypatch):
+    from ldmpick.profile_file import save_profile
+
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    monkeypatch.setattr("ldmpick.profile_file.shipped_profiles_dir", lambda: shipped)
+    save_profile(make_profile(H100_GRAPH, device="NVIDIA A10G", created="2026-01-01T00:00:00Z"), shipped / "default.json")
+    save_profile(make_profile(H100_GRAPH, device="NVIDIA L4", created="2026-05-01T00:00:00Z"), shipped / "l4.json")
+    c = choose_profile(None, device_key_now="cpu:Some CPU:4")
+    assert c.how == "shipped-default" and c.path.name == "default.json" and "ldmpick profile" in c.notice
+    # without a default.json, the newest shipped profile
+    (shipped / "default.json").unlink()
+    assert choose_profile(None, device_key_now="cpu:Some CPU:4").path.name == "l4.json"
+
+
+# ---------------------------------------------------------------------------------------------- costs and models
+
+
+def test_heun_pays_two_unet_evaluations_per_step():
+    p = make_profile({"ldm-866m": 12.3}, mode="cudagraph")
+    rows = {r.sampler: r for r in cost_rows_measured(p, None, ["heun", "euler"], 50, [])}
+    over = p.sampler("heun").step_overhead.median_ms / 1e3
+    assert rows["heun"].per_step == pytest.approx(2 * p.model("ldm-866m").unet_step.median_ms / 1e3 + over)
+    assert rows["heun"].per_step > 1.9 * (rows["euler"].per_step - over)
+    flops = {r.sampler: r for r in cost_rows_flops(LAW, ["ldm-83m"], ["heun", "ddim"])}
+    assert flops["heun"].per_step == pytest.approx(2 * flops["ddim"].per_step)
+    # so within one budget heun runs half the steps euler runs
+    sel_h = select_config([rows["heun"]], LAW, 0.5)
+    sel_e = select_config([rows["euler"]], LAW, 0.5)
+    assert sel_h.best.steps <= sel_e.best.steps // 2 + 1
+
+
+def test_device_memory_excludes_models_that_do_not_fit():
+    p = make_profile(H100_GRAPH, mode="cudagraph")
+    p.device["memory_bytes"] = 16 * 2**30
+    p.model("ldm-5b").peak_memory_bytes = 24 * 2**30
+    excluded: list[str] = []
+    rows = cost_rows_measured(p, None, ["ddim"], 50, excluded)
+    assert "ldm-5b" not in {r.model for r in rows}
+    assert "ldm-5b: needs more memory than the device has" in excluded
+
+
+def test_a_model_outside_the_family_is_mapped_by_its_params_and_says_so():
+    p = make_profile({"ldm-39m": 4.8}, mode="cudagraph")
+    p.models.append(ModelLatency("my-sd15", "ok", 859_520_964, _stats(4.0)))  # faster than the 39M: it must win
+    sel = select_config(cost_rows_measured(p, None, ["dpmpp-2m"], 50, []), LAW, 0.3)
+    assert sel.best.model == "my-sd15"
+    assert "not one of the paper's models and has no quality anchor" in sel.explanation
+    assert "UNet parameter count (860M" in sel.explanation
+    # its prediction is the paper family's at the same parameter count (interpolated between 704M and 866M)
+    assert sel.best.quality == pytest.approx(LAW.predict_fid(859_520_964, "dpmpp-2m", sel.best.steps).value)
+    assert sel.best.basis == "interpolated"
+
+
+# ---------------------------------------------------------------------------------------------- random profiles
+
+
+def _random_profile(draw_steps: dict[str, float], te: float, vae: float, overheads: dict[str, float], spread: float):
+    def stats(ms: float) -> LatencyStats:
+        return LatencyStats.from_samples([ms * (1 - spread / 2), ms, ms, ms * (1 + spread), ms * (1 + 2 * spread)])
+
+    return Profile(
+        settings=Settings(device="cuda", dtype="fp16", resolution=512, batch=1, cfg=True, mode="eager", warmup=1,
+                          repeats=5, max_seconds_per_model=5),
+        device={"kind": "cuda", "name": "random"},
+        models=[ModelLatency(m, "ok", PARAMS[m], stats(ms)) for m, ms in draw_steps.items()],
+        samplers=[SamplerOverhead(s, 2 if s == "heun" else 1, stats(ms)) for s, ms in overheads.items()],
+        text_encoder=stats(te), vae_decode=stats(vae), created="2026-11-23T00:00:00Z",
+    )
+
+
+profile_strategy = st.builds(
+    _random_profile,
+    st.dictionaries(st.sampled_from(sorted(PARAMS)), st.floats(0.5, 300.0), min_size=1, max_size=5),
+    st.floats(0.0, 50.0), st.floats(0.0, 200.0),
+    st.dictionaries(st.sampled_from(["ddim", "dpmpp-2m", "euler", "heun", "unipc", "ddpm", "euler-a"]),
+                    st.floats(0.0, 10.0), min_size=1, max_size=4),
+    st.floats(0.0, 0.5),
+)
+
+
+def _random_size_law(fids: list[float], c_ddim: float, p_ddim: float) -> QualityLaw:
+    """A law with a random (decreasing) size term and a random DDIM curve."""
+    doc = LAW.to_json()
+    levels = sorted(fids, reverse=True)
+    for point, fid in zip(doc["size"]["points"], levels):
+        point["fid"] = fid
+    law = QualityLaw.from_json(doc)
+    law.curves["ddim"] = StepCurve(c_ddim, p_ddim)
+    return law
+
+
+size_law_strategy = st.builds(_random_size_law, st.lists(st.floats(5, 60), min_size=11, max_size=11),
+                              st.floats(1, 500), st.floats(0.2, 4))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(profile_strategy, size_law_strategy, st.floats(0.05, 10.0), st.sampled_from([50.0, 90.0, 25.0]),
+       st.integers(1, 80), st.sampled_from(["fid", "clip"]))
+def test_random_profiles_selector_is_brute_force_and_within_budget(profile, law, budget, pct, max_steps, metric):
+    samplers = [s.name for s in profile.samplers]
+    rows = cost_rows_measured(profile, None, samplers, pct, [])
+    sign = 1.0 if metric == "fid" else -1.0
+    expected = None
+    for r in rows:
+        for s in range(1, max_steps + 1):
+            lat = r.fixed + s * r.per_step
+            if lat > budget * (1 + 1e-12):
+                continue
+            pred = law.predict_fid if metric == "fid" else law.predict_clip
+            q = sign * pred(r.unet_params, r.sampler, s, model=r.model).value
+            if expected is None or q < expected[0] - 1e-9 or (abs(q - expected[0]) <= 1e-9 and lat < expected[1]):
+                expected = (q, lat)
+    try:
+        sel = select_config(rows, law, budget, metric=metric, max_steps=max_steps)
+    except UsageError as exc:
+        assert expected is None and "below the fastest possible configuration" in str(exc)
+        return
+    assert expected is not None
+    assert sign * sel.best.quality == pytest.approx(expected[0], abs=1e-9)
+    assert sel.best.latency == pytest.approx(expected[1], abs=1e-12)
+    for c in [sel.best] + sel.top + sel.frontier:
+        assert c.latency <= budget * (1 + 1e-12)
+        if c.parts and "denoise" in c.parts:
+            assert c.parts["text_encoder"] + c.parts["denoise"] + c.parts["vae_decode"] == pytest.approx(c.latency)
+    bigger = select_config(rows, law, budget * 1.7, metric=metric, max_steps=max_steps)
+    assert sign * bigger.best.quality <= sign * sel.best.quality + 1e-9
+    # the frontier really is one: latency rises and quality improves along it
+    f = sel.frontier
+    assert all(a.latency <= b.latency and sign * a.quality > sign * b.quality for a, b in zip(f, f[1:]))
