@@ -3,6 +3,8 @@
 Each measurement starts a new Python process (`python -m ldmpick.cli recommend ... --json`), as a user would, so
 imports are included. The profile is synthetic (H100-like latencies for the 11 family sizes) so the grid size is
 controlled: models x samplers x max-steps. The bar (issue 3): under 0.5 s for 11 x 8 x 100 on the 2-core machine.
+It also times the selection in-process, the same search vectorised with numpy, and numpy's cold import, which
+together say whether numpy would pay on the recommend path (it does not: see bench/results/README.md).
 
     python bench/bench_recommend.py --runs 10 --out bench/results/recommend_cpu.json
 """
@@ -54,12 +56,71 @@ def time_run(args: list[str], env: dict[str, str]) -> float:
     return dt
 
 
+def in_process_select_s(profile, samplers: str, max_steps: int, repeats: int = 5) -> float:
+    """Median wall time of the selection alone (pure Python, as shipped), imports and profile loading excluded."""
+    from ldmpick.samplers import SAMPLERS
+    from ldmpick.scaling_law import load_law
+    from ldmpick.selector import cost_rows_measured, select_config
+
+    law = load_law()[0]
+    names = list(SAMPLERS) if samplers == "all" else [samplers]
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        select_config(cost_rows_measured(profile, None, names, 50, []), law, 2.0, max_steps=max_steps)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def numpy_select_s(profile, samplers: str, max_steps: int, repeats: int = 5) -> tuple[float, str]:
+    """The same best-FID search vectorised with numpy (best only: no top-k, frontier or explanation), for the
+    comparison the issue asked about. Returns its median time and the winner, which must equal the shipped one."""
+    import numpy as np
+
+    from ldmpick.samplers import SAMPLERS
+    from ldmpick.scaling_law import REFERENCE_SAMPLER, REFERENCE_STEPS, load_law
+    from ldmpick.selector import cost_rows_measured
+
+    law = load_law()[0]
+    names = [s for s in (list(SAMPLERS) if samplers == "all" else [samplers]) if not law.is_distilled_sampler(s)]
+    times, winner = [], ""
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        rows = cost_rows_measured(profile, None, names, 50, [])
+        steps = np.arange(1, max_steps + 1, dtype=float)
+        fixed = np.array([r.fixed for r in rows])[:, None]
+        per = np.array([r.per_step for r in rows])[:, None]
+        size = np.array([law.size_fid(r.unet_params)[0] for r in rows])[:, None]
+        C = np.array([law.curves[r.sampler].C for r in rows])[:, None]
+        p = np.array([law.curves[r.sampler].p for r in rows])[:, None]
+        ref = law.curves[REFERENCE_SAMPLER].deficit(REFERENCE_STEPS)
+        fid = size + C * steps[None, :] ** -p - ref
+        lat = fixed + steps[None, :] * per
+        fid[lat > 2.0] = np.inf
+        i, j = np.unravel_index(int(np.argmin(fid)), fid.shape)
+        times.append(time.perf_counter() - t0)
+        winner = f"{rows[i].model}/{rows[i].sampler}/{j + 1}"
+    return statistics.median(times), winner
+
+
+def cold_import_s(code: str, runs: int) -> float:
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], check=True)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--out", default=None)
     a = ap.parse_args()
     from ldmpick.fingerprint import cpu_cores, cpu_model
+    from ldmpick.samplers import SAMPLERS
+    from ldmpick.scaling_law import load_law
+    from ldmpick.selector import cost_rows_measured, select_config
 
     grids = [(1, "ddim", 10), (1, "ddim", 100), (11, "ddim", 100), (11, "all", 100), (11, "all", 1000)]
     rows = []
@@ -73,20 +134,33 @@ def main() -> int:
             time_run(args, env)  # warm the OS file cache
             times = [time_run(args, env) for _ in range(a.runs)]
             n_samplers = 8 if samplers == "all" else 1
+            profile = synthetic_profile(n_models)
+            np_s, np_winner = numpy_select_s(profile, samplers, steps)
+            names = list(SAMPLERS) if samplers == "all" else [samplers]
+            best = select_config(cost_rows_measured(profile, None, names, 50, []), load_law()[0], 2.0,
+                                 max_steps=steps).best
             row = {"models": n_models, "samplers": n_samplers, "max_steps": steps,
                    "grid": n_models * n_samplers * steps, "median_s": round(statistics.median(times), 3),
-                   "min_s": round(min(times), 3), "max_s": round(max(times), 3), "runs": a.runs}
+                   "min_s": round(min(times), 3), "max_s": round(max(times), 3), "runs": a.runs,
+                   "select_in_process_ms": round(in_process_select_s(profile, samplers, steps) * 1e3, 1),
+                   "numpy_vectorised_best_only_ms": round(np_s * 1e3, 2),
+                   "numpy_agrees": np_winner == f"{best.model}/{best.sampler}/{best.steps}"}
             rows.append(row)
             print(json.dumps(row), flush=True)
         base = [time_run(["--help"], env) for _ in range(a.runs)]
     import numpy
     import typer
 
+    python_start = cold_import_s("pass", a.runs)
+    numpy_start = cold_import_s("import numpy", a.runs)
+
     doc = {"bench": "recommend_cold_start", "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
            "command": "python " + " ".join(sys.argv),
            "machine": {"cpu": cpu_model(), "cores": cpu_cores(), "python": sys.version.split()[0],
                        "typer": typer.__version__, "numpy_not_imported_by_recommend": numpy.__version__},
-           "help_only_median_s": round(statistics.median(base), 3), "results": rows,
+           "help_only_median_s": round(statistics.median(base), 3),
+           "python_start_median_s": round(python_start, 3),
+           "numpy_import_cold_median_s": round(numpy_start - python_start, 3), "results": rows,
            "bar_11x8x100_under_0.5s": next(r["median_s"] for r in rows if r["grid"] == 8800) < 0.5}
     print(json.dumps({k: doc[k] for k in ("help_only_median_s", "bar_11x8x100_under_0.5s")}))
     if a.out:
