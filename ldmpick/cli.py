@@ -679,6 +679,15 @@ def _render_law(law: Any, json_out: bool, grid: list[int] | None = None) -> None
     out.print(t)
     out.print(f"size(N): Table 1 interpolated in log N; outside 39M-5B: {law.smooth_a:.2f} − {law.smooth_b:.2f}·ln(N/1e8) "
               f"(b ± {math.sqrt(max(law.smooth_cov[1][1], 0)):.2f}, residual RMS {law.smooth_rms:.2f} FID)", soft_wrap=True)
+    fit_rows = law.provenance.get("step_curve_fit") or []
+    if fit_rows:
+        f = Table(title="Step curves vs their published points (fitted = series offset + C·s^-p)")
+        for col in ("series", "sampler", "steps", "published FID", "fitted", "miss"):
+            f.add_column(col, justify="left" if col in ("series", "sampler") else "right")
+        for r in fit_rows:
+            f.add_row(r["series"], r["sampler"], str(r["steps"]), f"{r['fid']:.2f}", f"{r['fitted']:.2f}",
+                      f"{(r['fitted'] - r['fid']) / r['fid']:+.0%}")
+        out.print(f)
     for sampler in law.curves:
         g = Table(title=f"Predicted FID — {sampler}")
         g.add_column("model")
