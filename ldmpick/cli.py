@@ -538,6 +538,10 @@ def recommend_cmd(
         choice = choose_profile(profile, resolution=resolution, batch=batch, cfg=cfg, mode=mode)
         notice(choice.notice)
         check_settings(choice.profile, resolution, batch, cfg, mode)
+        st = choice.profile.settings
+        if metric == "fid" and (st.resolution != 512 or not st.cfg):
+            notice(f"note: the latencies are for {st.describe()}, but predicted FIDs are on the paper's scale "
+                   "(512 px, guidance 7.5): the law has no resolution or guidance input")
         rows = cost_rows_measured(choice.profile, model_list, sampler_list, percentile, excluded)
         unit = "s"
         source.update(profile=choice.profile.id, profile_path=str(choice.path), profile_choice=choice.how,

@@ -247,6 +247,12 @@ def select_config(
     for c in frontier:
         c.parts = _parts(row_of[(c.model, c.sampler)], c.steps, unit)
     explanation = explain(best, usable, law, metric, budget, unit, cost_model, max_steps)
+    close = [c for c in top[1:] if c.model != best.model and abs(c.quality - best.quality) < max(c.sigma, best.sigma)]
+    if close:
+        c = close[0]
+        qf = f"{c.quality:.2f}" if metric == "fid" else f"{c.quality:.4f}"
+        explanation += (f" {c.model} with {c.sampler} at {c.steps} steps ({qf}) is within the prediction's "
+                        "uncertainty of it: either is a sound choice.")
     return Selection(best, top, frontier, budget, unit, metric, cost_model, explanation, considered, excluded)
 
 

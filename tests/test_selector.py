@@ -374,3 +374,14 @@ def test_random_profiles_selector_is_brute_force_and_within_budget(profile, law,
     # the frontier really is one: latency rises and quality improves along it
     f = sel.frontier
     assert all(a.latency <= b.latency and sign * a.quality > sign * b.quality for a, b in zip(f, f[1:]))
+
+
+def test_a_runner_up_within_the_uncertainty_is_named():
+    p = make_profile(H100_GRAPH, mode="cudagraph")
+    sel = select_config(cost_rows_measured(p, None, ["ddim", "dpmpp-2m", "unipc"], 50, []), LAW, 0.6)
+    others = [c for c in sel.top[1:] if c.model != sel.best.model]
+    near = [c for c in others if abs(c.quality - sel.best.quality) < max(c.sigma, sel.best.sigma)]
+    assert near  # at 600 ms the 2.2B (26 steps) and 866M (44 steps) models are 0.24 FID apart, sigma ~0.4
+    assert ("within the prediction's uncertainty" in sel.explanation) == bool(near)
+    if near:
+        assert f"{near[0].model} with {near[0].sampler} at {near[0].steps} steps" in sel.explanation
