@@ -32,6 +32,11 @@ FAMILY_CHANNELS: dict[str, int] = {
     "ldm-5b": 768,
 }
 
+# The demo family trained here on ldmpick.demo_world (``ldmpick demo train``), shipped as diffusers folders inside
+# the package: name -> folder under ldmpick/demo_models/. The number is the base channel count c.
+DEMO_MODELS_DIR = Path(__file__).resolve().parent / "demo_models"
+DEMO_MODELS: dict[str, str] = {f"demo-c{c}": f"demo-c{c}" for c in (8, 12, 16, 24, 32)}
+
 
 def family_unet_config(c: int, sample_size: int = 64) -> dict[str, Any]:
     """The verified diffusers config of the paper's family (shared/reference/paper_family.md)."""
@@ -85,7 +90,7 @@ class ModelSpec:
     """What ldmpick knows about one model."""
 
     name: str
-    kind: str  # "family" | "local" | "hub"
+    kind: str  # "family" | "demo" | "local" | "hub"
     unet_config: dict[str, Any]
     text_encoder_config: dict[str, Any] = field(default_factory=lambda: dict(SD_TEXT_ENCODER_CONFIG))
     vae_config: dict[str, Any] = field(default_factory=lambda: dict(SD_VAE_CONFIG))
@@ -181,7 +186,7 @@ HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 def known_names() -> list[str]:
-    return list(FAMILY_CHANNELS) + sorted(load_registry())
+    return list(FAMILY_CHANNELS) + list(DEMO_MODELS) + sorted(load_registry())
 
 
 def resolve_model(name: str) -> ModelSpec:
@@ -191,6 +196,11 @@ def resolve_model(name: str) -> ModelSpec:
         raise UsageError("empty model name")
     if name in FAMILY_CHANNELS:
         return family_spec(name)
+    if name in DEMO_MODELS:
+        folder = DEMO_MODELS_DIR / DEMO_MODELS[name]
+        if not (folder / "model_index.json").exists():
+            raise ModelError(f"demo model '{name}' is not installed at '{folder}' (train it with 'ldmpick demo train')")
+        return load_local_spec(folder, name=name, kind="demo", source=name)
     registry = load_registry()
     if name in registry:
         spec = resolve_model(registry[name])

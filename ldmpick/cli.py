@@ -898,6 +898,43 @@ def _render_generation(result: Any, prediction: Any, record: dict[str, Any], fol
 
 
 
+# ============================================================================ demo (issue 5)
+
+demo_app = typer.Typer(cls=_Group, help="The demo model family trained here on a procedural shapes world.",
+                       no_args_is_help=True, rich_markup_mode=None)
+app.add_typer(demo_app, name="demo")
+
+
+def _parse_channels(text: str) -> tuple[int, ...]:
+    try:
+        channels = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise UsageError(f"--channels must be comma-separated integers like '8,16,32', got '{text}'") from None
+    if not channels:
+        raise UsageError("--channels is empty; give base channel counts like '8,16,32'")
+    return channels
+
+
+@demo_app.command("train")
+def demo_train_cmd(
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Where the pipeline folders go (default: the package's demo_models folder).")] = None,
+    channels: Annotated[str, typer.Option("--channels", help="Base channel counts of the UNets, comma-separated.")] = "8,12,16,24,32",
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the world's samples and of the training.")] = 0,
+    images: Annotated[int, typer.Option("--images", help="Number of world samples to train on.")] = 4096,
+    vae_steps: Annotated[int, typer.Option("--vae-steps", help="Optimizer steps of the autoencoder.")] = 300,
+    unet_steps: Annotated[int, typer.Option("--unet-steps", help="Optimizer steps of each UNet.")] = 600,
+    threads: Annotated[int, typer.Option("--threads", help="CPU threads for torch (1 is steadier on a shared 2-core machine).")] = 1,
+) -> None:
+    """Train the VAE and one UNet per channel count on the demo world; write diffusers folders with training.json."""
+    from ldmpick.catalogue import DEMO_MODELS_DIR
+    from ldmpick.demo_train import train_family
+
+    report = train_family(out or DEMO_MODELS_DIR, channels=_parse_channels(channels), seed=seed, n_images=images,
+                          vae_steps=vae_steps, unet_steps=unet_steps, threads=threads, progress=notice)
+    print_json({name: {k: facts[k] for k in ("unet_params", "steps", "wall_s", "final_loss_mean_last50")}
+                for name, facts in report["models"].items()})
+
+
 def main() -> None:
     app()
 

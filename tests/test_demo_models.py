@@ -1,0 +1,90 @@
+"""The shipped demo family: resolvable by name, standard diffusers folders with safetensors, provenance, and real
+images offline on a CPU in seconds. Also ``ldmpick demo train`` end to end on a handful of images (seconds)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from ldmpick.catalogue import DEMO_MODELS, DEMO_MODELS_DIR, resolve_model
+from ldmpick.cli import app
+
+runner = CliRunner()
+
+
+def test_every_demo_model_resolves_with_weights_and_training_facts():
+    params = []
+    for name in DEMO_MODELS:
+        spec = resolve_model(name)
+        assert spec.has_weights and spec.path == (DEMO_MODELS_DIR / name).resolve()
+        for comp in ("unet", "vae", "text_encoder"):
+            assert list((spec.path / comp).glob("*.safetensors"))
+            assert not [p for p in (spec.path / comp).iterdir() if p.suffix in {".bin", ".pt", ".ckpt", ".pkl"}]
+        facts = json.loads((spec.path / "training.json").read_text())
+        for key in ("seed", "data_images", "steps", "wall_s", "unet_params", "base_channels"):
+            assert key in facts, key
+        assert spec.unet_config["block_out_channels"] == [facts["base_channels"], 2 * facts["base_channels"]]
+        assert facts["unet_params"] == spec.unet_params
+        params.append(spec.unet_params)
+    assert params == sorted(params) and len(set(params)) == len(params)  # sizes grow with c
+
+
+def test_shipped_weights_fit_the_budget():
+    total = sum(p.stat().st_size for p in DEMO_MODELS_DIR.rglob("*") if p.is_file())
+    assert total <= 30 * 2**20, total
+
+
+def test_demo_model_loads_and_generates_offline_in_seconds():
+    """Loads from the package, no network; images are deterministic per seed and not constant. (Prompt adherence is
+    not asserted: the shipped 600-step models do not follow prompts yet, see docs/demo.md.)"""
+    import time
+
+    import torch
+
+    from ldmpick.generation import GenerateRequest, generate
+
+    torch.set_num_threads(2)
+    req = GenerateRequest(model="demo-c16", prompts=["a large red square in the center on a blue background"],
+                          sampler="dpmpp-2m", steps=10, seed=0, n=2, device="cpu")
+    t0 = time.perf_counter()
+    a = generate(req)
+    assert time.perf_counter() - t0 < 20
+    b = generate(req)
+    imgs = [np.asarray(im.convert("RGB")) for im in a.prompts[0].images]
+    assert [im.shape for im in imgs] == [(32, 32, 3)] * 2 and a.unet_evals == 10
+    assert all(np.array_equal(x, np.asarray(y.convert("RGB"))) for x, y in zip(imgs, b.prompts[0].images))
+    assert not np.array_equal(imgs[0], imgs[1])
+    assert all(im.std() > 5 for im in imgs)
+
+
+def test_demo_train_cli_writes_loadable_folders(tmp_path):
+    r = runner.invoke(app, ["demo", "train", "--out", str(tmp_path), "--channels", "4", "--images", "64",
+                            "--vae-steps", "2", "--unet-steps", "2", "--threads", "1"])
+    assert r.exit_code == 0, r.output
+    assert set(json.loads(r.stdout)) == {"demo-c4"}
+    spec = resolve_model(str(tmp_path / "demo-c4"))
+    assert spec.unet_config["block_out_channels"] == [4, 8]
+    facts = json.loads((tmp_path / "demo-c4" / "training.json").read_text())
+    assert facts["data_images"] == 64 and facts["steps"] == 2 and facts["seed"] == 0
+
+
+@pytest.mark.parametrize("channels, message", [("8,x", "--channels must be comma-separated integers"),
+                                               ("6", "positive multiple of 4")])
+def test_demo_train_bad_channels(tmp_path, channels, message):
+    r = runner.invoke(app, ["demo", "train", "--out", str(tmp_path), "--channels", channels])
+    assert r.exit_code == 2, r.output
+    assert r.stderr.startswith("error: ") and message in r.stderr, r.stderr
+
+
+def test_shipped_tokenizer_is_what_the_code_builds():
+    from transformers import CLIPTokenizer
+
+    from ldmpick.demo_train import demo_tokenizer
+
+    shipped = CLIPTokenizer.from_pretrained(DEMO_MODELS_DIR / "demo-c8" / "tokenizer")
+    assert shipped.get_vocab() == demo_tokenizer().get_vocab()
+    caption = "a small green triangle at the bottom right on a white background"
+    assert shipped(caption).input_ids == demo_tokenizer()(caption).input_ids
