@@ -173,6 +173,10 @@ def models_add(
         raise UsageError(f"model name '{name}' must be 1-64 letters, digits, '.', '_' or '-' (no '/')")
     if name in FAMILY_CHANNELS:
         raise UsageError(f"'{name}' is a built-in family name; choose another name")
+    from ldmpick.catalogue import DEMO_MODELS
+
+    if name in DEMO_MODELS:
+        raise UsageError(f"'{name}' is a shipped demo model name; choose another name")
     registry = load_registry()
     if name in registry and not force:
         raise UsageError(f"'{name}' is already registered (as '{registry[name]}'); use --force to replace it")

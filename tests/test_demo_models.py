@@ -88,3 +88,9 @@ def test_shipped_tokenizer_is_what_the_code_builds():
     assert shipped.get_vocab() == demo_tokenizer().get_vocab()
     caption = "a small green triangle at the bottom right on a white background"
     assert shipped(caption).input_ids == demo_tokenizer()(caption).input_ids
+
+
+def test_a_demo_name_cannot_be_registered(tmp_path):
+    r = runner.invoke(app, ["models", "add", "demo-c8", str(tmp_path)])
+    assert r.exit_code == 2, r.output
+    assert r.stderr == "error: 'demo-c8' is a shipped demo model name; choose another name\n"
