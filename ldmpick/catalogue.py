@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -172,12 +173,42 @@ def load_registry() -> dict[str, str]:
 
 
 def save_registry(models: dict[str, str]) -> None:
-    from ldmpick.storage import atomic_write_json, file_lock
+    """Replace the whole registry. To add or remove one name use ``update_registry``: a load here followed by a
+    save loses what another process wrote in between."""
+    from ldmpick.storage import file_lock
 
     path = registry_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     with file_lock(path):
-        atomic_write_json(path, {"schema": "ldmpick.registry/1", "models": dict(sorted(models.items()))})
+        _write_registry(path, models)
+
+
+def update_registry(change: Callable[[dict[str, str]], dict[str, str] | None]) -> dict[str, str]:
+    """Read, change and write the registry under one inter-process lock, so that concurrent ``models add`` /
+    ``models remove`` never lose each other's entries. ``change`` gets a copy of the current registry and returns
+    the new one (or edits it in place and returns None); if it raises, nothing is written. Returns the new registry.
+    """
+    from ldmpick.storage import file_lock
+
+    path = registry_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with file_lock(path):
+        current = load_registry()
+        working = dict(current)
+        result = change(working)
+        new = working if result is None else result
+        if not isinstance(new, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in new.items()):
+            raise TypeError("update_registry: change must return a dict of str -> str")  # a programming error
+        if new != current:
+            _write_registry(path, new)
+    return dict(new)
+
+
+def _write_registry(path: Path, models: dict[str, str]) -> None:
+    """Write the registry file atomically; the caller holds the lock (file locks do not nest)."""
+    from ldmpick.storage import atomic_write_json
+
+    atomic_write_json(path, {"schema": "ldmpick.registry/1", "models": dict(sorted(models.items()))})
 
 
 # ---------------------------------------------------------------------------------------------- resolution
@@ -212,6 +243,29 @@ def resolve_model(name: str) -> ModelSpec:
     if HUB_ID.match(name) and not name.startswith((".", "/")):
         return load_local_spec(hub_snapshot(name), name=name, kind="hub", source=name)
     raise unknown_name("model", name, known_names())
+
+
+def resolve_trusted_name(label: str) -> ModelSpec | None:
+    """Resolve a model label read from a profile file, which may have come from someone else.
+
+    Only what the user's own installation defines is resolved: a family name, a shipped demo name, a name in the
+    user's registry, or a hub id from the local Hugging Face cache (never downloaded). A label that is a path is
+    never opened, whether or not it exists: profiles are data, and ``source`` / ``name`` in them are labels only.
+    Returns None for any other label. A registered name whose folder is gone, or a hub id not in the cache, still
+    raises ``ModelError``.
+    """
+    name = label.strip() if isinstance(label, str) else ""
+    if not name:
+        return None
+    if name in FAMILY_CHANNELS or name in DEMO_MODELS:
+        return resolve_model(name)
+    registry = load_registry()
+    if name in registry:
+        return resolve_model(name)  # the user registered it: their own folder or hub id
+    if HUB_ID.match(name) and ".." not in name and not Path(name).expanduser().exists():
+        # (a hub id that is also a relative folder here would be loaded from the folder by resolve_model: refused)
+        return load_local_spec(hub_snapshot(name), name=name, kind="hub", source=name)
+    return None
 
 
 def parse_model_list(text: str | None) -> list[str]:

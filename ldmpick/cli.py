@@ -166,7 +166,7 @@ def models_add(
     import re
 
     from ldmpick.catalogue import (FAMILY_CHANNELS, HUB_ID, check_safetensors_weights, format_params, hub_snapshot,
-                                   load_local_spec, load_registry, save_registry)
+                                   load_local_spec, load_registry, update_registry)
     from ldmpick.errors import ModelError
 
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name):
@@ -197,26 +197,34 @@ def models_add(
     except ModelError as exc:
         weights = "no usable weights (can be profiled, not generated with)"
         notice(f"note: {exc}")
-    registry[name] = value
-    save_registry(registry)
+    def add(current: dict[str, str]) -> None:
+        if name in current and not force:  # checked again under the lock: another process may have added it
+            raise UsageError(f"'{name}' is already registered (as '{current[name]}'); use --force to replace it")
+        current[name] = value
+
+    update_registry(add)
     notice(f"registered '{name}' -> '{value}' (UNet {format_params(spec.unet_params)} parameters, {weights})")
 
 
 @models_app.command("remove")
 def models_remove(name: Annotated[str, typer.Argument(help="A registered name.")]) -> None:
     """Forget a registered name (the checkpoint's files are not touched)."""
-    from ldmpick.catalogue import FAMILY_CHANNELS, load_registry, save_registry
+    from ldmpick.catalogue import FAMILY_CHANNELS, update_registry
     from ldmpick.errors import unknown_name
 
     if name in FAMILY_CHANNELS:
         raise UsageError(f"'{name}' is a built-in family model and cannot be removed")
-    registry = load_registry()
-    if name not in registry:
-        if not registry:
-            raise UsageError(f"no model named '{name}' is registered (none are; see 'ldmpick models add')")
-        raise unknown_name("registered model", name, registry)
-    source = registry.pop(name)
-    save_registry(registry)
+    removed: list[str] = []
+
+    def remove(registry: dict[str, str]) -> None:
+        if name not in registry:
+            if not registry:
+                raise UsageError(f"no model named '{name}' is registered (none are; see 'ldmpick models add')")
+            raise unknown_name("registered model", name, registry)
+        removed.append(registry.pop(name))
+
+    update_registry(remove)
+    source = removed[0]
     notice(f"removed '{name}' (was '{source}'; its files are untouched)")
 
 
@@ -539,7 +547,8 @@ def recommend_cmd(
             from ldmpick.errors import unknown_name
 
             raise unknown_name("execution mode", mode, ("eager", "cudagraph", "compile"))
-        choice = choose_profile(profile, resolution=resolution, batch=batch, cfg=cfg, mode=mode)
+        choice = choose_profile(profile, resolution=resolution, batch=batch, cfg=cfg, mode=mode,
+                                models=parse_model_list(models) if models else None)
         notice(choice.notice)
         check_settings(choice.profile, resolution, batch, cfg, mode)
         st = choice.profile.settings
@@ -613,22 +622,10 @@ def fit_cmd(
     """Refit the quality scaling law from the shipped quality table (and yours) and write a versioned law file."""
     import shlex
 
-    from ldmpick.scaling_law import fit_law, read_table, shipped_table_path, user_table_path
+    from ldmpick.scaling_law import fit_law, load_tables
     from ldmpick.storage import atomic_write_json, file_lock
 
-    tables = [(read_table(shipped_table_path().read_text(encoding="utf-8"), "shipped quality table"),
-               "ldmpick/data/quality_points.csv")]
-    extra = list(table or [])
-    if user_table_path().exists():
-        extra.append(user_table_path())
-    for path in extra:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise UsageError(f"quality table '{path}' does not exist") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UsageError(f"cannot read quality table '{path}' ({exc.__class__.__name__})") from None
-        tables.append((read_table(text, f"'{path}'"), str(path)))
+    tables = load_tables(list(table or []))
     law = fit_law(tables, command="ldmpick " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
     from ldmpick.scaling_law import user_law_path
 
@@ -720,21 +717,9 @@ def _read_prompts(prompt: Optional[str], prompts_file: Optional[Path]) -> list[s
         if prompt is None or not prompt.strip():
             raise UsageError("no prompt given; pass PROMPT or --prompts-file")
         return [prompt]
-    path = prompts_file.expanduser()
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise UsageError(f"--prompts-file '{path}' does not exist") from None
-    except OSError as exc:
-        raise UsageError(f"--prompts-file '{path}' cannot be read ({exc.strerror})") from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise UsageError(f"--prompts-file '{path}' is not UTF-8 text (bad byte at offset {exc.start})") from None
-    prompts = [line.strip() for line in text.splitlines() if line.strip()]
-    if not prompts:
-        raise UsageError(f"--prompts-file '{path}' has no prompts (one per line)")
-    return prompts
+    from ldmpick.generation import read_prompts_file
+
+    return read_prompts_file(prompts_file.expanduser())
 
 
 @app.command("generate")
@@ -924,9 +909,9 @@ def demo_train_cmd(
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Where the pipeline folders go (default: the package's demo_models folder).")] = None,
     channels: Annotated[str, typer.Option("--channels", help="Base channel counts of the UNets, comma-separated.")] = "8,12,16,24,32",
     seed: Annotated[int, typer.Option("--seed", help="Seed of the world's samples and of the training.")] = 0,
-    images: Annotated[int, typer.Option("--images", help="Number of world samples to train on.")] = 4096,
-    vae_steps: Annotated[int, typer.Option("--vae-steps", help="Optimizer steps of the autoencoder.")] = 300,
-    unet_steps: Annotated[int, typer.Option("--unet-steps", help="Optimizer steps of each UNet.")] = 600,
+    images: Annotated[int, typer.Option("--images", help="Number of world samples to train on.")] = 8192,
+    vae_steps: Annotated[int, typer.Option("--vae-steps", help="Optimizer steps of the autoencoder.")] = 600,
+    unet_steps: Annotated[int, typer.Option("--unet-steps", help="Optimizer steps of each UNet.")] = 2000,
     threads: Annotated[int, typer.Option("--threads", help="CPU threads for torch (1 is steadier on a shared 2-core machine).")] = 1,
 ) -> None:
     """Train the VAE and one UNet per channel count on the demo world; write diffusers folders with training.json."""
@@ -937,6 +922,197 @@ def demo_train_cmd(
                           vae_steps=vae_steps, unet_steps=unet_steps, threads=threads, progress=notice)
     print_json({name: {k: facts[k] for k in ("unet_params", "steps", "wall_s", "final_loss_mean_last50")}
                 for name, facts in report["models"].items()})
+
+
+@demo_app.command("train-judge")
+def demo_train_judge_cmd(
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Folder for world_judge.safetensors/.json (default: the package's data folder).")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="World seed of the training images (not the UNets' seed).")] = 1,
+    images: Annotated[int, typer.Option("--images", help="Number of world samples to train on.")] = 8192,
+    steps: Annotated[int, typer.Option("--steps", help="Optimizer steps.")] = 1500,
+    threads: Annotated[int, typer.Option("--threads", help="CPU threads for torch.")] = 1,
+) -> None:
+    """Train the world judge: the feature network of the demo FID and the attribute classifier of prompt accuracy."""
+    from ldmpick.image_quality import train_judge
+
+    if out is not None and not out.is_dir():
+        raise UsageError(f"--out '{out}' is not a folder")
+    facts = train_judge(out, seed=seed, n_images=images, steps=steps, threads=threads, progress=notice)
+    print_json(facts)
+
+
+# ============================================================================ calibrate and plot (issue 5)
+
+
+def _int_list(text: str, option: str) -> list[int]:
+    try:
+        values = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise UsageError(f"{option} must be comma-separated integers like '1,2,4,8', got '{text}'") from None
+    if not values:
+        raise UsageError(f"{option} is empty")
+    return values
+
+
+@app.command("calibrate")
+def calibrate_cmd(
+    models: Annotated[str, typer.Option("--models", "-m", help="Comma-separated models with weights (default: the demo family).")] = "demo-c8,demo-c12,demo-c16,demo-c24,demo-c32",
+    samplers: Annotated[str, typer.Option("--samplers", help="Comma-separated sampler names.")] = "ddim,dpmpp-2m,euler,unipc",
+    steps: Annotated[str, typer.Option("--steps", help="Step counts, comma-separated.")] = "1,2,4,8,16,32,50",
+    samples: Annotated[int, typer.Option("--samples", help="Images generated (and measured) per configuration.")] = 256,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the prompts, the reference set and the initial noise.")] = 0,
+    guidance: Annotated[float, typer.Option("--guidance", help="Classifier-free guidance scale.")] = 7.5,
+    batch: Annotated[int, typer.Option("--batch", help="Images generated at once.")] = 256,
+    device: Annotated[Optional[str], typer.Option("--device", help="cpu, cuda or cuda:N (default: the GPU if there is one).")] = None,
+    dtype: Annotated[Optional[str], typer.Option("--dtype", help="fp16, bf16 or fp32 (default: fp16 on GPU, fp32 on CPU).")] = None,
+    reference: Annotated[Optional[Path], typer.Option("--reference", help="Folder of real reference images (real models; default: the demo world).")] = None,
+    prompts_file: Annotated[Optional[Path], typer.Option("--prompts-file", help="Prompts for real models, one per line (with --reference).")] = None,
+    inception_weights: Annotated[Optional[Path], typer.Option("--inception-weights", help="Local safetensors of torchvision's inception_v3 (with --reference).")] = None,
+    threads: Annotated[Optional[int], typer.Option("--threads", help="torch CPU threads (default: torch's choice).")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted calibration from its partial file.")] = False,
+    no_fit: Annotated[bool, typer.Option("--no-fit", help="Append the points but do not refit the law.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Measure FID (and prompt accuracy) over a grid of models x samplers x steps; add the points to your quality
+    table and refit the law."""
+    import shlex
+
+    from ldmpick import calibration as calib
+    from ldmpick.catalogue import parse_model_list
+    from ldmpick.generation import check_device, default_device
+    from ldmpick.samplers import parse_sampler_list
+    from ldmpick.scaling_law import user_table_path
+
+    device = device or default_device()
+    check_device(device)
+    req = calib.CalibrationRequest(
+        models=parse_model_list(models), samplers=parse_sampler_list(samplers), steps=_int_list(steps, "--steps"),
+        samples=samples, seed=seed, guidance=guidance, device=device,
+        dtype=dtype or ("fp16" if device.startswith("cuda") else "fp32"), batch=batch,
+        reference=reference, prompts_file=prompts_file, inception_weights=inception_weights)
+    if req.dtype not in ("fp16", "bf16", "fp32"):
+        raise UsageError(f"unknown dtype '{req.dtype}' (valid: bf16, fp16, fp32)")
+    calib.validate_request(req)
+    partial = calib.partial_path()
+    resume_from = None
+    if resume:
+        resume_from = calib.read_partial(partial, req)
+        notice(f"resuming from '{partial}' ({len(resume_from)} configuration(s) already measured)")
+    if threads is not None:
+        import torch
+
+        if threads < 1:
+            raise UsageError(f"--threads must be at least 1 (got {threads})")
+        torch.set_num_threads(threads)
+    partial.parent.mkdir(parents=True, exist_ok=True)
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console(stderr=True)) as bar:
+        task = bar.add_task("calibrating", total=len(req.configs()),
+                            completed=len(resume_from or []))
+
+        def tick(done: int, total: int, label: str) -> None:
+            bar.update(task, completed=done, description=label)
+
+        try:
+            cal = calib.run_calibration(req, progress=tick, checkpoint=lambda c: calib.write_partial(c, partial),
+                                        resume_from=resume_from)
+        except KeyboardInterrupt:
+            bar.stop()
+            if partial.exists():
+                notice(f"interrupted: completed configurations kept in '{partial}'; rerun with --resume")
+            raise
+    table = user_table_path()
+    rows = calib.append_points(calib.points_of(cal), table)
+    partial.unlink(missing_ok=True)
+    notice(f"{len(cal.results)} configuration(s) measured; quality table '{table}' now has {rows} row(s)")
+    law_doc = None
+    if not no_fit:
+        law, target = _refit_user_law("ldmpick " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+        fams = [f for f in law.calibrated if f.dataset == req.dataset]
+        fits = ", ".join(f"{f.metric} residual {100 * f.rms_log:.1f}% over {f.points} points" for f in fams)
+        notice(f"law refitted and written to '{target}'" + (f" ({fits})" if fits else
+                                                             " (too few points to fit this data set's curves)"))
+        law_doc = [f.to_json() for f in fams]
+    if json_out:
+        print_json({"dataset": req.dataset, "profile": cal.profile_id, "table": str(table),
+                    "results": [r.__dict__ for r in cal.results], "law": law_doc})
+        return
+    from rich.table import Table
+
+    t = Table(title=f"Measured quality on {req.dataset} ({req.samples} images per configuration, seed {req.seed})")
+    for col in ("model", "sampler", "steps", "FID", "prompt accuracy", "all attributes", "seconds"):
+        t.add_column(col, justify="left" if col in ("model", "sampler") else "right")
+    for r in cal.results:
+        t.add_row(r.model, r.sampler, str(r.steps), f"{r.fid:.2f}",
+                  "-" if r.prompt_acc is None else f"{r.prompt_acc:.3f}",
+                  "-" if r.prompt_all is None else f"{r.prompt_all:.3f}", f"{r.seconds:.1f}")
+    console().print(t)
+
+
+def _refit_user_law(command: str) -> tuple[Any, Path]:
+    from ldmpick.scaling_law import fit_law, load_tables, user_law_path
+    from ldmpick.storage import atomic_write_json, file_lock
+
+    law = fit_law(load_tables([]), command=command)
+    target = user_law_path()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with file_lock(target):
+        atomic_write_json(target, law.to_json())
+    return law, target
+
+
+@app.command("plot")
+def plot_cmd(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Image file to write: .png or .svg.")] = Path("quality_vs_latency.png"),
+    budget: Annotated[Optional[str], typer.Option("--budget", help="Draw the budget line, e.g. '50ms' or '2s'.")] = None,
+    profile: Annotated[Optional[str], typer.Option("--profile", help="Profile file or id (default: as recommend chooses).")] = None,
+    models: Annotated[Optional[str], typer.Option("--models", help="Only these models (comma-separated).")] = None,
+    samplers: Annotated[Optional[str], typer.Option("--samplers", help="Only these samplers (comma-separated).")] = None,
+    metric: Annotated[str, typer.Option("--metric", help="fid or clip (prompt accuracy for calibrated demo models).")] = "fid",
+    law_file: Annotated[Optional[Path], typer.Option("--law", help="Law file (default: your refit, else the shipped one).")] = None,
+    no_law: Annotated[bool, typer.Option("--no-law", help="Draw measured points only, not the law's curves.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Draw quality against measured latency for every model and sampler, with the budget line and the Pareto
+    frontier: the paper's key figure, on your hardware."""
+    from ldmpick.catalogue import parse_model_list
+    from ldmpick.plotting import plot_quality_vs_latency
+    from ldmpick.scaling_law import load_law, load_tables
+    from ldmpick.selector import choose_profile, parse_budget, sampler_names
+
+    model_list = parse_model_list(models) if models else None
+    choice = choose_profile(profile, models=model_list)
+    notice(choice.notice)
+    law, _ = load_law(law_file)
+    points = [p for pts, _ in load_tables([]) for p in pts]
+    metric_name = "prompt_acc" if metric == "clip" and any(p.metric == "prompt_acc" for p in points) else metric
+    if metric_name == "prompt_acc":
+        points = [p for p in points if p.metric == "prompt_acc"]
+    summary = plot_quality_vs_latency(
+        [_as_metric(p, metric) for p in points] if metric_name == "prompt_acc" else points, choice.profile,
+        law=None if no_law else law, budget_ms=parse_budget(budget) * 1e3 if budget else None, out=out,
+        metric=metric, samplers=sampler_names(samplers) if samplers else None, models=model_list)
+    notice(f"plot written to '{summary.path}'")
+    if json_out:
+        print_json(summary.to_json())
+        return
+    from rich.table import Table
+
+    t = Table(title=f"Pareto frontier ({summary.basis}, {summary.points} points)")
+    for col in ("latency", "model", "sampler", "steps", metric):
+        t.add_column(col, justify="left" if col in ("model", "sampler") else "right")
+    for f in summary.frontier:
+        t.add_row(f"{f['latency_ms']:.1f} ms", f["model"], f["sampler"], str(f["steps"]), f"{f['value']:.3f}")
+    console().print(t)
+
+
+def _as_metric(p: Any, metric: str) -> Any:
+    import dataclasses
+
+    return dataclasses.replace(p, metric=metric)
 
 
 def main() -> None:

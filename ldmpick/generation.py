@@ -161,6 +161,24 @@ class Prediction:
         }
 
 
+def read_prompts_file(path: Path) -> list[str]:
+    """Prompts from a UTF-8 text file, one per line (blank lines skipped); one-line errors for bad files."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise UsageError(f"--prompts-file '{path}' does not exist") from None
+    except OSError as exc:
+        raise UsageError(f"--prompts-file '{path}' cannot be read ({exc.strerror})") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"--prompts-file '{path}' is not UTF-8 text (bad byte at offset {exc.start})") from None
+    prompts = [line.strip() for line in text.splitlines() if line.strip()]
+    if not prompts:
+        raise UsageError(f"--prompts-file '{path}' has no prompts (one per line)")
+    return prompts
+
+
 def predict_latency(profile: Any, model_names: list[str], sampler: str, steps: int,
                     percentile: float = 50) -> Prediction | None:
     """``text_encoder + steps x (evals_per_step x unet_step + sampler overhead) + vae_decode`` from ``profile``
@@ -186,8 +204,10 @@ def profile_mismatches(profile: Any, settings: Settings) -> list[str]:
     return out
 
 
-def load_profile_for(ref: str | None, device: str) -> Any:
-    """The profile named by ``ref``; else the newest complete profile of this device (local or shipped); else None."""
+def load_profile_for(ref: str | None, device: str, models: list[str] | None = None) -> Any:
+    """The profile named by ``ref``; else the newest complete profile of this device (local or shipped) that
+    measures ``models`` (all of them), or, with no ``models``, at least one model that has weights (so the shipped
+    demo family's profile serves ``generate --budget`` on a fresh machine); else None."""
     from ldmpick.errors import LdmpickError
     from ldmpick.fingerprint import light_fingerprint
     from ldmpick.profile_file import device_key, find_profile, list_profile_files, load_profile, shipped_profiles_dir
@@ -205,7 +225,22 @@ def load_profile_for(ref: str | None, device: str) -> Any:
                 continue
             if prof.complete and prof.device_key == key:
                 found.append(prof)
+    if models:
+        found = [p for p in found if all(m in p.model_names() for m in models)]
+    else:
+        found = [p for p in found if any(_has_weights(m.name) for m in p.models if m.ok)]
     return max(found, key=lambda p: p.created) if found else None
+
+
+def _has_weights(name: str) -> bool:
+    """Whether a profile's model name is one of this installation's models with weights (never opened as a path)."""
+    from ldmpick.catalogue import resolve_trusted_name
+
+    try:
+        spec = resolve_trusted_name(name)
+    except LdmpickError:
+        return False
+    return spec is not None and spec.has_weights
 
 
 def scheduler_class_name(sampler: str) -> str:
@@ -233,7 +268,7 @@ def select_for_generation(profile: Any, budget_ms: float, model: str | None = No
     """Ask the selector for the best configuration within ``budget_ms`` among the profile's models that have
     weights (what ``--model``/``--sampler``/``--steps`` fix is kept). If the best size overall has no weights (the
     paper's family has none), a note says so."""
-    from ldmpick.catalogue import resolve_model
+    from ldmpick.catalogue import resolve_model, resolve_trusted_name
     from ldmpick.scaling_law import load_law
     from ldmpick.selector import check_settings, cost_rows_measured, select_config
 
@@ -248,15 +283,21 @@ def select_for_generation(profile: Any, budget_ms: float, model: str | None = No
     for m in profile.models:
         if not m.ok:
             continue
-        for ref in (m.name, m.source):
-            try:
-                if ref and resolve_model(ref).has_weights:
-                    with_weights.append(m.name)
-                    break
-            except LdmpickError:
+        if model is not None:
+            # the user named the model: resolve what they typed (a folder is fine); the profile's labels are compared
+            if not (model in (m.name, m.source) or m.name == Path(model).name):
                 continue
+            ref, resolve = model, resolve_model
+        else:
+            # names in a profile, which may be someone else's, are labels: never opened as paths
+            ref, resolve = m.name, resolve_trusted_name
+        try:
+            spec = resolve(ref)
+        except LdmpickError:
+            continue
+        if spec is not None and spec.has_weights:
+            with_weights.append(m.name)
     if model is not None:
-        with_weights = [m for m in with_weights if m == model or model in (profile.model(m).source, Path(model).name)]
         if not with_weights:
             raise UsageError(f"profile '{profile.id}' has no measurement of model '{model}' with weights; measure it "
                              f"with 'ldmpick profile --models {model}'")
@@ -278,10 +319,10 @@ def select_for_generation(profile: Any, budget_ms: float, model: str | None = No
         if best is None:
             raise UsageError(f"no model with weights runs {steps} steps within {budget_ms:.0f} ms on this profile")
         q, lat, r = best
-        chosen = Choice(r.model, r.sampler, steps, predicted_fid=q, predicted_ms=lat * 1e3)
+        chosen = Choice(model or r.model, r.sampler, steps, predicted_fid=q, predicted_ms=lat * 1e3)
     else:
         sel = select_config(rows, law, budget_s)
-        chosen = Choice(sel.best.model, sel.best.sampler, sel.best.steps, predicted_fid=sel.best.quality,
+        chosen = Choice(model or sel.best.model, sel.best.sampler, sel.best.steps, predicted_fid=sel.best.quality,
                         predicted_ms=sel.best.latency * 1e3)
     try:
         everyone = select_config(cost_rows_measured(profile, None, samplers, 50, []), law, budget_s).best

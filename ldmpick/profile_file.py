@@ -29,6 +29,12 @@ MAX_JSON_DEPTH = 12
 MODEL_STATUSES = ("ok", "does_not_fit", "error")
 MODES = ("eager", "cudagraph", "compile")
 DTYPES = ("fp16", "bf16", "fp32")  # the keys of execution.DTYPES (this module stays torch-free)
+MAX_COUNT = 1_000_000  # cores, threads, GPU index: anything larger is not a real machine
+MAX_NAME_CHARS = 200  # model, sampler and device names
+MAX_SOURCE_CHARS = 4096  # a model's source label (a folder path at most PATH_MAX long)
+MAX_DEVICE_KEYS = 64
+MAX_DEVICE_LIST = 64
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # would break the one-line messages names are printed in
 
 
 @dataclass
@@ -149,8 +155,8 @@ class Settings:
     def from_json(cls, data: Any) -> Settings:
         d = _obj(data, "settings")
         device = _str(d, "device", "settings")
-        if not re.fullmatch(r"cpu|cuda(:\d+)?|mps", device):
-            raise ProfileError(f"settings.device '{device}' is not cpu, cuda or cuda:N")
+        if not re.fullmatch(r"cpu|cuda(:\d{1,4})?|mps", device):
+            raise ProfileError(f"settings.device '{_clip(device)}' is not cpu, cuda, cuda:N or mps")
         dtype = _choice(d, "dtype", DTYPES, "settings")
         mode = _choice(d, "mode", MODES, "settings")
         resolution = _int(d, "resolution", "settings", minimum=8, maximum=16384)
@@ -159,8 +165,9 @@ class Settings:
         if not isinstance(cfg, bool):
             raise ProfileError("settings.cfg must be true or false")
         threads = d.get("threads")
-        if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
-            raise ProfileError("settings.threads must be a positive integer or null")
+        if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool)
+                                    or not 1 <= threads <= MAX_COUNT):
+            raise ProfileError(f"settings.threads must be an integer in [1, {MAX_COUNT}] or null")
         return cls(
             device=device,
             dtype=dtype,
@@ -185,7 +192,7 @@ class ModelLatency:
     unet_step: LatencyStats | None = None
     peak_memory_bytes: int | None = None
     weight_bytes: int | None = None
-    source: str = ""  # family name, hub id or folder name the user gave (never followed on import)
+    source: str = ""  # what the user named (family name, hub id, folder): a label only, never opened
     error: str | None = None
 
     @property
@@ -212,13 +219,13 @@ class ModelLatency:
         if status == "ok" and step is None:
             raise ProfileError(f"{where}: status 'ok' needs unet_step")
         return cls(
-            name=_str(d, "name", where),
+            name=_model_name(d, where),
             status=status,
-            unet_params=_int(d, "unet_params", where, minimum=0),
+            unet_params=_int(d, "unet_params", where, minimum=1 if status == "ok" else 0),
             unet_step=LatencyStats.from_json(step, f"{where}.unet_step") if step is not None else None,
             peak_memory_bytes=_opt_int(d, "peak_memory_bytes", where),
             weight_bytes=_opt_int(d, "weight_bytes", where),
-            source=_opt_str(d, "source", where) or "",
+            source=_label(d, "source", where, MAX_SOURCE_CHARS, optional=True) or "",
             error=_opt_str(d, "error", where),
         )
 
@@ -236,7 +243,7 @@ class SamplerOverhead:
     def from_json(cls, data: Any, where: str) -> SamplerOverhead:
         d = _obj(data, where)
         return cls(
-            name=_str(d, "name", where),
+            name=_label(d, "name", where, MAX_NAME_CHARS),
             evals_per_step=_int(d, "evals_per_step", where, minimum=1, maximum=16),
             step_overhead=LatencyStats.from_json(d.get("step_overhead"), f"{where}.step_overhead"),
         )
@@ -324,9 +331,7 @@ class Profile:
             if schema.startswith(SCHEMA_FAMILY):
                 raise ProfileError(f"unsupported profile schema version '{schema}' (this ldmpick reads '{SCHEMA}')")
             raise ProfileError(f"not an ldmpick profile (schema '{schema[:60]}')")
-        device = _obj(d.get("device"), "device")
-        if not isinstance(device.get("name"), str):
-            raise ProfileError("device.name must be a string")
+        device = validate_device(d.get("device"))
         fixed = _obj(d.get("fixed"), "fixed")
         models_raw = d.get("models")
         samplers_raw = d.get("samplers")
@@ -340,7 +345,7 @@ class Profile:
             if len(set(names)) != len(names):
                 raise ProfileError(f"duplicate {what} names in profile")
         created = _str(d, "created", "profile")
-        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}T[0-9:.]+(Z|[+-]\d{2}:?\d{2})?", created):
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}T[0-9:.]{1,32}(Z|[+-]\d{2}:?\d{2})?", created):
             raise ProfileError(f"created '{created[:40]}' is not an ISO 8601 date-time")
         te, vae = fixed.get("text_encoder"), fixed.get("vae_decode")
         wall = d.get("wall_seconds")
@@ -367,6 +372,148 @@ def device_key(device: dict[str, Any]) -> str:
     if device.get("kind") == "cpu":
         return f"cpu:{name}:{device.get('cpu_cores')}"
     return f"{device.get('kind', 'gpu')}:{name}"
+
+
+# ---------------------------------------------------------------------------------------------- device block
+
+# What fingerprint.py writes into a profile's ``device`` block, and what each field may hold. Every field is
+# optional (GPU fields are absent on a CPU; old files lack newer ones) except ``name``; ``None`` is always allowed
+# for an optional field (NVML could not read it).
+_DEVICE_STR = 200
+DEVICE_FIELDS: dict[str, tuple[str, float | None, float | None]] = {
+    # key: (kind, minimum, maximum)
+    "kind": ("ident", None, None),  # "cpu" / "cuda" (device_key reads it)
+    "name": ("str", None, None),  # required; GPU name from NVML or the CPU model (device_key, the profile id)
+    "index": ("int", 0, MAX_COUNT),
+    "memory_bytes": ("int", 0, 10**18),  # the selector compares peak memory with it
+    "driver_version": ("str", None, None),
+    "cuda_driver_version": ("str", None, None),
+    "cuda_runtime_version": ("str", None, None),
+    "compute_capability": ("str", None, None),
+    "cudnn_version": ("int", 0, 10**9),
+    "sm_clock_mhz": ("num", 0, 1e6),
+    "sm_clock_max_mhz": ("num", 0, 1e6),
+    "power_limit_w": ("num", 0, 1e6),
+    "temperature_c": ("num", -273.15, 1e4),
+    "cpu_model": ("str", None, None),
+    "cpu_cores": ("int", 1, MAX_COUNT),  # device_key reads it for CPUs
+    "torch_threads": ("int", 1, MAX_COUNT),
+    "load_avg_1m": ("num", 0, 1e6),
+    "os": ("str", None, None),
+    "machine": ("str", None, None),
+    "versions": ("versions", None, None),  # {"ldmpick": "0.1.0", "torch": "2.13.0+cpu", ...}
+}
+
+
+def validate_device(data: Any) -> dict[str, Any]:
+    """Check a profile's ``device`` block (the fingerprint) field by field and return a clean copy.
+
+    Known fields must have their type (see ``DEVICE_FIELDS``); unknown extra keys are kept, but only as JSON
+    scalars or short flat lists of scalars, so nothing downstream meets a nested object it did not expect.
+    Every problem is a one-line ``ProfileError`` naming the field.
+    """
+    d = _obj(data, "device")
+    if len(d) > MAX_DEVICE_KEYS:
+        raise ProfileError(f"device has {len(d)} keys; at most {MAX_DEVICE_KEYS} are allowed")
+    if "name" not in d:
+        raise ProfileError("device.name is missing (the device's name is required)")
+    out: dict[str, Any] = {}
+    for key, value in d.items():
+        if len(key) > 64 or not re.fullmatch(r"[A-Za-z0-9_.-]+", key):
+            raise ProfileError(f"device key '{_clip(key)}' is not a plain name (letters, digits, '_', '.', '-')")
+        where = f"device.{key}"
+        spec = DEVICE_FIELDS.get(key)
+        if spec is None:
+            out[key] = _device_extra(value, where)
+            continue
+        kind, lo, hi = spec
+        if value is None and key != "name":
+            out[key] = None
+        elif kind == "str":
+            out[key] = _device_str(value, where, _DEVICE_STR)
+        elif kind == "ident":
+            if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]{0,31}", value):
+                raise ProfileError(f"{where} must be a short name like 'cpu' or 'cuda' (got {_describe(value)})")
+            out[key] = value
+        elif kind == "int":
+            if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:  # type: ignore[operator]
+                raise ProfileError(f"{where} must be an integer in {_range(lo, hi)} or null (got {_describe(value)})")
+            out[key] = value
+        elif kind == "num":
+            if not _is_finite_number(value) or not lo <= value <= hi:  # type: ignore[operator]
+                raise ProfileError(f"{where} must be a number in {_range(lo, hi)} or null (got {_describe(value)})")
+            out[key] = value
+        else:  # versions
+            v = _obj(value, where)
+            if len(v) > 32:
+                raise ProfileError(f"{where} has {len(v)} entries; at most 32 are allowed")
+            clean: dict[str, str | None] = {}
+            for lib, ver in v.items():
+                if len(lib) > 64 or not re.fullmatch(r"[A-Za-z0-9_.-]+", lib):
+                    raise ProfileError(f"{where} key '{_clip(lib)}' is not a plain name")
+                clean[lib] = None if ver is None else _device_str(ver, f"{where}.{lib}", 100)
+            out[key] = clean
+    return out
+
+
+def _device_str(value: Any, where: str, limit: int) -> str:
+    if not isinstance(value, str):
+        raise ProfileError(f"{where} must be a string (got {_describe(value)})")
+    if len(value) > limit:
+        raise ProfileError(f"{where} is longer than {limit} characters")
+    if _CONTROL.search(value):
+        raise ProfileError(f"{where} holds control characters")
+    return value
+
+
+def _device_extra(value: Any, where: str) -> Any:
+    """An unknown key (a newer ldmpick's field, or a hand edit): a scalar, or a short flat list of scalars."""
+    if isinstance(value, list):
+        if len(value) > MAX_DEVICE_LIST:
+            raise ProfileError(f"{where} is a list of {len(value)} items; at most {MAX_DEVICE_LIST} are allowed")
+        return [_device_scalar(x, f"{where}[{i}]") for i, x in enumerate(value)]
+    return _device_scalar(value, where)
+
+
+def _device_scalar(value: Any, where: str) -> Any:
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)):
+        if not _is_finite_number(value) or abs(value) > 1e18:
+            raise ProfileError(f"{where} must be a finite number of at most 1e18 in size")
+        return value
+    if isinstance(value, str):
+        return _device_str(value, where, 1000)
+    raise ProfileError(f"{where} must be a string, number, true/false or null (got {_describe(value)})")
+
+
+def _describe(value: Any) -> str:
+    """What a wrong value is, for an error message: its JSON type, and the value itself when short."""
+    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null",
+             int: "an integer", float: "a number"}
+    what = names.get(type(value), type(value).__name__)
+    if value is None:
+        return what
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**30:
+        return f"{what} of {len(str(abs(value))) if value.bit_length() < 10_000 else 'many'} digits"
+    if isinstance(value, (bool, int, float)):
+        return f"{what} {_clip(json.dumps(value))}"
+    if isinstance(value, str):
+        return f"{what} '{_clip(value)}'"
+    return what
+
+
+def _range(lo: float | None, hi: float | None) -> str:
+    def fmt(x: float | None) -> str:
+        return str(int(x)) if x is not None and float(x).is_integer() and abs(x) < 1e9 else f"{x:g}"
+
+    return f"[{fmt(lo)}, {fmt(hi)}]"
+
+
+def _clip(text: str, limit: int = 40) -> str:
+    """A short, single-line rendering of an untrusted string for an error message."""
+    text = _CONTROL.sub("?", text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 # ---------------------------------------------------------------------------------------------- reading
@@ -458,6 +605,31 @@ def _str(d: dict[str, Any], key: str, where: str) -> str:
     return v
 
 
+def _label(d: dict[str, Any], key: str, where: str, limit: int, optional: bool = False) -> str | None:
+    """A name or label: a string without control characters (it is printed inside one-line messages)."""
+    v = d.get(key)
+    if v is None and optional:
+        return None
+    if not isinstance(v, str) or (not v and not optional) or len(v) > limit:
+        what = "a string" if optional else "a non-empty string"
+        raise ProfileError(f"{where}.{key} must be {what} of at most {limit} characters")
+    if _CONTROL.search(v):
+        raise ProfileError(f"{where}.{key} holds control characters")
+    return v
+
+
+def _model_name(d: dict[str, Any], where: str) -> str:
+    """A model's name as profiling writes it: a family, demo or registered name, a folder's base name, or a hub id
+    (``owner/name``). Never a path: no leading '/' or '~', no backslash, no '.'/'..' parts, at most one '/'."""
+    name = _label(d, "name", where, MAX_NAME_CHARS)
+    assert name is not None
+    parts = name.split("/")
+    if (len(parts) > 2 or "\\" in name or name.startswith("~") or any(p in ("", ".", "..") for p in parts)
+            or name != name.strip()):
+        raise ProfileError(f"{where}.name '{_clip(name)}' is not a model name (it looks like a path)")
+    return name
+
+
 def _opt_str(d: dict[str, Any], key: str, where: str) -> str | None:
     v = d.get(key)
     if v is None:
@@ -485,8 +657,16 @@ def _choice(d: dict[str, Any], key: str, choices: tuple[str, ...], where: str) -
     return v
 
 
+def _is_finite_number(v: Any) -> bool:
+    """A JSON number that is not NaN or infinite. Integers are checked without float(): a 400-digit integer literal
+    is valid JSON, and math.isfinite would raise OverflowError on it."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return False
+    return isinstance(v, int) or math.isfinite(v)
+
+
 def _check_latency(v: Any, where: str) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+    if not _is_finite_number(v):
         raise ProfileError(f"{where} must be a finite number")
     if v < 0:
         raise ProfileError(f"{where} is negative ({v})")

@@ -119,10 +119,63 @@ class Anchor:
 
 
 @dataclass
+class CalibratedFamily:
+    """The law's form fitted to one calibrated data set (``ldmpick calibrate``) of models measured with the same
+    metric and protocol:  ``value(m, sampler, s) = floor_m + k_m * C_sampler * s^-p_sampler``.
+
+    ``floor_m`` is model m's converged value (the size term, one per model), ``C, p`` the sampler's step deficit
+    (shared by the models), ``k_m`` how much more (or less) model m suffers from few steps than the first model
+    (k = 1 for it). Fitted in log space by bounded least squares. For ``metric == "prompt_acc"`` (higher is better) the
+    law is fitted to the error ``1 - accuracy`` and predictions are turned back into accuracies."""
+
+    dataset: str
+    metric: str  # "fid" or "prompt_acc"
+    floors: dict[str, float]
+    scales: dict[str, float]
+    curves: dict[str, StepCurve]
+    rms_log: float  # residual RMS of log(value): the relative error of a prediction
+    points: int
+    source: str
+    residuals: list[dict[str, Any]] = field(default_factory=list)
+
+    def covers(self, model: str, sampler: str) -> bool:
+        return model in self.floors and sampler in self.curves
+
+    def predict(self, model: str, sampler: str, steps: int) -> tuple[float, float]:
+        c = self.curves[sampler]
+        v = self.floors[model] + self.scales[model] * c.deficit(steps)
+        sigma = math.hypot(v * self.rms_log, self.scales[model] * c.deficit_sigma(steps))
+        if self.metric == "prompt_acc":
+            return 1.0 - v, sigma
+        return v, sigma
+
+    def to_json(self) -> dict[str, Any]:
+        return {"dataset": self.dataset, "metric": self.metric, "floors": self.floors, "scales": self.scales,
+                "curves": {k: v.to_json() for k, v in self.curves.items()}, "rms_log": self.rms_log,
+                "points": self.points, "source": self.source, "residuals": self.residuals,
+                "form": "floor_m + k_m * C_sampler * steps^-p_sampler" + (" (of 1 - accuracy)"
+                                                                          if self.metric == "prompt_acc" else "")}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> CalibratedFamily:
+        fam = cls(dataset=str(d["dataset"]), metric=str(d["metric"]),
+                  floors={str(k): float(v) for k, v in d["floors"].items()},
+                  scales={str(k): float(v) for k, v in d["scales"].items()},
+                  curves={str(k): StepCurve.from_json(v) for k, v in d["curves"].items()},
+                  rms_log=float(d["rms_log"]), points=int(d["points"]), source=str(d.get("source", "")),
+                  residuals=list(d.get("residuals", [])))
+        values = list(fam.floors.values()) + list(fam.scales.values()) + [fam.rms_log]
+        if fam.metric not in ("fid", "prompt_acc") or not all(math.isfinite(v) and v >= 0 for v in values) \
+                or set(fam.floors) != set(fam.scales):
+            raise ValueError(f"calibrated family '{fam.dataset}' has invalid parameters")
+        return fam
+
+
+@dataclass
 class Prediction:
     value: float
     sigma: float
-    basis: str  # how the size term was obtained: "table1", "interpolated", "extrapolated", "anchor"
+    basis: str  # "table1", "interpolated", "extrapolated", "anchor", or "calibrated:<dataset>"
 
 
 @dataclass
@@ -140,8 +193,18 @@ class QualityLaw:
     anchors: dict[str, Anchor]
     norm_cost: dict[str, float]
     provenance: dict[str, Any]
+    calibrated: list[CalibratedFamily] = field(default_factory=list)
 
     # ------------------------------------------------------------------ prediction
+    def calibrated_for(self, model: str | None, sampler: str, metric: str) -> CalibratedFamily | None:
+        """The newest calibrated family that measured ``model`` with ``sampler`` for ``metric``, if any."""
+        if model is None:
+            return None
+        for fam in reversed(self.calibrated):
+            if fam.metric == metric and fam.covers(model, sampler):
+                return fam
+        return None
+
     def curve(self, sampler: str) -> StepCurve:
         try:
             return self.curves[sampler]
@@ -178,6 +241,10 @@ class QualityLaw:
         if steps < 1:
             raise UsageError(f"steps must be at least 1 (got {steps})")
         curve = self.curve(sampler)
+        fam = self.calibrated_for(model, sampler, "fid")
+        if fam is not None:
+            value, sigma = fam.predict(str(model), sampler, steps)
+            return Prediction(value, sigma, f"calibrated:{fam.dataset}")
         anchor = self.anchors.get(model) if model else None
         if anchor is not None:
             ref_curve = self.curve(anchor.sampler)
@@ -191,7 +258,12 @@ class QualityLaw:
         return Prediction(value, sigma, basis)
 
     def predict_clip(self, unet_params: int, sampler: str, steps: int, model: str | None = None) -> Prediction:
-        """CLIP score (higher is better): Table 1's CLIP for the size, lowered in proportion to the FID step deficit."""
+        """CLIP score (higher is better): Table 1's CLIP for the size, lowered in proportion to the FID step deficit.
+        For a model with calibrated prompt accuracy (the demo world's CLIP analogue) that fitted law is used."""
+        fam = self.calibrated_for(model, sampler, "prompt_acc")
+        if fam is not None:
+            value, sigma = fam.predict(str(model), sampler, steps)
+            return Prediction(value, sigma, f"calibrated:{fam.dataset}")
         pts = self.clip_points
         x = math.log(unet_params / PARAM_SCALE)
         xs = [math.log(n / PARAM_SCALE) for _, n, _ in pts]
@@ -227,6 +299,7 @@ class QualityLaw:
                      "clip_per_fid": self.clip_per_fid},
             "anchors": {k: a.__dict__ for k, a in self.anchors.items()},
             "norm_cost": {"values": self.norm_cost, "source": PAPER_CITATION},
+            "calibrated": [f.to_json() for f in self.calibrated],
         }
 
     @classmethod
@@ -248,8 +321,9 @@ class QualityLaw:
                 anchors={str(k): Anchor(**v) for k, v in d.get("anchors", {}).items()},
                 norm_cost={str(k): float(v) for k, v in d["norm_cost"]["values"].items()},
                 provenance=dict(d.get("provenance", {})),
+                calibrated=[CalibratedFamily.from_json(f) for f in d.get("calibrated", [])],
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise UsageError(f"quality law file is malformed ({exc.__class__.__name__}: {exc})") from None
         if len(law.size_points) < 2 or REFERENCE_SAMPLER not in law.curves:
             raise UsageError("quality law file is malformed (needs 2+ size points and a ddim curve)")
@@ -295,6 +369,29 @@ def load_law(path: Path | None = None) -> tuple[QualityLaw, Path]:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise UsageError(f"quality law file '{path}' is unreadable ({exc.__class__.__name__})") from None
     return QualityLaw.from_json(data), Path(path)
+
+
+MAX_TABLE_BYTES = 20_000_000
+
+
+def load_tables(extra: list[Path]) -> list[tuple[list[QualityPoint], str]]:
+    """The shipped quality table, then ``extra`` tables, then the user's (calibrated) table if it exists."""
+    tables = [(read_table(shipped_table_path().read_text(encoding="utf-8"), "shipped quality table"),
+               "ldmpick/data/quality_points.csv")]
+    paths = list(extra)
+    if user_table_path().exists() and user_table_path() not in paths:
+        paths.append(user_table_path())
+    for path in paths:
+        try:
+            if path.stat().st_size > MAX_TABLE_BYTES:
+                raise UsageError(f"quality table '{path}' is larger than {MAX_TABLE_BYTES // 1_000_000} MB; refused")
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise UsageError(f"quality table '{path}' does not exist") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"cannot read quality table '{path}' ({exc.__class__.__name__})") from None
+        tables.append((read_table(text, f"'{path}'"), str(path)))
+    return tables
 
 
 TABLE_COLUMNS = ["model", "unet_params", "sampler", "steps", "guidance", "resolution", "metric", "value",
@@ -426,6 +523,73 @@ def _fit_relative(points: list[QualityPoint], sampler: str, base: StepCurve, bas
                      points=len(pairs))
 
 
+MIN_FAMILY_POINTS = 6
+
+
+def fit_calibrated_family(points: list[QualityPoint], dataset: str, metric: str) -> CalibratedFamily | None:
+    """Fit ``floor_m + k_m * C_sampler * s^-p_sampler`` to one calibrated data set (see ``CalibratedFamily``).
+    ``None`` when there are too few points (fewer than 6, or no model with 2 step counts of one sampler)."""
+    import numpy as np
+    from scipy.optimize import least_squares
+
+    pts = [p for p in points if p.dataset == dataset and p.metric == metric]
+    if len(pts) < MIN_FAMILY_POINTS:
+        return None
+    if not any(len({q.steps for q in pts if q.model == p.model and q.sampler == p.sampler}) >= 2 for p in pts):
+        return None
+
+    def err(p: QualityPoint) -> float:  # what the law models: FID, or the prompt error 1 - accuracy
+        return max(1.0 - p.value, 1e-4) if metric == "prompt_acc" else max(p.value, 1e-6)
+
+    models = sorted({p.model for p in pts}, key=lambda m: (min(q.unet_params or 0 for q in pts if q.model == m), m))
+    samplers = sorted({p.sampler for p in pts})
+    nm, ns = len(models), len(samplers)
+    top = max(err(p) for p in pts)
+    # theta = floors (nm) + log scales of models 2..nm (nm - 1) + (C, p) per sampler
+    x0 = [min(err(p) for p in pts if p.model == m) * 0.8 for m in models] + [0.0] * (nm - 1) + [top, 1.0] * ns
+    lo = [0.0] * nm + [-4.0] * (nm - 1) + [0.0, 0.05] * ns
+    hi = [top * 2 + 1.0] * nm + [4.0] * (nm - 1) + [top * 100 + 1.0, 6.0] * ns
+
+    def unpack(theta: Any) -> tuple[list[float], list[float], list[tuple[float, float]]]:
+        floors = list(theta[:nm])
+        scales = [1.0] + [math.exp(v) for v in theta[nm:2 * nm - 1]]
+        k = 2 * nm - 1
+        return floors, scales, [(theta[k + 2 * i], theta[k + 2 * i + 1]) for i in range(ns)]
+
+    def residuals(theta: Any) -> list[float]:
+        floors, scales, curves = unpack(theta)
+        out = []
+        for p in pts:
+            i, j = models.index(p.model), samplers.index(p.sampler)
+            pred = floors[i] + scales[i] * curves[j][0] * p.steps ** (-curves[j][1])
+            out.append(math.log(max(pred, 1e-6)) - math.log(err(p)))
+        return out
+
+    r = least_squares(residuals, x0, bounds=(lo, hi))
+    cov = np.array(_covariance(r))
+    floors, scales, curves = unpack(r.x)
+    k = 2 * nm - 1
+    fitted_curves = {}
+    for i, name in enumerate(samplers):
+        a = k + 2 * i
+        fitted_curves[name] = StepCurve(C=float(curves[i][0]), p=float(curves[i][1]),
+                                        cov=[[float(cov[a][a]), float(cov[a][a + 1])],
+                                             [float(cov[a + 1][a]), float(cov[a + 1][a + 1])]],
+                                        basis=f"calibrated on {dataset}", points=sum(p.sampler == name for p in pts))
+    rms = math.sqrt(sum(v * v for v in r.fun) / len(r.fun))
+    residual_rows = []
+    for p, res in zip(pts, r.fun):
+        measured = p.value
+        fitted = err(p) * math.exp(res)
+        residual_rows.append({"model": p.model, "sampler": p.sampler, "steps": p.steps, "measured": round(measured, 4),
+                              "fitted": round(1.0 - fitted if metric == "prompt_acc" else fitted, 4)})
+    return CalibratedFamily(dataset=dataset, metric=metric,
+                            floors={m: float(f) for m, f in zip(models, floors)},
+                            scales={m: float(sc) for m, sc in zip(models, scales)},
+                            curves=fitted_curves, rms_log=rms, points=len(pts),
+                            source="; ".join(sorted({p.source for p in pts})), residuals=residual_rows)
+
+
 def fit_law(tables: list[tuple[list[QualityPoint], str]], command: str = "") -> QualityLaw:
     """Fit the law from quality tables (the shipped one first, then the user's calibrated points)."""
     from ldmpick import __version__
@@ -469,9 +633,20 @@ def fit_law(tables: list[tuple[list[QualityPoint], str]], command: str = "") -> 
         clip_per_fid = (clip_points[-1][2] - clip_points[0][2]) / max(1e-9, size_points[0][2] - size_points[-1][2])
 
     anchors = {}
-    for p in points:  # calibrated or user-declared points of models outside the family: anchors
+    for p in points:  # calibrated or user-declared points of models outside the family: anchors (most steps wins)
         if p.series.startswith(ANCHOR_SERIES) and p.metric == "fid":
-            anchors[p.model] = Anchor(p.model, p.sampler, p.steps, p.value, p.source)
+            old = anchors.get(p.model)
+            if old is None or p.steps >= old.steps:
+                anchors[p.model] = Anchor(p.model, p.sampler, p.steps, p.value, p.source)
+
+    # calibrated data sets with enough points get the law's form fitted to them (per data set and metric)
+    calibrated = []
+    cal_points = [p for p in points if p.series.startswith("calibrated")]
+    for dataset in sorted({p.dataset for p in cal_points}):
+        for metric in ("fid", "prompt_acc"):
+            fam = fit_calibrated_family(cal_points, dataset, metric)
+            if fam is not None:
+                calibrated.append(fam)
 
     import platform
 
@@ -493,4 +668,4 @@ def fit_law(tables: list[tuple[list[QualityPoint], str]], command: str = "") -> 
     }
     return QualityLaw(size_points=size_points, smooth_a=a, smooth_b=b, smooth_cov=cov, smooth_rms=rms,
                       curves=curves, clip_points=clip_points, clip_per_fid=clip_per_fid, anchors=anchors,
-                      norm_cost=dict(PAPER_NORM_COST), provenance=provenance)
+                      norm_cost=dict(PAPER_NORM_COST), provenance=provenance, calibrated=calibrated)

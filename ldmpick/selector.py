@@ -362,11 +362,13 @@ class ProfileChoice:
 
 
 def choose_profile(ref: str | None, device_key_now: str | None = None, resolution: int | None = None,
-                   batch: int | None = None, cfg: bool | None = None, mode: str | None = None) -> ProfileChoice:
+                   batch: int | None = None, cfg: bool | None = None, mode: str | None = None,
+                   models: list[str] | None = None) -> ProfileChoice:
     """--profile > $LDMPICK_PROFILE > newest local profile of this device > shipped profile of this device >
     the shipped default (``default.json`` among the shipped profiles if there is one, else the newest); with a
-    one-line notice saying which. Among several candidates, those measured at the requested resolution / batch /
-    guidance / mode are preferred, then the newest."""
+    one-line notice saying which. Among several candidates, those that measure all of ``models`` are preferred
+    (with no ``models``: those that measure the paper's family rather than only demo models), then those measured
+    at the requested resolution / batch / guidance / mode, then the newest."""
     from ldmpick.profile_file import device_key, find_profile, list_profile_files, load_profile, shipped_profiles_dir
     from ldmpick.storage import profiles_dir
 
@@ -380,8 +382,14 @@ def choose_profile(ref: str | None, device_key_now: str | None = None, resolutio
         return ((resolution is None or st.resolution == resolution) and (batch is None or st.batch == batch)
                 and (cfg is None or st.cfg == cfg) and (mode is None or st.mode == mode))
 
+    def covers(p: Profile) -> bool:
+        names = p.model_names()
+        if models:
+            return all(m in names for m in models)
+        return not all(n.startswith("demo-") for n in names)
+
     def pick(found: list[tuple[Path, Profile]]) -> tuple[Path, Profile]:
-        return max(found, key=lambda t: (fits(t[1]), t[1].created))
+        return max(found, key=lambda t: (covers(t[1]), fits(t[1]), t[1].created))
 
     def other_device_warning(p: Profile) -> str:
         if device_key(p.device) != device_key_now:
@@ -418,7 +426,7 @@ def choose_profile(ref: str | None, device_key_now: str | None = None, resolutio
                                  f"using the shipped reference profile of this device '{p.id}'; "
                                  "run 'ldmpick profile' to measure your own machine")
     # the default: a shipped file named default.json if there is one, else the newest (requested settings first)
-    path, p = max(shipped, key=lambda t: (fits(t[1]), t[0].name == "default.json", t[1].created))
+    path, p = max(shipped, key=lambda t: (covers(t[1]), fits(t[1]), t[0].name == "default.json", t[1].created))
     return ProfileChoice(p, path, "shipped-default",
                          f"no profile of this device; using the shipped default '{p.id}' ({p.device_name}, "
                          f"{p.settings.describe()}) — latencies are NOT this machine's: run 'ldmpick profile'")

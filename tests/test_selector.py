@@ -364,7 +364,9 @@ def test_random_profiles_selector_is_brute_force_and_within_budget(profile, law,
         return
     assert expected is not None
     assert sign * sel.best.quality == pytest.approx(expected[0], abs=1e-9)
-    assert sel.best.latency == pytest.approx(expected[1], abs=1e-12)
+    if abs(sign * sel.best.quality - expected[0]) < 1e-12:  # an exact tie: the lower latency wins
+        assert sel.best.latency == pytest.approx(expected[1], abs=1e-12)
+    # (qualities closer than 1e-9 but not equal are a tie by tolerance, which is not transitive: either pick is right)
     for c in [sel.best] + sel.top + sel.frontier:
         assert c.latency <= budget * (1 + 1e-12)
         if c.parts and "denoise" in c.parts:

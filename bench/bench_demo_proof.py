@@ -1,0 +1,232 @@
+"""Proof (issue 5): is the configuration `recommend` picks as good as the best one found by measuring everything?
+
+On the demo family (trained here, shipped), with a latency profile of this machine:
+
+1. measure FID and prompt accuracy over the whole grid (models x samplers x steps) with ``ldmpick.calibration``;
+2. fit the law to that grid (the shipped table + the grid, as ``ldmpick calibrate`` does);
+3. for each budget, compare the measured FID of
+   - **recommend**: ``select_config`` over every step count 1..100 with the fitted law and the profile (its pick is
+     usually off the measured grid, so it is measured on its own: a real test of the law's interpolation);
+   - **oracle**: the best measured grid configuration whose profile latency fits the budget;
+   - **largest**: the largest model, as many steps as fit, with the sampler the law prefers for it;
+   - **FLOP rule**: the paper's cost axis: per-step cost taken proportional to UNet FLOPs (counted with
+     ``torch.utils.flop_counter`` and scaled to the largest model's measured step), fixed costs as measured; its
+     pick is then measured, and flagged when its real (profile) latency breaks the budget.
+4. measure the real end-to-end latency of the recommended configuration (``ldmpick.generation.generate``, batch 1,
+   median of ``--runs``) next to the profile's prediction.
+
+    python bench/bench_demo_proof.py --profile profiles/cpu-amd-epyc-2core-demo-32px-fp32-eager.json \\
+        --out bench/results/demo_proof_cpu.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+
+
+def unet_flops(model: str) -> float:
+    """FLOPs of one guided UNet evaluation (batch 2) at the model's native latent size."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from ldmpick.catalogue import resolve_model
+    from ldmpick.generation import load_pipeline
+
+    pipe = load_pipeline(resolve_model(model).path, "cpu", "fp32")
+    s = pipe.unet.config.sample_size
+    x = torch.randn(2, pipe.unet.config.in_channels, s, s)
+    ctx = torch.randn(2, pipe.tokenizer.model_max_length, pipe.text_encoder.config.hidden_size)
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        pipe.unet(x, torch.tensor(500), encoder_hidden_states=ctx)
+    return float(counter.get_total_flops())
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--profile", required=True)
+    ap.add_argument("--models", default="demo-c8,demo-c12,demo-c16,demo-c24,demo-c32")
+    ap.add_argument("--samplers", default="ddim,dpmpp-2m,euler,unipc")
+    ap.add_argument("--steps", default="1,2,4,8,16,32,50")
+    ap.add_argument("--samples", type=int, default=256)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--budgets", default="", help="ms, comma-separated (default: 6 spread over the profile's range)")
+    ap.add_argument("--runs", type=int, default=5, help="end-to-end latency runs per recommended configuration")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--grid", default="", help="reuse a grid JSON written by an earlier run (its 'grid' key)")
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args()
+
+    import torch
+
+    from ldmpick import __version__
+    from ldmpick import calibration as calib
+    from ldmpick.fingerprint import full_fingerprint
+    from ldmpick.generation import GenerateRequest, generate
+    from ldmpick.profile_file import load_profile
+    from ldmpick.scaling_law import fit_law, read_table, shipped_table_path
+    from ldmpick.selector import cost_rows_measured, select_config, steps_within
+
+    torch.set_num_threads(args.threads)
+    profile = load_profile(Path(args.profile))
+    models = args.models.split(",")
+    samplers = args.samplers.split(",")
+    grid_steps = [int(s) for s in args.steps.split(",")]
+    base = dict(samples=args.samples, seed=args.seed)
+    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+
+    # 1. the grid
+    t0 = time.perf_counter()
+    measured: dict[tuple[str, str, int], dict] = {}
+    if args.grid:
+        for r in json.loads(Path(args.grid).read_text())["grid"]:
+            measured[(r["model"], r["sampler"], r["steps"])] = r
+    req = calib.CalibrationRequest(models=models, samplers=samplers, steps=grid_steps, **base)
+    todo = [c for c in req.configs() if c not in measured]
+    if todo:
+        partial = Path(args.out).with_suffix(".partial.json")
+        resume = calib.read_partial(partial, req) if partial.exists() else None
+        cal = calib.run_calibration(req, progress=lambda d, t, label: log(f"grid {d}/{t} {label}"),
+                                    checkpoint=lambda c: calib.write_partial(c, partial), resume_from=resume)
+        for r in cal.results:
+            measured[(r.model, r.sampler, r.steps)] = asdict(r)
+        partial.unlink(missing_ok=True)
+    grid_s = time.perf_counter() - t0
+    grid_keys = set(req.configs())
+
+    # 2. the law, fitted to the grid
+    cal_grid = calib.Calibration(req, [calib.CalibrationResult(**measured[c]) for c in req.configs()],
+                                 profile_id=profile.id)
+    law = fit_law([(read_table(shipped_table_path().read_text(encoding="utf-8"), "shipped"), "shipped"),
+                   (calib.points_of(cal_grid), "grid")], command="bench_demo_proof")
+    fam = next(f for f in law.calibrated if f.metric == "fid")
+
+    def measure(model: str, sampler: str, steps: int) -> dict:
+        key = (model, sampler, steps)
+        if key not in measured:
+            one = calib.CalibrationRequest(models=[model], samplers=[sampler], steps=[steps], **base)
+            r = calib.run_calibration(one).results[0]
+            measured[key] = asdict(r)
+            log(f"extra {model} {sampler} {steps}: FID {r.fid:.2f}")
+        return measured[key]
+
+    rows = cost_rows_measured(profile, models, samplers, 50, [])
+    params = {r.model: r.unet_params for r in rows}
+    largest = max(params, key=params.get)
+    flops = {m: unet_flops(m) for m in models}
+
+    def latency(model: str, sampler: str, steps: int) -> float:
+        r = next(r for r in rows if r.model == model and r.sampler == sampler)
+        return r.fixed + steps * r.per_step
+
+    fastest = min(r.fixed + r.per_step for r in rows)
+    slowest = max(latency(m, s, 50) for m in models for s in samplers)
+    if args.budgets:
+        budgets = [float(b) / 1e3 for b in args.budgets.split(",")]
+    else:  # 6 budgets, log-spaced from just above the fastest configuration to the 50-step largest model
+        lo, hi = fastest * 1.5, slowest
+        budgets = [round(lo * (hi / lo) ** (i / 5), 4) for i in range(6)]
+
+    results = []
+    for b in budgets:
+        rec = select_config(rows, law, b, max_steps=100).best
+        rec_m = measure(rec.model, rec.sampler, rec.steps)
+        fits = [(measured[c]["fid"], c) for c in grid_keys if latency(*c) <= b]
+        oracle_fid, oracle = min(fits)
+        # largest model, as many steps as fit, with the sampler the law likes best for it
+        big = [r for r in rows if r.model == largest and steps_within(r, b, 100) > 0]
+        if big:
+            pick = min(big, key=lambda r: law.predict_fid(r.unet_params, r.sampler, steps_within(r, b, 100),
+                                                          model=r.model).value)
+            big_cfg = (largest, pick.sampler, steps_within(pick, b, 100))
+            big_m = measure(*big_cfg)
+        else:
+            big_cfg, big_m = None, None
+        # the FLOP rule: per-step cost proportional to FLOPs, scaled to the largest model's measured step
+        ref = next(r for r in rows if r.model == largest and r.sampler == samplers[0])
+        unit = ref.parts["unet_step"] / flops[largest]
+        best_flop = None
+        for r in rows:
+            per_step = r.parts["evals_per_step"] * flops[r.model] * unit + r.parts["sampler_overhead"]
+            n = min(100, int((b - r.fixed) / per_step)) if b > r.fixed else 0
+            for k in range(1, n + 1):
+                q = law.predict_fid(r.unet_params, r.sampler, k, model=r.model).value
+                if best_flop is None or q < best_flop[0]:
+                    best_flop = (q, (r.model, r.sampler, k))
+        flop_cfg = best_flop[1] if best_flop else None
+        flop_m = measure(*flop_cfg) if flop_cfg else None
+        results.append({
+            "budget_ms": round(b * 1e3, 2),
+            "recommend": {"config": [rec.model, rec.sampler, rec.steps], "predicted_fid": round(rec.quality, 2),
+                          "predicted_ms": round(rec.latency * 1e3, 2), "measured_fid": rec_m["fid"],
+                          "prompt_acc": rec_m["prompt_acc"], "on_grid": (rec.model, rec.sampler, rec.steps) in grid_keys},
+            "oracle": {"config": list(oracle), "measured_fid": oracle_fid, "predicted_ms": round(latency(*oracle) * 1e3, 2),
+                       "prompt_acc": measured[oracle]["prompt_acc"]},
+            "largest": None if big_cfg is None else {"config": list(big_cfg), "measured_fid": big_m["fid"],
+                                                     "predicted_ms": round(latency(*big_cfg) * 1e3, 2)},
+            "flop_rule": None if flop_cfg is None else {
+                "config": list(flop_cfg), "measured_fid": flop_m["fid"],
+                "real_predicted_ms": round(latency(*flop_cfg) * 1e3, 2), "over_budget": latency(*flop_cfg) > b},
+            "ratio_to_oracle": round(rec_m["fid"] / oracle_fid, 3),
+        })
+        log(f"budget {b * 1e3:.1f} ms: recommend {rec.model} {rec.sampler} {rec.steps} FID {rec_m['fid']:.2f} | "
+            f"oracle {oracle} {oracle_fid:.2f} | largest {big_cfg} {big_m['fid'] if big_m else '-'} | "
+            f"flop {flop_cfg} {flop_m['fid'] if flop_m else '-'}")
+
+    # 4. real end-to-end latency of each recommended configuration (batch 1, guidance on, as profiled)
+    for row in results:
+        model, sampler, steps = row["recommend"]["config"]
+        req1 = GenerateRequest(model=model, prompts=["a small red circle at the top left on a blue background"],
+                               sampler=sampler, steps=steps, seed=0, n=1, device="cpu")
+        times = []
+        for _ in range(args.runs + 1):
+            times.append(generate(req1).prompts[0].times.total_ms)
+        times = times[1:]  # the first run warms up
+        row["recommend"]["measured_ms_median"] = round(statistics.median(times), 2)
+        row["recommend"]["measured_ms_range"] = [round(min(times), 2), round(max(times), 2)]
+
+    ok = [r["ratio_to_oracle"] <= 1.10 for r in results]
+    valid_big = [r for r in results if r["largest"]]
+    summary = {
+        "within_10pct_of_oracle": f"{sum(ok)}/{len(ok)}",
+        "mean_fid": {
+            "recommend": round(statistics.mean(r["recommend"]["measured_fid"] for r in results), 3),
+            "oracle": round(statistics.mean(r["oracle"]["measured_fid"] for r in results), 3),
+            "largest (budgets where it fits)": round(statistics.mean(r["largest"]["measured_fid"] for r in valid_big), 3)
+            if valid_big else None,
+            "recommend on those budgets": round(statistics.mean(r["recommend"]["measured_fid"] for r in valid_big), 3)
+            if valid_big else None,
+            "flop_rule": round(statistics.mean(r["flop_rule"]["measured_fid"] for r in results if r["flop_rule"]), 3),
+        },
+        "oracle_models_by_budget": [r["oracle"]["config"][0] for r in results],
+        "law_fit_residual_rms_log": round(fam.rms_log, 4),
+    }
+    doc = {
+        "what": "issue 5 proof: recommend vs oracle vs naive policies on the demo family",
+        "command": "python " + " ".join(sys.argv),
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "device": full_fingerprint("cpu"),
+        "versions": {"ldmpick": __version__, "torch": torch.__version__},
+        "profile": profile.id,
+        "settings": {"samples": args.samples, "seed": args.seed, "guidance": 7.5, "threads": args.threads,
+                     "grid": {"models": models, "samplers": samplers, "steps": grid_steps}, "grid_wall_s": round(grid_s, 1)},
+        "unet_flops_per_guided_eval": flops,
+        "law": fam.to_json(),
+        "summary": summary,
+        "budgets": results,
+        "grid": [dict(measured[c]) for c in req.configs()],
+        "extra_measured": [dict(v) for k, v in measured.items() if k not in grid_keys],
+    }
+    Path(args.out).write_text(json.dumps(doc, indent=2) + "\n")
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,340 @@
+"""Calibration: measure image quality for real over a grid of (model, sampler, steps), then refit the law on it.
+
+For each configuration the model generates ``samples`` images from a fixed prompt set with fixed seeds (the same
+initial noise for every configuration, so that differences between configurations are not sampling noise), and
+ldmpick measures:
+
+- **FID**: the Fréchet distance between the generated images' features and a reference set's, computed the standard
+  way (``image_quality.frechet_distance``). Demo world: the shipped world judge's features against 2,048 real world
+  images. Real models: Inception-v3 features (``--inception-weights``, a local safetensors file) against a
+  reference image folder the user gives.
+- **prompt accuracy** (demo world only, the CLIP-score analogue): the fraction of each caption's attributes that
+  the world judge sees in the image.
+
+Results go to a partial file after every configuration (``--resume`` continues it); at the end they are appended,
+under a file lock, to the user's quality table (series ``calibrated:<dataset>``, source ``calibrated:<profile
+id>``), and the law is refitted (``scaling_law.fit_calibrated_family``). No printing here.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from ldmpick.errors import LdmpickError, UsageError
+
+PARTIAL_SCHEMA = "ldmpick.calibration-partial/1"
+DEMO_DATASET = "demo-world-32px"
+REFERENCE_IMAGES = 2048
+# world seeds offset from the training seed (0) and the judge's (1, 1001): what is measured was never trained on
+PROMPT_SEED_OFFSET = 20_000
+REFERENCE_SEED_OFFSET = 10_000
+MAX_SAMPLES = 100_000
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+
+ProgressFn = Callable[[int, int, str], None]
+
+
+@dataclass
+class CalibrationRequest:
+    models: list[str]
+    samplers: list[str]
+    steps: list[int]
+    samples: int = 256
+    seed: int = 0
+    guidance: float = 7.5
+    device: str = "cpu"
+    dtype: str = "fp32"
+    batch: int = 256  # images generated at once
+    reference: Path | None = None  # folder of reference images (real models); None: the demo world
+    prompts_file: Path | None = None  # one prompt per line (real models)
+    inception_weights: Path | None = None
+    judge_weights: Path | None = None  # another world judge (tests)
+
+    @property
+    def dataset(self) -> str:
+        if self.reference is None:
+            return DEMO_DATASET
+        return f"folder:{self.reference.name}"
+
+    def key(self) -> dict[str, Any]:
+        """What a partial file must match to be resumed."""
+        return {"models": self.models, "samplers": self.samplers, "steps": self.steps, "samples": self.samples,
+                "seed": self.seed, "guidance": self.guidance, "dataset": self.dataset, "dtype": self.dtype}
+
+    def configs(self) -> list[tuple[str, str, int]]:
+        return [(m, s, k) for m in self.models for s in self.samplers for k in self.steps]
+
+
+@dataclass
+class CalibrationResult:
+    model: str
+    unet_params: int
+    sampler: str
+    steps: int
+    fid: float
+    prompt_acc: float | None  # mean attribute accuracy (demo world); None for real models
+    prompt_all: float | None  # fraction of images with every attribute right
+    samples: int
+    resolution: int
+    seconds: float  # wall time of generating and measuring this configuration
+
+
+@dataclass
+class Calibration:
+    request: CalibrationRequest
+    results: list[CalibrationResult] = field(default_factory=list)
+    profile_id: str = "unprofiled"
+    notes: list[str] = field(default_factory=list)
+
+
+def validate_request(req: CalibrationRequest) -> None:
+    from ldmpick.catalogue import resolve_model
+    from ldmpick.samplers import get_sampler
+
+    if not req.models:
+        raise UsageError("--models: give at least one model")
+    if not req.samplers:
+        raise UsageError("--samplers: give at least one sampler")
+    for s in req.samplers:
+        get_sampler(s)
+    if not req.steps or min(req.steps) < 1 or max(req.steps) > 1000:
+        raise UsageError("--steps needs integers between 1 and 1000")
+    if len(set(req.steps)) != len(req.steps):
+        raise UsageError("--steps has duplicates")
+    if not 2 <= req.samples <= MAX_SAMPLES:
+        raise UsageError(f"--samples must be between 2 and {MAX_SAMPLES} (got {req.samples})")
+    if req.batch < 1:
+        raise UsageError(f"--batch must be at least 1 (got {req.batch})")
+    if not 0 <= req.seed < 2**31:
+        raise UsageError(f"--seed must be between 0 and 2^31-1 (got {req.seed})")
+    if not 0.0 <= req.guidance <= 100.0:
+        raise UsageError(f"--guidance must be between 0 and 100 (got {req.guidance})")
+    for m in req.models:
+        spec = resolve_model(m)
+        if not spec.has_weights:
+            raise UsageError(f"model '{m}' has no weights (the paper's family has none); calibrate a model that can "
+                             "generate, e.g. the demo family: --models demo-c8,demo-c16,demo-c32")
+    if req.reference is None:
+        if req.prompts_file is not None or req.inception_weights is not None:
+            raise UsageError("--prompts-file and --inception-weights go with --reference (a folder of real images); "
+                             "without it the demo world is the reference")
+    else:
+        if not req.reference.is_dir():
+            raise UsageError(f"--reference '{req.reference}' is not a folder of images")
+        if req.inception_weights is None:
+            raise UsageError("--reference needs --inception-weights (a local safetensors file of torchvision's "
+                             "inception_v3): FID of real images is computed in Inception's feature space")
+        if req.prompts_file is None:
+            raise UsageError("--reference needs --prompts-file (one prompt per line)")
+
+
+def read_reference_images(folder: Path, limit: int = 50_000) -> list[Any]:
+    from PIL import Image, UnidentifiedImageError
+
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:limit]
+    if len(files) < 2:
+        raise UsageError(f"--reference '{folder}' holds fewer than 2 images ({', '.join(IMAGE_SUFFIXES)})")
+    images = []
+    for p in files:
+        try:
+            with Image.open(p) as im:
+                images.append(im.convert("RGB"))
+        except (UnidentifiedImageError, OSError):
+            raise UsageError(f"reference image '{p}' cannot be read") from None
+    return images
+
+
+# ---------------------------------------------------------------------------------------------- partial file
+
+
+def partial_path() -> Path:
+    from ldmpick.storage import data_dir
+
+    return data_dir() / "calibration.partial.json"
+
+
+def write_partial(cal: Calibration, path: Path) -> None:
+    from ldmpick.storage import atomic_write_json
+
+    atomic_write_json(path, {"schema": PARTIAL_SCHEMA, "request": cal.request.key(), "profile": cal.profile_id,
+                             "results": [asdict(r) for r in cal.results]})
+
+
+def read_partial(path: Path, req: CalibrationRequest) -> list[CalibrationResult]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"--resume: no partial calibration at '{path}'") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UsageError(f"--resume: partial calibration '{path}' is unreadable ({exc.__class__.__name__})") from None
+    if not isinstance(data, dict) or data.get("schema") != PARTIAL_SCHEMA:
+        raise UsageError(f"--resume: '{path}' is not a partial calibration of schema '{PARTIAL_SCHEMA}'")
+    if data.get("request") != json.loads(json.dumps(req.key())):
+        raise UsageError("--resume: the partial calibration was made with other settings "
+                         f"({json.dumps(data.get('request'))[:200]}); rerun without --resume to start over")
+    try:
+        return [CalibrationResult(**r) for r in data.get("results", [])]
+    except TypeError as exc:
+        raise UsageError(f"--resume: partial calibration '{path}' is malformed ({exc})") from None
+
+
+# ---------------------------------------------------------------------------------------------- measuring
+
+
+def _to_uint8(images: Any) -> Any:
+    import numpy as np
+
+    return (np.clip(np.asarray(images), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def generate_images(pipe: Any, prompts: list[str], sampler: str, steps: int, guidance: float, seed: int,
+                    batch: int, resolution: int) -> Any:
+    """``len(prompts)`` images (uint8 ``(n, h, w, 3)``) with diffusers' own pipeline call and the sampler swapped
+    in; image ``i`` is seeded with ``seed + i`` whatever the batch, so every configuration starts from the same
+    noise."""
+    import numpy as np
+    import torch
+
+    from ldmpick.samplers import make_scheduler
+
+    pipe.scheduler = make_scheduler(sampler, dict(pipe.scheduler.config))
+    device = pipe.device
+    out = []
+    for start in range(0, len(prompts), batch):
+        chunk = prompts[start:start + batch]
+        gens = [torch.Generator(device).manual_seed(seed + start + i) for i in range(len(chunk))]
+        with torch.no_grad():
+            res = pipe(prompt=chunk, num_inference_steps=steps, guidance_scale=guidance, generator=gens,
+                       height=resolution, width=resolution, output_type="np")
+        out.append(_to_uint8(res.images))
+    return np.concatenate(out)
+
+
+def run_calibration(req: CalibrationRequest, progress: ProgressFn | None = None,
+                    checkpoint: Callable[[Calibration], None] | None = None,
+                    resume_from: list[CalibrationResult] | None = None) -> Calibration:
+    """Measure every configuration of the grid that ``resume_from`` does not already hold."""
+    import torch
+
+    from ldmpick.catalogue import resolve_model
+    from ldmpick.generation import load_pipeline, native_resolution
+
+    validate_request(req)
+    cal = Calibration(req, results=list(resume_from or []))
+    cal.profile_id = profile_id_for(req)
+    done = {(r.model, r.sampler, r.steps) for r in cal.results}
+    todo = [c for c in req.configs() if c not in done]
+    total = len(req.configs())
+    count = total - len(todo)
+
+    # the reference side, once
+    if req.reference is None:
+        from ldmpick.demo_world import dataset
+        from ldmpick.image_quality import load_judge
+
+        judge = load_judge(req.judge_weights)
+        ref_images, _, _ = dataset(req.seed + REFERENCE_SEED_OFFSET, REFERENCE_IMAGES)
+        ref_features = judge.features(ref_images)
+        _, prompts, scenes = dataset(req.seed + PROMPT_SEED_OFFSET, req.samples)
+        features: Callable[[Any], Any] = judge.features
+    else:
+        from ldmpick.image_quality import InceptionFeatures
+
+        inception = InceptionFeatures(req.inception_weights, req.device)  # type: ignore[arg-type]
+        ref_features = inception.features(read_reference_images(req.reference))
+        from ldmpick.generation import read_prompts_file
+
+        base = read_prompts_file(req.prompts_file)  # type: ignore[arg-type]
+        prompts = [base[i % len(base)] for i in range(req.samples)]
+        scenes, judge, features = [], None, inception.features
+
+    from ldmpick.image_quality import frechet_distance
+
+    for model in req.models:
+        mine = [c for c in todo if c[0] == model]
+        if not mine:
+            continue
+        spec = resolve_model(model)
+        pipe = load_pipeline(spec.path, req.device, req.dtype)
+        resolution = native_resolution(spec)
+        for _, sampler, steps in mine:
+            t0 = time.perf_counter()
+            images = generate_images(pipe, prompts, sampler, steps, req.guidance, req.seed, req.batch, resolution)
+            fid = frechet_distance(features(images), ref_features)
+            acc = judge.prompt_accuracy(images, scenes) if judge is not None else None
+            cal.results.append(CalibrationResult(
+                model=model, unet_params=spec.unet_params, sampler=sampler, steps=steps, fid=round(fid, 4),
+                prompt_acc=round(acc["mean"], 4) if acc else None, prompt_all=round(acc["all"], 4) if acc else None,
+                samples=req.samples, resolution=resolution, seconds=round(time.perf_counter() - t0, 2)))
+            count += 1
+            if checkpoint is not None:
+                checkpoint(cal)
+            if progress is not None:
+                progress(count, total, f"{model} {sampler} {steps} steps: FID {fid:.2f}")
+        del pipe
+        torch.set_grad_enabled(True)
+    order = {c: i for i, c in enumerate(req.configs())}
+    cal.results.sort(key=lambda r: order.get((r.model, r.sampler, r.steps), 0))
+    return cal
+
+
+def profile_id_for(req: CalibrationRequest) -> str:
+    """The profile these models' latencies come from on this device (for the points' provenance)."""
+    from ldmpick.generation import load_profile_for
+
+    try:
+        prof = load_profile_for(None, req.device, models=req.models)
+    except (LdmpickError, TypeError):
+        return "unprofiled"
+    return prof.id if prof is not None else "unprofiled"
+
+
+# ---------------------------------------------------------------------------------------------- the quality table
+
+
+def points_of(cal: Calibration) -> list[Any]:
+    """The calibration as quality-table rows: one ``fid`` and (demo world) one ``prompt_acc`` row per config."""
+    from ldmpick.scaling_law import QualityPoint
+
+    req = cal.request
+    rows = []
+    for r in cal.results:
+        common = dict(model=r.model, unet_params=r.unet_params, sampler=r.sampler, steps=r.steps,
+                      guidance=req.guidance, resolution=r.resolution, num_samples=r.samples, dataset=req.dataset,
+                      series=f"calibrated:{req.dataset}", source=f"calibrated:{cal.profile_id}")
+        rows.append(QualityPoint(metric="fid", value=r.fid, **common))
+        if r.prompt_acc is not None:
+            rows.append(QualityPoint(metric="prompt_acc", value=r.prompt_acc, **common))
+    return rows
+
+
+def _row_key(p: Any) -> tuple:
+    return (p.model, p.sampler, p.steps, p.metric, p.dataset, p.guidance, p.resolution)
+
+
+def append_points(points: list[Any], path: Path) -> int:
+    """Add ``points`` to the quality table at ``path`` (created if missing), replacing rows of the same model,
+    sampler, steps, metric, data set, guidance and resolution. Atomic, under a file lock. Returns the row count."""
+    from ldmpick.scaling_law import TABLE_COLUMNS, TABLE_SCHEMA, read_table
+    from ldmpick.storage import atomic_write_text, file_lock
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with file_lock(path):
+        old = read_table(path.read_text(encoding="utf-8"), f"'{path}'") if path.exists() else []
+        new_keys = {_row_key(p) for p in points}
+        rows = [p for p in old if _row_key(p) not in new_keys] + list(points)
+        buf = io.StringIO()
+        buf.write(f"# schema: {TABLE_SCHEMA}\n# Your measured quality points (ldmpick calibrate).\n")
+        w = csv.DictWriter(buf, fieldnames=TABLE_COLUMNS, lineterminator="\n")
+        w.writeheader()
+        for p in rows:
+            d = {k: getattr(p, k) for k in TABLE_COLUMNS}
+            w.writerow({k: "" if v is None else v for k, v in d.items()})
+        atomic_write_text(path, buf.getvalue())
+    return len(rows)

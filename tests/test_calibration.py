@@ -1,0 +1,191 @@
+"""Real quality measurement (issue 5): the world judge, the Fréchet distance, and 'ldmpick calibrate' end to end on
+the shipped demo models (tiny grids, CPU, seconds): rows with provenance, a refit that moves the law toward them,
+resumable partial results, concurrent writers of the quality table, and clear errors for bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from ldmpick import calibration as calib
+from ldmpick.cli import app
+from ldmpick.demo_world import dataset
+from ldmpick.errors import UsageError
+from ldmpick.image_quality import frechet_distance, judge_weights_path, load_judge
+from ldmpick.scaling_law import QualityPoint, read_table, user_law_path, user_table_path
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def judge():
+    return load_judge()
+
+
+def test_shipped_judge_is_small_and_names_the_attributes_of_held_out_images(judge):
+    assert judge_weights_path().stat().st_size <= 5 * 2**20
+    images, _, scenes = dataset(4242, 256)
+    acc = judge.prompt_accuracy(images, scenes)
+    assert acc["mean"] > 0.95 and acc["all"] > 0.8, acc
+    assert judge.facts["held_out"]["accuracy"]["mean"] > 0.95  # what training recorded
+
+
+def test_frechet_distance_is_near_zero_for_two_real_sets_and_grows_with_corruption(judge):
+    # 2048 a side: like Inception FID, the distance between two finite real sets is biased upwards (~1/n)
+    a = judge.features(dataset(1, 2048)[0])
+    real_b = dataset(2, 2048)[0]
+    base = frechet_distance(a, judge.features(real_b))
+    rng = np.random.default_rng(0)
+    values = []
+    for sigma in (40, 70, 100):
+        noisy = np.clip(real_b + rng.normal(0, sigma, real_b.shape), 0, 255).astype(np.uint8)
+        values.append(frechet_distance(a, judge.features(noisy)))
+    assert base < 0.2 * values[0], (base, values)
+    assert values == sorted(values) and values[-1] > 3 * values[0]
+
+
+def test_frechet_distance_matches_the_closed_form_for_gaussians():
+    rng = np.random.default_rng(0)
+    a = rng.normal(0, 1, (20000, 3))
+    b = rng.normal(0, 2, (20000, 3)) + np.array([1.0, 0, 0])
+    # |mu|^2 + tr(I + 4I - 2*2I) = 1 + 3
+    assert frechet_distance(a, b) == pytest.approx(4.0, rel=0.05)
+    with pytest.raises(UsageError, match="same d"):
+        frechet_distance(a, b[:, :2])
+    with pytest.raises(UsageError, match="NaN"):
+        frechet_distance(a, np.full((5, 3), np.nan))
+
+
+def _run_calibrate(*extra: str):
+    return runner.invoke(app, ["calibrate", "--models", "demo-c8", "--samplers", "ddim,dpmpp-2m",
+                               "--steps", "1,2,8", "--samples", "24", "--threads", "2", *extra])
+
+
+def test_calibrate_writes_rows_with_provenance_and_the_refit_moves_the_law_toward_them():
+    from ldmpick.scaling_law import load_law
+
+    before, _ = load_law()
+    result = _run_calibrate("--json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert len(doc["results"]) == 6 and doc["dataset"] == "demo-world-32px"
+    rows = read_table(user_table_path().read_text(encoding="utf-8"), "table")
+    fid_rows = [r for r in rows if r.metric == "fid"]
+    assert len(fid_rows) == 6 and len([r for r in rows if r.metric == "prompt_acc"]) == 6
+    for r in fid_rows:
+        assert r.series == "calibrated:demo-world-32px" and r.source.startswith("calibrated:")
+        assert r.num_samples == 24 and r.resolution == 32 and r.guidance == 7.5 and r.model == "demo-c8"
+    # the steps really change the images: 1 step is far worse than 8
+    fid = {(r.sampler, r.steps): r.value for r in fid_rows}
+    assert fid[("ddim", 1)] > fid[("ddim", 8)]
+    after, path = load_law()
+    assert path == user_law_path()
+    assert [f.dataset for f in after.calibrated] == ["demo-world-32px", "demo-world-32px"]
+
+    def miss(law):
+        return np.mean([abs(np.log(law.predict_fid(r.unet_params, r.sampler, r.steps, model=r.model).value / r.value))
+                        for r in fid_rows])
+
+    assert miss(after) < 0.5 * miss(before), (miss(before), miss(after))
+    assert after.predict_fid(1, "ddim", 4, model="demo-c8").basis == "calibrated:demo-world-32px"
+    # calibrating again replaces the rows instead of duplicating them
+    assert _run_calibrate("--no-fit").exit_code == 0
+    assert len(read_table(user_table_path().read_text(encoding="utf-8"), "t")) == 12
+
+
+def test_an_interrupted_calibration_resumes_where_it_stopped(monkeypatch):
+    req = calib.CalibrationRequest(models=["demo-c8"], samplers=["ddim"], steps=[1, 2, 3], samples=8)
+    partial = calib.partial_path()
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    seen = []
+
+    def checkpoint(cal):
+        calib.write_partial(cal, partial)
+        seen.append(len(cal.results))
+        if len(cal.results) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        calib.run_calibration(req, checkpoint=checkpoint)
+    kept = calib.read_partial(partial, req)
+    assert [r.steps for r in kept] == [1, 2]
+    measured = []
+    cal = calib.run_calibration(req, progress=lambda d, t, label: measured.append(label), resume_from=kept)
+    assert [r.steps for r in cal.results] == [1, 2, 3] and len(measured) == 1
+    other = calib.CalibrationRequest(models=["demo-c8"], samplers=["ddim"], steps=[1, 2, 3], samples=9)
+    with pytest.raises(UsageError, match="other settings"):
+        calib.read_partial(partial, other)
+
+
+def test_two_processes_appending_to_the_quality_table_lose_nothing(tmp_path: Path):
+    table = tmp_path / "q.csv"
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from ldmpick.calibration import append_points\n"
+        "from ldmpick.scaling_law import QualityPoint\n"
+        "w = int(sys.argv[1])\n"
+        "for i in range(15):\n"
+        "    p = QualityPoint(f'm{w}', 100, 'ddim', i + 1, 7.5, 32, 'fid', 1.0 + i, 8, 'd', 'calibrated:d', 'x')\n"
+        f"    append_points([p], Path({str(table)!r}))\n"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(w)]) for w in (1, 2)]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    rows = read_table(table.read_text(encoding="utf-8"), "t")
+    assert sorted((r.model, r.steps) for r in rows) == sorted((f"m{w}", i + 1) for w in (1, 2) for i in range(15))
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--models", "ldm-39m"], "has no weights"),
+    (["--models", "demo-c9"], "unknown model 'demo-c9'"),
+    (["--samplers", "dpm"], "unknown sampler 'dpm'"),
+    (["--steps", "0,4"], "--steps needs integers between 1 and 1000"),
+    (["--steps", "a,b"], "--steps must be comma-separated integers"),
+    (["--steps", "4,4"], "--steps has duplicates"),
+    (["--samples", "1"], "--samples must be between 2"),
+    (["--prompts-file", "p.txt"], "go with --reference"),
+    (["--reference", "/nonexistent"], "is not a folder of images"),
+    (["--resume"], "no partial calibration"),
+])
+def test_bad_calibrate_input_is_one_line_and_exit_2(args, message):
+    result = runner.invoke(app, ["calibrate", *args])
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.stderr
+
+
+def test_inception_path_refuses_pickle_and_missing_files(tmp_path: Path):
+    from ldmpick.image_quality import InceptionFeatures
+
+    bad = tmp_path / "inception.pth"
+    bad.write_bytes(b"not really")
+    with pytest.raises(UsageError, match="pickle checkpoints are refused"):
+        InceptionFeatures(bad)
+    with pytest.raises(UsageError, match="not found"):
+        InceptionFeatures(tmp_path / "missing.safetensors")
+
+
+def test_fitted_calibrated_family_recovers_known_parameters():
+    from ldmpick.scaling_law import fit_calibrated_family
+
+    rng = np.random.default_rng(0)
+    truth = {"a": (20.0, 1.0), "b": (12.0, 1.3), "c": (8.0, 1.6)}
+    curves = {"ddim": (200.0, 1.0), "dpmpp-2m": (150.0, 1.6)}
+    pts = []
+    for m, (floor, k) in truth.items():
+        for s, (c, p) in curves.items():
+            for steps in (1, 2, 4, 8, 16, 32, 50):
+                v = (floor + k * c * steps ** -p) * rng.uniform(0.97, 1.03)
+                pts.append(QualityPoint(m, 1000 * len(m), s, steps, 7.5, 32, "fid", v, 64, "w", "calibrated:w", "x"))
+    fam = fit_calibrated_family(pts, "w", "fid")
+    assert fam is not None and fam.rms_log < 0.03
+    for m, (floor, k) in truth.items():
+        assert fam.floors[m] == pytest.approx(floor, rel=0.15) and fam.scales[m] == pytest.approx(k, rel=0.15)
+    assert fam.curves["dpmpp-2m"].p == pytest.approx(1.6, rel=0.1)
+    assert fit_calibrated_family(pts[:5], "w", "fid") is None  # too few points: no family
