@@ -60,6 +60,7 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=5, help="end-to-end latency runs per recommended configuration")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--grid", default="", help="reuse a grid JSON written by an earlier run (its 'grid' key)")
+    ap.add_argument("--table", default="", help="reuse grid points from a quality table written by 'ldmpick calibrate'")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
 
@@ -87,6 +88,16 @@ def main() -> int:
     if args.grid:
         for r in json.loads(Path(args.grid).read_text())["grid"]:
             measured[(r["model"], r["sampler"], r["steps"])] = r
+    if args.table:
+        pts = read_table(Path(args.table).read_text(encoding="utf-8"), args.table)
+        for p in pts:
+            if p.metric != "fid" or p.num_samples != args.samples or not p.series.startswith("calibrated"):
+                continue
+            acc = next((q.value for q in pts if q.metric == "prompt_acc" and
+                        (q.model, q.sampler, q.steps) == (p.model, p.sampler, p.steps)), None)
+            measured[(p.model, p.sampler, p.steps)] = dict(
+                model=p.model, unet_params=p.unet_params, sampler=p.sampler, steps=p.steps, fid=p.value,
+                prompt_acc=acc, prompt_all=None, samples=p.num_samples, resolution=p.resolution, seconds=0.0)
     req = calib.CalibrationRequest(models=models, samplers=samplers, steps=grid_steps, **base)
     todo = [c for c in req.configs() if c not in measured]
     if todo:
@@ -214,7 +225,7 @@ def main() -> int:
         "device": full_fingerprint("cpu"),
         "versions": {"ldmpick": __version__, "torch": torch.__version__},
         "profile": profile.id,
-        "settings": {"samples": args.samples, "seed": args.seed, "guidance": 7.5, "threads": args.threads,
+        "settings": {"samples": args.samples, "seed": args.seed, "guidance": req.guidance, "threads": args.threads,
                      "grid": {"models": models, "samplers": samplers, "steps": grid_steps}, "grid_wall_s": round(grid_s, 1)},
         "unet_flops_per_guided_eval": flops,
         "law": fam.to_json(),

@@ -25,6 +25,20 @@ class _Group(TyperGroup):
     option, bad value) exit 2; anything unexpected exits 1.
     """
 
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+        """A group named without a command prints its help (exit 0); the top level's own parsing errors (an
+        unknown option before any command) are one line too."""
+        try:
+            return super().parse_args(ctx, args)
+        except Exception as exc:  # click's exceptions (vendored by newer typer, so matched by what they are)
+            if type(exc).__name__ == "NoArgsIsHelpError":
+                typer.echo(ctx.get_help())
+                ctx.exit(0)
+            if type(exc).__name__ in ("Exit", "Abort") or not hasattr(exc, "format_message"):
+                raise
+            _fail(f"{exc.format_message()} (see '{ctx.command_path} --help')", int(getattr(exc, "exit_code", 2)))
+            raise  # pragma: no cover - _fail exits
+
     def invoke(self, ctx: typer.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -733,7 +747,7 @@ def generate_cmd(
     n: Annotated[int, typer.Option("--n", help="Images per prompt (one batch).")] = 1,
     prompts_file: Annotated[Optional[Path], typer.Option("--prompts-file", help="UTF-8 text file, one prompt per line.")] = None,
     negative_prompt: Annotated[str, typer.Option("--negative-prompt", help="What the images should not show.")] = "",
-    guidance: Annotated[float, typer.Option("--guidance", help="Classifier-free guidance scale (1 or less: off).")] = 7.5,
+    guidance: Annotated[Optional[float], typer.Option("--guidance", help="Classifier-free guidance scale (1 or less: off; default: the scale the chosen model's quality was calibrated at, else 7.5).")] = None,
     resolution: Annotated[Optional[int], typer.Option("--resolution", help="Image side in pixels (default: the model's native size).")] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (created if its parent exists).")] = Path("ldmpick-images"),
     device: Annotated[Optional[str], typer.Option("--device", help="cpu, cuda or cuda:N (default: the GPU if there is one).")] = None,
@@ -758,6 +772,13 @@ def generate_cmd(
         device = gen.default_device()
     selection: dict[str, Any] | None = None
     prof = gen.load_profile_for(profile, device)
+    if prof is not None:
+        from ldmpick.fingerprint import light_fingerprint
+        from ldmpick.profile_file import device_key
+
+        if prof.device_key != device_key(light_fingerprint(device)):
+            notice(f"warning: profile '{prof.id}' was measured on another device ({prof.device_name}); its "
+                   "latencies are not this machine's: run 'ldmpick profile' to measure this one")
     if None in (model, sampler, steps):
         if budget_ms is None:
             raise UsageError("give --budget, or all of --model, --sampler and --steps")
@@ -766,6 +787,11 @@ def generate_cmd(
         model, sampler, steps, selection = choice.model, choice.sampler, choice.steps, choice.to_json()
         for line in choice.notes:
             notice(line)
+        if guidance is None and choice.guidance is not None:
+            guidance = choice.guidance
+            notice(f"guidance {guidance:g}: the scale {model}'s quality was calibrated at (set --guidance to change)")
+    if guidance is None:
+        guidance = 7.5
     assert model is not None and sampler is not None and steps is not None
     if mode is None and prof is not None and prof.settings.device.split(":")[0] == device.split(":")[0]:
         mode = prof.settings.mode
@@ -961,7 +987,7 @@ def calibrate_cmd(
     steps: Annotated[str, typer.Option("--steps", help="Step counts, comma-separated.")] = "1,2,4,8,16,32,50",
     samples: Annotated[int, typer.Option("--samples", help="Images generated (and measured) per configuration.")] = 256,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the prompts, the reference set and the initial noise.")] = 0,
-    guidance: Annotated[float, typer.Option("--guidance", help="Classifier-free guidance scale.")] = 7.5,
+    guidance: Annotated[Optional[float], typer.Option("--guidance", help="Classifier-free guidance scale (default: 2 for the demo world, where the demo family's FID is best; 7.5 with --reference).")] = None,
     batch: Annotated[int, typer.Option("--batch", help="Images generated at once.")] = 256,
     device: Annotated[Optional[str], typer.Option("--device", help="cpu, cuda or cuda:N (default: the GPU if there is one).")] = None,
     dtype: Annotated[Optional[str], typer.Option("--dtype", help="fp16, bf16 or fp32 (default: fp16 on GPU, fp32 on CPU).")] = None,
@@ -987,7 +1013,8 @@ def calibrate_cmd(
     check_device(device)
     req = calib.CalibrationRequest(
         models=parse_model_list(models), samplers=parse_sampler_list(samplers), steps=_int_list(steps, "--steps"),
-        samples=samples, seed=seed, guidance=guidance, device=device,
+        samples=samples, seed=seed, guidance=guidance if guidance is not None else (7.5 if reference else 2.0),
+        device=device,
         dtype=dtype or ("fp16" if device.startswith("cuda") else "fp32"), batch=batch,
         reference=reference, prompts_file=prompts_file, inception_weights=inception_weights)
     if req.dtype not in ("fp16", "bf16", "fp32"):

@@ -207,7 +207,8 @@ def profile_mismatches(profile: Any, settings: Settings) -> list[str]:
 def load_profile_for(ref: str | None, device: str, models: list[str] | None = None) -> Any:
     """The profile named by ``ref``; else the newest complete profile of this device (local or shipped) that
     measures ``models`` (all of them), or, with no ``models``, at least one model that has weights (so the shipped
-    demo family's profile serves ``generate --budget`` on a fresh machine); else None."""
+    demo family's profile serves ``generate --budget`` on a fresh machine); else such a shipped profile of another
+    device (the caller warns); else None."""
     from ldmpick.errors import LdmpickError
     from ldmpick.fingerprint import light_fingerprint
     from ldmpick.profile_file import device_key, find_profile, list_profile_files, load_profile, shipped_profiles_dir
@@ -225,10 +226,20 @@ def load_profile_for(ref: str | None, device: str, models: list[str] | None = No
                 continue
             if prof.complete and prof.device_key == key:
                 found.append(prof)
-    if models:
-        found = [p for p in found if all(m in p.model_names() for m in models)]
-    else:
-        found = [p for p in found if any(_has_weights(m.name) for m in p.models if m.ok)]
+    def usable(p: Any) -> bool:
+        if models:
+            return all(m in p.model_names() for m in models)
+        return any(_has_weights(m.name) for m in p.models if m.ok)
+
+    found = [p for p in found if usable(p)]
+    if not found:  # a fresh machine of another kind: the shipped profile of the demo family, measured elsewhere
+        for path in list_profile_files(shipped_profiles_dir()):
+            try:
+                prof = load_profile(path)
+            except LdmpickError:
+                continue
+            if prof.complete and usable(prof):
+                found.append(prof)
     return max(found, key=lambda p: p.created) if found else None
 
 
@@ -257,10 +268,11 @@ class Choice:
     predicted_fid: float | None = None
     predicted_ms: float | None = None
     notes: list[str] = field(default_factory=list)
+    guidance: float | None = None  # the guidance scale the chosen model's quality was calibrated at, if it was
 
     def to_json(self) -> dict[str, Any]:
         return {"model": self.model, "sampler": self.sampler, "steps": self.steps,
-                "predicted_fid": self.predicted_fid, "predicted_ms": self.predicted_ms}
+                "predicted_fid": self.predicted_fid, "predicted_ms": self.predicted_ms, "guidance": self.guidance}
 
 
 def select_for_generation(profile: Any, budget_ms: float, model: str | None = None, sampler: str | None = None,
@@ -310,7 +322,7 @@ def select_for_generation(profile: Any, budget_ms: float, model: str | None = No
     if steps is not None:
         best = None
         for r in rows:
-            if law.is_distilled_sampler(r.sampler) and not sampler:
+            if (law.is_distilled_sampler(r.sampler) or law.uncalibrated_sampler(r.model, r.sampler)) and not sampler:
                 continue
             lat = r.fixed + steps * r.per_step
             q = law.predict_fid(r.unet_params, r.sampler, steps, model=r.model).value
@@ -332,8 +344,11 @@ def select_for_generation(profile: Any, budget_ms: float, model: str | None = No
                          f"using {chosen.model}, the best model that has")
     except LdmpickError:
         pass
+    fam = law.calibrated_for(chosen.model, chosen.sampler, "fid")
+    scale = f"calibrated on {fam.dataset}" if fam else "on the paper's scale"
+    chosen.guidance = fam.guidance if fam else None
     notes.append(f"selected {chosen.model}, {chosen.sampler}, {chosen.steps} steps within {budget_ms:.0f} ms "
-                 f"(predicted {chosen.predicted_ms:.0f} ms, FID {chosen.predicted_fid:.1f} on the paper's scale)")
+                 f"(predicted {chosen.predicted_ms:.0f} ms, FID {chosen.predicted_fid:.1f} {scale})")
     chosen.notes = notes
     return chosen
 

@@ -268,7 +268,11 @@ class Profile:
         for m in self.models:
             if m.name == name:
                 return m
-        raise ProfileError(f"profile '{self.id}' has no model '{name}' (it has: {', '.join(self.model_names())})")
+        import difflib
+
+        close = difflib.get_close_matches(name, self.model_names(), n=1, cutoff=0.5)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        raise ProfileError(f"profile '{self.id}' has no model '{name}'{hint} (it has: {', '.join(self.model_names())})")
 
     def model_names(self) -> list[str]:
         return [m.name for m in self.models]

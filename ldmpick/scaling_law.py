@@ -130,6 +130,7 @@ class CalibratedFamily:
 
     dataset: str
     metric: str  # "fid" or "prompt_acc"
+    guidance: float | None  # the guidance scale the points were measured at
     floors: dict[str, float]
     scales: dict[str, float]
     curves: dict[str, StepCurve]
@@ -142,15 +143,46 @@ class CalibratedFamily:
         return model in self.floors and sampler in self.curves
 
     def predict(self, model: str, sampler: str, steps: int) -> tuple[float, float]:
+        """The fitted form, corrected by its measured residuals: where (model, sampler) was measured, the log
+        ratio measured/fitted is interpolated linearly in log steps (held constant beyond the measured range), so
+        a prediction equals the measurement at measured steps and follows the form's shape in between. This keeps
+        what the form cannot express (an under-trained model that gets worse with many steps) out of the choice."""
         c = self.curves[sampler]
         v = self.floors[model] + self.scales[model] * c.deficit(steps)
+        v *= math.exp(self._residual(model, sampler, steps))
         sigma = math.hypot(v * self.rms_log, self.scales[model] * c.deficit_sigma(steps))
         if self.metric == "prompt_acc":
             return 1.0 - v, sigma
         return v, sigma
 
+    def _residual(self, model: str, sampler: str, steps: int) -> float:
+        cache = self.__dict__.setdefault("_residual_cache", {})
+        key = (model, sampler)
+        if key not in cache:
+            pts = []
+            for r in self.residuals:
+                if r["model"] == model and r["sampler"] == sampler:
+                    meas, fit = float(r["measured"]), float(r["fitted"])
+                    if self.metric == "prompt_acc":
+                        meas, fit = 1.0 - meas, 1.0 - fit
+                    if meas > 0 and fit > 0:
+                        pts.append((math.log(int(r["steps"])), math.log(meas / fit)))
+            cache[key] = sorted(pts)
+        pts = cache[key]
+        if not pts:
+            return 0.0
+        x = math.log(steps)
+        if x <= pts[0][0]:
+            return pts[0][1]
+        if x >= pts[-1][0]:
+            return pts[-1][1]
+        for (x0, y0), (x1, y1) in zip(pts, pts[1:]):
+            if x0 <= x <= x1:
+                return y0 if x1 == x0 else y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+        return 0.0  # unreachable
+
     def to_json(self) -> dict[str, Any]:
-        return {"dataset": self.dataset, "metric": self.metric, "floors": self.floors, "scales": self.scales,
+        return {"dataset": self.dataset, "metric": self.metric, "guidance": self.guidance, "floors": self.floors, "scales": self.scales,
                 "curves": {k: v.to_json() for k, v in self.curves.items()}, "rms_log": self.rms_log,
                 "points": self.points, "source": self.source, "residuals": self.residuals,
                 "form": "floor_m + k_m * C_sampler * steps^-p_sampler" + (" (of 1 - accuracy)"
@@ -158,7 +190,8 @@ class CalibratedFamily:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> CalibratedFamily:
-        fam = cls(dataset=str(d["dataset"]), metric=str(d["metric"]),
+        g = d.get("guidance")
+        fam = cls(dataset=str(d["dataset"]), metric=str(d["metric"]), guidance=None if g is None else float(g),
                   floors={str(k): float(v) for k, v in d["floors"].items()},
                   scales={str(k): float(v) for k, v in d["scales"].items()},
                   curves={str(k): StepCurve.from_json(v) for k, v in d["curves"].items()},
@@ -210,6 +243,13 @@ class QualityLaw:
             return self.curves[sampler]
         except KeyError:
             raise UsageError(f"the quality law has no curve for sampler '{sampler}'") from None
+
+    def uncalibrated_sampler(self, model: str, sampler: str, metric: str = "fid") -> bool:
+        """True when ``model`` has a calibrated quality law (measured on its own scale) that did not measure
+        ``sampler``: the published curves are on another scale, so such a pair has no sound prediction."""
+        metric = "prompt_acc" if metric == "clip" else metric
+        fams = [f for f in self.calibrated if f.metric == metric and model in f.floors]
+        return bool(fams) and not any(sampler in f.curves for f in fams)
 
     def size_fid(self, unet_params: int) -> tuple[float, float, str]:
         """FID at the reference point for a model of ``unet_params`` parameters, its sigma, and how it was got."""
@@ -526,13 +566,15 @@ def _fit_relative(points: list[QualityPoint], sampler: str, base: StepCurve, bas
 MIN_FAMILY_POINTS = 6
 
 
-def fit_calibrated_family(points: list[QualityPoint], dataset: str, metric: str) -> CalibratedFamily | None:
-    """Fit ``floor_m + k_m * C_sampler * s^-p_sampler`` to one calibrated data set (see ``CalibratedFamily``).
-    ``None`` when there are too few points (fewer than 6, or no model with 2 step counts of one sampler)."""
+def fit_calibrated_family(points: list[QualityPoint], dataset: str, metric: str,
+                          guidance: float | None = None) -> CalibratedFamily | None:
+    """Fit ``floor_m + k_m * C_sampler * s^-p_sampler`` to one calibrated data set measured at one guidance scale
+    (see ``CalibratedFamily``). ``None`` when there are too few points (fewer than 6, or no model with 2 step
+    counts of one sampler)."""
     import numpy as np
     from scipy.optimize import least_squares
 
-    pts = [p for p in points if p.dataset == dataset and p.metric == metric]
+    pts = [p for p in points if p.dataset == dataset and p.metric == metric and p.guidance == guidance]
     if len(pts) < MIN_FAMILY_POINTS:
         return None
     if not any(len({q.steps for q in pts if q.model == p.model and q.sampler == p.sampler}) >= 2 for p in pts):
@@ -581,9 +623,9 @@ def fit_calibrated_family(points: list[QualityPoint], dataset: str, metric: str)
     for p, res in zip(pts, r.fun):
         measured = p.value
         fitted = err(p) * math.exp(res)
-        residual_rows.append({"model": p.model, "sampler": p.sampler, "steps": p.steps, "measured": round(measured, 4),
-                              "fitted": round(1.0 - fitted if metric == "prompt_acc" else fitted, 4)})
-    return CalibratedFamily(dataset=dataset, metric=metric,
+        residual_rows.append({"model": p.model, "sampler": p.sampler, "steps": p.steps, "measured": round(measured, 6),
+                              "fitted": round(1.0 - fitted if metric == "prompt_acc" else fitted, 6)})
+    return CalibratedFamily(dataset=dataset, metric=metric, guidance=guidance,
                             floors={m: float(f) for m, f in zip(models, floors)},
                             scales={m: float(sc) for m, sc in zip(models, scales)},
                             curves=fitted_curves, rms_log=rms, points=len(pts),
@@ -642,9 +684,9 @@ def fit_law(tables: list[tuple[list[QualityPoint], str]], command: str = "") -> 
     # calibrated data sets with enough points get the law's form fitted to them (per data set and metric)
     calibrated = []
     cal_points = [p for p in points if p.series.startswith("calibrated")]
-    for dataset in sorted({p.dataset for p in cal_points}):
+    for dataset, guidance in sorted({(p.dataset, p.guidance) for p in cal_points}, key=lambda t: (t[0], t[1] or 0)):
         for metric in ("fid", "prompt_acc"):
-            fam = fit_calibrated_family(cal_points, dataset, metric)
+            fam = fit_calibrated_family(cal_points, dataset, metric, guidance)
             if fam is not None:
                 calibrated.append(fam)
 

@@ -207,6 +207,10 @@ def select_config(
             if note not in excluded:
                 excluded.append(note)
             continue
+        if law.uncalibrated_sampler(r.model, r.sampler, metric):
+            excluded.append(f"{r.model} with {r.sampler}: its quality was calibrated without this sampler "
+                            f"('ldmpick calibrate --models {r.model} --samplers {r.sampler}' adds it)")
+            continue
         usable.append(r)
     if not usable:
         raise UsageError("no candidate configurations: " + ("; ".join(excluded) or "no models or samplers"))

@@ -80,7 +80,7 @@ def test_calibrate_writes_rows_with_provenance_and_the_refit_moves_the_law_towar
     assert len(fid_rows) == 6 and len([r for r in rows if r.metric == "prompt_acc"]) == 6
     for r in fid_rows:
         assert r.series == "calibrated:demo-world-32px" and r.source.startswith("calibrated:")
-        assert r.num_samples == 24 and r.resolution == 32 and r.guidance == 7.5 and r.model == "demo-c8"
+        assert r.num_samples == 24 and r.resolution == 32 and r.guidance == 2.0 and r.model == "demo-c8"
     # the steps really change the images: 1 step is far worse than 8
     fid = {(r.sampler, r.steps): r.value for r in fid_rows}
     assert fid[("ddim", 1)] > fid[("ddim", 8)]
@@ -183,9 +183,10 @@ def test_fitted_calibrated_family_recovers_known_parameters():
             for steps in (1, 2, 4, 8, 16, 32, 50):
                 v = (floor + k * c * steps ** -p) * rng.uniform(0.97, 1.03)
                 pts.append(QualityPoint(m, 1000 * len(m), s, steps, 7.5, 32, "fid", v, 64, "w", "calibrated:w", "x"))
-    fam = fit_calibrated_family(pts, "w", "fid")
+    fam = fit_calibrated_family(pts, "w", "fid", 7.5)
     assert fam is not None and fam.rms_log < 0.03
     for m, (floor, k) in truth.items():
         assert fam.floors[m] == pytest.approx(floor, rel=0.15) and fam.scales[m] == pytest.approx(k, rel=0.15)
     assert fam.curves["dpmpp-2m"].p == pytest.approx(1.6, rel=0.1)
-    assert fit_calibrated_family(pts[:5], "w", "fid") is None  # too few points: no family
+    assert fit_calibrated_family(pts[:5], "w", "fid", 7.5) is None  # too few points: no family
+    assert fit_calibrated_family(pts, "w", "fid", 2.0) is None  # measured at another guidance scale
