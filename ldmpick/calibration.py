@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -63,12 +64,39 @@ class CalibrationRequest:
         return f"folder:{self.reference.name}"
 
     def key(self) -> dict[str, Any]:
-        """What a partial file must match to be resumed."""
+        """What a partial file must match to be resumed: the grid, the protocol, and the identity (sha256) of every
+        weights file and input that the measurements depend on, so that retrained models are never mixed in."""
+        from ldmpick.catalogue import resolve_model
+
+        files: dict[str, str] = {}
+        for m in self.models:
+            spec = resolve_model(m)
+            if spec.path is not None:
+                for comp in ("unet", "vae", "text_encoder"):
+                    for f in sorted((spec.path / comp).glob("*.safetensors")):
+                        files[f"{m}/{comp}/{f.name}"] = _sha256(f)
+        if self.reference is None:
+            from ldmpick.image_quality import judge_weights_path
+
+            files["judge"] = _sha256(self.judge_weights or judge_weights_path())
+        else:
+            for name, f in (("inception", self.inception_weights), ("prompts", self.prompts_file)):
+                if f is not None:
+                    files[name] = _sha256(f)
         return {"models": self.models, "samplers": self.samplers, "steps": self.steps, "samples": self.samples,
-                "seed": self.seed, "guidance": self.guidance, "dataset": self.dataset, "dtype": self.dtype}
+                "seed": self.seed, "guidance": self.guidance, "dataset": self.dataset, "dtype": self.dtype,
+                "device": self.device.split(":")[0],
+                "reference": str(self.reference.resolve()) if self.reference else None, "files": files}
 
     def configs(self) -> list[tuple[str, str, int]]:
         return [(m, s, k) for m in self.models for s in self.samplers for k in self.steps]
+
+    def named_configs(self) -> list[tuple[str, str, int]]:
+        """``configs()`` under the names the results are stored with (a folder's model name, not its path)."""
+        from ldmpick.catalogue import resolve_model
+
+        names = {m: resolve_model(m).name for m in self.models}
+        return [(names[m], s, k) for m, s, k in self.configs()]
 
 
 @dataclass
@@ -134,17 +162,17 @@ def validate_request(req: CalibrationRequest) -> None:
             raise UsageError("--reference needs --prompts-file (one prompt per line)")
 
 
-def read_reference_images(folder: Path, limit: int = 50_000) -> list[Any]:
+def read_reference_images(folder: Path, limit: int = 10_000) -> list[Any]:
     from PIL import Image, UnidentifiedImageError
 
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:limit]
     if len(files) < 2:
         raise UsageError(f"--reference '{folder}' holds fewer than 2 images ({', '.join(IMAGE_SUFFIXES)})")
     images = []
-    for p in files:
+    for p in files:  # Inception's input size, so that folders of mixed sizes stack and memory stays bounded
         try:
             with Image.open(p) as im:
-                images.append(im.convert("RGB"))
+                images.append(im.convert("RGB").resize((299, 299), Image.Resampling.BICUBIC))
         except (UnidentifiedImageError, OSError):
             raise UsageError(f"reference image '{p}' cannot be read") from None
     return images
@@ -153,10 +181,27 @@ def read_reference_images(folder: Path, limit: int = 50_000) -> list[Any]:
 # ---------------------------------------------------------------------------------------------- partial file
 
 
-def partial_path() -> Path:
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    except OSError as exc:
+        raise UsageError(f"cannot read '{path}' ({exc.__class__.__name__})") from None
+    return h.hexdigest()
+
+
+def partial_path(req: CalibrationRequest) -> Path:
+    """One partial file per grid and inputs (so that two different calibrations never share one)."""
+    import hashlib
+
     from ldmpick.storage import data_dir
 
-    return data_dir() / "calibration.partial.json"
+    digest = hashlib.sha256(json.dumps(req.key(), sort_keys=True).encode()).hexdigest()[:12]
+    return data_dir() / f"calibration.{digest}.partial.json"
 
 
 def write_partial(cal: Calibration, path: Path) -> None:
@@ -178,10 +223,25 @@ def read_partial(path: Path, req: CalibrationRequest) -> list[CalibrationResult]
     if data.get("request") != json.loads(json.dumps(req.key())):
         raise UsageError("--resume: the partial calibration was made with other settings "
                          f"({json.dumps(data.get('request'))[:200]}); rerun without --resume to start over")
-    try:
-        return [CalibrationResult(**r) for r in data.get("results", [])]
-    except TypeError as exc:
-        raise UsageError(f"--resume: partial calibration '{path}' is malformed ({exc})") from None
+    raw = data.get("results")
+    if not isinstance(raw, list) or len(raw) > len(req.configs()):
+        raise UsageError(f"--resume: partial calibration '{path}' is malformed (results)")
+    grid, seen, out = set(req.named_configs()), set(), []
+    for i, r in enumerate(raw):
+        try:
+            res = CalibrationResult(**r)
+            key = (res.model, res.sampler, res.steps)
+            ok = (key in grid and key not in seen and res.samples == req.samples
+                  and isinstance(res.fid, (int, float)) and math.isfinite(res.fid) and res.fid >= 0
+                  and (res.prompt_acc is None or (isinstance(res.prompt_acc, (int, float))
+                                                  and 0.0 <= res.prompt_acc <= 1.0)))
+        except TypeError:
+            ok = False
+        if not ok:
+            raise UsageError(f"--resume: partial calibration '{path}' is malformed (result {i})")
+        seen.add(key)
+        out.append(res)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------- measuring
@@ -220,16 +280,15 @@ def run_calibration(req: CalibrationRequest, progress: ProgressFn | None = None,
                     checkpoint: Callable[[Calibration], None] | None = None,
                     resume_from: list[CalibrationResult] | None = None) -> Calibration:
     """Measure every configuration of the grid that ``resume_from`` does not already hold."""
-    import torch
-
     from ldmpick.catalogue import resolve_model
     from ldmpick.generation import load_pipeline, native_resolution
 
     validate_request(req)
     cal = Calibration(req, results=list(resume_from or []))
     cal.profile_id = profile_id_for(req)
+    names = {m: resolve_model(m).name for m in req.models}  # rows are stored under the model's name
     done = {(r.model, r.sampler, r.steps) for r in cal.results}
-    todo = [c for c in req.configs() if c not in done]
+    todo = [c for c in req.configs() if (names[c[0]], c[1], c[2]) not in done]
     total = len(req.configs())
     count = total - len(todo)
 
@@ -269,7 +328,7 @@ def run_calibration(req: CalibrationRequest, progress: ProgressFn | None = None,
             fid = frechet_distance(features(images), ref_features)
             acc = judge.prompt_accuracy(images, scenes) if judge is not None else None
             cal.results.append(CalibrationResult(
-                model=model, unet_params=spec.unet_params, sampler=sampler, steps=steps, fid=round(fid, 4),
+                model=spec.name, unet_params=spec.unet_params, sampler=sampler, steps=steps, fid=round(fid, 4),
                 prompt_acc=round(acc["mean"], 4) if acc else None, prompt_all=round(acc["all"], 4) if acc else None,
                 samples=req.samples, resolution=resolution, seconds=round(time.perf_counter() - t0, 2)))
             count += 1
@@ -278,8 +337,7 @@ def run_calibration(req: CalibrationRequest, progress: ProgressFn | None = None,
             if progress is not None:
                 progress(count, total, f"{model} {sampler} {steps} steps: FID {fid:.2f}")
         del pipe
-        torch.set_grad_enabled(True)
-    order = {c: i for i, c in enumerate(req.configs())}
+    order = {(names[c[0]], c[1], c[2]): i for i, c in enumerate(req.configs())}
     cal.results.sort(key=lambda r: order.get((r.model, r.sampler, r.steps), 0))
     return cal
 
@@ -290,7 +348,7 @@ def profile_id_for(req: CalibrationRequest) -> str:
 
     try:
         prof = load_profile_for(None, req.device, models=req.models)
-    except (LdmpickError, TypeError):
+    except LdmpickError:
         return "unprofiled"
     return prof.id if prof is not None else "unprofiled"
 

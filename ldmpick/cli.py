@@ -791,7 +791,12 @@ def generate_cmd(
             guidance = choice.guidance
             notice(f"guidance {guidance:g}: the scale {model}'s quality was calibrated at (set --guidance to change)")
     if guidance is None:
-        guidance = 7.5
+        from ldmpick.scaling_law import load_law
+
+        fam = load_law()[0].calibrated_for(model, sampler, "fid")
+        guidance = fam.guidance if fam is not None and fam.guidance is not None else 7.5
+        if fam is not None and fam.guidance is not None:
+            notice(f"guidance {guidance:g}: the scale {model}'s quality was calibrated at (set --guidance to change)")
     assert model is not None and sampler is not None and steps is not None
     if mode is None and prof is not None and prof.settings.device.split(":")[0] == device.split(":")[0]:
         mode = prof.settings.mode
@@ -996,6 +1001,7 @@ def calibrate_cmd(
     inception_weights: Annotated[Optional[Path], typer.Option("--inception-weights", help="Local safetensors of torchvision's inception_v3 (with --reference).")] = None,
     threads: Annotated[Optional[int], typer.Option("--threads", help="torch CPU threads (default: torch's choice).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted calibration from its partial file.")] = False,
+    restart: Annotated[bool, typer.Option("--restart", help="Discard an interrupted calibration of the same grid and start over.")] = False,
     no_fit: Annotated[bool, typer.Option("--no-fit", help="Append the points but do not refit the law.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
@@ -1020,11 +1026,14 @@ def calibrate_cmd(
     if req.dtype not in ("fp16", "bf16", "fp32"):
         raise UsageError(f"unknown dtype '{req.dtype}' (valid: bf16, fp16, fp32)")
     calib.validate_request(req)
-    partial = calib.partial_path()
+    partial = calib.partial_path(req)
     resume_from = None
     if resume:
         resume_from = calib.read_partial(partial, req)
         notice(f"resuming from '{partial}' ({len(resume_from)} configuration(s) already measured)")
+    elif partial.exists() and not restart:
+        raise UsageError(f"an interrupted calibration of this grid is kept in '{partial}'; continue it with --resume, "
+                         "or discard it with --restart")
     if threads is not None:
         import torch
 
@@ -1080,13 +1089,15 @@ def calibrate_cmd(
 
 
 def _refit_user_law(command: str) -> tuple[Any, Path]:
-    from ldmpick.scaling_law import fit_law, load_tables, user_law_path
+    """Read the tables, fit and write the user's law, all under the table's lock: a concurrent calibration's rows
+    are either in this fit or in its own later one, never lost."""
+    from ldmpick.scaling_law import fit_law, load_tables, user_law_path, user_table_path
     from ldmpick.storage import atomic_write_json, file_lock
 
-    law = fit_law(load_tables([]), command=command)
     target = user_law_path()
     target.parent.mkdir(parents=True, exist_ok=True)
-    with file_lock(target):
+    with file_lock(user_table_path()), file_lock(target):
+        law = fit_law(load_tables([]), command=command)
         atomic_write_json(target, law.to_json())
     return law, target
 

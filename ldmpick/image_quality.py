@@ -74,11 +74,19 @@ def frechet_distance(a: Any, b: Any) -> float:
         raise UsageError("feature sets contain NaN or infinite values")
     mu_a, mu_b = a.mean(0), b.mean(0)
     s_a, s_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    covmean = linalg.sqrtm(s_a @ s_b)
-    if not np.isfinite(covmean).all():  # near-singular product: offset the diagonals (as pytorch-fid does)
-        offset = np.eye(s_a.shape[0]) * 1e-6
-        covmean = linalg.sqrtm((s_a + offset) @ (s_b + offset))
-    covmean = np.real(covmean)
+    import warnings
+
+    with warnings.catch_warnings():  # scipy warns on near-singular products; handled below as pytorch-fid does
+        warnings.simplefilter("ignore")
+        covmean = linalg.sqrtm(s_a @ s_b)
+        if not np.isfinite(covmean).all():  # near-singular product: offset the diagonals
+            offset = np.eye(s_a.shape[0]) * 1e-6
+            covmean = linalg.sqrtm((s_a + offset) @ (s_b + offset))
+    if np.iscomplexobj(covmean):
+        if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3 * max(1.0, float(np.abs(covmean).max()))):
+            raise UsageError("the Fréchet distance is numerically unstable for these features (complex square "
+                             "root); use more samples")
+        covmean = covmean.real
     value = float(((mu_a - mu_b) ** 2).sum() + np.trace(s_a) + np.trace(s_b) - 2.0 * np.trace(covmean))
     return max(value, 0.0)
 
@@ -169,15 +177,17 @@ class Judge:
 
 def load_judge(weights: Path | None = None) -> Judge:
     """The shipped world judge (or one at ``weights``), from safetensors."""
-    import torch
     from safetensors.torch import load_file
 
     weights = Path(weights) if weights else judge_weights_path()
     facts_path = weights.with_suffix(".json")
     if not weights.exists():
         raise UsageError(f"world judge weights '{weights}' not found; train them with 'ldmpick demo train-judge'")
-    facts = json.loads(facts_path.read_text(encoding="utf-8")) if facts_path.exists() else {}
-    if facts and facts.get("schema") != JUDGE_SCHEMA:
+    try:
+        facts = json.loads(facts_path.read_text(encoding="utf-8")) if facts_path.exists() else {}
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UsageError(f"world judge facts '{facts_path}' are unreadable ({exc.__class__.__name__})") from None
+    if not isinstance(facts, dict) or (facts and facts.get("schema") != JUDGE_SCHEMA):
         raise UsageError(f"'{facts_path}' is not a world judge file of schema '{JUDGE_SCHEMA}'")
     net = _build_network(int(facts.get("feature_dim", FEATURE_DIM)))
     try:
@@ -185,7 +195,6 @@ def load_judge(weights: Path | None = None) -> Judge:
     except Exception as exc:
         raise UsageError(f"cannot load world judge weights '{weights}' ({exc.__class__.__name__})") from None
     net.eval().requires_grad_(False)
-    torch.set_grad_enabled(True)
     return Judge(net, facts)
 
 
@@ -290,14 +299,14 @@ class InceptionFeatures:
         self.device = device
 
     def features(self, images: Any, batch: int = 64) -> Any:
+        """2048-d features, converted and resized ``batch`` images at a time (memory stays bounded)."""
         import torch
 
-        x = images_to_tensor(images)
         out = []
         with torch.no_grad():
-            for i in range(0, len(x), batch):
-                xb = torch.nn.functional.interpolate(x[i:i + batch], size=(299, 299), mode="bilinear",
-                                                     align_corners=False)
+            for i in range(0, len(images), batch):
+                xb = torch.nn.functional.interpolate(images_to_tensor(images[i:i + batch]), size=(299, 299),
+                                                     mode="bilinear", align_corners=False)
                 out.append(self.net(xb.to(self.device)).float().cpu())
         return torch.cat(out).numpy()
 

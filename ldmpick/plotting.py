@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ldmpick.catalogue import format_params
 from ldmpick.errors import UsageError
 from ldmpick.generation import predict_latency
 from ldmpick.samplers import SAMPLERS
@@ -177,7 +178,7 @@ def plot_quality_vs_latency(points: list[Any], profile: Any, law: Any = None, bu
     ax.step(fx, fy, where="post", color="crimson", linewidth=1.6, alpha=0.8, zorder=5)
     if measured:
         ax.scatter(fx, fy, s=70, facecolors="none", edgecolors="crimson", zorder=6)
-    handles = [Line2D([], [], color=colour[m], linewidth=2, label=f"{m} ({params[m] / 1e6:.0f}M)")
+    handles = [Line2D([], [], color=colour[m], linewidth=2, label=f"{m} ({format_params(params[m])})")
                for m in drawn_models]
     handles += [Line2D([], [], color="grey", marker=marker[s], linestyle="-" if measured else "--", label=s,
                        markerfacecolor=None if measured else "none") for s in drawn_samplers]

@@ -262,10 +262,14 @@ def measure_unet(spec: ModelSpec, req: ProfileRequest, factory: ModuleFactory, t
         if req.device.startswith("cuda"):
             torch.cuda.reset_peak_memory_stats(req.device)
         unet = factory.unet(spec)
+        if req.device.startswith("cuda"):  # the peak of generation: weights in the target dtype + activations, not
+            torch.cuda.synchronize(req.device)  # the transient fp32 copy the random-weight build makes
+            torch.cuda.reset_peak_memory_stats(req.device)
         latent = req.resolution // spec.vae_scale_factor
         b = req.batch * (2 if req.cfg else 1)
         sample = torch.randn(b, spec.latent_channels, latent, latent, device=req.device, dtype=factory.dtype)
-        ehs = torch.randn(b, 77, spec.cross_attention_dim, device=req.device, dtype=factory.dtype)
+        tokens = int(spec.text_encoder_config.get("max_position_embeddings", 77))  # the text encoder's length
+        ehs = torch.randn(b, tokens, spec.cross_attention_dim, device=req.device, dtype=factory.dtype)
         t = torch.tensor(500.0, device=req.device)
         with torch.no_grad():
             runner = make_unet_runner(unet, req.mode, sample, t, ehs)

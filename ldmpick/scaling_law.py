@@ -198,9 +198,21 @@ class CalibratedFamily:
                   rms_log=float(d["rms_log"]), points=int(d["points"]), source=str(d.get("source", "")),
                   residuals=list(d.get("residuals", [])))
         values = list(fam.floors.values()) + list(fam.scales.values()) + [fam.rms_log]
-        if fam.metric not in ("fid", "prompt_acc") or not all(math.isfinite(v) and v >= 0 for v in values) \
-                or set(fam.floors) != set(fam.scales):
+        for c in fam.curves.values():
+            values += [c.C, c.p] + [x for row in c.cov for x in row]
+        if fam.guidance is not None:
+            values.append(fam.guidance)
+        if (fam.metric not in ("fid", "prompt_acc") or not fam.floors or not fam.curves
+                or set(fam.floors) != set(fam.scales) or not all(math.isfinite(v) for v in values)
+                or any(v < 0 for v in list(fam.floors.values()) + list(fam.scales.values()) + [fam.rms_log])
+                or any(len(c.cov) != 2 or any(len(r) != 2 for r in c.cov) or c.C < 0 or c.p <= 0
+                       for c in fam.curves.values())):
             raise ValueError(f"calibrated family '{fam.dataset}' has invalid parameters")
+        for r in fam.residuals:
+            if not (isinstance(r, dict) and isinstance(r.get("model"), str) and isinstance(r.get("sampler"), str)
+                    and isinstance(r.get("steps"), int) and r["steps"] >= 1
+                    and all(isinstance(r.get(k), (int, float)) and math.isfinite(r[k]) for k in ("measured", "fitted"))):
+                raise ValueError(f"calibrated family '{fam.dataset}' has an invalid residual row")
         return fam
 
 
@@ -230,13 +242,18 @@ class QualityLaw:
 
     # ------------------------------------------------------------------ prediction
     def calibrated_for(self, model: str | None, sampler: str, metric: str) -> CalibratedFamily | None:
-        """The newest calibrated family that measured ``model`` with ``sampler`` for ``metric``, if any."""
+        """The calibrated family that measured ``model`` with ``sampler`` for ``metric`` on the most points, if any
+        (a model calibrated at several guidance scales or sample counts is predicted from its largest data set)."""
         if model is None:
             return None
-        for fam in reversed(self.calibrated):
-            if fam.metric == metric and fam.covers(model, sampler):
-                return fam
-        return None
+        found = [f for f in self.calibrated if f.metric == metric and f.covers(model, sampler)]
+        return max(found, key=lambda f: f.points) if found else None
+
+    def scale_of(self, model: str, metric: str = "fid") -> str:
+        """What a model's predictions are measured in: its calibrated data set, or the paper's scale."""
+        metric = "prompt_acc" if metric == "clip" else metric
+        fams = [f for f in self.calibrated if f.metric == metric and model in f.floors]
+        return max(fams, key=lambda f: f.points).dataset if fams else "the paper's scale"
 
     def curve(self, sampler: str) -> StepCurve:
         try:
@@ -567,7 +584,7 @@ MIN_FAMILY_POINTS = 6
 
 
 def fit_calibrated_family(points: list[QualityPoint], dataset: str, metric: str,
-                          guidance: float | None = None) -> CalibratedFamily | None:
+                          guidance: float | None = None, samples: int | None = None) -> CalibratedFamily | None:
     """Fit ``floor_m + k_m * C_sampler * s^-p_sampler`` to one calibrated data set measured at one guidance scale
     (see ``CalibratedFamily``). ``None`` when there are too few points (fewer than 6, or no model with 2 step
     counts of one sampler)."""
@@ -575,10 +592,15 @@ def fit_calibrated_family(points: list[QualityPoint], dataset: str, metric: str,
     from scipy.optimize import least_squares
 
     pts = [p for p in points if p.dataset == dataset and p.metric == metric and p.guidance == guidance]
-    if len(pts) < MIN_FAMILY_POINTS:
+    if samples is not None:
+        pts = [p for p in pts if p.num_samples == samples]
+    n_models, n_samplers = len({p.model for p in pts}), len({p.sampler for p in pts})
+    if len(pts) < max(MIN_FAMILY_POINTS, 2 * n_models - 1 + 2 * n_samplers + 2):  # more points than parameters
         return None
-    if not any(len({q.steps for q in pts if q.model == p.model and q.sampler == p.sampler}) >= 2 for p in pts):
-        return None
+    for key in ("model", "sampler"):  # every model and every sampler seen at 2 step counts or more
+        for name in {getattr(p, key) for p in pts}:
+            if len({p.steps for p in pts if getattr(p, key) == name}) < 2:
+                return None
 
     def err(p: QualityPoint) -> float:  # what the law models: FID, or the prompt error 1 - accuracy
         return max(1.0 - p.value, 1e-4) if metric == "prompt_acc" else max(p.value, 1e-6)
@@ -684,9 +706,11 @@ def fit_law(tables: list[tuple[list[QualityPoint], str]], command: str = "") -> 
     # calibrated data sets with enough points get the law's form fitted to them (per data set and metric)
     calibrated = []
     cal_points = [p for p in points if p.series.startswith("calibrated")]
-    for dataset, guidance in sorted({(p.dataset, p.guidance) for p in cal_points}, key=lambda t: (t[0], t[1] or 0)):
+    # one fit per data set, guidance scale and sample count (FID's bias depends on the sample count)
+    groups = {(p.dataset, p.guidance, p.num_samples) for p in cal_points}
+    for dataset, guidance, samples in sorted(groups, key=lambda t: (t[0], t[1] or 0, t[2] or 0)):
         for metric in ("fid", "prompt_acc"):
-            fam = fit_calibrated_family(cal_points, dataset, metric, guidance)
+            fam = fit_calibrated_family(cal_points, dataset, metric, guidance, samples)
             if fam is not None:
                 calibrated.append(fam)
 

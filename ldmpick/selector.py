@@ -214,6 +214,15 @@ def select_config(
         usable.append(r)
     if not usable:
         raise UsageError("no candidate configurations: " + ("; ".join(excluded) or "no models or samplers"))
+    scales: dict[str, list[str]] = {}
+    for r in usable:
+        names = scales.setdefault(law.scale_of(r.model, metric), [])
+        if r.model not in names:
+            names.append(r.model)
+    if len(scales) > 1:  # FIDs in different feature spaces / protocols cannot be ranked against each other
+        groups = "; ".join(f"{', '.join(ms)} on {scale}" for scale, ms in scales.items())
+        raise UsageError(f"the candidates' quality is measured on different scales ({groups}); "
+                         "compare models of one group at a time with --models")
     fastest = min(r.fixed + r.per_step for r in usable)
     if budget < fastest:
         fmt = _fmt_s if unit == "s" else _fmt_cost

@@ -64,7 +64,7 @@ def test_frechet_distance_matches_the_closed_form_for_gaussians():
 
 def _run_calibrate(*extra: str):
     return runner.invoke(app, ["calibrate", "--models", "demo-c8", "--samplers", "ddim,dpmpp-2m",
-                               "--steps", "1,2,8", "--samples", "24", "--threads", "2", *extra])
+                               "--steps", "1,2,4,8", "--samples", "24", "--threads", "2", *extra])
 
 
 def test_calibrate_writes_rows_with_provenance_and_the_refit_moves_the_law_toward_them():
@@ -74,10 +74,10 @@ def test_calibrate_writes_rows_with_provenance_and_the_refit_moves_the_law_towar
     result = _run_calibrate("--json")
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
-    assert len(doc["results"]) == 6 and doc["dataset"] == "demo-world-32px"
+    assert len(doc["results"]) == 8 and doc["dataset"] == "demo-world-32px"
     rows = read_table(user_table_path().read_text(encoding="utf-8"), "table")
     fid_rows = [r for r in rows if r.metric == "fid"]
-    assert len(fid_rows) == 6 and len([r for r in rows if r.metric == "prompt_acc"]) == 6
+    assert len(fid_rows) == 8 and len([r for r in rows if r.metric == "prompt_acc"]) == 8
     for r in fid_rows:
         assert r.series == "calibrated:demo-world-32px" and r.source.startswith("calibrated:")
         assert r.num_samples == 24 and r.resolution == 32 and r.guidance == 2.0 and r.model == "demo-c8"
@@ -93,15 +93,21 @@ def test_calibrate_writes_rows_with_provenance_and_the_refit_moves_the_law_towar
                         for r in fid_rows])
 
     assert miss(after) < 0.5 * miss(before), (miss(before), miss(after))
+    # the fitted form alone (without the measured-residual correction, which equals the points by construction)
+    # must also have moved toward them
+    for fam in after.calibrated:
+        fam.residuals = []
+        fam.__dict__.pop("_residual_cache", None)
+    assert miss(after) < 0.5 * miss(before), (miss(before), miss(after))
     assert after.predict_fid(1, "ddim", 4, model="demo-c8").basis == "calibrated:demo-world-32px"
     # calibrating again replaces the rows instead of duplicating them
     assert _run_calibrate("--no-fit").exit_code == 0
-    assert len(read_table(user_table_path().read_text(encoding="utf-8"), "t")) == 12
+    assert len(read_table(user_table_path().read_text(encoding="utf-8"), "t")) == 16
 
 
 def test_an_interrupted_calibration_resumes_where_it_stopped(monkeypatch):
     req = calib.CalibrationRequest(models=["demo-c8"], samplers=["ddim"], steps=[1, 2, 3], samples=8)
-    partial = calib.partial_path()
+    partial = calib.partial_path(req)
     partial.parent.mkdir(parents=True, exist_ok=True)
     seen = []
 
@@ -119,8 +125,36 @@ def test_an_interrupted_calibration_resumes_where_it_stopped(monkeypatch):
     cal = calib.run_calibration(req, progress=lambda d, t, label: measured.append(label), resume_from=kept)
     assert [r.steps for r in cal.results] == [1, 2, 3] and len(measured) == 1
     other = calib.CalibrationRequest(models=["demo-c8"], samplers=["ddim"], steps=[1, 2, 3], samples=9)
+    assert calib.partial_path(other) != partial  # another grid, another partial file
     with pytest.raises(UsageError, match="other settings"):
         calib.read_partial(partial, other)
+    # a tampered partial file is refused, not appended to the quality table
+    doc = json.loads(partial.read_text())
+    doc["results"][0]["fid"] = "NaN"
+    partial.write_text(json.dumps(doc))
+    with pytest.raises(UsageError, match="malformed"):
+        calib.read_partial(partial, req)
+
+
+def test_calibrate_cli_refuses_to_overwrite_an_interrupted_run_and_resumes_it():
+    req = calib.CalibrationRequest(models=["demo-c8"], samplers=["ddim"], steps=[1, 2], samples=8)
+    partial = calib.partial_path(req)
+    partial.parent.mkdir(parents=True, exist_ok=True)
+
+    def stop_after_first(cal):
+        calib.write_partial(cal, partial)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        calib.run_calibration(req, checkpoint=stop_after_first)
+    args = ["calibrate", "--models", "demo-c8", "--samplers", "ddim", "--steps", "1,2", "--samples", "8",
+            "--guidance", "2", "--no-fit", "--json"]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 2 and "--resume" in r.stderr and "--restart" in r.stderr, r.output
+    r = runner.invoke(app, args + ["--resume"])
+    assert r.exit_code == 0, r.output
+    assert "1 configuration(s) already measured" in r.stderr
+    assert [x["steps"] for x in json.loads(r.stdout)["results"]] == [1, 2] and not partial.exists()
 
 
 def test_two_processes_appending_to_the_quality_table_lose_nothing(tmp_path: Path):
@@ -152,6 +186,7 @@ def test_two_processes_appending_to_the_quality_table_lose_nothing(tmp_path: Pat
     (["--prompts-file", "p.txt"], "go with --reference"),
     (["--reference", "/nonexistent"], "is not a folder of images"),
     (["--resume"], "no partial calibration"),
+    (["--models", "demo-c8", "--guidance", "-1"], "--guidance must be between 0 and 100"),
 ])
 def test_bad_calibrate_input_is_one_line_and_exit_2(args, message):
     result = runner.invoke(app, ["calibrate", *args])
@@ -190,3 +225,38 @@ def test_fitted_calibrated_family_recovers_known_parameters():
     assert fam.curves["dpmpp-2m"].p == pytest.approx(1.6, rel=0.1)
     assert fit_calibrated_family(pts[:5], "w", "fid", 7.5) is None  # too few points: no family
     assert fit_calibrated_family(pts, "w", "fid", 2.0) is None  # measured at another guidance scale
+
+
+def test_a_law_file_with_a_broken_calibrated_family_is_refused_in_one_line(tmp_path: Path):
+    from ldmpick.scaling_law import fit_calibrated_family, fit_law, load_law, read_table, shipped_table_path
+
+    rng = np.random.default_rng(1)
+    pts = [QualityPoint(m, n, s, k, 2.0, 32, "fid", (10 + 100 * k ** -1.0) * rng.uniform(0.98, 1.02), 64, "w",
+                        "calibrated:w", "x")
+           for m, n in (("a", 1000), ("b", 2000)) for s in ("ddim", "euler") for k in (1, 2, 4, 8)]
+    assert fit_calibrated_family(pts, "w", "fid", 2.0, 64) is not None
+    law = fit_law([(read_table(shipped_table_path().read_text(), "t"), "t"), (pts, "mine")])
+    good = law.to_json()
+    for mutate in (lambda f: f["residuals"][0].update(steps=0), lambda f: f["residuals"].append("x"),
+                   lambda f: f["curves"]["ddim"].update(cov=[[1.0]]), lambda f: f["curves"]["ddim"].update(C=1e400),
+                   lambda f: f.update(floors={}, scales={}), lambda f: f.update(guidance="high")):
+        doc = json.loads(json.dumps(good))
+        mutate(doc["calibrated"][0])
+        path = tmp_path / "law.json"
+        path.write_text(json.dumps(doc).replace("Infinity", "1e400"))
+        with pytest.raises(UsageError, match="quality law file is malformed"):
+            load_law(path)
+
+
+def test_residual_correction_equals_measurements_and_interpolates_in_log_steps():
+    from ldmpick.scaling_law import CalibratedFamily, StepCurve
+
+    fam = CalibratedFamily(dataset="w", metric="fid", guidance=2.0, floors={"a": 10.0}, scales={"a": 1.0},
+                           curves={"ddim": StepCurve(C=100.0, p=1.0)}, rms_log=0.1, points=3, source="x",
+                           residuals=[{"model": "a", "sampler": "ddim", "steps": 4, "measured": 70.0, "fitted": 35.0},
+                                      {"model": "a", "sampler": "ddim", "steps": 16, "measured": 16.25,
+                                       "fitted": 16.25}])
+    assert fam.predict("a", "ddim", 4)[0] == pytest.approx(70.0)  # the measurement itself
+    assert fam.predict("a", "ddim", 16)[0] == pytest.approx(16.25)
+    assert fam.predict("a", "ddim", 8)[0] == pytest.approx((10 + 100 / 8) * 2 ** 0.5)  # halfway in log steps
+    assert fam.predict("a", "ddim", 2)[0] == pytest.approx((10 + 50) * 2.0)  # held constant outside
