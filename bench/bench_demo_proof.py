@@ -67,6 +67,7 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--grid", default="", help="reuse a grid JSON written by an earlier run (its 'grid' key)")
     ap.add_argument("--table", default="", help="reuse grid points from a quality table written by 'ldmpick calibrate'")
+    ap.add_argument("--reuse-checks", default="", help="reuse the check-seed measurements of an earlier output JSON")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
 
@@ -137,6 +138,11 @@ def main() -> int:
     log(f"held-out steps: median |error| corrected {held_err['corrected']}%, form only {held_err['form_only']}%")
 
     fresh: dict[tuple[str, str, int], dict] = {}
+    if args.reuse_checks:
+        earlier = json.loads(Path(args.reuse_checks).read_text())
+        if earlier["settings"]["check_seed"] != args.check_seed or earlier["settings"]["samples"] != args.samples:
+            raise SystemExit("--reuse-checks: that run used another check seed or sample count")
+        fresh = {(c["model"], c["sampler"], c["steps"]): c for c in earlier["check_measurements"]}
 
     def measure(model: str, sampler: str, steps: int) -> dict:
         """The configuration measured again at the check seed: what decides."""
@@ -208,12 +214,20 @@ def main() -> int:
             f"{row['oracle']['fid']:.1f} | largest {big_cfg} {row['largest']['fid'] if big_cfg else '-'} | "
             f"flop {flop_cfg} {row['flop_rule']['fid'] if flop_cfg else '-'}")
 
-    # 5. real end-to-end latency of each recommended configuration (batch 1, guidance on, as profiled)
+    # 5. real end-to-end latency of each recommended configuration (batch 1, guidance on, as profiled), with the
+    # pipeline loaded once and warmed up, as the profile's numbers are (a one-shot CLI run also pays a cold start)
+    from ldmpick.catalogue import resolve_model
+    from ldmpick.generation import load_pipeline
+
+    pipes: dict[str, object] = {}
     for row in results:
         model, sampler, steps = row["recommend"]["config"]
+        if model not in pipes:
+            pipes[model] = load_pipeline(resolve_model(model).path, "cpu", "fp32")
         req1 = GenerateRequest(model=model, prompts=["a small red circle at the top left on a blue background"],
                                sampler=sampler, steps=steps, seed=0, n=1, guidance=2.0, device="cpu")
-        times = [generate(req1).prompts[0].times.total_ms for _ in range(args.runs + 1)][1:]  # first: warm-up
+        times = [generate(req1, pipeline=pipes[model]).prompts[0].times.total_ms
+                 for _ in range(args.runs + 2)][2:]  # the first two: warm-up
         row["recommend"]["measured_ms_median"] = round(statistics.median(times), 2)
         row["recommend"]["measured_ms_range"] = [round(min(times), 2), round(max(times), 2)]
 

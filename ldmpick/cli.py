@@ -259,6 +259,7 @@ def profile_cmd(
     repeats: Annotated[int, typer.Option("--repeats", help="Timed calls per model (at most).")] = 20,
     max_seconds: Annotated[float, typer.Option("--max-seconds", help="Time cap per model (at least 5 samples are kept).")] = 20.0,
     threads: Annotated[Optional[int], typer.Option("--threads", help="torch CPU threads (default: torch's choice).")] = None,
+    rounds: Annotated[int, typer.Option("--rounds", help="Measure the models round-robin in this many rounds and pool the samples (steadier on a drifting, shared machine).")] = 1,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Profile file to write (default: the user profile folder).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from its partial file.")] = False,
     json_out: JsonOpt = False,
@@ -288,9 +289,12 @@ def profile_cmd(
         max_seconds_per_model=max_seconds,
         threads=threads,
         command="ldmpick " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        rounds=rounds,
     )
     if max_seconds <= 0:
         raise UsageError("--max-seconds must be positive")
+    if not 1 <= rounds <= 100 or rounds > repeats:
+        raise UsageError(f"--rounds must be between 1 and 100 and at most --repeats (got {rounds})")
     profiling.validate_request(req)  # fail fast, before the progress bar
     if out is not None:
         out = out.expanduser()
@@ -566,7 +570,9 @@ def recommend_cmd(
         notice(choice.notice)
         check_settings(choice.profile, resolution, batch, cfg, mode)
         st = choice.profile.settings
-        if metric == "fid" and (st.resolution != 512 or not st.cfg):
+        names = model_list or [m.name for m in choice.profile.models]
+        on_paper_scale = any(law.scale_of(m, metric) == "the paper's scale" for m in names)
+        if metric == "fid" and (st.resolution != 512 or not st.cfg) and on_paper_scale:
             notice(f"note: the latencies are for {st.describe()}, but predicted FIDs are on the paper's scale "
                    "(512 px, guidance 7.5): the law has no resolution or guidance input")
         rows = cost_rows_measured(choice.profile, model_list, sampler_list, percentile, excluded)
@@ -584,6 +590,8 @@ def recommend_cmd(
 def _render_selection(sel: Any, source: dict[str, Any]) -> None:
     from rich.table import Table
 
+    from ldmpick.catalogue import format_params
+
     lat = (lambda x: f"{x * 1e3:.0f} ms" if x < 1 else f"{x:.2f} s") if sel.unit == "s" else (lambda x: f"{x:.2f}")
     qname = "FID" if sel.metric == "fid" else "CLIP"
     b = sel.best
@@ -592,7 +600,7 @@ def _render_selection(sel: Any, source: dict[str, Any]) -> None:
                  show_header=False)
     head.add_column("", style="bold")
     head.add_column("")
-    head.add_row("model", f"{b.model} ({b.unet_params / 1e6:.1f}M UNet params)")
+    head.add_row("model", f"{b.model} ({format_params(b.unet_params)} UNet params)")
     head.add_row("sampler", b.sampler)
     head.add_row("steps", str(b.steps))
     q = (lambda v: f"{v:.2f}") if sel.metric == "fid" else (lambda v: f"{v:.4f}")

@@ -134,6 +134,7 @@ class Settings:
     repeats: int
     max_seconds_per_model: float
     threads: int | None = None  # torch CPU threads
+    rounds: int = 1  # UNet measurements interleaved across models in this many rounds (drift hits every model)
 
     @property
     def unet_batch(self) -> int:
@@ -179,6 +180,7 @@ class Settings:
             repeats=_int(d, "repeats", "settings", minimum=1),
             max_seconds_per_model=_nonneg(d, "max_seconds_per_model", "settings"),
             threads=threads,
+            rounds=_int(d, "rounds", "settings", minimum=1, maximum=1000) if "rounds" in d else 1,
         )
 
 

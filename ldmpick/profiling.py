@@ -10,7 +10,7 @@ from __future__ import annotations
 import gc
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -50,6 +50,7 @@ class ProfileRequest:
     max_seconds_per_model: float = 20.0
     threads: int | None = None
     command: str = ""
+    rounds: int = 1  # >1: measure the models round-robin, repeats/rounds samples each time, and pool the samples
 
     def settings(self) -> Settings:
         return Settings(
@@ -63,11 +64,12 @@ class ProfileRequest:
             repeats=self.repeats,
             max_seconds_per_model=self.max_seconds_per_model,
             threads=self.threads,
+            rounds=self.rounds,
         )
 
     def work_units(self) -> int:
-        """Units reported to the progress callback: fixed parts (2) + samplers + models."""
-        return 2 + len(self.samplers) + len(self.models)
+        """Units reported to the progress callback: fixed parts (2) + samplers + models x rounds."""
+        return 2 + len(self.samplers) + len(self.models) * self.rounds
 
 
 def default_device() -> str:
@@ -349,6 +351,17 @@ def measure_sampler(name: str, spec: ModelSpec, req: ProfileRequest, factory: Mo
                            step_overhead=LatencyStats.from_samples(per_step))
 
 
+def _pool(rounds: list[ModelLatency]) -> ModelLatency:
+    """One model's rounds as one measurement: all samples pooled; a round that did not fit decides."""
+    bad = next((m for m in rounds if not m.ok), None)
+    if bad is not None:
+        return bad
+    first = rounds[0]
+    samples = [x for m in rounds for x in (m.unet_step.samples_ms if m.unet_step else [])]
+    peaks = [m.peak_memory_bytes for m in rounds if m.peak_memory_bytes is not None]
+    return replace(first, unet_step=LatencyStats.from_samples(samples), peak_memory_bytes=max(peaks) if peaks else None)
+
+
 def run_profile(
     req: ProfileRequest,
     progress: ProgressFn | None = None,
@@ -408,11 +421,26 @@ def run_profile(
                 save(profile)
             tick(f"sampler {name}")
         done_models = {m.name for m in profile.models}
-        for spec in specs:
-            if spec.name not in done_models:
-                profile.models.append(measure_unet(spec, req, factory, timer))
-                save(profile)
-            tick(spec.name)
+        if req.rounds <= 1:
+            for spec in specs:
+                if spec.name not in done_models:
+                    profile.models.append(measure_unet(spec, req, factory, timer))
+                    save(profile)
+                tick(spec.name)
+        else:  # round-robin, so that a slow drift of the machine hits every model alike; pooled at the end
+            per_round = replace(req, repeats=max(1, -(-req.repeats // req.rounds)),
+                                min_repeats=max(1, -(-req.min_repeats // req.rounds)),
+                                max_seconds_per_model=req.max_seconds_per_model / req.rounds)
+            pooled: dict[str, list[ModelLatency]] = {}
+            todo = [spec for spec in specs if spec.name not in done_models]
+            for r in range(req.rounds):
+                for spec in todo:
+                    if all(m.ok for m in pooled.get(spec.name, [])):
+                        pooled.setdefault(spec.name, []).append(measure_unet(spec, per_round, factory, timer))
+                    tick(f"{spec.name} (round {r + 1}/{req.rounds})")
+            for spec in todo:
+                profile.models.append(_pool(pooled[spec.name]))
+            save(profile)
     profile.models.sort(key=lambda m: m.unet_params)
     profile.complete = True
     profile.wall_seconds = round(time.perf_counter() - started, 3)

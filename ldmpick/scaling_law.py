@@ -705,7 +705,11 @@ def fit_law(tables: list[tuple[list[QualityPoint], str]], command: str = "") -> 
 
     # calibrated data sets with enough points get the law's form fitted to them (per data set and metric)
     calibrated = []
-    cal_points = [p for p in points if p.series.startswith("calibrated")]
+    # your own calibration of a model replaces the shipped one (the first table is the shipped table)
+    mine = {p.model for pts, _ in tables[1:] for p in pts if p.series.startswith("calibrated")}
+    shipped_ids = {id(p) for p in tables[0][0]} if tables else set()
+    cal_points = [p for p in points if p.series.startswith("calibrated")
+                  and not (id(p) in shipped_ids and p.model in mine)]
     # one fit per data set, guidance scale and sample count (FID's bias depends on the sample count)
     groups = {(p.dataset, p.guidance, p.num_samples) for p in cal_points}
     for dataset, guidance, samples in sorted(groups, key=lambda t: (t[0], t[1] or 0, t[2] or 0)):

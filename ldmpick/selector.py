@@ -201,6 +201,7 @@ def select_config(
         raise UsageError(f"--max-steps must be between 1 and 10000 (got {max_steps})")
     excluded = list(excluded or [])
     usable = []
+    uncalibrated: dict[str, list[str]] = {}
     for r in rows:
         if law.is_distilled_sampler(r.sampler) and r.model not in distilled_models:
             note = f"sampler {r.sampler}: only for consistency-distilled models"
@@ -208,10 +209,12 @@ def select_config(
                 excluded.append(note)
             continue
         if law.uncalibrated_sampler(r.model, r.sampler, metric):
-            excluded.append(f"{r.model} with {r.sampler}: its quality was calibrated without this sampler "
-                            f"('ldmpick calibrate --models {r.model} --samplers {r.sampler}' adds it)")
+            uncalibrated.setdefault(r.sampler, []).append(r.model)
             continue
         usable.append(r)
+    for sampler, models in uncalibrated.items():
+        excluded.append(f"sampler {sampler}: {', '.join(models)} calibrated without it "
+                        f"('ldmpick calibrate --models {','.join(models)} --samplers {sampler}' adds it)")
     if not usable:
         raise UsageError("no candidate configurations: " + ("; ".join(excluded) or "no models or samplers"))
     scales: dict[str, list[str]] = {}
@@ -312,7 +315,9 @@ def _fmt_cost(x: float) -> str:
 
 
 def _size_label(params: int) -> str:
-    return f"{params / 1e9:.1f}B" if params >= 1e9 else f"{params / 1e6:.0f}M"
+    if params >= 1e9:
+        return f"{params / 1e9:.1f}B"
+    return f"{params / 1e6:.0f}M" if params >= 1e7 else f"{params / 1e6:.1f}M"
 
 
 def explain(best: Candidate, rows: list[CostRow], law: QualityLaw, metric: str, budget: float, unit: str,
@@ -349,7 +354,10 @@ def explain(best: Candidate, rows: list[CostRow], law: QualityLaw, metric: str, 
                          f"({_fmt_s(lo)}-{_fmt_s(hi)}), so the step budget does not favour small models as the "
                          "paper's FLOP axis would.")
     family = {name for name, _, _ in law.size_points}
-    if best.basis == "anchor":
+    if best.basis.startswith("calibrated:"):
+        parts.append(f"Quality is as measured by 'ldmpick calibrate' on {best.basis.split(':', 1)[1]} (its own scale, "
+                     "not comparable with the paper's FIDs), fitted per model and sampler.")
+    elif best.basis == "anchor":
         a = law.anchors[best.model]
         parts.append(f"{best.model} has its own quality anchor (FID {a.fid:g} at {a.steps} {a.sampler} steps, "
                      f"{a.source}): the law's step curve is applied relative to it.")

@@ -39,6 +39,19 @@ def test_more_work_measures_slower(tiny_models):
     assert profile.device["kind"] == "cpu" and profile.device["versions"]["torch"]
 
 
+def test_rounds_interleave_models_and_pool_their_samples(tiny_models):
+    small, large = tiny_models
+    order = []
+    profile = run_profile(_request([small, large], repeats=6, min_repeats=3, rounds=3), progress=order.append)
+    units = [u for u in order if u.startswith("tiny-")]
+    assert units == [f"{n} (round {r}/3)" for r in (1, 2, 3) for n in ("tiny-small", "tiny-large")]  # round-robin
+    for m in profile.models:
+        assert m.ok and m.unet_step.n == len(m.unet_step.samples_ms) == 6  # 2 samples per round, pooled
+    assert profile.settings.rounds == 3
+    again = parse_profile_text(profile.dumps())
+    assert again.settings.rounds == 3 and again.models[0].unet_step.samples_ms == profile.models[0].unet_step.samples_ms
+
+
 def test_cfg_doubles_unet_batch_and_costs_more(tiny_models):
     _, large = tiny_models
     with_cfg = run_profile(_request([large], samplers=["ddim"], cfg=True))
