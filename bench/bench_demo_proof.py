@@ -133,7 +133,7 @@ def main() -> int:
         meas = measured[c]["fid"]
         held.append({"config": list(c), "measured": meas,
                      "corrected": round(fam.predict(*c)[0], 2), "form_only": round(form_only.predict(*c)[0], 2)})
-    held_err = {k: round(100 * statistics.median(abs(h[k] / h["measured"] - 1) for h in held), 1)
+    held_err = {k: round(100 * statistics.median(abs(h[k] / h["measured"] - 1) for h in held), 1) if held else None
                 for k in ("corrected", "form_only")}
     log(f"held-out steps: median |error| corrected {held_err['corrected']}%, form only {held_err['form_only']}%")
 
