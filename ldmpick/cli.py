@@ -293,6 +293,8 @@ def profile_cmd(
     )
     if max_seconds <= 0:
         raise UsageError("--max-seconds must be positive")
+    if repeats < 1:
+        raise UsageError(f"--repeats must be at least 1 (got {repeats})")
     if not 1 <= rounds <= 100 or rounds > repeats:
         raise UsageError(f"--rounds must be between 1 and 100 and at most --repeats (got {rounds})")
     profiling.validate_request(req)  # fail fast, before the progress bar
@@ -715,6 +717,18 @@ def _render_law(law: Any, json_out: bool, grid: list[int] | None = None) -> None
             f.add_row(r["series"], r["sampler"], str(r["steps"]), f"{r['fid']:.2f}", f"{r['fitted']:.2f}",
                       f"{(r['fitted'] - r['fid']) / r['fid']:+.0%}")
         out.print(f)
+    for fam in law.calibrated:
+        c = Table(title=f"Calibrated: {fam.metric} on {fam.scale}, {fam.points} points, residual "
+                        f"{100 * fam.rms_log:.1f}% — floor_m + k_m·C·s^-p, corrected by measured residuals")
+        c.add_column("model")
+        c.add_column("floor", justify="right")
+        c.add_column("k", justify="right")
+        for name, curve in fam.curves.items():
+            c.add_column(f"{name} C / p", justify="right")
+        for m in fam.floors:
+            c.add_row(m, f"{fam.floors[m]:.3g}", f"{fam.scales[m]:.2f}",
+                      *[f"{v.C:.3g} / {v.p:.2f}" for v in fam.curves.values()])
+        out.print(c)
     for sampler in law.curves:
         g = Table(title=f"Predicted FID — {sampler}")
         g.add_column("model")
@@ -998,7 +1012,7 @@ def calibrate_cmd(
     models: Annotated[str, typer.Option("--models", "-m", help="Comma-separated models with weights (default: the demo family).")] = "demo-c8,demo-c12,demo-c16,demo-c24,demo-c32",
     samplers: Annotated[str, typer.Option("--samplers", help="Comma-separated sampler names.")] = "ddim,dpmpp-2m,euler,unipc",
     steps: Annotated[str, typer.Option("--steps", help="Step counts, comma-separated.")] = "1,2,4,8,16,32,50",
-    samples: Annotated[int, typer.Option("--samples", help="Images generated (and measured) per configuration.")] = 256,
+    samples: Annotated[int, typer.Option("--samples", help="Images generated (and measured) per configuration (FID depends on it: the shipped demo calibration used 512).")] = 512,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the prompts, the reference set and the initial noise.")] = 0,
     guidance: Annotated[Optional[float], typer.Option("--guidance", help="Classifier-free guidance scale (default: 2 for the demo world, where the demo family's FID is best; 7.5 with --reference).")] = None,
     batch: Annotated[int, typer.Option("--batch", help="Images generated at once.")] = 256,
@@ -1036,6 +1050,8 @@ def calibrate_cmd(
     calib.validate_request(req)
     partial = calib.partial_path(req)
     resume_from = None
+    if resume and restart:
+        raise UsageError("give --resume or --restart, not both")
     if resume:
         resume_from = calib.read_partial(partial, req)
         notice(f"resuming from '{partial}' ({len(resume_from)} configuration(s) already measured)")

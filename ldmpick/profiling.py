@@ -295,12 +295,18 @@ def measure_unet(spec: ModelSpec, req: ProfileRequest, factory: ModuleFactory, t
 def measure_text_encoder(spec: ModelSpec, req: ProfileRequest, factory: ModuleFactory, timer: Timer) -> LatencyStats:
     torch = factory.torch
     te = factory.text_encoder(spec)
-    b = req.batch * (2 if req.cfg else 1)
     vocab = int(spec.text_encoder_config.get("vocab_size", 49408))
     length = int(spec.text_encoder_config.get("max_position_embeddings", 77))
-    ids = torch.randint(0, vocab, (b, length), device=req.device)
+    ids = torch.randint(0, vocab, (req.batch, length), device=req.device)
+    # as diffusers' encode_prompt runs it: one forward for the prompt and, with guidance, another for the negative
+    calls = 2 if req.cfg else 1
+
+    def encode() -> None:
+        for _ in range(calls):
+            te(ids)
+
     with torch.no_grad():
-        stats = timer.measure(lambda: te(ids), req.warmup, req.repeats, req.max_seconds_per_model, req.min_repeats)
+        stats = timer.measure(encode, req.warmup, req.repeats, req.max_seconds_per_model, req.min_repeats)
     del te
     free_memory(req.device)
     return stats

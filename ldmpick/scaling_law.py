@@ -116,6 +116,7 @@ class Anchor:
     steps: int
     fid: float
     source: str
+    dataset: str = ""
 
 
 @dataclass
@@ -138,6 +139,20 @@ class CalibratedFamily:
     points: int
     source: str
     residuals: list[dict[str, Any]] = field(default_factory=list)
+    samples: int | None = None  # images per measurement (FID's bias depends on it)
+    origin: str = "yours"  # "shipped" (the shipped table's points only) or "yours"
+
+    @property
+    def scale(self) -> str:
+        """What its values are comparable with: same data set, guidance and sample count."""
+        g = "" if self.guidance is None else f", guidance {self.guidance:g}"
+        n = "" if self.samples is None else f", {self.samples} samples"
+        return f"{self.dataset}{g}{n} ({self.origin})"
+
+    def max_steps(self, model: str, sampler: str) -> int | None:
+        """The most steps measured for (model, sampler): beyond it the fitted form is extrapolation."""
+        steps = [int(r["steps"]) for r in self.residuals if r["model"] == model and r["sampler"] == sampler]
+        return max(steps) if steps else None
 
     def covers(self, model: str, sampler: str) -> bool:
         return model in self.floors and sampler in self.curves
@@ -185,6 +200,7 @@ class CalibratedFamily:
         return {"dataset": self.dataset, "metric": self.metric, "guidance": self.guidance, "floors": self.floors, "scales": self.scales,
                 "curves": {k: v.to_json() for k, v in self.curves.items()}, "rms_log": self.rms_log,
                 "points": self.points, "source": self.source, "residuals": self.residuals,
+                "samples": self.samples, "origin": self.origin,
                 "form": "floor_m + k_m * C_sampler * steps^-p_sampler" + (" (of 1 - accuracy)"
                                                                           if self.metric == "prompt_acc" else "")}
 
@@ -196,7 +212,9 @@ class CalibratedFamily:
                   scales={str(k): float(v) for k, v in d["scales"].items()},
                   curves={str(k): StepCurve.from_json(v) for k, v in d["curves"].items()},
                   rms_log=float(d["rms_log"]), points=int(d["points"]), source=str(d.get("source", "")),
-                  residuals=list(d.get("residuals", [])))
+                  residuals=list(d.get("residuals", [])),
+                  samples=None if d.get("samples") is None else int(d["samples"]),
+                  origin=str(d.get("origin", "yours")))
         values = list(fam.floors.values()) + list(fam.scales.values()) + [fam.rms_log]
         for c in fam.curves.values():
             values += [c.C, c.p] + [x for row in c.cov for x in row]
@@ -242,18 +260,32 @@ class QualityLaw:
 
     # ------------------------------------------------------------------ prediction
     def calibrated_for(self, model: str | None, sampler: str, metric: str) -> CalibratedFamily | None:
-        """The calibrated family that measured ``model`` with ``sampler`` for ``metric`` on the most points, if any
-        (a model calibrated at several guidance scales or sample counts is predicted from its largest data set)."""
+        """The calibrated family ``model`` is predicted from (your own calibration first, then the one with the most
+        points), if it measured ``sampler``; else None."""
         if model is None:
             return None
-        found = [f for f in self.calibrated if f.metric == metric and f.covers(model, sampler)]
-        return max(found, key=lambda f: f.points) if found else None
+        fams = [f for f in self.calibrated if f.metric == metric and model in f.floors]
+        if not fams:
+            return None
+        fam = max(fams, key=lambda f: (f.origin == "yours", f.points))  # your own data first, then the largest
+        return fam if sampler in fam.curves else None
 
     def scale_of(self, model: str, metric: str = "fid") -> str:
-        """What a model's predictions are measured in: its calibrated data set, or the paper's scale."""
+        """What a model's predictions are measured in: its calibrated data set (with guidance and sample count),
+        an anchor's data set, or the paper's scale."""
         metric = "prompt_acc" if metric == "clip" else metric
         fams = [f for f in self.calibrated if f.metric == metric and model in f.floors]
-        return max(fams, key=lambda f: f.points).dataset if fams else "the paper's scale"
+        if fams:
+            return max(fams, key=lambda f: (f.origin == "yours", f.points)).scale
+        anchor = self.anchors.get(model)
+        if anchor is not None and metric == "fid" and anchor.source.startswith("calibrated"):
+            return f"{anchor.dataset or anchor.source} (one calibrated point)"
+        return "the paper's scale"  # declared anchors ('anchor:<citation>') are published FIDs, on the paper's axis
+
+    def max_steps_for(self, model: str, sampler: str, metric: str = "fid") -> int | None:
+        """For a calibrated (model, sampler): the most steps measured (the selector does not extrapolate past it)."""
+        fam = self.calibrated_for(model, sampler, "prompt_acc" if metric == "clip" else metric)
+        return fam.max_steps(model, sampler) if fam is not None else None
 
     def curve(self, sampler: str) -> StepCurve:
         try:
@@ -266,7 +298,9 @@ class QualityLaw:
         ``sampler``: the published curves are on another scale, so such a pair has no sound prediction."""
         metric = "prompt_acc" if metric == "clip" else metric
         fams = [f for f in self.calibrated if f.metric == metric and model in f.floors]
-        return bool(fams) and not any(sampler in f.curves for f in fams)
+        if not fams:
+            return False
+        return sampler not in max(fams, key=lambda f: (f.origin == "yours", f.points)).curves
 
     def size_fid(self, unet_params: int) -> tuple[float, float, str]:
         """FID at the reference point for a model of ``unet_params`` parameters, its sigma, and how it was got."""
@@ -647,7 +681,7 @@ def fit_calibrated_family(points: list[QualityPoint], dataset: str, metric: str,
         fitted = err(p) * math.exp(res)
         residual_rows.append({"model": p.model, "sampler": p.sampler, "steps": p.steps, "measured": round(measured, 6),
                               "fitted": round(1.0 - fitted if metric == "prompt_acc" else fitted, 6)})
-    return CalibratedFamily(dataset=dataset, metric=metric, guidance=guidance,
+    return CalibratedFamily(dataset=dataset, metric=metric, guidance=guidance, samples=samples,
                             floors={m: float(f) for m, f in zip(models, floors)},
                             scales={m: float(sc) for m, sc in zip(models, scales)},
                             curves=fitted_curves, rms_log=rms, points=len(pts),
@@ -701,21 +735,28 @@ def fit_law(tables: list[tuple[list[QualityPoint], str]], command: str = "") -> 
         if p.series.startswith(ANCHOR_SERIES) and p.metric == "fid":
             old = anchors.get(p.model)
             if old is None or p.steps >= old.steps:
-                anchors[p.model] = Anchor(p.model, p.sampler, p.steps, p.value, p.source)
+                anchors[p.model] = Anchor(p.model, p.sampler, p.steps, p.value, p.source, p.dataset)
 
     # calibrated data sets with enough points get the law's form fitted to them (per data set and metric)
     calibrated = []
     # your own calibration of a model replaces the shipped one (the first table is the shipped table)
-    mine = {p.model for pts, _ in tables[1:] for p in pts if p.series.startswith("calibrated")}
+    # your measurement of a configuration replaces the shipped one (the first table is the shipped table)
+    def row_key(p: QualityPoint) -> tuple:
+        return (p.model, p.sampler, p.steps, p.metric, p.dataset, p.guidance, p.num_samples, p.resolution)
+
     shipped_ids = {id(p) for p in tables[0][0]} if tables else set()
+    mine = {row_key(p) for pts, _ in tables[1:] for p in pts if p.series.startswith("calibrated")}
     cal_points = [p for p in points if p.series.startswith("calibrated")
-                  and not (id(p) in shipped_ids and p.model in mine)]
+                  and not (id(p) in shipped_ids and row_key(p) in mine)]
     # one fit per data set, guidance scale and sample count (FID's bias depends on the sample count)
     groups = {(p.dataset, p.guidance, p.num_samples) for p in cal_points}
     for dataset, guidance, samples in sorted(groups, key=lambda t: (t[0], t[1] or 0, t[2] or 0)):
         for metric in ("fid", "prompt_acc"):
             fam = fit_calibrated_family(cal_points, dataset, metric, guidance, samples)
             if fam is not None:
+                group = [p for p in cal_points if (p.dataset, p.guidance, p.num_samples, p.metric)
+                         == (dataset, guidance, samples, metric)]
+                fam.origin = "shipped" if all(id(p) in shipped_ids for p in group) else "yours"
                 calibrated.append(fam)
 
     import platform

@@ -225,7 +225,8 @@ def select_config(
     if len(scales) > 1:  # FIDs in different feature spaces / protocols cannot be ranked against each other
         groups = "; ".join(f"{', '.join(ms)} on {scale}" for scale, ms in scales.items())
         raise UsageError(f"the candidates' quality is measured on different scales ({groups}); "
-                         "compare models of one group at a time with --models")
+                         "compare models of one group at a time with --models, or calibrate them together "
+                         "with the same --samples and --guidance")
     fastest = min(r.fixed + r.per_step for r in usable)
     if budget < fastest:
         fmt = _fmt_s if unit == "s" else _fmt_cost
@@ -238,8 +239,13 @@ def select_config(
     per_pair: list[Candidate] = []
     all_in_budget: list[Candidate] = []
     considered = 0
+    capped: dict[str, list[str]] = {}
     for r in usable:
         n_max = steps_within(r, budget, max_steps)
+        cap = law.max_steps_for(r.model, r.sampler, metric)
+        if cap is not None and n_max > cap:  # a calibrated model: no extrapolation past its measured steps
+            n_max = cap
+            capped.setdefault(str(cap), []).append(f"{r.model} {r.sampler}")
         pair_best: Candidate | None = None
         for steps in range(1, n_max + 1):
             considered += 1
@@ -254,6 +260,8 @@ def select_config(
             if best is None or _better(metric, pair_best, best):
                 best = pair_best
     assert best is not None  # the budget admits at least one step of the fastest row
+    for cap, pairs in capped.items():
+        excluded.append(f"more than {cap} steps of {', '.join(pairs)}: beyond the calibrated steps")
     row_of = {(r.model, r.sampler): r for r in usable}
     for c in [best] + per_pair:
         c.parts = _parts(row_of[(c.model, c.sampler)], c.steps, unit)
@@ -337,15 +345,21 @@ def explain(best: Candidate, rows: list[CostRow], law: QualityLaw, metric: str, 
         mine = [r for r in rows if r.model == model and r.sampler == best.sampler] or [r for r in rows if r.model == model]
         r = mine[0]
         steps = steps_within(r, budget, max_steps)
+        cap = law.max_steps_for(r.model, r.sampler, metric)
+        if cap is not None:
+            steps = min(steps, cap)
         if steps < 1:
             parts.append(f"The {_size_label(params)} model does not fit the budget at all "
-                         f"(one step costs {fmt(r.fixed + r.per_step)}).")
-        else:
+                         f"(one step with the fixed costs takes {fmt(r.fixed + r.per_step)}).")
+        elif params > best.unet_params:
             q = _predict(law, metric, r, steps).value
             parts.append(f"The {_size_label(params)} model would afford only {steps} {r.sampler} steps here: "
-                         f"predicted {name} {qf(q)}." if params > best.unet_params else
-                         f"The {_size_label(params)} model could run {steps} {r.sampler} steps: predicted {name} "
-                         f"{qf(q)}, limited by its size.")
+                         f"predicted {name} {qf(q)}.")
+        else:  # its best within the budget, not merely its most steps
+            k, q = max(((k, _predict(law, metric, r, k).value) for k in range(1, steps + 1)),
+                       key=lambda t: (-t[1] if metric == "fid" else t[1], -t[0]))
+            parts.append(f"The {_size_label(params)} model could run up to {steps} {r.sampler} steps; its best, "
+                         f"{k} steps, predicts {name} {qf(q)}, limited by its size.")
     if cost_model == "measured":
         per_step = {r.model: r.parts.get("unet_step", 0.0) for r in rows}
         lo, hi = min(per_step.values()), max(per_step.values())
@@ -420,7 +434,12 @@ def choose_profile(ref: str | None, device_key_now: str | None = None, resolutio
 
     for how, value in (("--profile", ref), ("LDMPICK_PROFILE", os.environ.get("LDMPICK_PROFILE"))):
         if value:
-            path = find_profile(value)
+            try:
+                path = find_profile(value)
+            except UsageError as exc:
+                if how == "LDMPICK_PROFILE":  # say where the name came from
+                    raise UsageError(f"$LDMPICK_PROFILE: {exc}") from None
+                raise
             p = load_profile(path)
             return ProfileChoice(p, path, how, f"using profile '{p.id}' (from {how}).{other_device_warning(p)}")
     local = []

@@ -261,3 +261,44 @@ def test_residual_correction_equals_measurements_and_interpolates_in_log_steps()
     assert fam.predict("a", "ddim", 16)[0] == pytest.approx(16.25)
     assert fam.predict("a", "ddim", 8)[0] == pytest.approx((10 + 100 / 8) * 2 ** 0.5)  # halfway in log steps
     assert fam.predict("a", "ddim", 2)[0] == pytest.approx((10 + 50) * 2.0)  # held constant outside
+
+
+def _user_points(samples: int, value_scale: float) -> list:
+    from ldmpick.scaling_law import read_table, shipped_table_path
+
+    shipped = [p for p in read_table(shipped_table_path().read_text(), "t")
+               if p.model == "demo-c8" and p.sampler in ("ddim", "unipc") and p.steps in (1, 2, 4, 8)]
+    return [QualityPoint(p.model, p.unet_params, p.sampler, p.steps, p.guidance, p.resolution, p.metric,
+                         p.value * value_scale if p.metric == "fid" else p.value, samples, p.dataset, p.series,
+                         "calibrated:mine") for p in shipped]
+
+
+def test_your_calibration_at_another_sample_count_is_not_ranked_against_the_shipped_one():
+    """FID's bias depends on the sample count: a user's 32-image calibration of demo-c8 must not be compared with the
+    shipped 512-image fits of the other demo models (a clear error names both), but works on its own."""
+    from ldmpick.profile_file import load_profile, shipped_profiles_dir
+    from ldmpick.scaling_law import fit_law, read_table, shipped_table_path
+    from ldmpick.selector import cost_rows_measured, select_config
+
+    shipped = (read_table(shipped_table_path().read_text(), "t"), "t")
+    law = fit_law([shipped, (_user_points(32, 1.25), "mine")])
+    assert "32 samples (yours)" in law.scale_of("demo-c8") and "512 samples (shipped)" in law.scale_of("demo-c32")
+    prof = load_profile(shipped_profiles_dir() / "cpu-amd-epyc-2core-demo-32px-fp32-eager.json")
+    rows = cost_rows_measured(prof, ["demo-c8", "demo-c32"], ["ddim", "unipc"], 50, [])
+    with pytest.raises(UsageError, match="different scales.*--samples"):
+        select_config(rows, law, 0.06)
+    mine = select_config(cost_rows_measured(prof, ["demo-c8"], ["ddim", "unipc"], 50, []), law, 0.2)
+    assert mine.best.steps <= 8  # never extrapolated past the measured steps
+    assert any("beyond the calibrated steps" in e for e in mine.excluded)
+
+
+def test_your_calibration_with_the_shipped_protocol_replaces_only_the_configurations_you_measured():
+    from ldmpick.scaling_law import fit_law, read_table, shipped_table_path
+
+    shipped = (read_table(shipped_table_path().read_text(), "t"), "t")
+    law = fit_law([shipped, (_user_points(512, 1.5), "mine")])
+    fam = law.calibrated_for("demo-c8", "ddim", "fid")
+    assert fam.origin == "yours" and fam.samples == 512
+    assert fam.covers("demo-c8", "euler") and fam.covers("demo-c32", "ddim")  # the shipped rest is kept
+    ddim4 = next(p for p in _user_points(512, 1.5) if p.sampler == "ddim" and p.steps == 4 and p.metric == "fid")
+    assert law.predict_fid(ddim4.unet_params, "ddim", 4, model="demo-c8").value == pytest.approx(ddim4.value)
