@@ -1151,6 +1151,12 @@ def plot_cmd(
     law, _ = load_law(law_file)
     points = [p for pts, _ in load_tables([]) for p in pts]
     metric_name = "prompt_acc" if metric == "clip" and any(p.metric == "prompt_acc" for p in points) else metric
+
+    def in_its_fit(p: Any) -> bool:  # only the points of the calibration each model is predicted from
+        fam = law.calibrated_for(p.model, p.sampler, metric_name)
+        return fam is None or (p.dataset, p.guidance, p.num_samples) == (fam.dataset, fam.guidance, fam.samples)
+
+    points = [p for p in points if in_its_fit(p)]
     if metric_name == "prompt_acc":
         points = [p for p in points if p.metric == "prompt_acc"]
     summary = plot_quality_vs_latency(

@@ -284,6 +284,8 @@ def select_for_generation(profile: Any, budget_ms: float, model: str | None = No
     from ldmpick.scaling_law import load_law
     from ldmpick.selector import check_settings, cost_rows_measured, select_config
 
+    if model is not None:
+        resolve_model(model)  # an unknown name is a one-line error that suggests the closest one
     if profile is None:
         raise UsageError("--budget needs a profile of this device; measure one with "
                          "'ldmpick profile --models <your model>' (or give --model, --sampler and --steps)")
