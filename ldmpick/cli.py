@@ -609,8 +609,9 @@ def _render_selection(sel: Any, source: dict[str, Any]) -> None:
     head.add_row(f"predicted {qname}", f"{q(b.quality)} ± {q(b.sigma)}")
     if sel.unit == "s":
         p = b.parts
-        head.add_row("predicted latency", f"{lat(b.latency)} = text encoder {lat(p['text_encoder'])} + "
-                     f"{b.steps} steps x {lat(p['denoise'] / b.steps)} + VAE decode {lat(p['vae_decode'])}")
+        fine = (lambda x: f"{x * 1e3:.1f} ms" if x < 1 else f"{x:.3f} s")  # parts precise enough to add up
+        head.add_row("predicted latency", f"{fine(b.latency)} = text encoder {fine(p['text_encoder'])} + "
+                     f"{b.steps} steps x {fine(p['denoise'] / b.steps)} + VAE decode {fine(p['vae_decode'])}")
     else:
         head.add_row("sampling cost", f"{b.latency:.2f} (normalized cost x steps)")
     if "profile" in source:
@@ -622,13 +623,14 @@ def _render_selection(sel: Any, source: dict[str, Any]) -> None:
     for i, c in enumerate(sel.top, 1):
         topt.add_row(str(i), c.model, c.sampler, str(c.steps), lat(c.latency), f"{q(c.quality)} ± {q(c.sigma)}")
     out.print(topt)
-    front = Table(title="Pareto frontier within the budget (no configuration is both faster and better)")
-    for col in ("latency" if sel.unit == "s" else "cost", "model", "sampler", "steps", qname):
-        front.add_column(col, justify="left" if col in ("model", "sampler") else "right")
     shown = sel.frontier
     if len(shown) > 15:  # thin a long frontier evenly, always keeping its best end
         idx = sorted(set(range(0, len(shown), max(1, len(shown) // 15))) | {len(shown) - 1})
         shown = [shown[i] for i in idx]
+    thinned = f"; {len(shown)} of its {len(sel.frontier)} points shown, --json has all" if len(shown) < len(sel.frontier) else ""
+    front = Table(title=f"Pareto frontier within the budget (no configuration is both faster and better{thinned})")
+    for col in ("latency" if sel.unit == "s" else "cost", "model", "sampler", "steps", qname):
+        front.add_column(col, justify="left" if col in ("model", "sampler") else "right")
     for c in shown:
         front.add_row(lat(c.latency), c.model, c.sampler, str(c.steps), q(c.quality))
     out.print(front)

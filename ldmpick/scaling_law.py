@@ -368,7 +368,7 @@ class QualityLaw:
             base = pts[i][2] * (1 - w) + pts[i + 1][2] * w
         curve = self.curve(sampler)
         extra = curve.deficit(steps) - self.curves[REFERENCE_SAMPLER].deficit(REFERENCE_STEPS)
-        value = base - self.clip_per_fid * extra
+        value = max(base - self.clip_per_fid * extra, 0.0)  # a CLIP score is a cosine x 1: never below 0 here
         return Prediction(value, self.clip_per_fid * curve.deficit_sigma(steps) + 0.001, "table1-clip")
 
     def is_distilled_sampler(self, sampler: str) -> bool:
