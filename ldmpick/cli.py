@@ -405,10 +405,11 @@ def profiles_list(json_out: JsonOpt = False) -> None:
         for path in list_profile_files(folder):
             try:
                 p = load_profile(path)
-                rows.append({"where": where, "id": path.stem, "device": p.device_name, "settings": p.settings.describe(),
-                             "models": len(p.models), "created": p.created, "path": str(path), "problem": None})
+                rows.append({"where": where, "id": p.id, "file": path.name, "device": p.device_name,
+                             "settings": p.settings.describe(), "models": len(p.models), "created": p.created,
+                             "path": str(path), "problem": None})
             except LdmpickError as exc:
-                rows.append({"where": where, "id": path.stem, "device": "?", "settings": "", "models": 0,
+                rows.append({"where": where, "id": "?", "file": path.name, "device": "?", "settings": "", "models": 0,
                              "created": "", "path": str(path), "problem": str(exc)})
     if json_out:
         print_json(rows)
@@ -418,11 +419,11 @@ def profiles_list(json_out: JsonOpt = False) -> None:
         return
     from rich.table import Table
 
-    table = Table(title="Profiles")
-    for col in ("where", "id", "device", "settings", "models", "created"):
-        table.add_column(col)
+    table = Table(title="Profiles (the id or the file name works with --profile)")
+    for col in ("where", "id", "file", "device", "settings", "models"):
+        table.add_column(col, overflow="fold")  # ids and file names are meant to be copied whole
     for r in rows:
-        table.add_row(r["where"], r["id"], r["device"], r["problem"] or r["settings"], str(r["models"]), r["created"])
+        table.add_row(r["where"], r["id"], r["file"], r["device"], r["problem"] or r["settings"], str(r["models"]))
     console().print(table)
 
 
