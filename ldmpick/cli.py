@@ -842,6 +842,17 @@ def generate_cmd(
         else:
             prediction.budget_ms = budget_ms
             prediction.fid = (selection or {}).get("predicted_fid")
+            if prediction.fid is None:  # all of --model/--sampler/--steps given: still say what the law predicts
+                from ldmpick.scaling_law import load_law
+
+                law = load_law()[0]
+                if not (law.is_distilled_sampler(settings.sampler)
+                        or law.uncalibrated_sampler(settings.model, settings.sampler)):
+                    try:
+                        prediction.fid = round(law.predict_fid(spec.unet_params, settings.sampler, settings.steps,
+                                                               model=settings.model).value, 3)
+                    except LdmpickError:
+                        pass
             diffs = gen.profile_mismatches(prof, settings)
             if diffs:
                 notice(f"warning: the profile measured {', '.join(diffs)}; the prediction may be off")
