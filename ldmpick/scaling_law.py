@@ -416,6 +416,8 @@ class QualityLaw:
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise UsageError(f"quality law file is malformed ({exc.__class__.__name__}: {exc})") from None
+        if any(n < 1 for _, n, _ in law.size_points + law.clip_points):
+            raise UsageError("quality law file is malformed (a size point has unet_params < 1)")
         if len(law.size_points) < 2 or REFERENCE_SAMPLER not in law.curves:
             raise UsageError("quality law file is malformed (needs 2+ size points and a ddim curve)")
         for name, c in law.curves.items():
@@ -449,11 +451,16 @@ def user_law_path() -> Path:
     return data_dir() / "quality_law.json"
 
 
+MAX_TABLE_BYTES = 20_000_000  # quality tables and law files larger than this are refused
+
+
 def load_law(path: Path | None = None) -> tuple[QualityLaw, Path]:
     """The law to use: ``path``, else the user's refitted law, else the shipped default."""
     if path is None:
         path = user_law_path() if user_law_path().exists() else shipped_law_path()
     try:
+        if Path(path).stat().st_size > MAX_TABLE_BYTES:
+            raise UsageError(f"quality law file '{path}' is larger than {MAX_TABLE_BYTES // 1_000_000} MB; refused")
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise UsageError(f"quality law file '{path}' does not exist") from None
@@ -462,7 +469,6 @@ def load_law(path: Path | None = None) -> tuple[QualityLaw, Path]:
     return QualityLaw.from_json(data), Path(path)
 
 
-MAX_TABLE_BYTES = 20_000_000
 
 
 def load_tables(extra: list[Path]) -> list[tuple[list[QualityPoint], str]]:

@@ -302,3 +302,30 @@ def test_your_calibration_with_the_shipped_protocol_replaces_only_the_configurat
     assert fam.covers("demo-c8", "euler") and fam.covers("demo-c32", "ddim")  # the shipped rest is kept
     ddim4 = next(p for p in _user_points(512, 1.5) if p.sampler == "ddim" and p.steps == 4 and p.metric == "fid")
     assert law.predict_fid(ddim4.unet_params, "ddim", 4, model="demo-c8").value == pytest.approx(ddim4.value)
+
+
+def test_plot_cli_draws_the_shipped_demo_calibration(tmp_path: Path):
+    out = tmp_path / "fid.png"
+    r = runner.invoke(app, ["plot", "--budget", "60ms", "--models", "demo-c8,demo-c32", "-o", str(out), "--json"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and doc["basis"] == "measured"
+    lat = [f["latency_ms"] for f in doc["frontier"]]
+    val = [f["value"] for f in doc["frontier"]]
+    assert lat == sorted(lat) and val == sorted(val, reverse=True) and len(lat) >= 3  # faster is worse on it
+    r = runner.invoke(app, ["plot", "-o", str(tmp_path / "fid.pdf")])
+    last = r.stderr.strip().splitlines()[-1]
+    assert r.exit_code == 2 and last.startswith("error: ") and "unknown format" in last, r.output
+
+
+def test_a_law_file_with_a_zero_parameter_size_point_is_refused(tmp_path: Path):
+    from ldmpick.scaling_law import load_law, shipped_law_path
+
+    doc = json.loads(shipped_law_path().read_text())
+    doc["size"]["points"][0]["unet_params"] = 0
+    path = tmp_path / "law.json"
+    path.write_text(json.dumps(doc))
+    r = runner.invoke(app, ["recommend", "--budget", "2s", "--law", str(path)])
+    assert r.exit_code == 2 and "unet_params < 1" in r.stderr, r.output
+    with pytest.raises(UsageError):
+        load_law(path)
