@@ -65,7 +65,14 @@ class CalibrationRequest:
 
     def key(self) -> dict[str, Any]:
         """What a partial file must match to be resumed: the grid, the protocol, and the identity (sha256) of every
-        weights file and input that the measurements depend on, so that retrained models are never mixed in."""
+        weights file and input that the measurements depend on, so that retrained models are never mixed in.
+        Computed once per request (it hashes the weights; a partial file is written after every configuration)."""
+        cached = self.__dict__.get("_key")
+        if cached is None:
+            cached = self.__dict__["_key"] = self._compute_key()
+        return cached
+
+    def _compute_key(self) -> dict[str, Any]:
         from ldmpick.catalogue import resolve_model
 
         files: dict[str, str] = {}

@@ -812,13 +812,11 @@ def generate_cmd(
         model, sampler, steps, selection = choice.model, choice.sampler, choice.steps, choice.to_json()
         for line in choice.notes:
             notice(line)
-        if guidance is None and choice.guidance is not None:
-            guidance = choice.guidance
-            notice(f"guidance {guidance:g}: the scale {model}'s quality was calibrated at (set --guidance to change)")
-    if guidance is None:
-        from ldmpick.scaling_law import load_law
+    from ldmpick.scaling_law import load_law
 
-        fam = load_law()[0].calibrated_for(model, sampler, "fid")
+    law = load_law()[0]
+    if guidance is None:  # the scale the model's quality was calibrated at, if it was
+        fam = law.calibrated_for(model, sampler, "fid")
         guidance = fam.guidance if fam is not None and fam.guidance is not None else 7.5
         if fam is not None and fam.guidance is not None:
             notice(f"guidance {guidance:g}: the scale {model}'s quality was calibrated at (set --guidance to change)")
@@ -843,9 +841,6 @@ def generate_cmd(
             prediction.budget_ms = budget_ms
             prediction.fid = (selection or {}).get("predicted_fid")
             if prediction.fid is None:  # all of --model/--sampler/--steps given: still say what the law predicts
-                from ldmpick.scaling_law import load_law
-
-                law = load_law()[0]
                 if not (law.is_distilled_sampler(settings.sampler)
                         or law.uncalibrated_sampler(settings.model, settings.sampler)):
                     try:
@@ -1163,18 +1158,18 @@ def plot_cmd(
     choice = choose_profile(profile, models=model_list)
     notice(choice.notice)
     law, _ = load_law(law_file)
-    points = [p for pts, _ in load_tables([]) for p in pts]
-    metric_name = "prompt_acc" if metric == "clip" and any(p.metric == "prompt_acc" for p in points) else metric
+    import dataclasses
+
+    measured = "prompt_acc" if metric == "clip" else metric  # calibrated rows: prompt accuracy is the CLIP analogue
 
     def in_its_fit(p: Any) -> bool:  # only the points of the calibration each model is predicted from
-        fam = law.calibrated_for(p.model, p.sampler, metric_name)
+        fam = law.calibrated_for(p.model, p.sampler, measured)
         return fam is None or (p.dataset, p.guidance, p.num_samples) == (fam.dataset, fam.guidance, fam.samples)
 
-    points = [p for p in points if in_its_fit(p)]
-    if metric_name == "prompt_acc":
-        points = [p for p in points if p.metric == "prompt_acc"]
+    points = [dataclasses.replace(p, metric=metric) for pts, _ in load_tables([]) for p in pts
+              if p.metric == measured and in_its_fit(p)]
     summary = plot_quality_vs_latency(
-        [_as_metric(p, metric) for p in points] if metric_name == "prompt_acc" else points, choice.profile,
+        points, choice.profile,
         law=None if no_law else law, budget_ms=parse_budget(budget) * 1e3 if budget else None, out=out,
         metric=metric, samplers=sampler_names(samplers) if samplers else None, models=model_list)
     notice(f"plot written to '{summary.path}'")
@@ -1189,12 +1184,6 @@ def plot_cmd(
     for f in summary.frontier:
         t.add_row(f"{f['latency_ms']:.1f} ms", f["model"], f["sampler"], str(f["steps"]), f"{f['value']:.3f}")
     console().print(t)
-
-
-def _as_metric(p: Any, metric: str) -> Any:
-    import dataclasses
-
-    return dataclasses.replace(p, metric=metric)
 
 
 def main() -> None:

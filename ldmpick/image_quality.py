@@ -17,7 +17,6 @@ torch is imported inside the functions; nothing here prints.
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,10 +35,6 @@ def judge_dir() -> Path:
 
 def judge_weights_path() -> Path:
     return judge_dir() / "world_judge.safetensors"
-
-
-def judge_facts_path() -> Path:
-    return judge_dir() / "world_judge.json"
 
 
 def attribute_classes() -> dict[str, list[str]]:
@@ -309,13 +304,3 @@ class InceptionFeatures:
                                                      mode="bilinear", align_corners=False)
                 out.append(self.net(xb.to(self.device)).float().cpu())
         return torch.cat(out).numpy()
-
-
-def fid_from_images(judge_features: Callable[[Any], Any], generated: Any, reference_features: Any) -> float:
-    """Fréchet distance between ``generated`` images and precomputed reference features."""
-    feats = judge_features(generated)
-    if len(feats) < 2:
-        raise UsageError("need at least 2 generated images for a Fréchet distance")
-    if not math.isfinite(float(feats.sum())):
-        raise UsageError("generated images gave non-finite features")
-    return frechet_distance(feats, reference_features)
