@@ -43,8 +43,8 @@ def synthetic_profile(n_models: int):
         device={"kind": "cuda", "name": "synthetic H100-like", "memory_bytes": 80 * 2**30},
         models=[ModelLatency(m, "ok", params[m], st(4.8 + 37 * params[m] / 4.9e9)) for m in names],
         samplers=[SamplerOverhead(s, v.evals_per_step, st(0.5)) for s, v in SAMPLERS.items()],
-        text_encoder=st(6.0), vae_decode=st(24.0), created="2026-11-23T00:00:00Z", command="synthetic (bench)",
-    )
+        created="2026-11-23T00:00:00Z", command="synthetic (bench)",
+    ).share_fixed_parts(st(6.0), st(24.0))
 
 
 def time_run(args: list[str], env: dict[str, str]) -> float:

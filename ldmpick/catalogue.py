@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ldmpick.errors import ModelError, UsageError, unknown_name
+from ldmpick.samplers import SD_SCHEDULER_CONFIG
 
 # Base channel count c of each size of the paper's family (Mei et al. 2024, arXiv 2404.01367, Table 1).
 FAMILY_CHANNELS: dict[str, int] = {
@@ -85,52 +86,116 @@ REQUIRED_UNET_KEYS: dict[str, type | tuple[type, ...]] = {
     "cross_attention_dim": (int, list, tuple),
 }
 
+SD_COMPONENT_CLASSES: dict[str, str] = {"unet": "UNet2DConditionModel", "text_encoder": "CLIPTextModel",
+                                        "vae": "AutoencoderKL", "scheduler": "PNDMScheduler"}
+
 
 @dataclass
 class ModelSpec:
-    """What ldmpick knows about one model."""
+    """What ldmpick knows about one model: its family adapter, the configs of its components, where its weights are.
+
+    ``components`` maps each component of ``model_index.json`` that has a config (denoiser, text encoders, VAE,
+    scheduler) to that config; ``component_classes`` to the class ``model_index.json`` names for it.
+    """
 
     name: str
-    kind: str  # "family" | "demo" | "local" | "hub"
-    unet_config: dict[str, Any]
-    text_encoder_config: dict[str, Any] = field(default_factory=lambda: dict(SD_TEXT_ENCODER_CONFIG))
-    vae_config: dict[str, Any] = field(default_factory=lambda: dict(SD_VAE_CONFIG))
-    scheduler_config: dict[str, Any] | None = None
-    path: Path | None = None  # pipeline folder for real checkpoints
+    kind: str  # "family" | "demo" | "catalogue" | "local" | "hub"
+    family: str  # the adapter's name (ldmpick.families)
+    pipeline_class: str
+    components: dict[str, dict[str, Any]]
+    component_classes: dict[str, str] = field(default_factory=dict)
+    path: Path | None = None  # pipeline folder of a real checkpoint (weights); None for config-only models
     source: str = ""  # what the user typed: family name, folder or hub id
+    distilled: bool = False  # few-step distilled (LCM, Turbo, Sprint, schnell): distilled samplers fit
+    max_sequence_length: int | None = None  # the T5/Gemma token count the pipeline uses, when not the family's
+    default_guidance: float | None = None
+    default_steps: int | None = None
 
+    # ------------------------------------------------------------------ the adapter
+    @property
+    def adapter(self):  # -> ldmpick.families.Family
+        from ldmpick.families import family_named
+
+        return family_named(self.family)
+
+    @property
+    def denoiser_config(self) -> dict[str, Any]:
+        return self.adapter.denoiser_config(self)
+
+    @property
+    def unet_config(self) -> dict[str, Any]:
+        """The denoiser's config (the name predates transformer denoisers)."""
+        return self.denoiser_config
+
+    @property
+    def text_encoder_config(self) -> dict[str, Any]:
+        return self.components.get("text_encoder", {})
+
+    @property
+    def vae_config(self) -> dict[str, Any]:
+        return self.components.get("vae", {})
+
+    @property
+    def scheduler_config(self) -> dict[str, Any] | None:
+        return self.components.get("scheduler")
+
+    # ------------------------------------------------------------------ weights
     @property
     def has_weights(self) -> bool:
-        return self.path is not None
+        """True when every weighted component has safetensors weights (pickle-only weights do not count)."""
+        return self.path is not None and not self.weight_problems()
 
-    @property
-    def latent_channels(self) -> int:
-        return int(self.unet_config.get("in_channels", 4))
+    def weight_problems(self) -> list[str]:
+        """Why the weights cannot be loaded: one message per component (empty when they can)."""
+        if self.path is None:
+            return [f"model '{self.name}' has no weights (configs only, for profiling)"]
+        out = []
+        for comp in self.weight_components():
+            try:
+                check_safetensors_weights(self.path, comp)
+            except ModelError as exc:
+                out.append(str(exc))
+        return out
 
-    @property
-    def vae_scale_factor(self) -> int:
-        return 2 ** (len(self.vae_config.get("block_out_channels", [0, 0, 0, 0])) - 1)
+    def weight_components(self) -> list[str]:
+        from ldmpick.families.base import NON_WEIGHT_COMPONENTS
 
+        return [c for c in self.components if c not in NON_WEIGHT_COMPONENTS]
+
+    # ------------------------------------------------------------------ shapes
     @property
-    def cross_attention_dim(self) -> int:
-        dim = self.unet_config.get("cross_attention_dim", 768)
-        return int(dim[0] if isinstance(dim, (list, tuple)) else dim)
+    def denoiser_params(self) -> int:
+        return self.adapter.count_params(self)
 
     @property
     def unet_params(self) -> int:
-        return count_unet_params(json.dumps(self.unet_config, sort_keys=True))
+        return self.denoiser_params
 
+    @property
+    def latent_channels(self) -> int:
+        return self.adapter.latent_channels(self)
 
-@lru_cache(maxsize=64)
-def count_unet_params(config_json: str) -> int:
-    """Parameters of ``UNet2DConditionModel(**config)``, counted on the meta device (no memory used)."""
-    import torch
-    from diffusers import UNet2DConditionModel
+    @property
+    def vae_scale_factor(self) -> int:
+        return self.adapter.vae_scale_factor(self)
 
-    config = json.loads(config_json)
-    with torch.device("meta"):
-        unet = UNet2DConditionModel(**_constructor_args(config))
-    return sum(p.numel() for p in unet.parameters())
+    @property
+    def cross_attention_dim(self) -> int:
+        dim = self.denoiser_config.get("cross_attention_dim", 768)
+        return int(dim[0] if isinstance(dim, (list, tuple)) else dim)
+
+    @property
+    def native_resolution(self) -> int:
+        return self.adapter.native_resolution(self)
+
+    @property
+    def resolution_multiple(self) -> int:
+        return self.adapter.resolution_multiple(self)
+
+    @property
+    def guidance(self) -> float:
+        """The guidance scale this model runs at by default (its card's, else its family's)."""
+        return self.default_guidance if self.default_guidance is not None else self.adapter.default_guidance
 
 
 def _constructor_args(config: dict[str, Any]) -> dict[str, Any]:
@@ -140,12 +205,51 @@ def _constructor_args(config: dict[str, Any]) -> dict[str, Any]:
 
 def family_spec(name: str) -> ModelSpec:
     c = FAMILY_CHANNELS[name]
-    return ModelSpec(name=name, kind="family", unet_config=family_unet_config(c), source=name)
+    return ModelSpec(
+        name=name, kind="family", family="sd", pipeline_class="StableDiffusionPipeline",
+        components={"unet": family_unet_config(c), "text_encoder": dict(SD_TEXT_ENCODER_CONFIG),
+                    "vae": dict(SD_VAE_CONFIG), "scheduler": {"_class_name": "PNDMScheduler", **SD_SCHEDULER_CONFIG}},
+        component_classes=dict(SD_COMPONENT_CLASSES), source=name,
+    )
 
 
 def format_params(n: int) -> str:
     """``865_910_724`` -> ``'865.9M'``; billions keep the M unit too (``'2190.3M'``) for easy comparison."""
     return f"{n / 1e6:.1f}M"
+
+
+# ---------------------------------------------------------------------------------------------- built-in catalogue
+
+CATALOGUE_DIR = Path(__file__).resolve().parent / "data" / "models"
+
+
+@lru_cache(maxsize=1)
+def catalogue_entries() -> dict[str, dict[str, Any]]:
+    """The built-in catalogue of released models (configs only): name -> entry of ``data/models/catalogue.json``."""
+    path = CATALOGUE_DIR / "catalogue.json"
+    if not path.exists():
+        return {}
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return dict(data.get("models", {}))
+
+
+def catalogue_spec(name: str) -> ModelSpec:
+    entry = catalogue_entries()[name]
+    spec = load_local_spec(CATALOGUE_DIR / entry.get("folder", name), name=name, kind="catalogue",
+                           source=entry.get("hub_id") or name)
+    spec.path = None  # configs only: profiling builds random weights; generation needs the real checkpoint
+    apply_catalogue_entry(spec, entry)
+    return spec
+
+
+def apply_catalogue_entry(spec: ModelSpec, entry: dict[str, Any]) -> None:
+    spec.distilled = bool(entry.get("distilled", spec.distilled))
+    if entry.get("max_sequence_length"):
+        spec.max_sequence_length = int(entry["max_sequence_length"])
+    if entry.get("default_guidance") is not None:
+        spec.default_guidance = float(entry["default_guidance"])
+    if entry.get("default_steps"):
+        spec.default_steps = int(entry["default_steps"])
 
 
 # ---------------------------------------------------------------------------------------------- registry
@@ -217,7 +321,12 @@ HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 def known_names() -> list[str]:
-    return list(FAMILY_CHANNELS) + list(DEMO_MODELS) + sorted(load_registry())
+    return list(FAMILY_CHANNELS) + list(DEMO_MODELS) + list(catalogue_entries()) + sorted(load_registry())
+
+
+def is_builtin(name: str) -> bool:
+    """A name ldmpick defines itself (the paper's family, the demo family, the released-model catalogue)."""
+    return name in FAMILY_CHANNELS or name in DEMO_MODELS or name in catalogue_entries()
 
 
 def resolve_model(name: str) -> ModelSpec:
@@ -232,6 +341,8 @@ def resolve_model(name: str) -> ModelSpec:
         if not (folder / "model_index.json").exists():
             raise ModelError(f"demo model '{name}' is not installed at '{folder}' (train it with 'ldmpick demo train')")
         return load_local_spec(folder, name=name, kind="demo", source=name)
+    if name in catalogue_entries():
+        return catalogue_spec(name)
     registry = load_registry()
     if name in registry:
         spec = resolve_model(registry[name])
@@ -257,7 +368,7 @@ def resolve_trusted_name(label: str) -> ModelSpec | None:
     name = label.strip() if isinstance(label, str) else ""
     if not name:
         return None
-    if name in FAMILY_CHANNELS or name in DEMO_MODELS:
+    if is_builtin(name):
         return resolve_model(name)
     registry = load_registry()
     if name in registry:
@@ -287,7 +398,7 @@ def hub_snapshot(repo_id: str) -> Path:
         folder = snapshot_download(
             repo_id,
             local_files_only=True,
-            allow_patterns=["*.json", "*.txt", "*.safetensors", "tokenizer/*"],
+            allow_patterns=["*.json", "*.txt", "*.safetensors", "*.model", "tokenizer*/*"],
         )
     except Exception:  # LocalEntryNotFoundError and friends: not in the cache
         how = (
@@ -315,38 +426,86 @@ def _read_json(path: Path, what: str) -> dict[str, Any]:
 
 
 def load_local_spec(folder: Path, name: str | None = None, kind: str = "local", source: str | None = None) -> ModelSpec:
-    """Read a diffusers pipeline folder (``model_index.json``, ``unet/config.json`` ...) into a ``ModelSpec``."""
+    """Read a diffusers pipeline folder (``model_index.json`` and each component's config) into a ``ModelSpec``.
+
+    The family adapter is chosen from ``model_index.json``: the pipeline's ``_class_name`` and its denoiser's class.
+    """
+    from ldmpick.families import family_for
+
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise ModelError(f"'{folder}' is not a folder")
-    unet_cfg_path = folder / "unet" / "config.json"
-    if not unet_cfg_path.exists():
-        raise ModelError(f"model folder '{folder}' has no unet/config.json (not a diffusers pipeline folder)")
-    unet_config = _read_json(unet_cfg_path, "unet/config.json")
-    for key, typ in REQUIRED_UNET_KEYS.items():
-        if key not in unet_config:
-            raise ModelError(f"'{unet_cfg_path}' lacks the key '{key}'")
-        if not isinstance(unet_config[key], typ) or isinstance(unet_config[key], bool):
-            raise ModelError(f"'{unet_cfg_path}': key '{key}' has the wrong type ({type(unet_config[key]).__name__})")
-    boc = unet_config["block_out_channels"]
-    if not boc or not all(isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in boc):
-        raise ModelError(f"'{unet_cfg_path}': 'block_out_channels' must be a list of positive integers")
-    te_path = folder / "text_encoder" / "config.json"
-    vae_path = folder / "vae" / "config.json"
-    sched_path = folder / "scheduler" / "scheduler_config.json"
-    text_encoder_config = _read_json(te_path, "text_encoder/config.json") if te_path.exists() else dict(SD_TEXT_ENCODER_CONFIG)
-    vae_config = _read_json(vae_path, "vae/config.json") if vae_path.exists() else dict(SD_VAE_CONFIG)
-    scheduler_config = _read_json(sched_path, "scheduler/scheduler_config.json") if sched_path.exists() else None
-    return ModelSpec(
+    index_path = folder / "model_index.json"
+    if not index_path.exists():
+        raise ModelError(f"model folder '{folder}' has no model_index.json (not a diffusers pipeline folder)")
+    index = _read_json(index_path, "model_index.json")
+    pipeline_class = index.get("_class_name")
+    if not isinstance(pipeline_class, str):
+        raise ModelError(f"'{index_path}' names no pipeline class ('_class_name')")
+    classes: dict[str, str] = {}
+    for comp, value in index.items():
+        if comp.startswith("_") or not isinstance(value, list) or len(value) != 2:
+            continue
+        library, cls = value
+        if library in ("diffusers", "transformers") and isinstance(cls, str):
+            classes[comp] = cls
+    denoiser_comp = "unet" if "unet" in classes else "transformer" if "transformer" in classes else None
+    family = family_for(pipeline_class, classes.get(denoiser_comp) if denoiser_comp else None, f"'{folder}'")
+    denoiser_comp = family.denoiser_component
+    if denoiser_comp not in classes and not (folder / denoiser_comp / "config.json").exists():
+        raise ModelError(f"model folder '{folder}' ({pipeline_class}) has no {denoiser_comp} component")
+    classes.setdefault(denoiser_comp, family.denoiser_classes[0])
+    components: dict[str, dict[str, Any]] = {}
+    for comp, cls in classes.items():
+        if comp.startswith("tokenizer") or cls.endswith("Tokenizer") or cls.endswith("TokenizerFast"):
+            continue
+        config_name = "scheduler_config.json" if comp == "scheduler" else "config.json"
+        path = folder / comp / config_name
+        if not path.exists():
+            if comp in (denoiser_comp, "vae") or comp.startswith("text_encoder"):
+                raise ModelError(f"model folder '{folder}' has no {comp}/{config_name}")
+            continue
+        components[comp] = _read_json(path, f"{comp}/{config_name}")
+    if family.name == "sd":  # configs-only folders of SD's shape may leave out the fixed parts
+        components.setdefault("text_encoder", dict(SD_TEXT_ENCODER_CONFIG))
+        components.setdefault("vae", dict(SD_VAE_CONFIG))
+        for comp, cls in SD_COMPONENT_CLASSES.items():
+            classes.setdefault(comp, cls)
+    if denoiser_comp == "unet":
+        _check_unet_config(components["unet"], folder / "unet" / "config.json")
+    if "scheduler" in components and isinstance(components["scheduler"].get("_class_name"), str):
+        classes["scheduler"] = components["scheduler"]["_class_name"]
+    spec = ModelSpec(
         name=name or folder.resolve().name,
         kind=kind,
-        unet_config=unet_config,
-        text_encoder_config=text_encoder_config,
-        vae_config=vae_config,
-        scheduler_config=scheduler_config,
+        family=family.name,
+        pipeline_class=pipeline_class,
+        components=components,
+        component_classes=classes,
         path=folder.resolve(),
         source=source or str(folder),
     )
+    spec.distilled = _looks_distilled(spec)
+    return spec
+
+
+def _looks_distilled(spec: ModelSpec) -> bool:
+    """Few-step distilled models say so in their configs: an LCM guidance embedding, an LCM or SCM scheduler, a
+    Sprint pipeline."""
+    sched = spec.component_classes.get("scheduler", "")
+    return (spec.denoiser_config.get("time_cond_proj_dim") is not None or sched in ("LCMScheduler", "SCMScheduler")
+            or spec.pipeline_class in ("LatentConsistencyModelPipeline", "SanaSprintPipeline"))
+
+
+def _check_unet_config(unet_config: dict[str, Any], where: Path) -> None:
+    for key, typ in REQUIRED_UNET_KEYS.items():
+        if key not in unet_config:
+            raise ModelError(f"'{where}' lacks the key '{key}'")
+        if not isinstance(unet_config[key], typ) or isinstance(unet_config[key], bool):
+            raise ModelError(f"'{where}': key '{key}' has the wrong type ({type(unet_config[key]).__name__})")
+    boc = unet_config["block_out_channels"]
+    if not boc or not all(isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in boc):
+        raise ModelError(f"'{where}': 'block_out_channels' must be a list of positive integers")
 
 
 def check_safetensors_weights(folder: Path, component: str) -> None:

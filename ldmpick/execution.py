@@ -1,6 +1,7 @@
-"""How a UNet step is executed: eagerly, replayed from a CUDA graph, or compiled.
+"""How a denoiser step is executed: eagerly, replayed from a CUDA graph, or compiled.
 
-The same runner is used by the profiler and by generation, so that what is measured is what runs.
+The same runner is used by the profiler and by generation, so that what is measured is what runs. A runner wraps a
+denoiser's ``forward`` (a UNet or a transformer of any family) and takes the same arguments.
 """
 
 from __future__ import annotations
@@ -13,8 +14,17 @@ from ldmpick.errors import UsageError
 MODES = ("eager", "cudagraph", "compile")
 # --dtype names -> torch dtype attribute names
 DTYPES = {"fp16": "float16", "bf16": "bfloat16", "fp32": "float32"}
+MAX_GRAPHS = 4  # distinct input signatures captured per runner; past that, new signatures run eagerly
 
-UNetRunner = Callable[[Any, Any, Any], Any]  # (sample, timestep, encoder_hidden_states) -> noise prediction
+
+def default_dtype(device: str) -> str:
+    """fp16 on a GPU, fp32 on the CPU (fp16 there is very slow or unimplemented)."""
+    return "fp16" if device.startswith("cuda") else "fp32"
+
+
+def default_mode(device: str) -> str:
+    """CUDA-graph replay on a GPU (eager PyTorch is host-bound there), eager on the CPU."""
+    return "cudagraph" if device.startswith("cuda") else "eager"
 
 
 def check_mode(mode: str, device: str) -> None:
@@ -28,53 +38,89 @@ def check_mode(mode: str, device: str) -> None:
         raise UsageError(f"mode '{mode}' needs a CUDA device (got '{device}'); use --mode eager")
 
 
-def make_unet_runner(unet: Any, mode: str, sample: Any, timestep: Any, encoder_hidden_states: Any) -> UNetRunner:
-    """A callable running ``unet`` in ``mode`` for inputs shaped like the examples given.
+class DenoiserRunner:
+    """Calls ``forward`` (a denoiser's original forward) in an execution mode, with the same arguments.
 
-    ``cudagraph`` captures one forward pass into a CUDA graph with static input buffers and replays it; each call
-    copies the inputs into those buffers (a new shape needs a new runner). The returned tensor is a fresh copy.
+    ``cudagraph`` captures one graph per input signature (the structure of the arguments, every tensor's shape,
+    dtype and device, every non-tensor value) with static input buffers, and replays it: each call copies the tensor
+    inputs into those buffers and returns fresh copies of the outputs. ``compile`` uses ``torch.compile`` with
+    CUDA graphs ("reduce-overhead").
     """
-    import torch
 
-    device = str(sample.device)
-    check_mode(mode, device)
+    def __init__(self, forward: Callable[..., Any], mode: str, device: str):
+        check_mode(mode, device)
+        self.forward = forward
+        self.mode = mode
+        self.device = device
+        self.graphs: dict[Any, tuple[Any, list[Any], Any, Any]] = {}
+        self.compiled: Callable[..., Any] | None = None
 
-    def eager(s: Any, t: Any, ehs: Any) -> Any:
-        return unet(s, t, encoder_hidden_states=ehs, return_dict=False)[0]
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self.mode == "eager":
+            return self.forward(*args, **kwargs)
+        if self.mode == "compile":
+            return self._compiled(*args, **kwargs)
+        return self._graphed(*args, **kwargs)
 
-    if mode == "eager":
-        return eager
-    if mode == "compile":
-        compiled = torch.compile(
-            unet, mode="reduce-overhead" if device.startswith("cuda") else "default", fullgraph=True
-        )
+    def _compiled(self, *args: Any, **kwargs: Any) -> Any:
+        import torch
+        from torch.utils._pytree import tree_map
 
-        def run_compiled(s: Any, t: Any, ehs: Any) -> Any:
-            out = compiled(s, t, encoder_hidden_states=ehs, return_dict=False)[0]
-            return out.clone()
+        if self.compiled is None:
+            self.compiled = torch.compile(self.forward, mode="reduce-overhead")
+        out = self.compiled(*args, **kwargs)
+        # outputs of a CUDA-graph tree are overwritten by the next replay: hand out copies
+        return tree_map(lambda x: x.clone() if isinstance(x, torch.Tensor) else x, out)
 
-        return run_compiled
+    def _graphed(self, *args: Any, **kwargs: Any) -> Any:
+        import torch
+        from torch.utils._pytree import tree_flatten, tree_unflatten
 
-    # cudagraph
-    static_sample = sample.detach().clone()
-    static_t = torch.as_tensor(timestep, device=sample.device, dtype=torch.float32).detach().clone()
-    static_ehs = encoder_hidden_states.detach().clone()
-    stream = torch.cuda.Stream(device=sample.device)
-    stream.wait_stream(torch.cuda.current_stream(sample.device))
-    with torch.no_grad(), torch.cuda.stream(stream):
-        for _ in range(3):  # warm-up on a side stream, as CUDA graph capture requires
-            eager(static_sample, static_t, static_ehs)
-    torch.cuda.current_stream(sample.device).wait_stream(stream)
-    graph = torch.cuda.CUDAGraph()
-    with torch.no_grad(), torch.cuda.graph(graph):
-        static_out = eager(static_sample, static_t, static_ehs)
-
-    def replay(s: Any, t: Any, ehs: Any) -> Any:
-        static_sample.copy_(s)
-        static_t.copy_(torch.as_tensor(t, dtype=torch.float32))
-        if ehs is not static_ehs:
-            static_ehs.copy_(ehs)
+        flat, spec = tree_flatten((args, kwargs))
+        key = (str(spec), tuple(
+            (tuple(x.shape), x.dtype, str(x.device)) if isinstance(x, torch.Tensor) else (type(x).__name__, repr(x))
+            for x in flat))
+        entry = self.graphs.get(key)
+        if entry is None:
+            if len(self.graphs) >= MAX_GRAPHS:
+                return self.forward(*args, **kwargs)
+            entry = self.graphs[key] = self._capture(flat, spec)
+        graph, static_flat, out_flat, out_spec = entry
+        for static, x in zip(static_flat, flat):
+            if isinstance(x, torch.Tensor) and static is not x:
+                static.copy_(x)
         graph.replay()
-        return static_out.clone()
+        return tree_unflatten([o.clone() if isinstance(o, torch.Tensor) else o for o in out_flat], out_spec)
 
-    return replay
+    def _capture(self, flat: list[Any], spec: Any) -> tuple[Any, list[Any], Any, Any]:
+        import torch
+        from torch.utils._pytree import tree_flatten, tree_unflatten
+
+        static_flat = [x.detach().clone() if isinstance(x, torch.Tensor) else x for x in flat]
+        args, kwargs = tree_unflatten(static_flat, spec)
+        device = torch.device(self.device)
+        stream = torch.cuda.Stream(device=device)
+        stream.wait_stream(torch.cuda.current_stream(device))
+        with torch.no_grad(), torch.cuda.stream(stream):
+            for _ in range(3):  # warm-up on a side stream, as CUDA graph capture requires
+                self.forward(*args, **kwargs)
+        torch.cuda.current_stream(device).wait_stream(stream)
+        graph = torch.cuda.CUDAGraph()
+        with torch.no_grad(), torch.cuda.graph(graph):
+            out = self.forward(*args, **kwargs)
+        out_flat, out_spec = tree_flatten(out)
+        return graph, static_flat, out_flat, out_spec
+
+
+def make_denoiser_runner(denoiser: Any, mode: str, device: str) -> DenoiserRunner:
+    """A runner of ``denoiser``'s forward in ``mode`` (``denoiser`` itself is not changed)."""
+    return DenoiserRunner(denoiser.forward, mode, device)
+
+
+def install_runner(denoiser: Any, mode: str, device: str) -> DenoiserRunner:
+    """Make ``denoiser(...)`` (as a diffusers pipeline calls it) run in ``mode``: its ``forward`` is replaced by a
+    runner of the original one. Hooks registered on the module still run."""
+    runner = make_denoiser_runner(denoiser, mode, device)
+    if mode != "eager":
+        denoiser.forward = runner
+    return runner

@@ -1,8 +1,8 @@
-"""Profile files: the measured latencies of one device, in JSON (schema ``ldmpick.profile/1``).
+"""Profile files: the measured latencies of one device, in JSON (schema ``ldmpick.profile/2``; version 1 is read).
 
 A profile holds one set of settings (device, dtype, resolution, batch, guidance, execution mode), the device
-fingerprint, the fixed costs (text encoder, VAE decode), each sampler's per-step overhead and each model's UNet
-step latency, every number with its spread and raw samples. See docs/profile-format.md.
+fingerprint, each sampler's per-step overhead and, per model, its denoiser step latency and its own fixed costs
+(its text-encoder stack, its VAE decode), every number with its spread and raw samples. See docs/profile-format.md.
 
 This module is on the ``recommend`` path: it must not import torch or diffusers.
 """
@@ -21,8 +21,9 @@ from typing import Any
 
 from ldmpick.errors import ProfileError, UsageError
 
-SCHEMA = "ldmpick.profile/1"
+SCHEMA = "ldmpick.profile/2"
 SCHEMA_FAMILY = "ldmpick.profile/"
+READABLE_SCHEMAS = {"ldmpick.profile/1": 1, "ldmpick.profile/2": 2}  # version 1: UNet only, one set of fixed parts
 MAX_FILE_BYTES = 10 * 1024 * 1024  # a real profile is a few hundred KB at most
 MAX_SAMPLES = 100_000
 MAX_JSON_DEPTH = 12
@@ -186,27 +187,55 @@ class Settings:
 
 @dataclass
 class ModelLatency:
-    """One model's UNet step latency (one UNet evaluation at the profile's batch, cfg doubling included)."""
+    """One model's measured costs: one denoiser step (one evaluation at the profile's batch, doubled when this model
+    runs classifier-free guidance as a doubled batch), and its own fixed parts: its text-encoder stack (prompt and,
+    with CFG, the negative prompt) and its VAE decode."""
 
     name: str
     status: str  # "ok" | "does_not_fit" | "error"
-    unet_params: int
-    unet_step: LatencyStats | None = None
+    denoiser_params: int
+    denoiser_step: LatencyStats | None = None
     peak_memory_bytes: int | None = None
     weight_bytes: int | None = None
     source: str = ""  # what the user named (family name, hub id, folder): a label only, never opened
     error: str | None = None
+    family: str = "sd"  # the adapter (ldmpick.families) that built it
+    cfg: bool | None = None  # whether its step was measured with the CFG-doubled batch (None: the profile's cfg)
+    distilled: bool = False  # few-step distilled: distilled samplers (lcm, scm) fit it
+    samplers: list[str] | None = None  # the samplers that fit it (None: every sampler of the profile)
+    text_encoder: LatencyStats | None = None
+    vae_decode: LatencyStats | None = None
+    text_encoders: str = ""  # the stack, e.g. "CLIP-L + OpenCLIP-bigG + T5-XXL (256 tokens)"
 
     @property
     def ok(self) -> bool:
-        return self.status == "ok" and self.unet_step is not None
+        return self.status == "ok" and self.denoiser_step is not None
+
+    # names from schema 1, when every denoiser was a UNet
+    @property
+    def unet_step(self) -> LatencyStats | None:
+        return self.denoiser_step
+
+    @property
+    def unet_params(self) -> int:
+        return self.denoiser_params
+
+    def fits_sampler(self, name: str) -> bool:
+        return self.samplers is None or name in self.samplers
 
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "status": self.status,
-            "unet_params": self.unet_params,
-            "unet_step": self.unet_step.to_json() if self.unet_step else None,
+            "family": self.family,
+            "denoiser_params": self.denoiser_params,
+            "denoiser_step": self.denoiser_step.to_json() if self.denoiser_step else None,
+            "cfg": self.cfg,
+            "distilled": self.distilled,
+            "samplers": self.samplers,
+            "text_encoder": self.text_encoder.to_json() if self.text_encoder else None,
+            "text_encoders": self.text_encoders,
+            "vae_decode": self.vae_decode.to_json() if self.vae_decode else None,
             "peak_memory_bytes": self.peak_memory_bytes,
             "weight_bytes": self.weight_bytes,
             "source": self.source,
@@ -214,22 +243,45 @@ class ModelLatency:
         }
 
     @classmethod
-    def from_json(cls, data: Any, where: str) -> ModelLatency:
+    def from_json(cls, data: Any, where: str, version: int = 2) -> ModelLatency:
         d = _obj(data, where)
         status = _choice(d, "status", MODEL_STATUSES, where)
-        step = d.get("unet_step")
+        step_key, params_key = ("denoiser_step", "denoiser_params") if version >= 2 else ("unet_step", "unet_params")
+        step = d.get(step_key)
         if status == "ok" and step is None:
-            raise ProfileError(f"{where}: status 'ok' needs unet_step")
-        return cls(
+            raise ProfileError(f"{where}: status 'ok' needs {step_key}")
+        model = cls(
             name=_model_name(d, where),
             status=status,
-            unet_params=_int(d, "unet_params", where, minimum=1 if status == "ok" else 0),
-            unet_step=LatencyStats.from_json(step, f"{where}.unet_step") if step is not None else None,
+            denoiser_params=_int(d, params_key, where, minimum=1 if status == "ok" else 0),
+            denoiser_step=LatencyStats.from_json(step, f"{where}.{step_key}") if step is not None else None,
             peak_memory_bytes=_opt_int(d, "peak_memory_bytes", where),
             weight_bytes=_opt_int(d, "weight_bytes", where),
             source=_label(d, "source", where, MAX_SOURCE_CHARS, optional=True) or "",
             error=_opt_str(d, "error", where),
         )
+        if version < 2:
+            return model
+        model.family = _label(d, "family", where, 32, optional=True) or "sd"
+        cfg, distilled = d.get("cfg"), d.get("distilled", False)
+        if cfg is not None and not isinstance(cfg, bool):
+            raise ProfileError(f"{where}.cfg must be true, false or null")
+        if not isinstance(distilled, bool):
+            raise ProfileError(f"{where}.distilled must be true or false")
+        model.cfg, model.distilled = cfg, distilled
+        samplers = d.get("samplers")
+        if samplers is not None:
+            if not isinstance(samplers, list) or len(samplers) > 100:
+                raise ProfileError(f"{where}.samplers must be a list of at most 100 names or null")
+            for i, x in enumerate(samplers):
+                if not isinstance(x, str) or not x or len(x) > MAX_NAME_CHARS or _CONTROL.search(x):
+                    raise ProfileError(f"{where}.samplers[{i}] must be a sampler name")
+            model.samplers = list(samplers)
+        for key in ("text_encoder", "vae_decode"):
+            if d.get(key) is not None:
+                setattr(model, key, LatencyStats.from_json(d[key], f"{where}.{key}"))
+        model.text_encoders = _label(d, "text_encoders", where, MAX_NAME_CHARS, optional=True) or ""
+        return model
 
 
 @dataclass
@@ -257,8 +309,6 @@ class Profile:
     device: dict[str, Any]  # fingerprint, see fingerprint.py
     models: list[ModelLatency]
     samplers: list[SamplerOverhead]
-    text_encoder: LatencyStats | None
-    vae_decode: LatencyStats | None
     created: str  # ISO 8601 UTC
     command: str = ""
     notes: str = ""
@@ -266,6 +316,26 @@ class Profile:
     complete: bool = True  # False for a partial (interrupted) run
 
     # ------------------------------------------------------------------ lookups
+    @property
+    def text_encoder(self) -> LatencyStats | None:
+        """The text-encoder cost of the first measured model (each model has its own: ``ModelLatency``)."""
+        return next((m.text_encoder for m in self.models if m.text_encoder is not None), None)
+
+    @property
+    def vae_decode(self) -> LatencyStats | None:
+        """The VAE-decode cost of the first measured model (each model has its own: ``ModelLatency``)."""
+        return next((m.vae_decode for m in self.models if m.vae_decode is not None), None)
+
+    def share_fixed_parts(self, text_encoder: LatencyStats | None, vae_decode: LatencyStats | None) -> Profile:
+        """Give every model the same fixed parts (what a version-1 file, measured with one model's configs, holds)."""
+        for m in self.models:
+            m.text_encoder, m.vae_decode = text_encoder, vae_decode
+        return self
+
+    def model_cfg(self, model: ModelLatency) -> bool:
+        """Whether ``model``'s step was measured with the CFG-doubled batch."""
+        return self.settings.cfg if model.cfg is None else model.cfg
+
     def model(self, name: str) -> ModelLatency:
         for m in self.models:
             if m.name == name:
@@ -316,10 +386,6 @@ class Profile:
             "wall_seconds": self.wall_seconds,
             "device": self.device,
             "settings": self.settings.to_json(),
-            "fixed": {
-                "text_encoder": self.text_encoder.to_json() if self.text_encoder else None,
-                "vae_decode": self.vae_decode.to_json() if self.vae_decode else None,
-            },
             "samplers": [s.to_json() for s in self.samplers],
             "models": [m.to_json() for m in self.models],
         }
@@ -333,19 +399,20 @@ class Profile:
         schema = d.get("schema")
         if not isinstance(schema, str):
             raise ProfileError("not an ldmpick profile (no 'schema' field)")
-        if schema != SCHEMA:
+        version = READABLE_SCHEMAS.get(schema)
+        if version is None:
             if schema.startswith(SCHEMA_FAMILY):
-                raise ProfileError(f"unsupported profile schema version '{schema}' (this ldmpick reads '{SCHEMA}')")
+                raise ProfileError(f"unsupported profile schema version '{schema[:60]}' (this ldmpick reads "
+                                   f"{', '.join(READABLE_SCHEMAS)})")
             raise ProfileError(f"not an ldmpick profile (schema '{schema[:60]}')")
         device = validate_device(d.get("device"))
-        fixed = _obj(d.get("fixed"), "fixed")
         models_raw = d.get("models")
         samplers_raw = d.get("samplers")
         if not isinstance(models_raw, list) or len(models_raw) > 1000:
             raise ProfileError("models must be a list (at most 1000 entries)")
         if not isinstance(samplers_raw, list) or len(samplers_raw) > 100:
             raise ProfileError("samplers must be a list (at most 100 entries)")
-        models = [ModelLatency.from_json(m, f"models[{i}]") for i, m in enumerate(models_raw)]
+        models = [ModelLatency.from_json(m, f"models[{i}]", version) for i, m in enumerate(models_raw)]
         samplers = [SamplerOverhead.from_json(s, f"samplers[{i}]") for i, s in enumerate(samplers_raw)]
         for what, names in (("model", [m.name for m in models]), ("sampler", [s.name for s in samplers])):
             if len(set(names)) != len(names):
@@ -353,24 +420,29 @@ class Profile:
         created = _str(d, "created", "profile")
         if not re.fullmatch(r"\d{4}-\d{2}-\d{2}T[0-9:.]{1,32}(Z|[+-]\d{2}:?\d{2})?", created):
             raise ProfileError(f"created '{created[:40]}' is not an ISO 8601 date-time")
-        te, vae = fixed.get("text_encoder"), fixed.get("vae_decode")
+        if version == 1:  # one set of fixed parts, measured with the first model's configs, shared by all
+            fixed = _obj(d.get("fixed"), "fixed")
+            te, vae = fixed.get("text_encoder"), fixed.get("vae_decode")
+            te_stats = LatencyStats.from_json(te, "fixed.text_encoder") if te is not None else None
+            vae_stats = LatencyStats.from_json(vae, "fixed.vae_decode") if vae is not None else None
         wall = d.get("wall_seconds")
         complete = d.get("complete", True)
         if not isinstance(complete, bool):
             raise ProfileError("complete must be true or false")
-        return cls(
+        profile = cls(
             settings=Settings.from_json(d.get("settings")),
             device=device,
             models=models,
             samplers=samplers,
-            text_encoder=LatencyStats.from_json(te, "fixed.text_encoder") if te is not None else None,
-            vae_decode=LatencyStats.from_json(vae, "fixed.vae_decode") if vae is not None else None,
             created=created,
             command=_opt_str(d, "command", "profile") or "",
             notes=_opt_str(d, "notes", "profile") or "",
             wall_seconds=_check_latency(wall, "wall_seconds") if wall is not None else None,
             complete=complete,
         )
+        if version == 1:
+            profile.share_fixed_parts(te_stats, vae_stats)
+        return profile
 
 
 def device_key(device: dict[str, Any]) -> str:
@@ -770,17 +842,18 @@ def profile_rows(profile: Profile) -> list[dict[str, Any]]:
         )
 
     for m in profile.models:
-        row("unet_step", m.name, m.unet_step, status=m.status, unet_params=m.unet_params,
-            peak_memory_bytes=m.peak_memory_bytes)
-    row("text_encoder", "text_encoder", profile.text_encoder, status="ok" if profile.text_encoder else "missing")
-    row("vae_decode", "vae_decode", profile.vae_decode, status="ok" if profile.vae_decode else "missing")
+        row("denoiser_step", m.name, m.denoiser_step, status=m.status, family=m.family,
+            denoiser_params=m.denoiser_params, peak_memory_bytes=m.peak_memory_bytes)
+    for m in profile.models:
+        row("text_encoder", m.name, m.text_encoder, status="ok" if m.text_encoder else "missing", family=m.family)
+        row("vae_decode", m.name, m.vae_decode, status="ok" if m.vae_decode else "missing", family=m.family)
     for s in profile.samplers:
         row("sampler_step", s.name, s.step_overhead, status="ok", evals_per_step=s.evals_per_step)
     return rows
 
 
-ROW_FIELDS = ["kind", "name", "status", "median_ms", "p10_ms", "p90_ms", "iqr_ms", "n", "unet_params",
-              "peak_memory_bytes", "evals_per_step"]
+ROW_FIELDS = ["kind", "name", "status", "family", "median_ms", "p10_ms", "p90_ms", "iqr_ms", "n",
+              "denoiser_params", "peak_memory_bytes", "evals_per_step"]
 
 
 def export_csv(profile: Profile) -> str:
@@ -830,13 +903,13 @@ def diff_profiles(a: Profile, b: Profile) -> list[DiffRow]:
     amods = {m.name: m for m in a.models}
     bmods = {m.name: m for m in b.models}
 
-    def med(m: ModelLatency | None) -> float | None:
-        return m.unet_step.median_ms if m is not None and m.ok and m.unet_step else None
+    def med(m: ModelLatency | None, part: str = "denoiser_step") -> float | None:
+        stats = getattr(m, part) if m is not None and m.ok else None
+        return stats.median_ms if stats else None
 
-    for n in names:
-        rows.append(DiffRow(n, "unet_step", med(amods.get(n)), med(bmods.get(n))))
-    for kind, sa, sb in (("text_encoder", a.text_encoder, b.text_encoder), ("vae_decode", a.vae_decode, b.vae_decode)):
-        rows.append(DiffRow(kind, kind, sa.median_ms if sa else None, sb.median_ms if sb else None))
+    for part in ("denoiser_step", "text_encoder", "vae_decode"):
+        for n in names:
+            rows.append(DiffRow(n, part, med(amods.get(n), part), med(bmods.get(n), part)))
     asam = {s.name: s for s in a.samplers}
     bsam = {s.name: s for s in b.samplers}
     for n in dict.fromkeys(list(asam) + list(bsam)):

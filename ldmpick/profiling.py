@@ -8,15 +8,19 @@ a per-model time cap, keep raw samples, report median / p10 / p90 / IQR. On CUDA
 from __future__ import annotations
 
 import gc
+import json
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from functools import lru_cache
 from datetime import datetime, timezone
 from typing import Any
 
-from ldmpick.catalogue import ModelSpec, _constructor_args, resolve_model
+from ldmpick.catalogue import ModelSpec, resolve_model
 from ldmpick.errors import UsageError
-from ldmpick.execution import DTYPES, check_mode, make_unet_runner
+from ldmpick.execution import DTYPES, check_mode, make_denoiser_runner
+from ldmpick.families.base import TextEncoder, constructor_args
 from ldmpick.profile_file import (
     LatencyStats,
     ModelLatency,
@@ -24,7 +28,7 @@ from ldmpick.profile_file import (
     SamplerOverhead,
     Settings,
 )
-from ldmpick.samplers import SAMPLERS, get_sampler, make_scheduler
+from ldmpick.samplers import get_sampler, make_scheduler
 
 SAMPLER_STEPS = 20  # steps of the loop timed per sampler repetition
 # A model is not built when its weights, plus a share for activations and workspace, exceed free memory.
@@ -43,7 +47,7 @@ class ProfileRequest:
     batch: int = 1
     cfg: bool = True
     mode: str = "eager"
-    samplers: list[str] = field(default_factory=lambda: list(SAMPLERS))
+    samplers: list[str] | None = None  # None: each model's own samplers (its family's, lcm/scm when distilled)
     warmup: int = 3
     repeats: int = 20
     min_repeats: int = 5
@@ -67,9 +71,16 @@ class ProfileRequest:
             rounds=self.rounds,
         )
 
-    def work_units(self) -> int:
-        """Units reported to the progress callback: fixed parts (2) + samplers + models x rounds."""
-        return 2 + len(self.samplers) + len(self.models) * self.rounds
+    def samplers_for(self, spec: ModelSpec) -> list[str]:
+        """The samplers ``spec`` is costed with: those that fit it, restricted to the asked ones."""
+        fitting = spec.adapter.fitting_samplers(spec)
+        return fitting if self.samplers is None else [s for s in self.samplers if s in fitting]
+
+    def work_units(self, specs: list[ModelSpec] | None = None) -> int:
+        """Units reported to the progress callback: each model's fixed parts + samplers + models x rounds."""
+        specs = specs if specs is not None else [resolve_model(m) for m in self.models]
+        samplers = {s for spec in specs for s in self.samplers_for(spec)}
+        return len(specs) + len(samplers) + len(specs) * self.rounds
 
 
 def default_device() -> str:
@@ -103,23 +114,39 @@ def validate_request(req: ProfileRequest) -> list[ModelSpec]:
         raise UsageError("--warmup must be >= 0 and --repeats >= 1")
     if not req.models:
         raise UsageError("no models to profile")
-    if not req.samplers:
+    if req.samplers is not None and not req.samplers:
         raise UsageError("no samplers to profile")
-    for s in req.samplers:
+    for s in req.samplers or []:
         get_sampler(s)
     specs = [resolve_model(m) for m in req.models]
     for spec in specs:
         check_resolution(req.resolution, spec)
+        if req.samplers is not None and not req.samplers_for(spec):
+            fitting = ", ".join(spec.adapter.fitting_samplers(spec))
+            raise UsageError(f"none of the samplers asked for fits '{spec.name}' ({spec.family} family); "
+                             f"it takes: {fitting}")
+        if req.mode not in spec.adapter.fast_modes:
+            raise UsageError(f"mode '{req.mode}' is not supported for the {spec.family} family "
+                             f"(it supports {', '.join(spec.adapter.fast_modes)})")
     return specs
 
 
+MAX_RESOLUTION = 4096
+
+
 def check_resolution(resolution: int, spec: ModelSpec) -> None:
-    factor = spec.vae_scale_factor
-    if resolution < factor * 4 or resolution > 4096:
-        raise UsageError(f"--resolution {resolution} is out of range ({factor * 4}..4096 pixels)")
-    if resolution % factor:
+    """Image sides must be multiples of the model's resolution multiple (VAE factor x denoiser downsampling or
+    patch size), within 1x that multiple and 4096 pixels. One rule for profiling and generation."""
+    multiple = spec.resolution_multiple
+    if resolution < multiple or resolution > MAX_RESOLUTION:
+        raise UsageError(f"--resolution {resolution} is out of range ({multiple}..{MAX_RESOLUTION} pixels "
+                         f"for '{spec.name}')")
+    if resolution % multiple:
+        lower = resolution // multiple * multiple
         raise UsageError(
-            f"--resolution {resolution} is not a multiple of {factor} (the VAE of '{spec.name}' downsamples by {factor})"
+            f"--resolution {resolution} is not a multiple of {multiple} (model '{spec.name}': VAE factor "
+            f"{spec.vae_scale_factor} x denoiser downsampling {multiple // spec.vae_scale_factor}); "
+            f"try {lower or multiple} or {lower + multiple}"
         )
 
 
@@ -211,6 +238,71 @@ BYTES_PER = {"fp16": 2, "bf16": 2, "fp32": 4}
 # ---------------------------------------------------------------------------------------------- builders
 
 
+@contextmanager
+def skipped_weight_init() -> Iterator[None]:
+    """Build modules without running their weight initialisers (seconds, not minutes, for billions of parameters
+    on a CPU); the caller fills the weights afterwards (``randomize``)."""
+    import torch
+
+    names = ("uniform_", "normal_", "trunc_normal_", "constant_", "zeros_", "ones_", "xavier_uniform_",
+             "xavier_normal_", "kaiming_uniform_", "kaiming_normal_", "orthogonal_")
+    saved = {n: getattr(torch.nn.init, n) for n in names if hasattr(torch.nn.init, n)}
+
+    def keep(tensor: Any, *args: Any, **kwargs: Any) -> Any:
+        return tensor
+
+    for n in saved:
+        setattr(torch.nn.init, n, keep)
+    try:
+        yield
+    finally:
+        for n, fn in saved.items():
+            setattr(torch.nn.init, n, fn)
+
+
+def randomize(module: Any) -> Any:
+    """Fill every floating-point parameter with N(0, 0.02) noise: latency does not depend on the values, but
+    uninitialised memory could hold NaNs or denormals, which are slow on CPUs."""
+    import torch
+
+    with torch.no_grad():
+        for p in module.parameters():
+            if p.is_floating_point():
+                p.normal_(0.0, 0.02)
+    return module
+
+
+@lru_cache(maxsize=64)
+def _count_text_encoder_params(class_name: str, config_json: str) -> int:
+    import torch
+    import transformers
+
+    cls = getattr(transformers, class_name)
+    with torch.device("meta"):
+        model = cls(cls.config_class(**json.loads(config_json)))
+    return sum(p.numel() for p in model.parameters())
+
+
+def text_encoder_params(enc: TextEncoder) -> int:
+    return _count_text_encoder_params(enc.class_name, json.dumps(constructor_args(enc.config), sort_keys=True))
+
+
+@lru_cache(maxsize=64)
+def _count_vae_params(class_name: str, config_json: str) -> int:
+    import diffusers
+    import torch
+
+    with torch.device("meta"):
+        vae = getattr(diffusers, class_name).from_config(json.loads(config_json))
+    return sum(p.numel() for p in vae.parameters())
+
+
+def vae_params(spec: ModelSpec) -> int:
+    adapter = spec.adapter
+    return _count_vae_params(adapter.vae_class(spec), json.dumps(constructor_args(adapter.vae_config(spec)),
+                                                                  sort_keys=True))
+
+
 class ModuleFactory:
     """Builds the modules of a model on the target device with random weights. Tests may substitute it."""
 
@@ -219,131 +311,193 @@ class ModuleFactory:
         from diffusers.utils import logging as diffusers_logging
 
         diffusers_logging.set_verbosity_error()  # random-weight builds trigger harmless casting notices
+        try:
+            from transformers.utils import logging as transformers_logging
+
+            transformers_logging.set_verbosity_error()
+        except Exception:  # pragma: no cover - cosmetic only
+            pass
         self.torch = torch
         self.device = device
+        self.dtype_name = dtype
         self.dtype = getattr(torch, DTYPES[dtype])
 
-    def _place(self, module: Any) -> Any:
-        return module.to(dtype=self.dtype).eval().requires_grad_(False)
+    def _build(self, make: Callable[[], Any], dtype: Any = None) -> Any:
+        torch = self.torch
+        dtype = dtype or self.dtype
+        previous = torch.get_default_dtype()
+        torch.set_default_dtype(dtype)
+        try:
+            with torch.device(self.device), skipped_weight_init():
+                module = make()
+        finally:
+            torch.set_default_dtype(previous)
+        return randomize(module.to(dtype=dtype)).eval().requires_grad_(False)
+
+    def denoiser(self, spec: ModelSpec) -> Any:
+        import diffusers
+
+        cls = getattr(diffusers, spec.adapter.denoiser_class(spec))
+        return self._build(lambda: cls.from_config(constructor_args(spec.denoiser_config)))
 
     def unet(self, spec: ModelSpec) -> Any:
-        from diffusers import UNet2DConditionModel
+        return self.denoiser(spec)
 
-        with self.torch.device(self.device):
-            return self._place(UNet2DConditionModel(**_constructor_args(spec.unet_config)))
+    def text_encoder(self, enc: TextEncoder) -> Any:
+        import transformers
 
-    def text_encoder(self, spec: ModelSpec) -> Any:
-        from transformers import CLIPTextConfig, CLIPTextModel
+        cls = getattr(transformers, enc.class_name)
+        return self._build(lambda: cls(cls.config_class(**constructor_args(enc.config))))
 
-        with self.torch.device(self.device):
-            return self._place(CLIPTextModel(CLIPTextConfig(**_constructor_args(spec.text_encoder_config))))
+    def vae(self, spec: ModelSpec, dtype: str | None = None) -> Any:
+        import diffusers
 
-    def vae(self, spec: ModelSpec) -> Any:
-        from diffusers import AutoencoderKL
-
-        with self.torch.device(self.device):
-            return self._place(AutoencoderKL(**_constructor_args(spec.vae_config)))
+        cls = getattr(diffusers, spec.adapter.vae_class(spec))
+        torch_dtype = getattr(self.torch, DTYPES[dtype]) if dtype else None
+        return self._build(lambda: cls.from_config(constructor_args(spec.adapter.vae_config(spec))), torch_dtype)
 
 
 # ---------------------------------------------------------------------------------------------- profiling
 
 
-def measure_unet(spec: ModelSpec, req: ProfileRequest, factory: ModuleFactory, timer: Timer) -> ModelLatency:
-    """One model's UNet step (one evaluation at batch x (2 if cfg)), or ``does_not_fit``."""
-    torch = factory.torch
-    params = spec.unet_params
-    weight_bytes = params * BYTES_PER[req.dtype]
-    free = available_memory_bytes(req.device)
-    base = ModelLatency(name=spec.name, status="ok", unet_params=params, weight_bytes=weight_bytes, source=spec.source)
+def _too_big(params: int, dtype: str, device: str, what: str) -> str | None:
+    """Why a module of ``params`` parameters cannot be built on ``device`` now, or None when it fits."""
+    weight_bytes = params * BYTES_PER[dtype]
+    free = available_memory_bytes(device)
     if free is not None and weight_bytes * ACTIVATION_OVERHEAD + WORKSPACE_BYTES > free:
-        base.status = "does_not_fit"
-        base.error = f"weights need {weight_bytes / 2**30:.1f} GiB, {free / 2**30:.1f} GiB free"
-        return base
-    unet = runner = None
+        return f"{what} weights need {weight_bytes / 2**30:.1f} GiB, {free / 2**30:.1f} GiB free"
+    return None
+
+
+def measure_denoiser(spec: ModelSpec, req: ProfileRequest, factory: ModuleFactory, timer: Timer,
+                     base: ModelLatency | None = None) -> ModelLatency:
+    """One model's denoiser step (one evaluation at batch x (2 when this model doubles it for CFG)), or
+    ``does_not_fit``."""
+    torch = factory.torch
+    adapter = spec.adapter
+    params = spec.denoiser_params
+    cfg = adapter.uses_cfg(spec, req.cfg)
+    base = base or ModelLatency(name=spec.name, status="ok", denoiser_params=params, source=spec.source,
+                                family=spec.family, cfg=cfg, distilled=spec.distilled,
+                                samplers=req.samplers_for(spec))
+    base = replace(base, weight_bytes=params * BYTES_PER[req.dtype])
+    reason = _too_big(params, req.dtype, req.device, "denoiser")
+    if reason:
+        return replace(base, status="does_not_fit", denoiser_step=None, error=reason)
+    denoiser = runner = None
     try:
         if req.device.startswith("cuda"):
             torch.cuda.reset_peak_memory_stats(req.device)
-        unet = factory.unet(spec)
-        if req.device.startswith("cuda"):  # the peak of generation: weights in the target dtype + activations, not
-            torch.cuda.synchronize(req.device)  # the transient fp32 copy the random-weight build makes
+        denoiser = factory.denoiser(spec)
+        if req.device.startswith("cuda"):  # the peak of generation: weights in the target dtype + activations
+            torch.cuda.synchronize(req.device)
             torch.cuda.reset_peak_memory_stats(req.device)
-        latent = req.resolution // spec.vae_scale_factor
-        b = req.batch * (2 if req.cfg else 1)
-        sample = torch.randn(b, spec.latent_channels, latent, latent, device=req.device, dtype=factory.dtype)
-        tokens = int(spec.text_encoder_config.get("max_position_embeddings", 77))  # the text encoder's length
-        ehs = torch.randn(b, tokens, spec.cross_attention_dim, device=req.device, dtype=factory.dtype)
-        t = torch.tensor(500.0, device=req.device)
+        batch = req.batch * adapter.evals_per_step(spec, req.cfg)
+        inputs = adapter.denoiser_inputs(spec, batch, req.resolution, req.device, factory.dtype)
         with torch.no_grad():
-            runner = make_unet_runner(unet, req.mode, sample, t, ehs)
-            base.unet_step = timer.measure(
-                lambda: runner(sample, t, ehs), req.warmup, req.repeats, req.max_seconds_per_model, req.min_repeats
-            )
+            runner = make_denoiser_runner(denoiser, req.mode, req.device)
+            step = timer.measure(lambda: runner(**inputs, return_dict=False), req.warmup, req.repeats,
+                                 req.max_seconds_per_model, req.min_repeats)
+        base = replace(base, denoiser_step=step)
         if req.device.startswith("cuda"):
             base.peak_memory_bytes = int(torch.cuda.max_memory_allocated(req.device))
     except Exception as exc:
         if not is_out_of_memory(exc):
             raise
-        base.status = "does_not_fit"
-        base.unet_step = None
-        base.error = " ".join(str(exc).split())[:200]
+        base = replace(base, status="does_not_fit", denoiser_step=None, error=" ".join(str(exc).split())[:200])
     finally:
-        del unet, runner
+        del denoiser, runner
         free_memory(req.device)
     return base
 
 
-def measure_text_encoder(spec: ModelSpec, req: ProfileRequest, factory: ModuleFactory, timer: Timer) -> LatencyStats:
+def measure_text_encoders(spec: ModelSpec, req: ProfileRequest, factory: ModuleFactory,
+                          timer: Timer) -> LatencyStats | str:
+    """The model's whole text-encoder stack as its pipeline runs it (each encoder at its own sequence length; the
+    prompt and, with CFG, the negative prompt), one encoder resident at a time. A string says why it did not fit."""
     torch = factory.torch
-    te = factory.text_encoder(spec)
-    vocab = int(spec.text_encoder_config.get("vocab_size", 49408))
-    length = int(spec.text_encoder_config.get("max_position_embeddings", 77))
-    ids = torch.randint(0, vocab, (req.batch, length), device=req.device)
-    # as diffusers' encode_prompt runs it: one forward for the prompt and, with guidance, another for the negative
-    calls = 2 if req.cfg else 1
+    calls = spec.adapter.encoder_calls(spec, req.cfg)
+    total: list[float] | None = None
+    for enc in spec.adapter.text_encoders(spec):
+        reason = _too_big(text_encoder_params(enc), req.dtype, req.device, f"text encoder {enc.label}")
+        if reason:
+            return reason
+        te = None
+        try:
+            te = factory.text_encoder(enc)
+            ids = torch.randint(0, enc.vocab_size, (req.batch, enc.seq_len), device=req.device)
 
-    def encode() -> None:
-        for _ in range(calls):
-            te(ids)
+            def encode() -> None:
+                for _ in range(calls):
+                    te(ids)
 
-    with torch.no_grad():
-        stats = timer.measure(encode, req.warmup, req.repeats, req.max_seconds_per_model, req.min_repeats)
-    del te
-    free_memory(req.device)
-    return stats
+            with torch.no_grad():
+                stats = timer.measure(encode, req.warmup, req.repeats, req.max_seconds_per_model, req.min_repeats)
+        except Exception as exc:
+            if not is_out_of_memory(exc):
+                raise
+            return f"text encoder {enc.label}: {' '.join(str(exc).split())[:160]}"
+        finally:
+            del te
+            free_memory(req.device)
+        # the stack's cost: encoders run one after the other, so their sample series add up position by position
+        samples = stats.samples_ms
+        total = list(samples) if total is None else [a + b for a, b in zip(total, _resample(samples, len(total)))]
+    return LatencyStats.from_samples(total or [0.0])
 
 
-def measure_vae_decode(spec: ModelSpec, req: ProfileRequest, factory: ModuleFactory, timer: Timer) -> LatencyStats:
+def _resample(xs: list[float], n: int) -> list[float]:
+    """``xs`` stretched or cut to ``n`` items (encoders of a stack may stop after different repeat counts)."""
+    return [xs[i * len(xs) // n] for i in range(n)]
+
+
+def measure_vae_decode(spec: ModelSpec, req: ProfileRequest, factory: ModuleFactory,
+                       timer: Timer) -> LatencyStats | str:
+    """The model's VAE decode as its pipeline runs it (scaling, shift, Flux unpacking, SDXL's fp32 upcast)."""
     torch = factory.torch
-    vae = factory.vae(spec)
-    latent = req.resolution // spec.vae_scale_factor
-    z = torch.randn(req.batch, int(spec.vae_config.get("latent_channels", 4)), latent, latent,
-                    device=req.device, dtype=factory.dtype)
-    with torch.no_grad():
-        stats = timer.measure(lambda: vae.decode(z), max(1, req.warmup // 2 + 1), max(3, req.repeats // 2),
-                              req.max_seconds_per_model, min(3, req.min_repeats))
-    del vae
-    free_memory(req.device)
-    return stats
+    adapter = spec.adapter
+    dtype = adapter.vae_decode_dtype(spec, req.dtype)
+    reason = _too_big(vae_params(spec), dtype, req.device, "VAE")
+    if reason:
+        return reason
+    vae = None
+    try:
+        vae = factory.vae(spec, dtype)
+        z = adapter.decode_latents(spec, req.batch, req.resolution, req.device, getattr(torch, DTYPES[dtype]))
+        with torch.no_grad():
+            return timer.measure(lambda: adapter.decode(vae, z), max(1, req.warmup // 2 + 1),
+                                 max(3, req.repeats // 2), req.max_seconds_per_model, min(3, req.min_repeats))
+    except Exception as exc:
+        if not is_out_of_memory(exc):
+            raise
+        return f"VAE decode: {' '.join(str(exc).split())[:160]}"
+    finally:
+        del vae
+        free_memory(req.device)
 
 
 def measure_sampler(name: str, spec: ModelSpec, req: ProfileRequest, factory: ModuleFactory, timer: Timer) -> SamplerOverhead:
-    """Per sampling step: ``scale_model_input`` + guidance combine + ``scheduler.step``, over a full loop."""
+    """Per sampling step: ``scale_model_input`` + guidance combine + ``scheduler.step``, over a full loop, on the
+    latents of ``spec`` (the first profiled model this sampler fits)."""
     torch = factory.torch
     sampler = get_sampler(name)
-    latent = req.resolution // spec.vae_scale_factor
-    shape = (req.batch, spec.latent_channels, latent, latent)
+    adapter = spec.adapter
+    latents = adapter.decode_latents(spec, req.batch, req.resolution, req.device, factory.dtype)
+    cfg = adapter.uses_cfg(spec, req.cfg)
     gen = torch.Generator(device=req.device).manual_seed(0)
-    x0 = torch.randn(shape, generator=gen, device=req.device, dtype=factory.dtype)
-    pred = torch.randn((shape[0] * (2 if req.cfg else 1),) + shape[1:], generator=gen, device=req.device,
-                       dtype=factory.dtype)
+    x0 = torch.randn(latents.shape, generator=gen, device=req.device, dtype=factory.dtype)
+    pred = torch.randn((latents.shape[0] * (2 if cfg else 1),) + tuple(latents.shape[1:]), generator=gen,
+                       device=req.device, dtype=factory.dtype)
 
     def loop() -> None:
         scheduler = make_scheduler(name, spec.scheduler_config)
-        scheduler.set_timesteps(SAMPLER_STEPS, device=req.device)
+        scheduler.set_timesteps(SAMPLER_STEPS, device=req.device,
+                                **adapter.timestep_kwargs(spec, scheduler, req.resolution))
         x = x0
         for t in scheduler.timesteps:
-            scheduler.scale_model_input(x, t)
-            if req.cfg:
+            if hasattr(scheduler, "scale_model_input"):
+                scheduler.scale_model_input(x, t)
+            if cfg:
                 uncond, cond = pred.chunk(2)
                 eps = uncond + 7.5 * (cond - uncond)
             else:
@@ -363,9 +517,40 @@ def _pool(rounds: list[ModelLatency]) -> ModelLatency:
     if bad is not None:
         return bad
     first = rounds[0]
-    samples = [x for m in rounds for x in (m.unet_step.samples_ms if m.unet_step else [])]
+    samples = [x for m in rounds for x in (m.denoiser_step.samples_ms if m.denoiser_step else [])]
     peaks = [m.peak_memory_bytes for m in rounds if m.peak_memory_bytes is not None]
-    return replace(first, unet_step=LatencyStats.from_samples(samples), peak_memory_bytes=max(peaks) if peaks else None)
+    return replace(first, denoiser_step=LatencyStats.from_samples(samples), peak_memory_bytes=max(peaks) if peaks else None)
+
+
+class FixedParts:
+    """Each model's text-encoder stack and VAE decode, measured once per distinct configuration in a run (the
+    paper's family shares SD's; SD3 and Flux share T5-XXL but not the rest of the stack)."""
+
+    def __init__(self, req: ProfileRequest, factory: ModuleFactory, timer: Timer):
+        self.req, self.factory, self.timer = req, factory, timer
+        self.cache: dict[str, LatencyStats | str] = {}
+
+    def _key(self, *parts: Any) -> str:
+        return json.dumps(parts, sort_keys=True, default=str)
+
+    def measure(self, spec: ModelSpec, base: ModelLatency) -> ModelLatency:
+        adapter = spec.adapter
+        encoders = adapter.text_encoders(spec)
+        te_key = self._key("te", [(e.class_name, e.config, e.seq_len) for e in encoders],
+                           adapter.encoder_calls(spec, self.req.cfg))
+        vae_key = self._key("vae", adapter.vae_class(spec), adapter.vae_config(spec), adapter.name,
+                            adapter.vae_decode_dtype(spec, self.req.dtype))
+        if te_key not in self.cache:
+            self.cache[te_key] = measure_text_encoders(spec, self.req, self.factory, self.timer)
+        if vae_key not in self.cache:
+            self.cache[vae_key] = measure_vae_decode(spec, self.req, self.factory, self.timer)
+        te, vae = self.cache[te_key], self.cache[vae_key]
+        stack = " + ".join(f"{e.label} ({e.seq_len} tokens)" for e in encoders)
+        model = replace(base, text_encoders=stack)
+        problems = [x for x in (te, vae) if isinstance(x, str)]
+        if problems:
+            return replace(model, status="does_not_fit", denoiser_step=None, error="; ".join(problems))
+        return replace(model, text_encoder=te, vae_decode=vae)
 
 
 def run_profile(
@@ -402,52 +587,55 @@ def run_profile(
         settings=settings,
         device=full_fingerprint(req.device),
         models=list(resume_from.models) if resume_from else [],
-        samplers=[s for s in (resume_from.samplers if resume_from else []) if s.name in req.samplers],
-        text_encoder=resume_from.text_encoder if resume_from else None,
-        vae_decode=resume_from.vae_decode if resume_from else None,
+        samplers=list(resume_from.samplers) if resume_from else [],
         created=resume_from.created if resume_from else datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         command=req.command,
         complete=False,
-        notes=f"fixed parts (text encoder, VAE) measured with the configs of '{specs[0].name}'",
+        notes="each model with its own text-encoder stack and VAE decode; sampler overheads measured on the "
+              "latents of the first model each sampler fits",
     )
     save = checkpoint or (lambda p: None)
+    fixed = FixedParts(req, factory, timer)
+    done_models = {m.name for m in profile.models}
+    todo = [spec for spec in specs if spec.name not in done_models]
     with torch.inference_mode(False):
-        if profile.text_encoder is None:
-            profile.text_encoder = measure_text_encoder(specs[0], req, factory, timer)
-            save(profile)
-        tick("text encoder")
-        if profile.vae_decode is None:
-            profile.vae_decode = measure_vae_decode(specs[0], req, factory, timer)
-            save(profile)
-        tick("VAE decode")
         done_samplers = {s.name for s in profile.samplers}
-        for name in req.samplers:
-            if name not in done_samplers:
-                profile.samplers.append(measure_sampler(name, specs[0], req, factory, timer))
-                save(profile)
-            tick(f"sampler {name}")
-        done_models = {m.name for m in profile.models}
-        if req.rounds <= 1:
-            for spec in specs:
-                if spec.name not in done_models:
-                    profile.models.append(measure_unet(spec, req, factory, timer))
+        for spec in specs:
+            for name in req.samplers_for(spec):
+                if name not in done_samplers:
+                    profile.samplers.append(measure_sampler(name, spec, req, factory, timer))
+                    done_samplers.add(name)
                     save(profile)
-                tick(spec.name)
-        else:  # round-robin, so that a slow drift of the machine hits every model alike; pooled at the end
-            per_round = replace(req, repeats=max(1, -(-req.repeats // req.rounds)),
-                                min_repeats=max(1, -(-req.min_repeats // req.rounds)),
-                                max_seconds_per_model=req.max_seconds_per_model / req.rounds)
-            pooled: dict[str, list[ModelLatency]] = {}
-            todo = [spec for spec in specs if spec.name not in done_models]
-            for r in range(req.rounds):
-                for spec in todo:
-                    if all(m.ok for m in pooled.get(spec.name, [])):
-                        pooled.setdefault(spec.name, []).append(measure_unet(spec, per_round, factory, timer))
-                    tick(f"{spec.name} (round {r + 1}/{req.rounds})")
+                    tick(f"sampler {name}")
+        # fixed parts first (one unit per model), then the denoiser steps, round-robin when rounds > 1, so that a
+        # slow drift of the machine hits every model alike; rounds are pooled at the end
+        bases: dict[str, ModelLatency] = {}
+        for spec in todo:
+            cfg = spec.adapter.uses_cfg(spec, req.cfg)
+            base = ModelLatency(name=spec.name, status="ok", denoiser_params=spec.denoiser_params, source=spec.source,
+                                family=spec.family, cfg=cfg, distilled=spec.distilled,
+                                samplers=req.samplers_for(spec))
+            bases[spec.name] = fixed.measure(spec, base)
+            tick(f"{spec.name} text encoder and VAE")
+        per_round = req if req.rounds <= 1 else replace(
+            req, repeats=max(1, -(-req.repeats // req.rounds)), min_repeats=max(1, -(-req.min_repeats // req.rounds)),
+            max_seconds_per_model=req.max_seconds_per_model / req.rounds)
+        pooled: dict[str, list[ModelLatency]] = {}
+        for r in range(req.rounds):
             for spec in todo:
-                profile.models.append(_pool(pooled[spec.name]))
+                base = bases[spec.name]
+                if base.status == "ok" and all(m.ok for m in pooled.get(spec.name, [])):
+                    pooled.setdefault(spec.name, []).append(measure_denoiser(spec, per_round, factory, timer, base))
+                label = spec.name if req.rounds <= 1 else f"{spec.name} (round {r + 1}/{req.rounds})"
+                if req.rounds <= 1:
+                    profile.models.append(pooled[spec.name][0] if spec.name in pooled else base)
+                    save(profile)
+                tick(label)
+        if req.rounds > 1:
+            for spec in todo:
+                profile.models.append(_pool(pooled[spec.name]) if spec.name in pooled else bases[spec.name])
             save(profile)
-    profile.models.sort(key=lambda m: m.unet_params)
+    profile.models.sort(key=lambda m: m.denoiser_params)
     profile.complete = True
     profile.wall_seconds = round(time.perf_counter() - started, 3)
     return profile

@@ -18,8 +18,9 @@ class Sampler:
     scheduler_class: str
     evals_per_step: int
     order: int  # solver order (1 = first-order like DDIM/Euler)
-    distilled_only: bool = False  # only meaningful with a consistency-distilled model (LCM)
+    distilled_only: bool = False  # only meaningful with a consistency-distilled model (LCM, SCM)
     extra_config: tuple[tuple[str, Any], ...] = ()
+    flow: bool = False  # a flow-matching sampler (for flow-matching families: SD3, Flux, Sana)
 
     def scheduler_kwargs(self) -> dict[str, Any]:
         return dict(self.extra_config)
@@ -42,10 +43,20 @@ SAMPLERS: dict[str, Sampler] = {
         Sampler("unipc", "UniPCMultistepScheduler", 1, 2),
         Sampler("heun", "HeunDiscreteScheduler", 2, 2),
         Sampler("lcm", "LCMScheduler", 1, 1, distilled_only=True),
+        # flow matching: the model's own shift is carried over from its scheduler config (make_scheduler)
+        Sampler("flow-euler", "FlowMatchEulerDiscreteScheduler", 1, 1, flow=True),
+        Sampler("flow-dpmpp-2m", "DPMSolverMultistepScheduler", 1, 2, flow=True,
+                extra_config=(("algorithm_type", "dpmsolver++"), ("solver_order", 2), ("use_flow_sigmas", True),
+                              ("prediction_type", "flow_prediction"))),
+        Sampler("flow-unipc", "UniPCMultistepScheduler", 1, 2, flow=True,
+                extra_config=(("use_flow_sigmas", True), ("prediction_type", "flow_prediction"))),
+        Sampler("scm", "SCMScheduler", 1, 1, distilled_only=True, flow=True),
     ]
 }
 
-DEFAULT_SAMPLERS: tuple[str, ...] = tuple(SAMPLERS)
+# The samplers profiled by default: the discrete-time ones of the SD-style families. Flow-matching families are
+# profiled with their own (ldmpick.families), whatever the list asks.
+DEFAULT_SAMPLERS: tuple[str, ...] = tuple(n for n, s in SAMPLERS.items() if not s.flow)
 
 # The scheduler config of Stable Diffusion v1.x (scheduler/scheduler_config.json of SD v1.5), used when profiling
 # the built-in family, which has no pipeline folder of its own.
@@ -90,5 +101,9 @@ def make_scheduler(name: str, base_config: dict[str, Any] | None = None):  # -> 
     sampler = get_sampler(name)
     cls = getattr(diffusers, sampler.scheduler_class)
     config = dict(base_config or SD_SCHEDULER_CONFIG)
+    if sampler.flow:
+        # one shift, whichever scheduler the model shipped with (FlowMatchEuler: 'shift'; DPM-Solver: 'flow_shift')
+        shift = config.get("flow_shift") or config.get("shift") or 1.0
+        config.update(shift=shift, flow_shift=shift)
     config.update(sampler.scheduler_kwargs())
     return cls.from_config(config)

@@ -282,6 +282,23 @@ class QualityLaw:
             return f"{anchor.dataset or anchor.source} (one calibrated point)"
         return "the paper's scale"  # declared anchors ('anchor:<citation>') are published FIDs, on the paper's axis
 
+    def quality_basis(self, model: str, sampler: str, metric: str = "fid") -> str | None:
+        """Where a prediction for (``model``, ``sampler``) on ``metric``'s scale comes from, or None when that scale
+        has no data for the model: your or the shipped calibration, a declared anchor, or the paper's Table 1 (its
+        own family sizes). A model is never placed on a scale by its parameter count alone."""
+        cal_metric = "prompt_acc" if metric == "clip" else metric
+        fam = self.calibrated_for(model, sampler, cal_metric)
+        if fam is not None:
+            return f"calibrated on {fam.dataset}"
+        if any(f.metric == cal_metric and model in f.floors for f in self.calibrated) or sampler not in self.curves:
+            return None  # calibrated without this sampler, or a sampler with no published step curve
+        if metric == "fid" and model in self.anchors:
+            return f"anchor ({self.anchors[model].source})"
+        points = self.size_points if metric == "fid" else self.clip_points
+        if any(name == model for name, _, _ in points):
+            return "the paper's Table 1"
+        return None
+
     def max_steps_for(self, model: str, sampler: str, metric: str = "fid") -> int | None:
         """For a calibrated (model, sampler): the most steps measured (the selector does not extrapolate past it)."""
         fam = self.calibrated_for(model, sampler, "prompt_acc" if metric == "clip" else metric)

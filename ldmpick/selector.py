@@ -89,6 +89,7 @@ class CostRow:
     fixed: float
     per_step: float
     parts: dict[str, float]  # fixed parts and per-step parts, for the breakdown
+    distilled: bool = False  # a few-step distilled model: distilled samplers (lcm, scm) fit it
 
 
 @dataclass
@@ -121,13 +122,11 @@ class Selection:
 
 def cost_rows_measured(profile: Profile, models: list[str] | None, samplers: list[str], percentile: float,
                        excluded: list[str]) -> list[CostRow]:
-    """Per (model, sampler): fixed seconds and seconds per step from the profile."""
-    if profile.text_encoder is None or profile.vae_decode is None:
-        raise UsageError(f"profile '{profile.id}' lacks the text encoder or VAE measurement; measure it again")
-    te = profile.text_encoder.at(percentile) / 1e3
-    vae = profile.vae_decode.at(percentile) / 1e3
+    """Per (model, sampler that fits it): fixed seconds (the model's own text-encoder stack and VAE decode) and
+    seconds per step. Evaluations per step come from ldmpick's sampler table, never from the file."""
     memory = profile.device.get("memory_bytes")
     names = models if models is not None else profile.model_names()
+    measured = {s.name for s in profile.samplers}
     rows = []
     for name in names:
         m = profile.model(name)
@@ -137,18 +136,29 @@ def cost_rows_measured(profile: Profile, models: list[str] | None, samplers: lis
         if memory and m.peak_memory_bytes and m.peak_memory_bytes > memory:
             excluded.append(f"{name}: needs more memory than the device has")
             continue
-        unet = m.unet_step.at(percentile) / 1e3
+        if m.text_encoder is None or m.vae_decode is None:
+            excluded.append(f"{name}: the profile lacks its text encoder or VAE measurement; measure it again")
+            continue
+        te = m.text_encoder.at(percentile) / 1e3
+        vae = m.vae_decode.at(percentile) / 1e3
+        step = m.denoiser_step.at(percentile) / 1e3
         for s in samplers:
+            if not m.fits_sampler(s) or (m.samplers is None and s not in measured):
+                continue  # (a version-1 model fits every sampler its profile measured)
             try:
                 over = profile.sampler(s)
+                evals = get_sampler(s).evals_per_step
             except UsageError:
-                excluded.append(f"sampler {s}: not in the profile")
+                note = f"sampler {s}: not in the profile"
+                if note not in excluded:
+                    excluded.append(note)
                 continue
-            per_step = over.evals_per_step * unet + over.step_overhead.at(percentile) / 1e3
-            rows.append(CostRow(name, m.unet_params, s, te + vae, per_step,
-                                {"text_encoder": te, "vae_decode": vae, "unet_step": unet,
-                                 "evals_per_step": float(over.evals_per_step),
-                                 "sampler_overhead": over.step_overhead.at(percentile) / 1e3}))
+            per_step = evals * step + over.step_overhead.at(percentile) / 1e3
+            rows.append(CostRow(name, m.denoiser_params, s, te + vae, per_step,
+                                {"text_encoder": te, "vae_decode": vae, "unet_step": step,
+                                 "evals_per_step": float(evals),
+                                 "sampler_overhead": over.step_overhead.at(percentile) / 1e3},
+                                distilled=m.distilled))
     return rows
 
 
@@ -202,8 +212,9 @@ def select_config(
     excluded = list(excluded or [])
     usable = []
     uncalibrated: dict[str, list[str]] = {}
+    no_data: dict[str, list[str]] = {}
     for r in rows:
-        if law.is_distilled_sampler(r.sampler) and r.model not in distilled_models:
+        if law.is_distilled_sampler(r.sampler) and r.model not in distilled_models and not r.distilled:
             note = f"sampler {r.sampler}: only for consistency-distilled models"
             if note not in excluded:
                 excluded.append(note)
@@ -211,7 +222,12 @@ def select_config(
         if law.uncalibrated_sampler(r.model, r.sampler, metric):
             uncalibrated.setdefault(r.sampler, []).append(r.model)
             continue
+        if cost_model == "measured" and law.quality_basis(r.model, r.sampler, metric) is None:
+            no_data.setdefault(r.model, []).append(r.sampler)
+            continue
         usable.append(r)
+    for model, samplers in no_data.items():
+        excluded.append(no_data_note(model, samplers, metric))
     for sampler, models in uncalibrated.items():
         excluded.append(f"sampler {sampler}: {', '.join(models)} calibrated without it "
                         f"('ldmpick calibrate --models {','.join(models)} --samplers {sampler}' adds it)")
@@ -278,6 +294,13 @@ def select_config(
         explanation += (f" {c.model} with {c.sampler} at {c.steps} steps ({qf}) is within the prediction's "
                         "uncertainty of it: either is a sound choice.")
     return Selection(best, top, frontier, budget, unit, metric, cost_model, explanation, considered, excluded)
+
+
+def no_data_note(model: str, samplers: list[str], metric: str) -> str:
+    """What recommend says of a model it cannot rank: no quality data on this scale, and how to measure it."""
+    scale = "the paper's FID scale" if metric == "fid" else "the paper's CLIP scale"
+    return (f"{model}: no quality data on {scale} for {', '.join(samplers)} (measure it: "
+            f"'ldmpick calibrate --models {model} --samplers {','.join(samplers)}')")
 
 
 def steps_within(row: CostRow, budget: float, max_steps: int) -> int:

@@ -33,8 +33,8 @@ def make_profile() -> Profile:
         models=[ModelLatency("ldm-39m", "ok", 38_800_580, _stats(10.0)),
                 ModelLatency("ldm-866m", "ok", 865_910_724, _stats(40.0))],
         samplers=[SamplerOverhead("ddim", 1, _stats(0.0)), SamplerOverhead("dpmpp-2m", 1, _stats(0.0))],
-        text_encoder=None, vae_decode=None, created="2026-01-01T00:00:00Z",
-    )
+        created="2026-01-01T00:00:00Z",
+    ).share_fixed_parts(None, None)
 
 
 def qp(model: str, sampler: str, steps: int, value: float, series: str = "calibrated:test", metric: str = "fid",

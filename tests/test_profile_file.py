@@ -43,11 +43,9 @@ def make_profile(scale: float = 1.0, device_name: str = "Test GPU", resolution: 
             ModelLatency("ldm-5b", "does_not_fit", 4_900_000_000, None, error="out of memory"),
         ],
         samplers=[SamplerOverhead("ddim", 1, st(2.3)), SamplerOverhead("heun", 2, st(0.4))],
-        text_encoder=st(6.0),
-        vae_decode=st(24.0),
         created="2026-11-23T03:00:00Z",
         command="ldmpick profile --models ldm-39m,ldm-866m,ldm-5b",
-    )
+    ).share_fixed_parts(st(6.0), st(24.0))
 
 
 def test_round_trip_is_lossless():
@@ -80,12 +78,12 @@ def test_export_import_round_trip_via_cli(tmp_path: Path):
 def test_csv_and_markdown_exports():
     p = make_profile()
     rows = export_csv(p).strip().splitlines()
-    assert rows[0].startswith("kind,name,status,median_ms")
-    assert any(r.startswith("unet_step,ldm-866m,ok,12.3") for r in rows)
-    assert any(r.startswith("unet_step,ldm-5b,does_not_fit,") for r in rows)
+    assert rows[0].startswith("kind,name,status,family,median_ms")
+    assert any(r.startswith("denoiser_step,ldm-866m,ok,sd,12.3") for r in rows)
+    assert any(r.startswith("denoiser_step,ldm-5b,does_not_fit,") for r in rows)
     assert any(r.startswith("sampler_step,heun,ok,") and r.endswith(",2") for r in rows)
     md = export_markdown(p)
-    assert "| unet_step | ldm-866m | ok | 12.300 |" in md
+    assert "| denoiser_step | ldm-866m | ok | 12.300 |" in md
     r = runner.invoke(app, ["profiles", "export", "x.json", "--format", "yaml"])
     assert r.exit_code == 2 and "unknown format 'yaml'" in r.stderr
 
@@ -93,9 +91,9 @@ def test_csv_and_markdown_exports():
 def test_diff_is_ratio_model_by_model(tmp_path: Path):
     a, b = make_profile(), make_profile(scale=2.0, device_name="Slower GPU")
     rows = {(r.kind, r.name): r for r in diff_profiles(a, b)}
-    assert rows[("unet_step", "ldm-866m")].ratio == pytest.approx(2.0)
-    assert rows[("unet_step", "ldm-5b")].ratio is None
-    assert rows[("vae_decode", "vae_decode")].ratio == pytest.approx(2.0)
+    assert rows[("denoiser_step", "ldm-866m")].ratio == pytest.approx(2.0)
+    assert rows[("denoiser_step", "ldm-5b")].ratio is None
+    assert rows[("vae_decode", "ldm-866m")].ratio == pytest.approx(2.0)
     (tmp_path / "a.json").write_text(a.dumps())
     (tmp_path / "b.json").write_text(b.dumps())
     r = runner.invoke(app, ["profiles", "diff", str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--json"])
@@ -117,18 +115,18 @@ BAD_PROFILES = {
     "not json": ("hello", "not valid JSON"),
     "a list": ("[1, 2]", "must be a JSON object"),
     "no schema": (json.dumps({"models": []}), "no 'schema' field"),
-    "future version": (_mutate(lambda d: d.update(schema="ldmpick.profile/2")), "unsupported profile schema version 'ldmpick.profile/2'"),
+    "future version": (_mutate(lambda d: d.update(schema="ldmpick.profile/3")), "unsupported profile schema version 'ldmpick.profile/3'"),
     "other schema": (_mutate(lambda d: d.update(schema="hyperfine")), "not an ldmpick profile"),
     "NaN latency": (make_profile().dumps().replace('"median_ms": 12.3', '"median_ms": NaN', 1), "NaN is not a valid number"),
-    "negative latency": (_mutate(lambda d: d["models"][0]["unet_step"].update(median_ms=-1.0)), "is negative"),
-    "string latency": (_mutate(lambda d: d["models"][0]["unet_step"].update(median_ms="fast")), "finite number"),
+    "negative latency": (_mutate(lambda d: d["models"][0]["denoiser_step"].update(median_ms=-1.0)), "is negative"),
+    "string latency": (_mutate(lambda d: d["models"][0]["denoiser_step"].update(median_ms="fast")), "finite number"),
     "bad status": (_mutate(lambda d: d["models"][0].update(status="great")), "status must be one of"),
-    "ok without timing": (_mutate(lambda d: d["models"][0].update(unet_step=None)), "needs unet_step"),
+    "ok without timing": (_mutate(lambda d: d["models"][0].update(denoiser_step=None)), "needs denoiser_step"),
     "bad mode": (_mutate(lambda d: d["settings"].update(mode="turbo")), "settings.mode must be one of"),
     "bad device": (_mutate(lambda d: d["settings"].update(device="/etc/passwd")), "is not cpu, cuda"),
     "bool batch": (_mutate(lambda d: d["settings"].update(batch=True)), "settings.batch must be an integer"),
     "duplicate models": (_mutate(lambda d: d["models"].append(d["models"][0])), "duplicate model names"),
-    "unordered stats": (_mutate(lambda d: d["models"][0]["unet_step"].update(p10_ms=1e6)), "does not hold"),
+    "unordered stats": (_mutate(lambda d: d["models"][0]["denoiser_step"].update(p10_ms=1e6)), "does not hold"),
     "bad date": (_mutate(lambda d: d.update(created="yesterday")), "not an ISO 8601"),
     "deep nesting": ('{"schema": ' + "[" * 5000 + "]" * 5000 + "}", "nested more than"),
 }
@@ -165,7 +163,7 @@ def test_non_utf8_and_missing_files(tmp_path: Path):
 
 
 def test_schema_constant():
-    assert make_profile().to_json()["schema"] == SCHEMA == "ldmpick.profile/1"
+    assert make_profile().to_json()["schema"] == SCHEMA == "ldmpick.profile/2"
 
 
 def test_atomic_write_keeps_old_file_on_failure(tmp_path: Path, monkeypatch):
@@ -201,3 +199,20 @@ def test_export_to_missing_folder_is_a_clear_error(tmp_path: Path):
     src.write_text(make_profile().dumps())
     r = runner.invoke(app, ["profiles", "export", str(src), "--out", str(tmp_path / "no" / "such" / "x.json")])
     assert r.exit_code == 2 and "does not exist" in r.stderr
+
+
+def test_a_version_1_file_still_reads_with_its_shared_fixed_parts():
+    """Schema 1 (UNet only, one text encoder and VAE for every model) is read: each model gets the fixed parts."""
+    d = make_profile().to_json()
+    d["schema"] = "ldmpick.profile/1"
+    d["fixed"] = {"text_encoder": d["models"][0]["text_encoder"], "vae_decode": d["models"][0]["vae_decode"]}
+    for m in d["models"]:
+        m["unet_params"], m["unet_step"] = m.pop("denoiser_params"), m.pop("denoiser_step")
+        for key in ("family", "cfg", "distilled", "samplers", "text_encoder", "text_encoders", "vae_decode"):
+            m.pop(key)
+    old = parse_profile_text(json.dumps(d))
+    assert old.model("ldm-866m").denoiser_step.median_ms == pytest.approx(12.3)
+    assert all(m.text_encoder.median_ms == pytest.approx(6.0) and m.vae_decode.median_ms == pytest.approx(24.0)
+               for m in old.models)
+    assert old.model("ldm-39m").samplers is None and old.model("ldm-39m").family == "sd"
+    assert parse_profile_text(old.dumps()).to_json()["schema"] == "ldmpick.profile/2"  # saved again: version 2

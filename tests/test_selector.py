@@ -73,8 +73,8 @@ def make_profile(step_ms: dict[str, float], te_ms=6.0, vae_ms=24.0, overhead_ms=
         models=[ModelLatency(m, "ok", PARAMS[m], _stats(ms)) for m, ms in step_ms.items()],
         samplers=[SamplerOverhead(s, 2 if s == "heun" else 1, _stats(overhead_ms))
                   for s in ("ddim", "dpmpp-2m", "euler", "heun", "unipc", "ddpm", "euler-a", "lcm")],
-        text_encoder=_stats(te_ms), vae_decode=_stats(vae_ms), created=created,
-    )
+        created=created,
+    ).share_fixed_parts(_stats(te_ms), _stats(vae_ms))
 
 
 # H100, fp16, 512 px, cfg (shared/reference/h100_observations.md): eager ~32-48 ms for every size; graph replay grows.
@@ -150,7 +150,7 @@ def brute_force(rows: list[CostRow], law: QualityLaw, budget: float, max_steps: 
             continue
         for s in range(1, max_steps + 1):
             lat = r.fixed + s * r.per_step
-            if lat > budget + 1e-12:
+            if lat > budget * (1 + 1e-12):  # the selector's rule: within float rounding of the budget
                 continue
             q = law.predict_fid(r.unet_params, r.sampler, s, model=r.model).value
             if best is None or q < best[0] - 1e-9 or (abs(q - best[0]) <= 1e-9 and lat < best[1]):
@@ -286,16 +286,31 @@ def test_device_memory_excludes_models_that_do_not_fit():
     assert "ldm-5b: needs more memory than the device has" in excluded
 
 
-def test_a_model_outside_the_family_is_mapped_by_its_params_and_says_so():
+def test_a_model_without_quality_data_is_listed_not_ranked_by_its_param_count():
     p = make_profile({"ldm-39m": 4.8}, mode="cudagraph")
-    p.models.append(ModelLatency("my-sd15", "ok", 859_520_964, _stats(4.0)))  # faster than the 39M: it must win
+    p.models.append(ModelLatency("my-sd15", "ok", 859_520_964, _stats(4.0)))  # faster than the 39M
+    p.share_fixed_parts(_stats(6.0), _stats(24.0))
     sel = select_config(cost_rows_measured(p, None, ["dpmpp-2m"], 50, []), LAW, 0.3)
-    assert sel.best.model == "my-sd15"
-    assert "not one of the paper's models and has no quality anchor" in sel.explanation
-    assert "UNet parameter count (860M" in sel.explanation
-    # its prediction is the paper family's at the same parameter count (interpolated between 704M and 866M)
-    assert sel.best.quality == pytest.approx(LAW.predict_fid(859_520_964, "dpmpp-2m", sel.best.steps).value)
-    assert sel.best.basis == "interpolated"
+    assert sel.best.model == "ldm-39m"
+    assert "my-sd15" not in {c.model for c in sel.top}
+    note = next(e for e in sel.excluded if e.startswith("my-sd15"))
+    assert "no quality data on the paper's FID scale" in note and "ldmpick calibrate --models my-sd15" in note
+    # alone, it cannot be ranked at all: a one-line error that says so
+    only = make_profile({}, mode="cudagraph")
+    only.models.append(ModelLatency("my-sd15", "ok", 859_520_964, _stats(4.0)))
+    only.share_fixed_parts(_stats(6.0), _stats(24.0))
+    with pytest.raises(UsageError, match="no quality data"):
+        select_config(cost_rows_measured(only, None, ["dpmpp-2m"], 50, []), LAW, 0.3)
+
+
+def test_a_distilled_model_is_offered_its_few_step_sampler():
+    p = make_profile({"ldm-39m": 4.8}, mode="cudagraph")
+    rows = cost_rows_measured(p, None, ["lcm", "ddim"], 50, [])
+    assert {r.sampler for r in rows if not r.distilled} == {"lcm", "ddim"}  # a v1-style model: every sampler costed
+    p.models[0].distilled = True
+    assert all(r.distilled for r in cost_rows_measured(p, None, ["lcm"], 50, []))
+    p.models[0].samplers = ["ddim"]  # a v2 model says which samplers fit it
+    assert {r.sampler for r in cost_rows_measured(p, None, ["lcm", "ddim"], 50, [])} == {"ddim"}
 
 
 # ---------------------------------------------------------------------------------------------- random profiles
@@ -311,8 +326,8 @@ def _random_profile(draw_steps: dict[str, float], te: float, vae: float, overhea
         device={"kind": "cuda", "name": "random"},
         models=[ModelLatency(m, "ok", PARAMS[m], stats(ms)) for m, ms in draw_steps.items()],
         samplers=[SamplerOverhead(s, 2 if s == "heun" else 1, stats(ms)) for s, ms in overheads.items()],
-        text_encoder=stats(te), vae_decode=stats(vae), created="2026-11-23T00:00:00Z",
-    )
+        created="2026-11-23T00:00:00Z",
+    ).share_fixed_parts(stats(te), stats(vae))
 
 
 profile_strategy = st.builds(

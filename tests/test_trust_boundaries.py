@@ -139,13 +139,13 @@ def test_a_full_gpu_fingerprint_and_unknown_scalars_are_kept():
 def test_other_fields_read_later_are_checked(tmp_path):
     cases = [
         # the quality law takes log(unet_params): 0 was a ValueError (math domain error)
-        (lambda d: d["models"][0].__setitem__("unet_params", 0), "models[0].unet_params"),
+        (lambda d: d["models"][0].__setitem__("denoiser_params", 0), "models[0].denoiser_params"),
         (lambda d: d["models"][0].__setitem__("name", "ldm\n39m"), "models[0].name holds control characters"),
         (lambda d: d["models"][0].__setitem__("source", "ldm\r39m"), "models[0].source holds control characters"),
         (lambda d: d["samplers"][0].__setitem__("name", "dd\x1bim"), "samplers[0].name holds control characters"),
         (lambda d: d["settings"].__setitem__("device", "cuda:" + "9" * 500), "settings.device"),
-        (lambda d: d["fixed"]["vae_decode"].__setitem__("median_ms", 10**400), "fixed.vae_decode.median_ms"),
-        (lambda d: d["models"][0]["unet_step"]["samples_ms"].append(10**400), "models[0].unet_step.samples_ms[10]"),
+        (lambda d: d["models"][0]["vae_decode"].__setitem__("median_ms", 10**400), "models[0].vae_decode.median_ms"),
+        (lambda d: d["models"][0]["denoiser_step"]["samples_ms"].append(10**400), "models[0].denoiser_step.samples_ms[10]"),
         (lambda d: d.__setitem__("wall_seconds", 10**400), "wall_seconds"),
         (lambda d: d["settings"].__setitem__("threads", 10**12), "settings.threads"),
         (lambda d: d.__setitem__("created", "2026-01-01T" + "1" * 500), "created"),

@@ -1,0 +1,46 @@
+"""Backbone family adapters, one module each, chosen from ``model_index.json``.
+
+The family of a model is decided by the ``_class_name`` of its pipeline (and checked against the class of its
+denoiser), never by which folders exist. To add a family: write one module with a ``Family`` subclass and a
+``FAMILY`` instance, and list it in ``_MODULES`` below.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+
+from ldmpick.errors import ModelError
+from ldmpick.families.base import Family, TextEncoder
+
+_MODULES = ("sd", "sdxl", "pixart", "sd3", "flux", "sana")
+
+FAMILIES: dict[str, Family] = {}
+for _module in _MODULES:
+    _family: Family = import_module(f"ldmpick.families.{_module}").FAMILY
+    FAMILIES[_family.name] = _family
+
+PIPELINE_FAMILIES: dict[str, Family] = {p: f for f in FAMILIES.values() for p in f.pipelines}
+
+
+def family_named(name: str) -> Family:
+    try:
+        return FAMILIES[name]
+    except KeyError:
+        raise ModelError(f"unknown model family '{name}' (known: {', '.join(FAMILIES)})") from None
+
+
+def family_for(pipeline_class: str | None, denoiser_class: str | None, where: str) -> Family:
+    """The adapter for a pipeline folder, from ``model_index.json``'s pipeline class and denoiser class."""
+    if not pipeline_class:
+        raise ModelError(f"{where}: model_index.json names no pipeline class ('_class_name')")
+    family = PIPELINE_FAMILIES.get(pipeline_class)
+    if family is None:
+        supported = ", ".join(sorted(PIPELINE_FAMILIES))
+        raise ModelError(f"{where}: pipeline class '{pipeline_class[:80]}' is not supported (ldmpick knows: {supported})")
+    if denoiser_class and denoiser_class not in family.denoiser_classes:
+        raise ModelError(f"{where}: a {pipeline_class} with a '{denoiser_class[:80]}' denoiser is not supported "
+                         f"(expected {', '.join(family.denoiser_classes)})")
+    return family
+
+
+__all__ = ["FAMILIES", "Family", "TextEncoder", "family_for", "family_named"]

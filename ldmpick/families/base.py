@@ -1,0 +1,228 @@
+"""What every backbone family adapter says about its models.
+
+A ``Family`` knows one kind of diffusers text-to-image pipeline: its components and their classes, how to count
+the denoiser's parameters, example denoiser inputs with all conditioning, its text-encoder stack with each
+encoder's own sequence length, its VAE decode, how many denoiser evaluations one sampling step costs, its native
+resolution and resolution multiple, and which samplers fit it. Adding a family means adding one module under
+``ldmpick/families/`` and listing it in ``ldmpick/families/__init__.py``.
+
+Nothing here imports torch or diffusers at module level (the ``recommend`` path imports the families to name
+them); the methods that build or run modules import them lazily.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ldmpick.catalogue import ModelSpec
+
+# Component names that hold no weights (configs or tokenizers only).
+NON_WEIGHT_COMPONENTS = frozenset({"scheduler", "tokenizer", "tokenizer_2", "tokenizer_3", "feature_extractor",
+                                   "safety_checker", "image_encoder"})
+
+
+@dataclass(frozen=True)
+class TextEncoder:
+    """One encoder of a family's text stack, as the pipeline runs it."""
+
+    component: str  # "text_encoder_2"
+    class_name: str  # transformers class, e.g. "CLIPTextModelWithProjection"
+    config: dict[str, Any]
+    seq_len: int  # tokens the pipeline feeds it (its own length: CLIP 77, T5 256/300/512, Gemma 300)
+    label: str  # "CLIP-L", "OpenCLIP-bigG", "T5-XXL", "Gemma-2"
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.config.get("vocab_size") or 1000)
+
+
+def constructor_args(config: dict[str, Any]) -> dict[str, Any]:
+    """Drop diffusers/transformers bookkeeping keys (``_class_name`` ...) from a saved config."""
+    return {k: v for k, v in config.items() if not k.startswith("_")}
+
+
+@lru_cache(maxsize=128)
+def _count_params(class_name: str, config_json: str) -> int:
+    import diffusers
+    import torch
+
+    from diffusers.utils import logging as diffusers_logging
+
+    diffusers_logging.set_verbosity_error()  # released configs carry keys a class ignores (a notice, not an error)
+    cls = getattr(diffusers, class_name)
+    with torch.device("meta"):
+        module = cls.from_config(json.loads(config_json))
+    return sum(p.numel() for p in module.parameters())
+
+
+def encoder_label(class_name: str, config: dict[str, Any]) -> str:
+    """A readable name for a text encoder from its class and width."""
+    width = int(config.get("hidden_size") or config.get("d_model") or 0)
+    if class_name.startswith("CLIP"):
+        return {768: "CLIP-L", 1024: "OpenCLIP-H", 1280: "OpenCLIP-bigG"}.get(width, f"CLIP-{width}")
+    if class_name.startswith("T5"):
+        return "T5-XXL" if width == 4096 else f"T5-{width}"
+    if class_name.startswith("Gemma"):
+        return "Gemma-2" if "Gemma2" in class_name else "Gemma"
+    return class_name
+
+
+class Family:
+    """Base adapter. Subclasses set the class attributes and override what differs."""
+
+    name: str = ""
+    description: str = ""
+    pipelines: tuple[str, ...] = ()  # model_index.json _class_name values this family serves
+    denoiser_component: str = "unet"
+    denoiser_classes: tuple[str, ...] = ()
+    flow_matching: bool = False  # flow-matching families get flow samplers only
+    # samplers that fit (names from ldmpick.samplers); few-step distilled ones are added by distilled_samplers
+    samplers: tuple[str, ...] = ()
+    distilled_samplers: tuple[str, ...] = ()  # only for models distilled for them (LCM, SCM)
+    fast_modes: tuple[str, ...] = ("eager", "cudagraph", "compile")
+    default_guidance: float = 7.5
+
+    # ------------------------------------------------------------------ parameters and shapes
+    def denoiser_config(self, spec: ModelSpec) -> dict[str, Any]:
+        return spec.components[self.denoiser_component]
+
+    def denoiser_class(self, spec: ModelSpec) -> str:
+        cls = spec.component_classes.get(self.denoiser_component)
+        return cls or self.denoiser_classes[0]
+
+    def count_params(self, spec: ModelSpec) -> int:
+        """Denoiser parameters, counted by building it on torch's meta device (no memory, no weights)."""
+        config = self.denoiser_config(spec)
+        return _count_params(self.denoiser_class(spec), json.dumps(constructor_args(config), sort_keys=True))
+
+    def vae_config(self, spec: ModelSpec) -> dict[str, Any]:
+        return spec.components.get("vae", {})
+
+    def vae_class(self, spec: ModelSpec) -> str:
+        return spec.component_classes.get("vae") or "AutoencoderKL"
+
+    def vae_scale_factor(self, spec: ModelSpec) -> int:
+        cfg = self.vae_config(spec)
+        blocks = cfg.get("block_out_channels") or cfg.get("encoder_block_out_channels") or [0, 0, 0, 0]
+        return 2 ** (len(blocks) - 1)
+
+    def latent_channels(self, spec: ModelSpec) -> int:
+        return int(self.vae_config(spec).get("latent_channels") or self.denoiser_config(spec).get("in_channels", 4))
+
+    def patch_size(self, spec: ModelSpec) -> int:
+        """How many latent pixels one denoiser token (or the UNet's total downsampling) covers per side."""
+        return int(self.denoiser_config(spec).get("patch_size") or 1)
+
+    def resolution_multiple(self, spec: ModelSpec) -> int:
+        """Image sides must be multiples of this."""
+        return self.vae_scale_factor(spec) * self.patch_size(spec)
+
+    def native_resolution(self, spec: ModelSpec) -> int:
+        return int(self.denoiser_config(spec).get("sample_size") or 64) * self.vae_scale_factor(spec)
+
+    def latent_size(self, spec: ModelSpec, resolution: int) -> int:
+        return resolution // self.vae_scale_factor(spec)
+
+    # ------------------------------------------------------------------ guidance
+    def guidance_distilled(self, spec: ModelSpec) -> bool:
+        """True when guidance is an input of the denoiser (one evaluation per step), not a doubled batch."""
+        return False
+
+    def uses_cfg(self, spec: ModelSpec, cfg: bool) -> bool:
+        """Whether classifier-free guidance doubles the denoiser batch for this model when the user asks for it."""
+        return cfg and not self.guidance_distilled(spec)
+
+    def evals_per_step(self, spec: ModelSpec, cfg: bool) -> int:
+        """Denoiser batch multiplier of one sampling step (CFG doubles it unless the model embeds guidance)."""
+        return 2 if self.uses_cfg(spec, cfg) else 1
+
+    # ------------------------------------------------------------------ samplers
+    def fitting_samplers(self, spec: ModelSpec) -> list[str]:
+        """Samplers that fit this model: the family's own, plus the distilled ones when the model is distilled."""
+        out = list(self.samplers)
+        if spec.distilled:
+            out += [s for s in self.distilled_samplers if s not in out]
+        return out
+
+    # ------------------------------------------------------------------ text encoders
+    def text_encoders(self, spec: ModelSpec) -> list[TextEncoder]:
+        """The text-encoder stack in the order the pipeline runs it."""
+        out = []
+        for comp in ("text_encoder", "text_encoder_2", "text_encoder_3"):
+            if comp in spec.components:
+                cls = spec.component_classes.get(comp) or "CLIPTextModel"
+                cfg = spec.components[comp]
+                out.append(TextEncoder(comp, cls, cfg, self.encoder_seq_len(spec, comp, cls, cfg),
+                                       encoder_label(cls, cfg)))
+        return out
+
+    def encoder_seq_len(self, spec: ModelSpec, component: str, class_name: str, config: dict[str, Any]) -> int:
+        if class_name.startswith("CLIP"):
+            return int(config.get("max_position_embeddings") or 77)
+        return int(spec.max_sequence_length or 256)
+
+    def encoder_calls(self, spec: ModelSpec, cfg: bool) -> int:
+        """Forward passes of each encoder per prompt: the prompt and, with CFG, the negative prompt."""
+        return 2 if self.uses_cfg(spec, cfg) else 1
+
+    # ------------------------------------------------------------------ example inputs (profiling)
+    def denoiser_inputs(self, spec: ModelSpec, batch: int, resolution: int, device: str, dtype: Any) -> dict[str, Any]:
+        """Keyword arguments of one denoiser evaluation at ``batch`` (CFG doubling already applied by the caller),
+        with every conditioning input the pipeline passes, shaped as the pipeline shapes them."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ VAE decode
+    def vae_decode_dtype(self, spec: ModelSpec, dtype: str) -> str:
+        """The dtype the pipeline decodes in (SDXL's VAE is upcast to fp32 under fp16)."""
+        if dtype == "fp16" and self.vae_config(spec).get("force_upcast"):
+            return "fp32"
+        return dtype
+
+    def decode_latents(self, spec: ModelSpec, batch: int, resolution: int, device: str, dtype: Any) -> Any:
+        """Example latents as the VAE decoder receives them."""
+        import torch
+
+        side = self.latent_size(spec, resolution)
+        return torch.randn(batch, self.latent_channels(spec), side, side, device=device, dtype=dtype)
+
+    def decode(self, vae: Any, latents: Any) -> Any:
+        """Run the VAE decode as the pipeline does (scaling and shift included)."""
+        cfg = vae.config
+        z = latents / cfg.scaling_factor
+        shift = getattr(cfg, "shift_factor", None)
+        if shift:
+            z = z + shift
+        return vae.decode(z, return_dict=False)[0]
+
+    def timestep_kwargs(self, spec: ModelSpec, scheduler: Any, resolution: int) -> dict[str, Any]:
+        """Extra ``set_timesteps`` arguments: ``mu``, the resolution-dependent shift, for schedulers that use dynamic
+        shifting (Flux), computed as the pipeline computes it."""
+        cfg = scheduler.config
+        if not getattr(cfg, "use_dynamic_shifting", False):
+            return {}
+        seq = (self.latent_size(spec, resolution) // self.patch_size(spec)) ** 2
+        base_seq, max_seq = cfg.get("base_image_seq_len", 256), cfg.get("max_image_seq_len", 4096)
+        base_shift, max_shift = cfg.get("base_shift", 0.5), cfg.get("max_shift", 1.15)
+        m = (max_shift - base_shift) / (max_seq - base_seq)
+        return {"mu": seq * m + base_shift - m * base_seq}
+
+    # ------------------------------------------------------------------ generation
+    def pipeline_load_kwargs(self) -> dict[str, Any]:
+        return {}
+
+    def call_kwargs(self, spec: ModelSpec, guidance: float, n: int) -> dict[str, Any]:
+        """Family-specific keyword arguments of ``pipe(...)``."""
+        return {"guidance_scale": guidance}
+
+    def describe(self) -> str:
+        return self.description
+
+
+def timestep_batch(batch: int, device: str, value: float = 500.0) -> Any:
+    import torch
+
+    return torch.full((batch,), value, device=device)
