@@ -1,11 +1,13 @@
-"""Generation: run one configuration (model, sampler, steps) with a real diffusers pipeline, timing each part.
+"""Generation: run one configuration (model, sampler, steps) with the model's own diffusers pipeline, timing each part.
 
-The pipeline is loaded with ``StableDiffusionPipeline.from_pretrained`` (safetensors only, never remote code, never
-the network for a folder or a cached hub snapshot). The denoising loop is driven here rather than by
-``pipe(...)`` so that the UNet runs in the execution mode the profile measured (``ldmpick.execution``: eager,
-CUDA-graph replay, or ``torch.compile``) and so that each part is timed on its own: the text encoder, the
-denoising loop, the VAE decode. In eager mode the loop gives the same images as ``pipe(...)`` for the same seed and
-scheduler (``tests/test_generate.py`` checks it).
+The pipeline class is the one ``model_index.json`` names (SD, LCM, SDXL, PixArt, SD3, Flux, Sana, SANA-Sprint:
+``ldmpick.families``), loaded with ``from_pretrained`` (safetensors only, never remote code, never the network for a
+folder or a cached hub snapshot). The pipeline's own ``__call__`` runs, so each family encodes its prompt, prepares
+its latents and conditioning and decodes as it does itself; ldmpick times the parts through hooks on the
+components: the text-encoder stack, the denoising loop (from the first denoiser evaluation to the VAE decode) and
+the VAE decode, the device synchronized at each boundary. The denoiser runs in the execution mode the profile
+measured (``ldmpick.execution``: eager, CUDA-graph replay, or ``torch.compile``), by the same runner the profiler
+uses.
 
 Each image ``k`` of a prompt is seeded with ``seed + k`` through its own ``torch.Generator``, so any image can be
 regenerated alone from the seed stored in its metadata.
@@ -15,6 +17,8 @@ No printing here: progress goes to a callback, notes are returned in the result.
 
 from __future__ import annotations
 
+import inspect
+import json
 import re
 import time
 import warnings
@@ -31,7 +35,6 @@ from ldmpick.samplers import get_sampler
 MAX_STEPS = 1000
 MAX_IMAGES_PER_PROMPT = 64
 MAX_RESOLUTION = 4096
-WEIGHT_COMPONENTS = ("unet", "vae", "text_encoder")
 
 # progress(done, total): one unit is one UNet evaluation of one prompt's batch (all its images at once)
 ProgressFn = Callable[[int, int], None]
@@ -43,12 +46,12 @@ class GenerateRequest:
 
     model: str
     prompts: list[str]
-    sampler: str
+    sampler: str | None  # None: the model's own saved scheduler
     steps: int
     seed: int = 0
     n: int = 1  # images per prompt, generated as one batch
     negative_prompt: str = ""
-    guidance: float = 7.5
+    guidance: float | None = None  # None: the model's default (its card's, else its family's)
     resolution: int | None = None  # image side in pixels; default: the model's native size
     device: str | None = None  # cpu, cuda, cuda:N; default: the GPU if there is one
     dtype: str | None = None  # fp16, bf16, fp32; default: fp16 on GPU, fp32 on CPU
@@ -62,7 +65,7 @@ class Settings:
     model: str
     source: str
     path: Path
-    sampler: str
+    sampler: str  # an ldmpick sampler name, or "own:<SchedulerClass>" for the model's saved scheduler
     steps: int
     seed: int
     n: int
@@ -72,10 +75,13 @@ class Settings:
     device: str
     dtype: str
     mode: str
+    family: str = "sd"
+    guidance_distilled: bool = False  # guidance is an input of the denoiser: no doubled batch
 
     @property
     def cfg(self) -> bool:
-        return self.guidance > 1.0
+        """Whether classifier-free guidance doubles the denoiser batch in this run."""
+        return self.guidance > 1.0 and not self.guidance_distilled
 
     def to_json(self) -> dict[str, Any]:
         d = dict(self.__dict__)
@@ -114,6 +120,7 @@ class PromptResult:
     seeds: list[int]
     images: list[Any]  # PIL.Image.Image, one per seed
     times: PartTimes
+    wall_ms: float | None = None  # the whole pipeline call, post-processing included
 
 
 @dataclass
@@ -126,9 +133,12 @@ class GenerationResult:
     prompts: list[PromptResult] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # things the caller should tell the user
 
+    evals_per_prompt: int = 0  # denoiser evaluations counted in the first prompt's run
+
     @property
     def unet_evals(self) -> int:
-        return len(self.timesteps)
+        """Denoiser evaluations per prompt, as counted (a 2nd-order sampler such as Heun takes two per step)."""
+        return self.evals_per_prompt or len(self.timesteps)
 
 
 # ---------------------------------------------------------------------------------------------- prediction
@@ -181,16 +191,20 @@ def read_prompts_file(path: Path) -> list[str]:
 
 def predict_latency(profile: Any, model_names: list[str], sampler: str, steps: int,
                     percentile: float = 50) -> Prediction | None:
-    """``text_encoder + steps x (evals_per_step x unet_step + sampler overhead) + vae_decode`` from ``profile``
-    (docs/profiling.md); ``None`` when the profile lacks the model (under any of ``model_names``) or the sampler."""
+    """``text_encoder + steps x (evals_per_step x denoiser_step + sampler overhead) + vae_decode`` from ``profile``,
+    each part the model's own (docs/profiling.md); ``None`` when the profile lacks the model (under any of
+    ``model_names``), its fixed parts, or the sampler."""
+    from ldmpick.samplers import SAMPLERS
+
     model = next((m for m in profile.models if m.name in model_names and m.ok), None)
     overhead = next((s for s in profile.samplers if s.name == sampler), None)
-    if model is None or overhead is None:
+    if model is None or overhead is None or sampler not in SAMPLERS or model.text_encoder is None \
+            or model.vae_decode is None:
         return None
-    te = profile.text_encoder.at(percentile) if profile.text_encoder else 0.0
-    vae = profile.vae_decode.at(percentile) if profile.vae_decode else 0.0
-    per_step = overhead.evals_per_step * model.unet_step.at(percentile) + overhead.step_overhead.at(percentile)
-    return Prediction(profile_id=profile.id, text_encoder_ms=te, denoise_ms=steps * per_step, vae_decode_ms=vae)
+    evals = SAMPLERS[sampler].evals_per_step  # ldmpick's own table, never the file's claim
+    per_step = evals * model.denoiser_step.at(percentile) + overhead.step_overhead.at(percentile)
+    return Prediction(profile_id=profile.id, text_encoder_ms=model.text_encoder.at(percentile),
+                      denoise_ms=steps * per_step, vae_decode_ms=model.vae_decode.at(percentile))
 
 
 def profile_mismatches(profile: Any, settings: Settings) -> list[str]:
@@ -255,6 +269,8 @@ def _has_weights(name: str) -> bool:
 
 
 def scheduler_class_name(sampler: str) -> str:
+    if sampler.startswith("own:"):
+        return sampler[4:]
     return get_sampler(sampler).scheduler_class
 
 
@@ -324,7 +340,9 @@ def select_for_generation(profile: Any, budget_ms: float, model: str | None = No
     if steps is not None:
         best = None
         for r in rows:
-            if (law.is_distilled_sampler(r.sampler) or law.uncalibrated_sampler(r.model, r.sampler)) and not sampler:
+            if (law.is_distilled_sampler(r.sampler) and not r.distilled) and not sampler:
+                continue
+            if law.uncalibrated_sampler(r.model, r.sampler) or law.quality_basis(r.model, r.sampler) is None:
                 continue
             lat = r.fixed + steps * r.per_step
             q = law.predict_fid(r.unet_params, r.sampler, steps, model=r.model).value
@@ -378,44 +396,59 @@ def check_device(device: str) -> None:
 
 
 def resolution_multiple(spec: ModelSpec) -> int:
-    """Image sides must be multiples of this: the VAE factor times the UNet's total downsampling."""
-    levels = len(spec.unet_config.get("block_out_channels") or [0])
-    return spec.vae_scale_factor * 2 ** (levels - 1)
+    """Image sides must be multiples of this: the VAE factor times the denoiser's downsampling or patch size."""
+    return spec.resolution_multiple
 
 
 def native_resolution(spec: ModelSpec) -> int:
-    return int(spec.unet_config.get("sample_size") or 64) * spec.vae_scale_factor
+    return spec.native_resolution
 
 
 def check_resolution(resolution: int, spec: ModelSpec) -> None:
-    multiple = resolution_multiple(spec)
-    if resolution < multiple or resolution > MAX_RESOLUTION:
-        raise UsageError(f"--resolution {resolution} is out of range ({multiple}..{MAX_RESOLUTION} pixels)")
-    if resolution % multiple:
-        lower = resolution // multiple * multiple
-        raise UsageError(
-            f"--resolution {resolution} is not a multiple of {multiple} (model '{spec.name}': VAE factor "
-            f"{spec.vae_scale_factor} x UNet downsampling {multiple // spec.vae_scale_factor}); try {lower or multiple} "
-            f"or {lower + multiple}"
-        )
+    from ldmpick.profiling import check_resolution as check
+
+    check(resolution, spec)
 
 
 def weights_spec(model: str) -> ModelSpec:
-    """Resolve ``model`` and check that it has safetensors weights that diffusers can load."""
+    """Resolve ``model`` and check that every component ``model_index.json`` lists has safetensors weights (or,
+    for tokenizers, its folder) that diffusers can load."""
     spec = resolve_model(model)
-    if not spec.has_weights:
+    if spec.path is None:
+        hub = f" (its weights: '{spec.source}' on the Hugging Face hub)" if spec.kind == "catalogue" else ""
         raise ModelError(
-            f"model '{spec.name}' has no weights (the paper's family is configs only, for profiling); register a "
-            "checkpoint with 'ldmpick models add NAME FOLDER_OR_HUB_ID' or pass --model FOLDER"
+            f"model '{spec.name}' has no weights: it is configs only, for profiling{hub}; register a checkpoint "
+            "with 'ldmpick models add NAME FOLDER_OR_HUB_ID' or pass --model FOLDER"
         )
-    assert spec.path is not None
     if not (spec.path / "model_index.json").exists():
         raise ModelError(f"model folder '{spec.path}' has no model_index.json (not a diffusers pipeline folder)")
-    for component in WEIGHT_COMPONENTS:
+    for component in spec.weight_components():
         check_safetensors_weights(spec.path, component)
-    if not (spec.path / "tokenizer").is_dir():
-        raise ModelError(f"model folder '{spec.path}' has no tokenizer/ folder")
+    index = json.loads((spec.path / "model_index.json").read_text(encoding="utf-8"))
+    for comp, value in index.items():
+        if comp.startswith("tokenizer") and isinstance(value, list) and value[1] and not (spec.path / comp).is_dir():
+            raise ModelError(f"model folder '{spec.path}' has no {comp}/ folder")
     return spec
+
+
+def resolve_sampler(name: str | None, spec: ModelSpec) -> str:
+    """Check that sampler ``name`` fits ``spec`` (flow-matching families take flow samplers only, lcm/scm only
+    distilled models); ``None`` is the model's own saved scheduler, named ``own:<SchedulerClass>``, or the ldmpick
+    sampler it is."""
+    from ldmpick.samplers import sampler_for_scheduler
+
+    if name is None:
+        cls = spec.component_classes.get("scheduler") or "PNDMScheduler"
+        return sampler_for_scheduler(cls, spec.scheduler_config) or f"own:{cls}"
+    sampler = get_sampler(name)
+    fitting = spec.adapter.fitting_samplers(spec)
+    if name not in fitting:
+        why = ("a flow-matching model" if spec.adapter.flow_matching else "not a flow-matching model") \
+            if sampler.flow != spec.adapter.flow_matching else \
+            "not distilled for it" if sampler.distilled_only else f"not one of the {spec.family} family's"
+        raise UsageError(f"sampler '{name}' does not fit '{spec.name}' ({spec.family} family: {why}); "
+                         f"it takes: {', '.join(fitting)}")
+    return name
 
 
 def resolve_settings(req: GenerateRequest) -> tuple[Settings, ModelSpec]:
@@ -425,14 +458,15 @@ def resolve_settings(req: GenerateRequest) -> tuple[Settings, ModelSpec]:
     for i, p in enumerate(req.prompts):
         if not p.strip():
             raise UsageError(f"prompt {i + 1} is empty")
-    get_sampler(req.sampler)
+    if req.sampler is not None:
+        get_sampler(req.sampler)
     if not 1 <= req.steps <= MAX_STEPS:
         raise UsageError(f"--steps must be between 1 and {MAX_STEPS} (got {req.steps})")
     if not 1 <= req.n <= MAX_IMAGES_PER_PROMPT:
         raise UsageError(f"--n must be between 1 and {MAX_IMAGES_PER_PROMPT} (got {req.n})")
     if not 0 <= req.seed < 2**63 - MAX_IMAGES_PER_PROMPT:
         raise UsageError(f"--seed must be between 0 and {2**63 - MAX_IMAGES_PER_PROMPT - 1}")
-    if not (req.guidance >= 0 and req.guidance < 100):  # also rejects NaN
+    if req.guidance is not None and not (req.guidance >= 0 and req.guidance < 100):  # also rejects NaN
         raise UsageError(f"--guidance must be between 0 and 100 (got {req.guidance})")
     device = req.device or default_device()
     check_device(device)
@@ -446,13 +480,18 @@ def resolve_settings(req: GenerateRequest) -> tuple[Settings, ModelSpec]:
         raise unknown_name("execution mode", mode, MODES)
     check_mode(mode, device)
     spec = weights_spec(req.model)
+    sampler = resolve_sampler(req.sampler, spec)
+    if mode not in spec.adapter.fast_modes:
+        raise UsageError(f"mode '{mode}' is not supported for the {spec.family} family")
     resolution = req.resolution if req.resolution is not None else native_resolution(spec)
     check_resolution(resolution, spec)
     assert spec.path is not None
+    guidance = float(req.guidance) if req.guidance is not None else spec.guidance
     settings = Settings(
-        model=spec.name, source=spec.source, path=spec.path, sampler=req.sampler, steps=req.steps, seed=req.seed,
-        n=req.n, negative_prompt=req.negative_prompt, guidance=float(req.guidance), resolution=resolution,
-        device=device, dtype=dtype, mode=mode,
+        model=spec.name, source=spec.source, path=spec.path, sampler=sampler, steps=req.steps, seed=req.seed,
+        n=req.n, negative_prompt=req.negative_prompt, guidance=guidance, resolution=resolution,
+        device=device, dtype=dtype, mode=mode, family=spec.family,
+        guidance_distilled=spec.adapter.guidance_distilled(spec),
     )
     return settings, spec
 
@@ -460,8 +499,10 @@ def resolve_settings(req: GenerateRequest) -> tuple[Settings, ModelSpec]:
 # ---------------------------------------------------------------------------------------------- loading
 
 
-def load_pipeline(path: Path, device: str, dtype: str):  # -> diffusers.StableDiffusionPipeline
-    """Load a Stable-Diffusion-style pipeline folder: safetensors only, local files only, no safety checker."""
+def load_pipeline(path: Path, device: str, dtype: str, spec: ModelSpec | None = None):  # -> a DiffusionPipeline
+    """Load a pipeline folder with the pipeline class its ``model_index.json`` names: safetensors only, local files
+    only, no safety checker, never remote code."""
+    import diffusers
     import torch
 
     try:  # before diffusers imports transformers' image processors, which log notices we have no use for
@@ -471,46 +512,117 @@ def load_pipeline(path: Path, device: str, dtype: str):  # -> diffusers.StableDi
         transformers_logging.disable_progress_bar()
     except Exception:  # pragma: no cover - cosmetic only
         pass
-    from diffusers import StableDiffusionPipeline
     from diffusers.utils import logging as diffusers_logging
 
     diffusers_logging.set_verbosity_error()
     diffusers_logging.disable_progress_bar()
+    if spec is None:
+        from ldmpick.catalogue import load_local_spec
+
+        spec = load_local_spec(Path(path))
+    cls = getattr(diffusers, spec.pipeline_class)
     try:
         with warnings.catch_warnings():  # torch_dtype's deprecation notice in newer diffusers
             warnings.simplefilter("ignore", FutureWarning)
-            pipe = StableDiffusionPipeline.from_pretrained(
+            pipe = cls.from_pretrained(
                 str(path),
                 torch_dtype=getattr(torch, DTYPES[dtype]),  # 'dtype' in newer diffusers; this spelling works in all
                 use_safetensors=True,
                 local_files_only=True,  # a folder or a cached hub snapshot: never the network
-                safety_checker=None,
-                feature_extractor=None,
-                requires_safety_checker=False,
+                **spec.adapter.pipeline_load_kwargs(),
             )
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise ModelError(
-            f"cannot load '{path}' as a Stable Diffusion pipeline ({exc.__class__.__name__}: {first[:200]})"
+            f"cannot load '{path}' as a {spec.pipeline_class} ({exc.__class__.__name__}: {first[:200]})"
         ) from None
     try:
         pipe = pipe.to(device)
     except Exception as exc:
         raise RuntimeFailure(f"cannot move the model to {device}: {' '.join(str(exc).split())[:200]}") from None
     pipe.set_progress_bar_config(disable=True)
-    for module in (pipe.unet, pipe.vae, pipe.text_encoder):
-        module.eval().requires_grad_(False)
+    for name in spec.weight_components():
+        module = getattr(pipe, name, None)
+        if module is not None and hasattr(module, "eval"):
+            module.eval().requires_grad_(False)
     return pipe
 
 
 # ---------------------------------------------------------------------------------------------- generation
 
 
-def _timed(timer: Any, fn: Callable[[], Any]) -> tuple[Any, float]:
-    """``fn()`` and its milliseconds, the device synchronized around it (CUDA events on GPU), as the profiler does."""
-    box: list[Any] = []
-    ms = timer.once(lambda: box.append(fn()))
-    return box[0], ms
+class PartTimer:
+    """Times the parts of one ``pipe(...)`` call through hooks: the text encoders' forward passes, the denoising
+    loop (first denoiser evaluation to the start of the VAE decode) and the VAE decode; the device is synchronized
+    at each boundary (so the parts are what the profiler measures). Counts the denoiser evaluations."""
+
+    def __init__(self, pipe: Any, spec: ModelSpec, device: str):
+        from ldmpick.profiling import Timer
+
+        self.timer = Timer(device)
+        self.pipe, self.spec = pipe, spec
+        self.handles: list[Any] = []
+        self.reset()
+
+    def reset(self) -> None:
+        self.text_encoder_ms = 0.0
+        self.loop_start: float | None = None
+        self.loop_end: float | None = None
+        self.vae_ms = 0.0
+        self.evals = 0
+        self.decode_end: float | None = None
+
+    def now(self) -> float:
+        self.timer.sync()
+        return time.perf_counter()
+
+    def __enter__(self) -> PartTimer:
+        starts: dict[int, float] = {}
+
+        def te_pre(module: Any, args: Any) -> None:
+            starts[id(module)] = self.now()
+
+        def te_post(module: Any, args: Any, out: Any) -> None:
+            self.text_encoder_ms += (self.now() - starts.pop(id(module))) * 1e3
+
+        for enc in self.spec.adapter.text_encoders(self.spec):
+            module = getattr(self.pipe, enc.component, None)
+            if module is not None:
+                self.handles += [module.register_forward_pre_hook(te_pre), module.register_forward_hook(te_post)]
+
+        def denoiser_pre(module: Any, args: Any) -> None:
+            if self.loop_start is None:
+                self.loop_start = self.now()
+            self.evals += 1
+
+        denoiser = getattr(self.pipe, self.spec.adapter.denoiser_component)
+        self.handles.append(denoiser.register_forward_pre_hook(denoiser_pre))
+        vae = self.pipe.vae
+        self.original_decode = vae.decode
+
+        def decode(*args: Any, **kwargs: Any) -> Any:
+            t0 = self.now()
+            if self.loop_end is None:
+                self.loop_end = t0
+            out = self.original_decode(*args, **kwargs)
+            t1 = self.now()
+            self.vae_ms += (t1 - t0) * 1e3
+            self.decode_end = t1
+            return out
+
+        vae.decode = decode
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for h in self.handles:
+            h.remove()
+        self.pipe.vae.decode = self.original_decode
+
+    @property
+    def denoise_ms(self) -> float:
+        if self.loop_start is None or self.loop_end is None:
+            return 0.0
+        return (self.loop_end - self.loop_start) * 1e3
 
 
 def _generators(device: str, seeds: list[int]) -> list[Any]:
@@ -519,105 +631,90 @@ def _generators(device: str, seeds: list[int]) -> list[Any]:
     return [torch.Generator(device).manual_seed(s) for s in seeds]
 
 
+def _call_kwargs(pipe: Any, spec: ModelSpec, settings: Settings, prompt: str, steps: int, generators: list[Any],
+                 notes: list[str]) -> dict[str, Any]:
+    """The arguments of ``pipe(...)`` for this family, leaving out what its ``__call__`` does not take."""
+    wanted: dict[str, Any] = dict(prompt=prompt, num_inference_steps=steps, height=settings.resolution,
+                                  width=settings.resolution, generator=generators,
+                                  num_images_per_prompt=settings.n, output_type="pil")
+    wanted.update(spec.adapter.call_kwargs(spec, settings.guidance, settings.n))
+    if settings.negative_prompt:
+        wanted["negative_prompt"] = settings.negative_prompt
+    accepted = inspect.signature(pipe.__call__).parameters
+    dropped = [k for k in wanted if k not in accepted]
+    if "negative_prompt" in dropped:
+        note = f"{type(pipe).__name__} takes no negative prompt; --negative-prompt is ignored"
+        if note not in notes:
+            notes.append(note)
+    return {k: v for k, v in wanted.items() if k in accepted}
+
+
 def generate(
     req: GenerateRequest,
     progress: ProgressFn | None = None,
     on_prompt: Callable[[PromptResult], None] | None = None,
     pipeline: Any = None,
 ) -> GenerationResult:
-    """Load the model, then for each prompt encode, denoise and decode ``n`` images; time each part.
+    """Load the model, then for each prompt run its pipeline for ``n`` images; time each part.
 
     ``on_prompt`` is called after each prompt's images are ready (so a caller can save them before the next prompt).
     ``pipeline`` may be an already loaded pipeline of ``req.model`` (tests and benchmarks reuse one).
     """
     import torch
 
+    from ldmpick.execution import install_runner
+
     settings, spec = resolve_settings(req)
-    sampler = get_sampler(settings.sampler)
     t0 = time.perf_counter()
-    pipe = pipeline if pipeline is not None else load_pipeline(settings.path, settings.device, settings.dtype)
+    pipe = pipeline if pipeline is not None else load_pipeline(settings.path, settings.device, settings.dtype, spec)
     load_ms = (time.perf_counter() - t0) * 1e3
 
     from ldmpick.samplers import make_scheduler
 
-    pipe.scheduler = make_scheduler(settings.sampler, dict(pipe.scheduler.config))
+    if not settings.sampler.startswith("own:"):
+        pipe.scheduler = make_scheduler(settings.sampler, dict(pipe.scheduler.config))
     notes: list[str] = []
-    if sampler.distilled_only and pipe.unet.config.get("time_cond_proj_dim") is None:
-        notes.append(f"sampler '{sampler.name}' is meant for consistency-distilled (LCM) models; "
-                     f"'{settings.model}' does not look distilled, so expect poor images")
-    uses_timestep_cond = pipe.unet.config.get("time_cond_proj_dim") is not None
-    if uses_timestep_cond and settings.mode != "eager":
-        raise UsageError(f"model '{settings.model}' needs a guidance embedding (LCM-distilled UNet); "
-                         "only --mode eager supports it")
-    cfg = settings.cfg and not uses_timestep_cond  # as diffusers: distilled models embed the guidance instead
-
-    device = torch.device(settings.device)
-    h = w = settings.resolution
-    scheduler = pipe.scheduler
-    scheduler.set_timesteps(settings.steps, device=device)
-    timesteps = [float(t) for t in scheduler.timesteps]
-    total_units = len(timesteps) * len(req.prompts)
-    result = GenerationResult(settings=settings, scheduler_class=type(scheduler).__name__, timesteps=timesteps,
+    if settings.sampler.startswith("own:"):
+        notes.append(f"sampler: the model's own scheduler, {settings.sampler[4:]}")
+    denoiser = getattr(pipe, spec.adapter.denoiser_component)
+    original_forward = denoiser.__dict__.get("forward")
+    install_runner(denoiser, settings.mode, settings.device)
+    result = GenerationResult(settings=settings, scheduler_class=type(pipe.scheduler).__name__, timesteps=[],
                               load_ms=load_ms, setup_ms=0.0, notes=notes)
-
-    from ldmpick.profiling import Timer
-
-    timer = Timer(settings.device)
-    runner = None
+    total_units = settings.steps * len(req.prompts)
     done = 0
+
+    def on_step(p: Any, i: int, t: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(min(done, total_units), total_units)
+        return {}
+
     try:
         with torch.no_grad():
+            if settings.mode != "eager":  # CUDA-graph capture or compilation, at this shape: not timed
+                t_setup = time.perf_counter()
+                gens = _generators(settings.device, [settings.seed + k for k in range(settings.n)])
+                pipe(**_call_kwargs(pipe, spec, settings, req.prompts[0], 2, gens, notes))
+                result.setup_ms = (time.perf_counter() - t_setup) * 1e3
             for p_index, prompt in enumerate(req.prompts):
                 seeds = [settings.seed + k for k in range(settings.n)]
-                generators = _generators(settings.device, seeds)
-
-                def encode() -> Any:
-                    pos, neg = pipe.encode_prompt(prompt, device, settings.n, cfg, settings.negative_prompt or None)
-                    return torch.cat([neg, pos]) if cfg else pos
-
-                prompt_embeds, te_ms = _timed(timer, encode)
-
-                scheduler.set_timesteps(settings.steps, device=device)
-                latents = pipe.prepare_latents(
-                    settings.n, pipe.unet.config.in_channels, h, w, prompt_embeds.dtype, device, generators
-                )
-                extra = pipe.prepare_extra_step_kwargs(generators, 0.0)
-                timestep_cond = None
-                if uses_timestep_cond:
-                    g = torch.tensor(settings.guidance - 1).repeat(settings.n)
-                    timestep_cond = pipe.get_guidance_scale_embedding(
-                        g, embedding_dim=pipe.unet.config.time_cond_proj_dim
-                    ).to(device=device, dtype=latents.dtype)
-
-                if runner is None:
-                    t_setup = time.perf_counter()
-                    runner = _make_runner(pipe.unet, settings.mode, latents, scheduler.timesteps[0], prompt_embeds, cfg,
-                                          timestep_cond)
-                    result.setup_ms = (time.perf_counter() - t_setup) * 1e3
-
-                def denoise(x: Any) -> Any:
-                    nonlocal done
-                    for t in scheduler.timesteps:
-                        model_input = scheduler.scale_model_input(torch.cat([x] * 2) if cfg else x, t)
-                        noise_pred = runner(model_input, t, prompt_embeds)
-                        if cfg:
-                            uncond, text = noise_pred.chunk(2)
-                            noise_pred = uncond + settings.guidance * (text - uncond)
-                        x = scheduler.step(noise_pred, t, x, **extra, return_dict=False)[0]
-                        done += 1
-                        if progress is not None:
-                            progress(done, total_units)
-                    return x
-
-                latents, loop_ms = _timed(timer, lambda: denoise(latents))
-                decoded, vae_ms = _timed(timer, lambda: pipe.vae.decode(
-                    latents / pipe.vae.config.scaling_factor, return_dict=False, generator=generators)[0])
-                t_post = time.perf_counter()
-                images = pipe.image_processor.postprocess(decoded, output_type="pil",
-                                                          do_denormalize=[True] * decoded.shape[0])
-                post_ms = (time.perf_counter() - t_post) * 1e3
-                pr = PromptResult(index=p_index, prompt=prompt, seeds=seeds, images=images,
-                                  times=PartTimes(te_ms, loop_ms, vae_ms, post_ms))
+                kwargs = _call_kwargs(pipe, spec, settings, prompt, settings.steps, _generators(settings.device, seeds),
+                                      notes)
+                if "callback_on_step_end" in inspect.signature(pipe.__call__).parameters:
+                    kwargs["callback_on_step_end"] = on_step
+                with PartTimer(pipe, spec, settings.device) as parts:
+                    start = parts.now()
+                    images = pipe(**kwargs).images
+                    end = parts.now()
+                post_ms = (end - (parts.decode_end or end)) * 1e3
+                if not result.timesteps:
+                    result.timesteps = [float(t) for t in pipe.scheduler.timesteps][: parts.evals or None]
+                    result.evals_per_prompt = parts.evals
+                pr = PromptResult(index=p_index, prompt=prompt, seeds=seeds, images=list(images),
+                                  times=PartTimes(parts.text_encoder_ms, parts.denoise_ms, parts.vae_ms, post_ms))
+                pr.wall_ms = (end - start) * 1e3
                 result.prompts.append(pr)
                 if on_prompt is not None:
                     on_prompt(pr)
@@ -630,23 +727,9 @@ def generate(
             f"out of memory on {settings.device} generating {settings.n} image(s) at {settings.resolution} px with "
             f"'{settings.model}' ({settings.dtype}); lower --n or --resolution, or use --dtype fp16/bf16"
         ) from None
+    finally:
+        if original_forward is None:
+            denoiser.__dict__.pop("forward", None)  # the pipeline may be reused in another mode
+        else:
+            denoiser.forward = original_forward
     return result
-
-
-def _make_runner(unet: Any, mode: str, latents: Any, t: Any, prompt_embeds: Any, cfg: bool, timestep_cond: Any):
-    """The UNet step for this shape in ``mode``, built and warmed up once (capture or compilation happen here)."""
-    import torch
-
-    if timestep_cond is not None:  # LCM-distilled UNets: eager only (checked by the caller)
-        def with_cond(s: Any, tt: Any, ehs: Any) -> Any:
-            return unet(s, tt, encoder_hidden_states=ehs, timestep_cond=timestep_cond, return_dict=False)[0]
-
-        return with_cond
-    from ldmpick.execution import make_unet_runner
-
-    sample = torch.cat([latents] * 2) if cfg else latents
-    t = t if isinstance(t, torch.Tensor) else torch.tensor(t)
-    runner = make_unet_runner(unet, mode, sample, t.to(latents.device), prompt_embeds)
-    if mode != "eager" or latents.device.type == "cuda":  # compilation, first replay, CUDA warm-up: not timed
-        runner(sample, t.to(latents.device), prompt_embeds)
-    return runner

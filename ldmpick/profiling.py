@@ -489,12 +489,14 @@ def measure_sampler(name: str, spec: ModelSpec, req: ProfileRequest, factory: Mo
     pred = torch.randn((latents.shape[0] * (2 if cfg else 1),) + tuple(latents.shape[1:]), generator=gen,
                        device=req.device, dtype=factory.dtype)
 
+    steps = 2 if name == "scm" else SAMPLER_STEPS  # SCM's default schedule (as SANA-Sprint runs it) is 2 steps
+
     def loop() -> None:
         scheduler = make_scheduler(name, spec.scheduler_config)
-        scheduler.set_timesteps(SAMPLER_STEPS, device=req.device,
+        scheduler.set_timesteps(steps, device=req.device,
                                 **adapter.timestep_kwargs(spec, scheduler, req.resolution))
         x = x0
-        for t in scheduler.timesteps:
+        for t in scheduler.timesteps[:steps]:  # (SCM lists the end point too: steps + 1 timesteps)
             if hasattr(scheduler, "scale_model_input"):
                 scheduler.scale_model_input(x, t)
             if cfg:
@@ -506,7 +508,7 @@ def measure_sampler(name: str, spec: ModelSpec, req: ProfileRequest, factory: Mo
 
     with torch.no_grad():
         loops = timer.measure(loop, 1, max(3, req.repeats // 2), req.max_seconds_per_model, 3)
-    per_step = [s / SAMPLER_STEPS for s in loops.samples_ms]
+    per_step = [s / steps for s in loops.samples_ms]
     return SamplerOverhead(name=name, evals_per_step=sampler.evals_per_step,
                            step_overhead=LatencyStats.from_samples(per_step))
 

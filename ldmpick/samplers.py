@@ -107,3 +107,15 @@ def make_scheduler(name: str, base_config: dict[str, Any] | None = None):  # -> 
         config.update(shift=shift, flow_shift=shift)
     config.update(sampler.scheduler_kwargs())
     return cls.from_config(config)
+
+
+def sampler_for_scheduler(class_name: str, config: dict[str, Any] | None = None) -> str | None:
+    """The ldmpick sampler a saved scheduler is (for costing it with a profile's overheads), or None when none is
+    (PNDM, EDM variants ...)."""
+    config = config or {}
+    flow = bool(config.get("use_flow_sigmas")) or config.get("prediction_type") == "flow_prediction"
+    for s in SAMPLERS.values():
+        if s.scheduler_class == class_name and (s.flow == flow or class_name in ("FlowMatchEulerDiscreteScheduler",
+                                                                                   "SCMScheduler")):
+            return s.name
+    return None
