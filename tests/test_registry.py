@@ -89,4 +89,4 @@ def test_remove_unknown_suggests_a_registered_name(tiny):
 def test_folder_without_unet_config_is_refused(tmp_path):
     (tmp_path / "empty").mkdir()
     one_line_error(runner.invoke(app, ["models", "add", "e", str(tmp_path / "empty")]),
-                   "has no unet/config.json (not a diffusers pipeline folder)")
+                   "has no model_index.json (not a diffusers pipeline folder)")

@@ -1,0 +1,85 @@
+"""One ``ldmpick calibrate`` run around ``calibration.run_calibration``: the request with its defaults, the
+partial-file policy (resume, restart, refuse to overwrite), the torch thread count, storing the measured points and
+refitting the user's law under the table's lock. No printing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ldmpick.errors import UsageError
+
+DEMO_GUIDANCE = 2.0  # the demo family's FID is best near 2 (docs/demo.md)
+REFERENCE_GUIDANCE = 7.5  # real (Stable-Diffusion-like) models
+
+
+def build_request(*, models: str, samplers: str, steps: list[int], samples: int, seed: int, guidance: float | None,
+                  batch: int, device: str | None, dtype: str | None, reference: Path | None,
+                  prompts_file: Path | None, inception_weights: Path | None) -> Any:  # -> CalibrationRequest
+    """A checked request; the device defaults to the GPU if there is one, dtype to what suits it, guidance to the
+    demo world's or real models' usual scale."""
+    from ldmpick import calibration as calib
+    from ldmpick.catalogue import parse_model_list
+    from ldmpick.generation import check_device, default_device
+    from ldmpick.samplers import parse_sampler_list
+
+    device = device or default_device()
+    check_device(device)
+    if guidance is None:
+        guidance = REFERENCE_GUIDANCE if reference else DEMO_GUIDANCE
+    req = calib.CalibrationRequest(
+        models=parse_model_list(models), samplers=parse_sampler_list(samplers), steps=steps, samples=samples,
+        seed=seed, guidance=guidance, device=device, dtype=dtype or ("fp16" if device.startswith("cuda") else "fp32"),
+        batch=batch, reference=reference, prompts_file=prompts_file, inception_weights=inception_weights)
+    if req.dtype not in ("fp16", "bf16", "fp32"):
+        raise UsageError(f"unknown dtype '{req.dtype}' (valid: bf16, fp16, fp32)")
+    calib.validate_request(req)
+    return req
+
+
+def partial_state(req: Any, resume: bool, restart: bool) -> tuple[Path, list[Any] | None]:
+    """The request's partial file, and the results to resume from (None: start afresh). An interrupted calibration
+    of the same grid is neither overwritten nor resumed silently: it takes --resume or --restart."""
+    from ldmpick import calibration as calib
+
+    partial = calib.partial_path(req)
+    if resume and restart:
+        raise UsageError("give --resume or --restart, not both")
+    if resume:
+        return partial, calib.read_partial(partial, req)
+    if partial.exists() and not restart:
+        raise UsageError(f"an interrupted calibration of this grid is kept in '{partial}'; continue it with --resume, "
+                         "or discard it with --restart")
+    return partial, None
+
+
+def set_threads(threads: int | None) -> None:
+    """torch's CPU thread count (None: torch's choice)."""
+    if threads is None:
+        return
+    import torch
+
+    if threads < 1:
+        raise UsageError(f"--threads must be at least 1 (got {threads})")
+    torch.set_num_threads(threads)
+
+
+def store_results(cal: Any, partial: Path) -> tuple[Path, int]:
+    """Add the measured points to the user's quality table and drop the partial file; returns the table and its
+    row count."""
+    from ldmpick import calibration as calib
+    from ldmpick.scaling_law import user_table_path
+
+    table = user_table_path()
+    rows = calib.append_points(calib.points_of(cal), table)
+    partial.unlink(missing_ok=True)
+    return table, rows
+
+
+def refit(req: Any, command: str) -> tuple[list[Any], Path]:
+    """Refit the user's law (under the table's lock); returns the calibrated families of this request's data set
+    and where the law went."""
+    from ldmpick.law_refit import refit_user_law
+
+    law, target = refit_user_law(command)
+    return [f for f in law.calibrated if f.dataset == req.dataset], target

@@ -1,0 +1,83 @@
+"""``ldmpick calibrate``: measure quality for real and refit the law."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ldmpick.cli.options import (BatchOpt, DeviceOpt, DtypeOpt, GuidanceOpt, JsonOpt, ModelsOpt, PromptsFileOpt,
+                                 ResumeOpt, SamplersOpt, SeedOpt, StepListOpt, ThreadsOpt, command_line, int_list)
+from ldmpick.cli.render import console, make_table, notice, print_json, progress_bar
+
+DEMO_FAMILY = "demo-c8,demo-c12,demo-c16,demo-c24,demo-c32"
+
+
+def calibrate_cmd(
+    models: ModelsOpt = DEMO_FAMILY,
+    samplers: SamplersOpt = "ddim,dpmpp-2m,euler,unipc",
+    steps: StepListOpt = "1,2,4,8,16,32,50",
+    samples: Annotated[int, typer.Option("--samples", help="Images generated (and measured) per configuration (FID depends on it: the shipped demo calibration used 512).")] = 512,
+    seed: SeedOpt = 0,
+    guidance: GuidanceOpt = None,
+    batch: BatchOpt = 256,
+    device: DeviceOpt = None,
+    dtype: DtypeOpt = None,
+    reference: Annotated[Optional[Path], typer.Option("--reference", help="Folder of real reference images (real models; default: the demo world).")] = None,
+    prompts_file: PromptsFileOpt = None,
+    inception_weights: Annotated[Optional[Path], typer.Option("--inception-weights", help="Local safetensors of torchvision's inception_v3 (with --reference).")] = None,
+    threads: ThreadsOpt = None,
+    resume: ResumeOpt = False,
+    restart: Annotated[bool, typer.Option("--restart", help="Discard an interrupted calibration of the same grid and start over.")] = False,
+    no_fit: Annotated[bool, typer.Option("--no-fit", help="Append the points but do not refit the law.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Measure FID (and prompt accuracy) over a grid of models x samplers x steps; add the points to your quality
+    table and refit the law."""
+    from ldmpick import calibration as calib
+    from ldmpick import calibration_job as job
+
+    req = job.build_request(
+        models=DEMO_FAMILY if models is None else models,
+        samplers="ddim,dpmpp-2m,euler,unipc" if samplers is None else samplers, steps=int_list(steps, "--steps"),
+        samples=samples, seed=0 if seed is None else seed, guidance=guidance, batch=256 if batch is None else batch,
+        device=device, dtype=dtype, reference=reference, prompts_file=prompts_file,
+        inception_weights=inception_weights)
+    partial, resume_from = job.partial_state(req, resume, restart)
+    if resume_from is not None:
+        notice(f"resuming from '{partial}' ({len(resume_from)} configuration(s) already measured)")
+    job.set_threads(threads)
+    partial.parent.mkdir(parents=True, exist_ok=True)
+
+    def kept() -> None:
+        if partial.exists():
+            notice(f"interrupted: completed configurations kept in '{partial}'; rerun with --resume")
+
+    with progress_bar("calibrating", total=len(req.configs()), completed=len(resume_from or []),
+                      on_interrupt=kept) as bar:
+        def tick(done: int, total: int, label: str) -> None:
+            bar.update(completed=done, description=label)
+
+        cal = calib.run_calibration(req, progress=tick, checkpoint=lambda c: calib.write_partial(c, partial),
+                                    resume_from=resume_from)
+    table, rows = job.store_results(cal, partial)
+    notice(f"{len(cal.results)} configuration(s) measured; quality table '{table}' now has {rows} row(s)")
+    law_doc = None
+    if not no_fit:
+        fams, target = job.refit(req, command_line())
+        fits = ", ".join(f"{f.metric} residual {100 * f.rms_log:.1f}% over {f.points} points" for f in fams)
+        notice(f"law refitted and written to '{target}'" + (f" ({fits})" if fits else
+                                                             " (too few points to fit this data set's curves)"))
+        law_doc = [f.to_json() for f in fams]
+    if json_out:
+        print_json({"dataset": req.dataset, "profile": cal.profile_id, "table": str(table),
+                    "results": [r.__dict__ for r in cal.results], "law": law_doc})
+        return
+    t = make_table(f"Measured quality on {req.dataset} ({req.samples} images per configuration, seed {req.seed})",
+                   ("model", "sampler", "steps", "FID", "prompt accuracy", "all attributes", "seconds"))
+    for r in cal.results:
+        t.add_row(r.model, r.sampler, str(r.steps), f"{r.fid:.2f}",
+                  "-" if r.prompt_acc is None else f"{r.prompt_acc:.3f}",
+                  "-" if r.prompt_all is None else f"{r.prompt_all:.3f}", f"{r.seconds:.1f}")
+    console().print(t)

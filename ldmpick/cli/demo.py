@@ -1,0 +1,55 @@
+"""``ldmpick demo train / train-judge``: retrain the shipped demo family and the judge that measures it."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from ldmpick.cli.options import ImagesOpt, OutOpt, SeedOpt, ThreadsOpt, int_list
+from ldmpick.cli.render import command_group, notice, print_json
+from ldmpick.errors import UsageError
+
+app = command_group("The demo model family trained here on a procedural shapes world.")
+
+
+@app.command("train")
+def demo_train_cmd(
+    out: OutOpt = None,
+    channels: Annotated[str, typer.Option("--channels", help="Base channel counts of the UNets, comma-separated.")] = "8,12,16,24,32",
+    seed: SeedOpt = 0,
+    images: ImagesOpt = 8192,
+    vae_steps: Annotated[int, typer.Option("--vae-steps", help="Optimizer steps of the autoencoder.")] = 600,
+    unet_steps: Annotated[int, typer.Option("--unet-steps", help="Optimizer steps of each UNet.")] = 2000,
+    threads: ThreadsOpt = 1,
+) -> None:
+    """Train the VAE and one UNet per channel count on the demo world; write diffusers folders with training.json
+    to the --out folder (default: the package's demo_models folder)."""
+    from ldmpick.catalogue import DEMO_MODELS_DIR
+    from ldmpick.demo_train import train_family
+
+    report = train_family(out or DEMO_MODELS_DIR, channels=tuple(int_list(channels, "--channels", "8,16,32")),
+                          seed=0 if seed is None else seed, n_images=images, vae_steps=vae_steps,
+                          unet_steps=unet_steps, threads=1 if threads is None else threads, progress=notice)
+    print_json({name: {k: facts[k] for k in ("unet_params", "steps", "wall_s", "final_loss_mean_last50")}
+                for name, facts in report["models"].items()})
+
+
+@app.command("train-judge")
+def demo_train_judge_cmd(
+    out: OutOpt = None,
+    seed: SeedOpt = 1,
+    images: ImagesOpt = 8192,
+    steps: Annotated[int, typer.Option("--steps", help="Optimizer steps.")] = 1500,
+    threads: ThreadsOpt = 1,
+) -> None:
+    """Train the world judge: the feature network of the demo FID and the attribute classifier of prompt accuracy.
+    Writes world_judge.safetensors/.json to the --out folder (default: the package's data folder); --seed is the
+    world seed of the training images (not the UNets' seed)."""
+    from ldmpick.image_quality import train_judge
+
+    if out is not None and not out.is_dir():
+        raise UsageError(f"--out '{out}' is not a folder")
+    facts = train_judge(out, seed=1 if seed is None else seed, n_images=images, steps=steps,
+                        threads=1 if threads is None else threads, progress=notice)
+    print_json(facts)

@@ -1,0 +1,105 @@
+"""``ldmpick generate``: run the chosen (or selected) configuration; measured against predicted latency."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from ldmpick.cli.options import (BudgetOpt, DeviceOpt, DtypeOpt, GuidanceOpt, JsonOpt, ModelOpt, ModeOpt, OutOpt,
+                                 ProfileOpt, PromptsFileOpt, ResolutionOpt, SamplerOpt, SeedOpt, StepsOpt,
+                                 command_line)
+from ldmpick.cli.render import console, make_table, notice, print_json, progress_bar
+from ldmpick.errors import UsageError
+
+
+def read_prompts(prompt: Optional[str], prompts_file: Optional[Path]) -> list[str]:
+    """PROMPT or the lines of --prompts-file (one of them)."""
+    if prompt is not None and prompts_file is not None:
+        raise UsageError("give PROMPT or --prompts-file, not both")
+    if prompts_file is None:
+        if prompt is None or not prompt.strip():
+            raise UsageError("no prompt given; pass PROMPT or --prompts-file")
+        return [prompt]
+    from ldmpick.generation import read_prompts_file
+
+    return read_prompts_file(prompts_file.expanduser())
+
+
+def generate_cmd(
+    prompt: Annotated[Optional[str], typer.Argument(help="The prompt (or use --prompts-file).")] = None,
+    budget: BudgetOpt = None,
+    model: ModelOpt = None,
+    sampler: SamplerOpt = None,
+    steps: StepsOpt = None,
+    seed: SeedOpt = None,
+    n: Annotated[int, typer.Option("--n", help="Images per prompt (one batch).")] = 1,
+    prompts_file: PromptsFileOpt = None,
+    negative_prompt: Annotated[str, typer.Option("--negative-prompt", help="What the images should not show.")] = "",
+    guidance: GuidanceOpt = None,
+    resolution: ResolutionOpt = None,
+    out: OutOpt = Path("ldmpick-images"),
+    device: DeviceOpt = None,
+    dtype: DtypeOpt = None,
+    mode: ModeOpt = None,
+    profile: ProfileOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Generate images with the chosen (or selected) model, sampler and steps; compare measured with predicted latency.
+
+    With --budget the selector picks what --model/--sampler/--steps leave open. The images and a JSON record of
+    the run go to the --out folder (created if its parent exists)."""
+    from ldmpick import generation as gen
+    from ldmpick.generation_record import GenerationRecord
+    from ldmpick.generation_setup import prepare_generation
+
+    prompts = read_prompts(prompt, prompts_file)
+    setup = prepare_generation(
+        prompts, out=out or Path("ldmpick-images"), budget=budget, model=model, sampler=sampler, steps=steps,
+        seed=seed, n=n, negative_prompt=negative_prompt, guidance=guidance, resolution=resolution, device=device,
+        dtype=dtype, mode=mode, profile=profile, notify=notice)
+    settings = setup.settings
+    record = GenerationRecord(setup, command_line())
+    with progress_bar(f"loading {settings.model}", disable=json_out) as bar:
+        def tick(done: int, total: int) -> None:
+            per_prompt = total // len(prompts)
+            bar.update(completed=done, total=total,
+                       description=f"prompt {min(done // per_prompt + (done % per_prompt > 0), len(prompts))}/"
+                                   f"{len(prompts)}, {settings.n} image(s), {settings.sampler} x {settings.steps}")
+
+        result = gen.generate(setup.request, progress=tick, on_prompt=record.add_prompt)
+    record.finish(result)
+    for line in result.notes:
+        notice(f"note: {line}")
+    exceeded = setup.over_budget(result)
+    if json_out:
+        print_json({**record.doc, "sidecar": str(record.sidecar), "out": str(setup.folder)})
+    else:
+        render_generation(result, setup.prediction, record)
+    if exceeded:
+        worst = max(p.times.total_ms for p in exceeded)
+        notice(f"warning: budget exceeded: {len(exceeded)} of {len(result.prompts)} prompt batch(es) took longer than "
+               f"{setup.budget_ms:.0f} ms (slowest {worst:.0f} ms)")
+
+
+def render_generation(result: Any, prediction: Any, record: Any) -> None:
+    """Predicted against measured time per part (the median prompt), then where the images are."""
+    s = result.settings
+    n_prompts = len(result.prompts)
+    measured = {part: sorted(getattr(p.times, part) for p in result.prompts)[n_prompts // 2]
+                for part in ("text_encoder_ms", "denoise_ms", "vae_decode_ms", "total_ms")}
+    title = (f"{s.model} — {s.sampler} ({result.scheduler_class}) x {s.steps} steps, {s.resolution}px, "
+             f"{s.n} image(s)/prompt, {s.dtype}, {s.mode} on {s.device}")
+    table = make_table(title + ("" if n_prompts == 1 else f"\nmedian over {n_prompts} prompts"),
+                       ("part", "predicted", "measured", "measured / predicted"), left=("part",))
+    for label, key in (("text encoder", "text_encoder_ms"), ("denoising loop", "denoise_ms"),
+                       ("VAE decode", "vae_decode_ms"), ("total", "total_ms")):
+        pred = getattr(prediction, key) if prediction else None
+        m = measured[key]
+        table.add_row(label, f"{pred:.1f} ms" if pred is not None else "-", f"{m:.1f} ms",
+                      f"{m / pred:.2f}x" if pred else "-")
+    console().print(table)
+    console().print(f"{len(record.doc['images'])} image(s) in '{record.folder}' (settings in "
+                    f"'{record.sidecar.name}'); load {result.load_ms / 1e3:.1f} s, setup {result.setup_ms / 1e3:.1f} s "
+                    "(not in the totals)")

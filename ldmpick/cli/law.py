@@ -1,0 +1,92 @@
+"""``ldmpick law`` and ``ldmpick fit``: show and refit the quality scaling law."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from ldmpick.cli.options import JsonOpt, LawOpt, OutOpt, StepListOpt, command_line, int_list
+from ldmpick.cli.render import console, make_table, notice, print_json
+from ldmpick.errors import UsageError
+
+DEFAULT_GRID = "1,2,4,8,15,25,50,100"
+
+
+def fit_cmd(
+    out: OutOpt = None,
+    table: Annotated[Optional[list[Path]], typer.Option("--table", help="Extra quality table(s) (CSV) to fit on.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Refit the quality scaling law from the shipped quality table (and yours) and write a versioned law file
+    to --out, by default into your user data folder."""
+    from ldmpick.law_refit import fit_and_write
+
+    law, target = fit_and_write(list(table or []), out, command_line())
+    notice(f"law written to '{target}' (size-term residual RMS {law.smooth_rms:.2f} FID)")
+    render_law(law, json_out, int_list(DEFAULT_GRID, "--steps"))
+
+
+def law_cmd(
+    law_file: LawOpt = None,
+    steps: StepListOpt = DEFAULT_GRID,
+    json_out: JsonOpt = False,
+) -> None:
+    """Show the fitted quality law: its parameters with uncertainty and a predicted-FID grid per sampler (one column
+    per --steps)."""
+    from ldmpick.scaling_law import load_law
+
+    grid = int_list(steps, "--steps")
+    if min(grid) < 1 or max(grid) > 10_000:
+        raise UsageError("--steps needs integers between 1 and 10000")
+    law, path = load_law(law_file)
+    notice(f"law: '{path}'")
+    render_law(law, json_out, grid)
+
+
+def render_law(law: Any, json_out: bool, grid: list[int]) -> None:
+    """The law's step-deficit curves, size term, fits against published points, calibrated families and a
+    predicted-FID grid (JSON: the law file plus the grid)."""
+    if json_out:
+        doc = law.to_json()
+        doc["grid"] = {s: {m: {str(k): round(law.predict_fid(n, s, k).value, 3) for k in grid}
+                           for m, n, _ in law.size_points} for s in law.curves}
+        print_json(doc)
+        return
+    out = console()
+    t = make_table("Step-deficit curves: FID(N, s) = size(N) + C·s^-p − deficit_ddim(50)",
+                   ("sampler", "C", "p", "deficit at 4 / 20 steps", "basis"), left=("sampler", "basis"))
+    for name, c in law.curves.items():
+        t.add_row(name, f"{c.C:.1f} ± {_sd(c.cov, 0):.1f}", f"{c.p:.2f} ± {_sd(c.cov, 1):.2f}",
+                  f"{c.deficit(4):.1f} / {c.deficit(20):.2f}", c.basis)
+    out.print(t)
+    out.print(f"size(N): Table 1 interpolated in log N; outside 39M-5B: {law.smooth_a:.2f} − {law.smooth_b:.2f}·ln(N/1e8) "
+              f"(b ± {_sd(law.smooth_cov, 1):.2f}, residual RMS {law.smooth_rms:.2f} FID)", soft_wrap=True)
+    fit_rows = law.provenance.get("step_curve_fit") or []
+    if fit_rows:
+        f = make_table("Step curves vs their published points (fitted = series offset + C·s^-p)",
+                       ("series", "sampler", "steps", "published FID", "fitted", "miss"), left=("series", "sampler"))
+        for r in fit_rows:
+            f.add_row(r["series"], r["sampler"], str(r["steps"]), f"{r['fid']:.2f}", f"{r['fitted']:.2f}",
+                      f"{(r['fitted'] - r['fid']) / r['fid']:+.0%}")
+        out.print(f)
+    for fam in law.calibrated:
+        c = make_table(f"Calibrated: {fam.metric} on {fam.scale}, {fam.points} points, residual "
+                       f"{100 * fam.rms_log:.1f}% — floor_m + k_m·C·s^-p, corrected by measured residuals",
+                       ("model", "floor", "k", *(f"{name} C / p" for name in fam.curves)), left=("model",))
+        for m in fam.floors:
+            c.add_row(m, f"{fam.floors[m]:.3g}", f"{fam.scales[m]:.2f}",
+                      *[f"{v.C:.3g} / {v.p:.2f}" for v in fam.curves.values()])
+        out.print(c)
+    for sampler in law.curves:
+        g = make_table(f"Predicted FID — {sampler}", ("model", *(str(k) for k in grid)), left=("model",))
+        for m, n, _ in law.size_points:
+            g.add_row(m, *[f"{law.predict_fid(n, sampler, k).value:.1f}" for k in grid])
+        out.print(g)
+
+
+def _sd(cov: Any, i: int) -> float:
+    """The standard deviation of parameter ``i`` from a covariance matrix (0 where rounding made it negative)."""
+    return math.sqrt(max(cov[i][i], 0))

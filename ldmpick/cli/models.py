@@ -1,0 +1,60 @@
+"""``ldmpick models list / add / remove``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from ldmpick.cli.options import ForceOpt, JsonOpt
+from ldmpick.cli.render import command_group, console, make_table, notice, print_json
+
+app = command_group("Known models: the paper's family, released models (configs), registered checkpoints.")
+
+
+@app.command("list")
+def models_list(json_out: JsonOpt = False) -> None:
+    """List known models: the paper's family, the demo family, the catalogue of released models (configs only) and
+    registered checkpoints, with their family and denoiser parameter counts."""
+    from ldmpick.catalogue import format_params
+    from ldmpick.registered_models import model_rows
+
+    rows = model_rows()
+    if json_out:
+        print_json(rows)
+        return
+    table = make_table("Known models", ("name", "kind", "family", "denoiser params", "weights", "source"),
+                       left=("name", "kind", "family", "weights", "source"))
+    for r in rows:
+        table.add_row(
+            r["name"], r["kind"], r["family"] or "?",
+            format_params(r["denoiser_params"]) if r["denoiser_params"] is not None else "?",
+            "yes" if r["weights"] else "no (config only)", r["problem"] or r["source"],
+        )
+    console().print(table)
+
+
+@app.command("add")
+def models_add(
+    name: Annotated[str, typer.Argument(help="The name to use with --model / --models.")],
+    source: Annotated[str, typer.Argument(help="A local diffusers pipeline folder, or a hub id in the local cache.")],
+    force: ForceOpt = False,
+) -> None:
+    """Register a real checkpoint (local folder or cached hub id) under a short name."""
+    from ldmpick.catalogue import format_params
+    from ldmpick.registered_models import register
+
+    reg = register(name, source, force=force)
+    if reg.note is not None:
+        notice(f"note: {reg.note}")
+    notice(f"registered '{reg.name}' -> '{reg.value}' (UNet {format_params(reg.unet_params)} parameters, "
+           f"{reg.weights})")
+
+
+@app.command("remove")
+def models_remove(name: Annotated[str, typer.Argument(help="A registered name.")]) -> None:
+    """Forget a registered name (the checkpoint's files are not touched)."""
+    from ldmpick.registered_models import unregister
+
+    source = unregister(name)
+    notice(f"removed '{name}' (was '{source}'; its files are untouched)")

@@ -1,0 +1,102 @@
+"""Every option that more than one command takes, defined once: one spelling, one short flag, one help text and,
+where a machine-wide default makes sense, one ``LDMPICK_*`` environment variable.
+
+The alias fixes the flags, the type and the help; each command gives its own default with ``=`` (typer shows it).
+Options that only one command has stay next to that command.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ldmpick.errors import UsageError
+
+# ---------------------------------------------------------------------------------------------- output
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of a table.")]
+OutOpt = Annotated[Optional[Path], typer.Option(
+    "--out", "-o", help="Where to write: see the description above (what is written, and where by default).")]
+ForceOpt = Annotated[bool, typer.Option(
+    "--force", help="Replace what is already there (a registered name, a local profile with the same id).")]
+
+# ---------------------------------------------------------------------------------------------- what to run
+
+ModelsOpt = Annotated[Optional[str], typer.Option(
+    "--models", "-m", help="Comma-separated model names, local diffusers folders or cached hub ids; 'all': the "
+                           "paper's family (where no default is shown: every model of the profile).")]
+SamplersOpt = Annotated[Optional[str], typer.Option(
+    "--samplers", help="Comma-separated sampler names (ddim, ddpm, dpmpp-2m, euler, euler-a, unipc, heun, lcm), "
+                       "or 'all' (where no default is shown: all).")]
+ModelOpt = Annotated[Optional[str], typer.Option(
+    "--model", help="Registered name, local diffusers folder or cached hub id (overrides the selector).")]
+SamplerOpt = Annotated[Optional[str], typer.Option(
+    "--sampler", help="ddim, ddpm, dpmpp-2m, euler, euler-a, unipc, heun or lcm (overrides the selector).")]
+StepsOpt = Annotated[Optional[int], typer.Option("--steps", help="Sampling steps (overrides the selector).")]
+StepListOpt = Annotated[str, typer.Option("--steps", help="Step counts, comma-separated.")]
+BudgetOpt = Annotated[Optional[str], typer.Option(
+    "--budget", "-b", help="Latency per image batch: '2s', '1500ms', '0.5 s' (recommend --cost-model flops: cost "
+                           "units, e.g. 3).")]
+ProfileOpt = Annotated[Optional[str], typer.Option(
+    "--profile", "-p", help="Profile id, name prefix or file (default: $LDMPICK_PROFILE, then the newest fitting "
+                            "profile of this device).")]
+LawOpt = Annotated[Optional[Path], typer.Option(
+    "--law", help="Quality law file (default: your refit, else the shipped one).")]
+MetricOpt = Annotated[str, typer.Option(
+    "--metric", help="fid (lower is better) or clip (higher is better; prompt accuracy for calibrated demo models).")]
+
+# ---------------------------------------------------------------------------------------------- how to run
+
+DeviceOpt = Annotated[Optional[str], typer.Option(
+    "--device", envvar="LDMPICK_DEVICE", help="cpu, cuda or cuda:N (default: the GPU if there is one).")]
+DtypeOpt = Annotated[Optional[str], typer.Option(
+    "--dtype", envvar="LDMPICK_DTYPE", help="fp16, bf16 or fp32 (default: fp16 on GPU, fp32 on CPU).")]
+ModeOpt = Annotated[Optional[str], typer.Option(
+    "--mode", envvar="LDMPICK_MODE", help="Execution mode: eager, cudagraph or compile (profile: default cudagraph "
+                                          "on GPU, eager on CPU; generate: default the profile's; recommend: the "
+                                          "profile must have measured it).")]
+ThreadsOpt = Annotated[Optional[int], typer.Option(
+    "--threads", envvar="LDMPICK_THREADS", help="torch CPU threads (where no default is shown: torch's choice; 1 is "
+                                                "steadier on a shared machine).")]
+ResolutionOpt = Annotated[Optional[int], typer.Option(
+    "--resolution", help="Image side in pixels (generate: default the model's native size; recommend: the profile "
+                         "must have measured it).")]
+BatchOpt = Annotated[Optional[int], typer.Option(
+    "--batch", help="Images generated at once (recommend: the profile must have measured it).")]
+CfgOpt = Annotated[Optional[bool], typer.Option(
+    "--cfg/--no-cfg", help="Classifier-free guidance, which doubles the UNet batch (recommend: the profile must have "
+                           "measured it).")]
+GuidanceOpt = Annotated[Optional[float], typer.Option(
+    "--guidance", help="Classifier-free guidance scale, 1 or less: off (default: generate, the scale the model's "
+                       "quality was calibrated at, else 7.5; calibrate, 2 for the demo world, 7.5 with "
+                       "--reference).")]
+SeedOpt = Annotated[Optional[int], typer.Option(
+    "--seed", help="Random seed, for repeatable runs (generate: image k of a prompt uses seed + k; random if not "
+                   "given).")]
+PromptsFileOpt = Annotated[Optional[Path], typer.Option(
+    "--prompts-file", help="UTF-8 text file, one prompt per line (calibrate: with --reference).")]
+ImagesOpt = Annotated[int, typer.Option("--images", help="Number of world samples to train on.")]
+ResumeOpt = Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from its partial file.")]
+
+
+# ---------------------------------------------------------------------------------------------- parsing helpers
+
+
+def int_list(text: str, option: str, example: str = "1,2,4,8") -> list[int]:
+    """A comma-separated list of integers, for ``option``; one-line usage errors."""
+    try:
+        values = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise UsageError(f"{option} must be comma-separated integers like '{example}', got '{text}'") from None
+    if not values:
+        raise UsageError(f"{option} is empty; give integers like '{example}'")
+    return values
+
+
+def command_line() -> str:
+    """The command as the user typed it, recorded in the files it writes."""
+    return "ldmpick " + " ".join(shlex.quote(a) for a in sys.argv[1:])

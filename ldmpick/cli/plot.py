@@ -1,0 +1,50 @@
+"""``ldmpick plot``: quality against measured latency, the paper's key figure on this hardware."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ldmpick.cli.options import BudgetOpt, JsonOpt, LawOpt, MetricOpt, ModelsOpt, OutOpt, ProfileOpt, SamplersOpt
+from ldmpick.cli.render import console, make_table, notice, print_json
+
+
+def plot_cmd(
+    out: OutOpt = Path("quality_vs_latency.png"),
+    budget: BudgetOpt = None,
+    profile: ProfileOpt = None,
+    models: ModelsOpt = None,
+    samplers: SamplersOpt = None,
+    metric: MetricOpt = "fid",
+    law_file: LawOpt = None,
+    no_law: Annotated[bool, typer.Option("--no-law", help="Draw measured points only, not the law's curves.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Draw quality against measured latency for every model and sampler, with the budget line and the Pareto
+    frontier: the paper's key figure, on your hardware. Writes --out (.png or .svg)."""
+    from ldmpick.catalogue import parse_model_list
+    from ldmpick.plot_data import plot_points
+    from ldmpick.plotting import plot_quality_vs_latency
+    from ldmpick.scaling_law import load_law
+    from ldmpick.selector import choose_profile, parse_budget, sampler_names
+
+    model_list = parse_model_list(models) if models else None
+    choice = choose_profile(profile, models=model_list)
+    notice(choice.notice)
+    law, _ = load_law(law_file)
+    summary = plot_quality_vs_latency(
+        plot_points(law, metric), choice.profile,
+        law=None if no_law else law, budget_ms=parse_budget(budget) * 1e3 if budget else None,
+        out=out or Path("quality_vs_latency.png"), metric=metric,
+        samplers=sampler_names(samplers) if samplers else None, models=model_list)
+    notice(f"plot written to '{summary.path}'")
+    if json_out:
+        print_json(summary.to_json())
+        return
+    t = make_table(f"Pareto frontier ({summary.basis}, {summary.points} points)",
+                   ("latency", "model", "sampler", "steps", metric))
+    for f in summary.frontier:
+        t.add_row(f"{f['latency_ms']:.1f} ms", f["model"], f["sampler"], str(f["steps"]), f"{f['value']:.3f}")
+    console().print(t)

@@ -1,0 +1,141 @@
+"""How the CLI shows things: stdout carries results (rich tables, or JSON with --json); notices, progress and errors
+go to stderr. Errors are one line, ``error: ...``, and an exit code: 2 for bad input (ldmpick's ``UsageError`` and
+typer's own parsing errors), 1 for runtime failures; tracebacks only with ``--debug`` (or ``LDMPICK_DEBUG=1``).
+
+rich is imported only when something is drawn, so that ``recommend`` starts fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any, Callable
+
+import typer
+from typer.core import TyperGroup
+
+from ldmpick.errors import LdmpickError
+
+
+class LdmpickGroup(TyperGroup):
+    """Turns every error into one line on stderr and an exit code; tracebacks only with --debug.
+
+    ldmpick's own errors exit with their code (2: bad input, 1: runtime failure); typer's parsing errors (unknown
+    option, bad value) exit 2; anything unexpected exits 1.
+    """
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+        """A group named without a command prints its help (exit 0); the top level's own parsing errors (an
+        unknown option before any command) are one line too."""
+        try:
+            return super().parse_args(ctx, args)
+        except Exception as exc:  # click's exceptions (vendored by newer typer, so matched by what they are)
+            if type(exc).__name__ == "NoArgsIsHelpError":
+                typer.echo(ctx.get_help())
+                ctx.exit(0)
+            if type(exc).__name__ in ("Exit", "Abort") or not hasattr(exc, "format_message"):
+                raise
+            fail(f"{exc.format_message()} (see '{ctx.command_path} --help')", int(getattr(exc, "exit_code", 2)))
+            raise  # pragma: no cover - fail exits
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort):
+            raise
+        except typer.TyperException as exc:  # option parsing: unknown option, bad value, no such command
+            message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+            sub = getattr(getattr(exc, "ctx", None), "command_path", None) or ctx.command_path
+            fail(f"{message} (see '{sub} --help')", int(getattr(exc, "exit_code", 2) or 2))
+        except LdmpickError as exc:
+            if debug_enabled(ctx):
+                raise
+            fail(str(exc), exc.exit_code)
+        except KeyboardInterrupt:
+            if debug_enabled(ctx):
+                raise
+            fail("interrupted", 130)
+        except Exception as exc:  # a bug or an unexpected runtime failure
+            if debug_enabled(ctx):
+                raise
+            fail(f"{exc.__class__.__name__}: {exc} (run with --debug for the traceback)", 1)
+
+
+def command_group(help: str) -> typer.Typer:
+    """A sub-command group (``ldmpick models ...``) that renders errors like the top level."""
+    return typer.Typer(cls=LdmpickGroup, help=help, no_args_is_help=True, rich_markup_mode=None)
+
+
+def debug_enabled(ctx: typer.Context) -> bool:
+    root = ctx.find_root()
+    return bool((root.obj or {}).get("debug")) or os.environ.get("LDMPICK_DEBUG") == "1"
+
+
+def fail(message: str, code: int) -> None:
+    message = " ".join(str(message).split())  # one line, always
+    typer.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+# ---------------------------------------------------------------------------------------------- output
+
+
+def console(stderr: bool = False):  # -> rich.console.Console
+    from rich.console import Console
+
+    return Console(stderr=stderr, soft_wrap=False, width=None if sys.stdout.isatty() else 140)
+
+
+def notice(message: str) -> None:
+    """A one-line notice on stderr."""
+    typer.echo(message, err=True)
+
+
+def print_json(obj: Any) -> None:
+    typer.echo(json.dumps(obj, indent=2, allow_nan=False))
+
+
+def make_table(title: str, columns: Iterable[str], left: Iterable[str] = ("model", "sampler"), **kwargs: Any):
+    """A rich table whose ``left`` columns are left-aligned and the others (numbers) right-aligned."""
+    from rich.table import Table
+
+    left = set(left)
+    t = Table(title=title, **kwargs)
+    for col in columns:
+        t.add_column(col, justify="left" if col in left else "right")
+    return t
+
+
+# ---------------------------------------------------------------------------------------------- progress
+
+
+class Bar:
+    """One task of a rich progress bar; ``update`` takes rich's keywords (completed, total, advance, description)."""
+
+    def __init__(self, progress: Any, task: Any) -> None:
+        self._progress, self._task = progress, task
+
+    def update(self, **fields: Any) -> None:
+        self._progress.update(self._task, **fields)
+
+
+@contextmanager
+def progress_bar(description: str, total: int | None = None, *, completed: int = 0, disable: bool = False,
+                 on_interrupt: Callable[[], None] | None = None) -> Iterator[Bar]:
+    """The progress bar of every long command, on stderr. On Ctrl-C the bar stops, ``on_interrupt`` says what was
+    kept, and the interrupt goes on (the CLI turns it into ``error: interrupted``)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console(stderr=True), transient=False, disable=disable) as progress:
+        task = progress.add_task(description, total=total, completed=completed)
+        try:
+            yield Bar(progress, task)
+        except KeyboardInterrupt:
+            progress.stop()
+            if on_interrupt is not None:
+                on_interrupt()
+            raise

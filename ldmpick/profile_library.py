@@ -1,0 +1,66 @@
+"""The profiles a user has: listing the local and the shipped ones, finding one by reference, importing a shared
+file into the user profile folder, exporting one. No printing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ldmpick.errors import LdmpickError, UsageError
+
+EXPORT_FORMATS = ("json", "csv", "markdown")
+
+
+def load_ref(ref: str) -> Any:  # -> Profile
+    """The profile named by an id, a name prefix or a file."""
+    from ldmpick.profile_file import find_profile, load_profile
+
+    return load_profile(find_profile(ref))
+
+
+def profile_rows() -> list[dict[str, Any]]:
+    """Every local and shipped profile as a JSON-ready row; a file that does not load gets its problem instead."""
+    from ldmpick.profile_file import list_profile_files, load_profile, shipped_profiles_dir
+    from ldmpick.storage import profiles_dir
+
+    rows = []
+    for where, folder in (("local", profiles_dir()), ("shipped", shipped_profiles_dir())):
+        for path in list_profile_files(folder):
+            try:
+                p = load_profile(path)
+                rows.append({"where": where, "id": p.id, "file": path.name, "device": p.device_name,
+                             "settings": p.settings.describe(), "models": len(p.models), "created": p.created,
+                             "path": str(path), "problem": None})
+            except LdmpickError as exc:
+                rows.append({"where": where, "id": "?", "file": path.name, "device": "?", "settings": "", "models": 0,
+                             "created": "", "path": str(path), "problem": str(exc)})
+    return rows
+
+
+def import_profile(path: Path, force: bool = False) -> tuple[Any, Path]:
+    """Validate a shared profile file and add it to the user profile folder; returns it and where it went."""
+    from ldmpick.profile_file import load_profile, save_profile, stored_profile_path
+    from ldmpick.storage import profiles_dir
+
+    profile = load_profile(path)
+    if not profile.complete:
+        raise UsageError(f"'{path}' is a partial (interrupted) profile; finish it with 'ldmpick profile --resume'")
+    target = stored_profile_path(profile)
+    if target.exists() and not force:
+        raise UsageError(f"a profile with id '{profile.id}' already exists; use --force to replace it")
+    profiles_dir().mkdir(parents=True, exist_ok=True)
+    save_profile(profile, target)
+    return profile, target
+
+
+def export_profile(ref: str, fmt: str) -> tuple[Any, str]:
+    """The profile named by ``ref`` and its text as shareable JSON (re-importable), CSV or a Markdown table."""
+    from ldmpick.errors import unknown_name
+    from ldmpick.profile_file import export_csv, export_markdown
+
+    if fmt not in EXPORT_FORMATS:
+        raise unknown_name("format", fmt, EXPORT_FORMATS)
+    profile = load_ref(ref)
+    if fmt == "json":
+        return profile, profile.dumps()
+    return profile, export_csv(profile) if fmt == "csv" else export_markdown(profile)

@@ -1,0 +1,134 @@
+"""The models a user registers under short names: the rules for those names, adding, removing and listing.
+
+Plain Python on top of the registry file that ``catalogue`` reads and writes (under its lock); no printing.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ldmpick.errors import LdmpickError, ModelError, UsageError
+
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+WEIGHTS_OK = "safetensors weights"
+NO_WEIGHTS = "no usable weights (can be profiled, not generated with)"
+
+
+@dataclass(frozen=True)
+class Registration:
+    """What ``register`` stored: ``value`` is the resolved folder or the hub id; ``note`` says why the checkpoint
+    has no usable weights (None when it has them)."""
+
+    name: str
+    value: str
+    unet_params: int
+    note: str | None
+
+    @property
+    def weights(self) -> str:
+        return WEIGHTS_OK if self.note is None else NO_WEIGHTS
+
+
+def _already_registered(name: str, registry: dict[str, str]) -> UsageError:
+    return UsageError(f"'{name}' is already registered (as '{registry[name]}'); use --force to replace it")
+
+
+def check_name(name: str) -> None:
+    """A new name: 1-64 safe characters, and not one of the built-in family or the shipped demo models."""
+    from ldmpick.catalogue import DEMO_MODELS, FAMILY_CHANNELS, catalogue_entries
+
+    if not NAME.fullmatch(name):
+        raise UsageError(f"model name '{name}' must be 1-64 letters, digits, '.', '_' or '-' (no '/')")
+    if name in FAMILY_CHANNELS:
+        raise UsageError(f"'{name}' is a built-in family name; choose another name")
+    if name in DEMO_MODELS:
+        raise UsageError(f"'{name}' is a shipped demo model name; choose another name")
+    if name in catalogue_entries():
+        raise UsageError(f"'{name}' is a built-in catalogue name (configs of a released model); choose another name")
+
+
+def register(name: str, source: str, force: bool = False) -> Registration:
+    """Register ``source`` (a local diffusers folder, or a hub id in the local cache) as ``name``."""
+    from ldmpick.catalogue import (HUB_ID, hub_snapshot, load_local_spec,
+                                   load_registry, update_registry)
+
+    check_name(name)
+    registry = load_registry()
+    if name in registry and not force:
+        raise _already_registered(name, registry)
+    path = Path(source).expanduser()
+    if path.exists():
+        spec = load_local_spec(path, name=name)
+        value = str(path.resolve())
+    elif HUB_ID.match(source):
+        spec = load_local_spec(hub_snapshot(source), name=name, kind="hub", source=source)
+        value = source
+    else:
+        raise ModelError(f"'{source}' is neither an existing folder nor a hub id (owner/name)")
+    assert spec.path is not None
+    problems = spec.weight_problems()  # every component model_index.json lists: safetensors only
+    note = problems[0] if problems else None
+
+    def add(current: dict[str, str]) -> None:
+        if name in current and not force:  # checked again under the lock: another process may have added it
+            raise _already_registered(name, current)
+        current[name] = value
+
+    update_registry(add)
+    return Registration(name, value, spec.unet_params, note)
+
+
+def unregister(name: str) -> str:
+    """Forget a registered name (the checkpoint's files are not touched); returns what it pointed to."""
+    from ldmpick.catalogue import FAMILY_CHANNELS, update_registry
+    from ldmpick.errors import unknown_name
+
+    if name in FAMILY_CHANNELS:
+        raise UsageError(f"'{name}' is a built-in family model and cannot be removed")
+    removed: list[str] = []
+
+    def remove(registry: dict[str, str]) -> None:
+        if name not in registry:
+            if not registry:
+                raise UsageError(f"no model named '{name}' is registered (none are; see 'ldmpick models add')")
+            raise unknown_name("registered model", name, registry)
+        removed.append(registry.pop(name))
+
+    update_registry(remove)
+    return removed[0]
+
+
+def model_rows() -> list[dict[str, Any]]:
+    """Every known model (the paper's family, the demo models, registered checkpoints) as a JSON-ready row; a model
+    that cannot be resolved gets its problem instead of its numbers."""
+    from ldmpick.catalogue import known_names, load_registry, resolve_model
+
+    registry = load_registry()
+    rows = []
+    for name in known_names():
+        try:
+            spec = resolve_model(name)
+            params: int | None = spec.unet_params
+            problem = None
+        except LdmpickError as exc:
+            spec, params, problem = None, None, str(exc)
+        rows.append(
+            {
+                "name": name,
+                "kind": spec.kind if spec else "registered",
+                "family": spec.family if spec else None,
+                "pipeline": spec.pipeline_class if spec else None,
+                "denoiser_params": params,
+                "unet_params": params,
+                "unet_params_m": round(params / 1e6, 1) if params is not None else None,
+                "base_channels": ((spec.unet_config.get("block_out_channels") or [None])[0]
+                                  if spec and spec.adapter.denoiser_component == "unet" else None),
+                "weights": bool(spec and spec.has_weights),
+                "source": registry.get(name, spec.source if spec else ""),
+                "problem": problem,
+            }
+        )
+    return rows
