@@ -455,6 +455,11 @@ def load_local_spec(folder: Path, name: str | None = None, kind: str = "local", 
     if denoiser_comp not in classes and not (folder / denoiser_comp / "config.json").exists():
         raise ModelError(f"model folder '{folder}' ({pipeline_class}) has no {denoiser_comp} component")
     classes.setdefault(denoiser_comp, family.denoiser_classes[0])
+    if family.name == "sd":  # a hand-made SD folder may list no components in model_index.json: its folders say
+        for comp, cls in SD_COMPONENT_CLASSES.items():
+            config_name = "scheduler_config.json" if comp == "scheduler" else "config.json"
+            if (folder / comp / config_name).exists():
+                classes.setdefault(comp, cls)
     components: dict[str, dict[str, Any]] = {}
     for comp, cls in classes.items():
         if comp.startswith("tokenizer") or cls.endswith("Tokenizer") or cls.endswith("TokenizerFast"):

@@ -198,13 +198,13 @@ def predict_latency(profile: Any, model_names: list[str], sampler: str, steps: i
 
     model = next((m for m in profile.models if m.name in model_names and m.ok), None)
     overhead = next((s for s in profile.samplers if s.name == sampler), None)
-    if model is None or overhead is None or sampler not in SAMPLERS or model.text_encoder is None \
-            or model.vae_decode is None:
+    if model is None or overhead is None or sampler not in SAMPLERS:
         return None
     evals = SAMPLERS[sampler].evals_per_step  # ldmpick's own table, never the file's claim
     per_step = evals * model.denoiser_step.at(percentile) + overhead.step_overhead.at(percentile)
-    return Prediction(profile_id=profile.id, text_encoder_ms=model.text_encoder.at(percentile),
-                      denoise_ms=steps * per_step, vae_decode_ms=model.vae_decode.at(percentile))
+    te = model.text_encoder.at(percentile) if model.text_encoder else 0.0
+    vae = model.vae_decode.at(percentile) if model.vae_decode else 0.0
+    return Prediction(profile_id=profile.id, text_encoder_ms=te, denoise_ms=steps * per_step, vae_decode_ms=vae)
 
 
 def profile_mismatches(profile: Any, settings: Settings) -> list[str]:
@@ -681,7 +681,13 @@ def generate(
     install_runner(denoiser, settings.mode, settings.device)
     result = GenerationResult(settings=settings, scheduler_class=type(pipe.scheduler).__name__, timesteps=[],
                               load_ms=load_ms, setup_ms=0.0, notes=notes)
-    total_units = settings.steps * len(req.prompts)
+    try:  # the loop's length per prompt (a 2nd-order sampler such as Heun runs more iterations than steps)
+        pipe.scheduler.set_timesteps(settings.steps, device=settings.device,
+                                     **spec.adapter.timestep_kwargs(spec, pipe.scheduler, settings.resolution))
+        per_prompt = len(pipe.scheduler.timesteps)
+    except Exception:  # a scheduler that needs the pipeline's own arguments: count steps
+        per_prompt = settings.steps
+    total_units = per_prompt * len(req.prompts)
     done = 0
 
     def on_step(p: Any, i: int, t: Any, kwargs: dict[str, Any]) -> dict[str, Any]:

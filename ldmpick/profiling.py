@@ -137,17 +137,15 @@ MAX_RESOLUTION = 4096
 def check_resolution(resolution: int, spec: ModelSpec) -> None:
     """Image sides must be multiples of the model's resolution multiple (VAE factor x denoiser downsampling or
     patch size), within 1x that multiple and 4096 pixels. One rule for profiling and generation."""
-    multiple = spec.resolution_multiple
+    multiple, factor = spec.resolution_multiple, spec.vae_scale_factor
     if resolution < multiple or resolution > MAX_RESOLUTION:
-        raise UsageError(f"--resolution {resolution} is out of range ({multiple}..{MAX_RESOLUTION} pixels "
-                         f"for '{spec.name}')")
+        raise UsageError(f"--resolution {resolution} is out of range ({multiple}..{MAX_RESOLUTION} pixels)")
     if resolution % multiple:
         lower = resolution // multiple * multiple
-        raise UsageError(
-            f"--resolution {resolution} is not a multiple of {multiple} (model '{spec.name}': VAE factor "
-            f"{spec.vae_scale_factor} x denoiser downsampling {multiple // spec.vae_scale_factor}); "
-            f"try {lower or multiple} or {lower + multiple}"
-        )
+        why = (f"the VAE of '{spec.name}' downsamples by {factor}" if multiple == factor else
+               f"model '{spec.name}': VAE factor {factor} x patch {multiple // factor}")
+        raise UsageError(f"--resolution {resolution} is not a multiple of {multiple} ({why}); "
+                         f"try {lower or multiple} or {lower + multiple}")
 
 
 # ---------------------------------------------------------------------------------------------- timing

@@ -57,7 +57,7 @@ CASES = [
     ("unknown dtype", lambda t: ["profile", "--device", "cpu", "--dtype", "int4"], 2, "unknown dtype 'int4'"),
     ("batch zero", lambda t: ["profile", "--device", "cpu", "--batch", "0"], 2, "--batch must be between 1 and 64"),
     ("folder without unet/config.json", lambda t: ["profile", "--device", "cpu", "--models", _folder_without_unet_config(t)],
-     2, "has no unet/config.json"),
+     2, "has no unet component"),
     ("config missing a key", lambda t: ["profile", "--device", "cpu", "--models",
                                         _folder_with_config(t, lambda c: c.pop("block_out_channels"))],
      2, "lacks the key 'block_out_channels'"),
@@ -77,7 +77,7 @@ CASES = [
      "not valid JSON"),
     ("import non-JSON", lambda t: ["profiles", "import", _profile_file(t, "<html>")], 2, "not valid JSON"),
     ("import unknown schema version", lambda t: ["profiles", "import", _profile_file(
-        t, make_profile().dumps().replace("ldmpick.profile/1", "ldmpick.profile/9"))], 2,
+        t, make_profile().dumps().replace("ldmpick.profile/2", "ldmpick.profile/9"))], 2,
      "unsupported profile schema version 'ldmpick.profile/9'"),
     ("import NaN latency", lambda t: ["profiles", "import", _profile_file(
         t, make_profile().dumps().replace('"median_ms": 12.3', '"median_ms": NaN', 1))], 2, "NaN is not a valid number"),

@@ -200,7 +200,7 @@ def test_unknown_sampler_suggests_the_closest_name(tiny, tmp_path):
     r = runner.invoke(app, ["generate", "x", "--model", str(tiny), "--sampler", "eulr", "--steps", "2",
                             "--out", str(tmp_path)])
     one_line_error(r, "unknown sampler 'eulr'; did you mean 'euler'? (valid: ddim, ddpm, dpmpp-2m, euler, euler-a, "
-                      "heun, lcm, unipc)")
+                      "flow-dpmpp-2m, flow-euler, flow-unipc, heun, lcm, scm, unipc)")
 
 
 def test_hub_id_not_in_the_cache(tmp_path, monkeypatch):
@@ -229,9 +229,9 @@ def test_pickle_only_weights_are_refused(tiny, tmp_path):
 
 
 @pytest.mark.parametrize(("extra", "message"), [
-    (["--resolution", "30"], "--resolution 30 is not a multiple of 4 (model 'tiny-sd': VAE factor 2 x UNet "
-                             "downsampling 2); try 28 or 32"),
-    (["--resolution", "0"], "--resolution 0 is out of range (4..4096 pixels)"),
+    (["--resolution", "31"], "--resolution 31 is not a multiple of 2 (the VAE of 'tiny-sd' downsamples by 2); "
+                             "try 30 or 32"),
+    (["--resolution", "0"], "--resolution 0 is out of range (2..4096 pixels)"),
     (["--steps", "0"], "--steps must be between 1 and 1000"),
     (["--n", "0"], "--n must be between 1 and 64"),
     (["--dtype", "fp8"], "unknown dtype 'fp8'"),

@@ -26,9 +26,8 @@ class UNetFamily(Family):
     samplers = EPS_SAMPLERS
     distilled_samplers = ("lcm",)
 
-    def patch_size(self, spec: ModelSpec) -> int:
-        levels = len(self.denoiser_config(spec).get("block_out_channels") or [0])
-        return 2 ** (levels - 1)
+    # patch size 1: a UNet takes any latent size (diffusers forwards the upsampling sizes), so image sides need only
+    # be multiples of the VAE factor, as the SD pipelines themselves require
 
     def guidance_distilled(self, spec: ModelSpec) -> bool:
         return self.denoiser_config(spec).get("time_cond_proj_dim") is not None
