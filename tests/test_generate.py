@@ -269,7 +269,7 @@ def test_prompt_sources(tiny, tmp_path):
 
 def test_needs_a_budget_or_all_three_overrides(tiny, tmp_path):
     r = runner.invoke(app, ["generate", "x", "--model", str(tiny), "--out", str(tmp_path)])
-    one_line_error(r, "give --budget, or all of --model, --sampler and --steps")
+    one_line_error(r, "give --budget, or --model and --steps (and --sampler, else the model's own scheduler)")
     one_line_error(runner.invoke(app, ["generate", "x", "--budget", "fast"]),
                    "budget 'fast' is not a number with an optional unit")
 
@@ -334,6 +334,17 @@ def test_budget_selects_among_models_with_weights(tiny, tmp_path):
                             "--samplers", "ddim,dpmpp-2m", "--warmup", "1", "--repeats", "3", "--max-seconds", "1",
                             "--out", str(prof)])
     assert r.exit_code == 0, r.output
+    # without quality data tiny-sd cannot be ranked; a declared anchor (a published FID of it) gives it some
+    r = runner.invoke(app, ["generate", "a cat", "--budget", "30s", "--profile", str(prof), "--resolution", RES,
+                            "--out", str(tmp_path / "o")])
+    one_line_error(r, "no quality data on the paper's FID scale")
+    from ldmpick.scaling_law import user_table_path
+
+    user_table_path().parent.mkdir(parents=True, exist_ok=True)
+    user_table_path().write_text("model,unet_params,sampler,steps,guidance,resolution,metric,value,num_samples,"
+                                 "dataset,series,source\n"
+                                 "tiny-sd,,ddim,50,7.5,512,fid,30.0,30000,mine,anchor:test,anchor:test\n")
+    assert runner.invoke(app, ["fit"]).exit_code == 0
     r = runner.invoke(app, ["generate", "a cat", "--budget", "30s", "--profile", str(prof), "--resolution", RES,
                             "--seed", "1", "--out", str(tmp_path / "o"), "--json"])
     assert r.exit_code == 0, r.output
