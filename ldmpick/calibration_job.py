@@ -20,6 +20,7 @@ def build_request(*, models: str, samplers: str, steps: list[int], samples: int,
     demo world's or real models' usual scale."""
     from ldmpick import calibration as calib
     from ldmpick.catalogue import parse_model_list
+    from ldmpick.execution import default_dtype
     from ldmpick.generation import check_device, default_device
     from ldmpick.samplers import parse_sampler_list
 
@@ -29,7 +30,7 @@ def build_request(*, models: str, samplers: str, steps: list[int], samples: int,
         guidance = REFERENCE_GUIDANCE if reference else DEMO_GUIDANCE
     req = calib.CalibrationRequest(
         models=parse_model_list(models), samplers=parse_sampler_list(samplers), steps=steps, samples=samples,
-        seed=seed, guidance=guidance, device=device, dtype=dtype or ("fp16" if device.startswith("cuda") else "fp32"),
+        seed=seed, guidance=guidance, device=device, dtype=dtype or default_dtype(device),
         batch=batch, reference=reference, prompts_file=prompts_file, inception_weights=inception_weights)
     if req.dtype not in ("fp16", "bf16", "fp32"):
         raise UsageError(f"unknown dtype '{req.dtype}' (valid: bf16, fp16, fp32)")

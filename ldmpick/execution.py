@@ -17,6 +17,13 @@ DTYPES = {"fp16": "float16", "bf16": "bfloat16", "fp32": "float32"}
 MAX_GRAPHS = 4  # distinct input signatures captured per runner; past that, new signatures run eagerly
 
 
+def default_device() -> str:
+    """The GPU if there is one, else the CPU."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def default_dtype(device: str) -> str:
     """fp16 on a GPU, fp32 on the CPU (fp16 there is very slow or unimplemented)."""
     return "fp16" if device.startswith("cuda") else "fp32"

@@ -27,18 +27,18 @@ def build_request(*, models: str, device: str | None, dtype: str | None, resolut
     """A checked request; the device defaults to the GPU if there is one, dtype and mode to what suits it."""
     from ldmpick import profiling
     from ldmpick.catalogue import parse_model_list
+    from ldmpick.execution import default_dtype, default_mode
     from ldmpick.samplers import parse_sampler_list
 
     device = device or profiling.default_device()
-    on_gpu = device.startswith("cuda")
     req = profiling.ProfileRequest(
         models=parse_model_list(models),
         device=device,
-        dtype=dtype or ("fp16" if on_gpu else "fp32"),
+        dtype=dtype or default_dtype(device),
         resolution=resolution,
         batch=batch,
         cfg=cfg,
-        mode=mode or ("cudagraph" if on_gpu else "eager"),
+        mode=mode or default_mode(device),
         # 'all': each model's own samplers (its family's, lcm/scm when distilled); a list: those of it that fit
         samplers=None if samplers is None or samplers.strip().lower() == "all" else parse_sampler_list(samplers),
         warmup=warmup,

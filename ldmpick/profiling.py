@@ -13,14 +13,13 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from functools import lru_cache
 from datetime import datetime, timezone
 from typing import Any
 
 from ldmpick.catalogue import ModelSpec, resolve_model
 from ldmpick.errors import UsageError
-from ldmpick.execution import DTYPES, check_mode, make_denoiser_runner
-from ldmpick.families.base import TextEncoder, constructor_args
+from ldmpick.execution import DTYPES, check_mode, default_device, make_denoiser_runner
+from ldmpick.families.base import TextEncoder, constructor_args, count_params
 from ldmpick.profile_file import (
     LatencyStats,
     ModelLatency,
@@ -81,12 +80,6 @@ class ProfileRequest:
         specs = specs if specs is not None else [resolve_model(m) for m in self.models]
         samplers = {s for spec in specs for s in self.samplers_for(spec)}
         return len(specs) + len(samplers) + len(specs) * self.rounds
-
-
-def default_device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def validate_request(req: ProfileRequest) -> list[ModelSpec]:
@@ -270,35 +263,12 @@ def randomize(module: Any) -> Any:
     return module
 
 
-@lru_cache(maxsize=64)
-def _count_text_encoder_params(class_name: str, config_json: str) -> int:
-    import torch
-    import transformers
-
-    cls = getattr(transformers, class_name)
-    with torch.device("meta"):
-        model = cls(cls.config_class(**json.loads(config_json)))
-    return sum(p.numel() for p in model.parameters())
-
-
 def text_encoder_params(enc: TextEncoder) -> int:
-    return _count_text_encoder_params(enc.class_name, json.dumps(constructor_args(enc.config), sort_keys=True))
-
-
-@lru_cache(maxsize=64)
-def _count_vae_params(class_name: str, config_json: str) -> int:
-    import diffusers
-    import torch
-
-    with torch.device("meta"):
-        vae = getattr(diffusers, class_name).from_config(json.loads(config_json))
-    return sum(p.numel() for p in vae.parameters())
+    return count_params("transformers", enc.class_name, enc.config)
 
 
 def vae_params(spec: ModelSpec) -> int:
-    adapter = spec.adapter
-    return _count_vae_params(adapter.vae_class(spec), json.dumps(constructor_args(adapter.vae_config(spec)),
-                                                                  sort_keys=True))
+    return count_params("diffusers", spec.adapter.vae_class(spec), spec.adapter.vae_config(spec))
 
 
 class ModuleFactory:
@@ -367,17 +337,20 @@ def _too_big(params: int, dtype: str, device: str, what: str) -> str | None:
     return None
 
 
+def model_entry(spec: ModelSpec, req: ProfileRequest) -> ModelLatency:
+    """A model's profile entry before anything is measured: what it is and how it is run."""
+    return ModelLatency(name=spec.name, status="ok", denoiser_params=spec.denoiser_params, source=spec.source,
+                        family=spec.family, cfg=spec.adapter.uses_cfg(spec, req.cfg), distilled=spec.distilled,
+                        samplers=req.samplers_for(spec))
+
+
 def measure_denoiser(spec: ModelSpec, req: ProfileRequest, factory: ModuleFactory, timer: Timer,
-                     base: ModelLatency | None = None) -> ModelLatency:
-    """One model's denoiser step (one evaluation at batch x (2 when this model doubles it for CFG)), or
-    ``does_not_fit``."""
+                     base: ModelLatency) -> ModelLatency:
+    """One model's denoiser step (one evaluation at batch x (2 when this model doubles it for CFG)) added to its
+    entry ``base``, or ``does_not_fit``."""
     torch = factory.torch
     adapter = spec.adapter
     params = spec.denoiser_params
-    cfg = adapter.uses_cfg(spec, req.cfg)
-    base = base or ModelLatency(name=spec.name, status="ok", denoiser_params=params, source=spec.source,
-                                family=spec.family, cfg=cfg, distilled=spec.distilled,
-                                samplers=req.samplers_for(spec))
     base = replace(base, weight_bytes=params * BYTES_PER[req.dtype])
     reason = _too_big(params, req.dtype, req.device, "denoiser")
     if reason:
@@ -611,11 +584,7 @@ def run_profile(
         # slow drift of the machine hits every model alike; rounds are pooled at the end
         bases: dict[str, ModelLatency] = {}
         for spec in todo:
-            cfg = spec.adapter.uses_cfg(spec, req.cfg)
-            base = ModelLatency(name=spec.name, status="ok", denoiser_params=spec.denoiser_params, source=spec.source,
-                                family=spec.family, cfg=cfg, distilled=spec.distilled,
-                                samplers=req.samplers_for(spec))
-            bases[spec.name] = fixed.measure(spec, base)
+            bases[spec.name] = fixed.measure(spec, model_entry(spec, req))
             tick(f"{spec.name} text encoder and VAE")
         per_round = req if req.rounds <= 1 else replace(
             req, repeats=max(1, -(-req.repeats // req.rounds)), min_repeats=max(1, -(-req.min_repeats // req.rounds)),

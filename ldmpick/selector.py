@@ -202,7 +202,6 @@ def select_config(
     unit: str = "s",
     cost_model: str = "measured",
     excluded: list[str] | None = None,
-    distilled_models: set[str] | frozenset[str] = frozenset(),
 ) -> Selection:
     """Best configuration within ``budget`` over ``rows`` x steps 1..max_steps."""
     if metric not in ("fid", "clip"):
@@ -214,7 +213,7 @@ def select_config(
     uncalibrated: dict[str, list[str]] = {}
     no_data: dict[str, list[str]] = {}
     for r in rows:
-        if law.is_distilled_sampler(r.sampler) and r.model not in distilled_models and not r.distilled:
+        if law.is_distilled_sampler(r.sampler) and not r.distilled:
             note = f"sampler {r.sampler}: only for consistency-distilled models"
             if note not in excluded:
                 excluded.append(note)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from functools import lru_cache
+from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -46,17 +47,22 @@ def constructor_args(config: dict[str, Any]) -> dict[str, Any]:
 
 
 @lru_cache(maxsize=128)
-def _count_params(class_name: str, config_json: str) -> int:
-    import diffusers
+def _count_params(library: str, class_name: str, config_json: str) -> int:
     import torch
-
     from diffusers.utils import logging as diffusers_logging
 
     diffusers_logging.set_verbosity_error()  # released configs carry keys a class ignores (a notice, not an error)
-    cls = getattr(diffusers, class_name)
+    cls = getattr(import_module(library), class_name)
+    config = json.loads(config_json)
     with torch.device("meta"):
-        module = cls.from_config(json.loads(config_json))
+        module = cls(cls.config_class(**config)) if library == "transformers" else cls.from_config(config)
     return sum(p.numel() for p in module.parameters())
+
+
+def count_params(library: str, class_name: str, config: dict[str, Any]) -> int:
+    """Parameters of a ``diffusers`` or ``transformers`` module built from ``config`` on torch's meta device (no
+    memory, no weights)."""
+    return _count_params(library, class_name, json.dumps(constructor_args(config), sort_keys=True))
 
 
 def encoder_label(class_name: str, config: dict[str, Any]) -> str:
@@ -96,8 +102,7 @@ class Family:
 
     def count_params(self, spec: ModelSpec) -> int:
         """Denoiser parameters, counted by building it on torch's meta device (no memory, no weights)."""
-        config = self.denoiser_config(spec)
-        return _count_params(self.denoiser_class(spec), json.dumps(constructor_args(config), sort_keys=True))
+        return count_params("diffusers", self.denoiser_class(spec), self.denoiser_config(spec))
 
     def vae_config(self, spec: ModelSpec) -> dict[str, Any]:
         return spec.components.get("vae", {})

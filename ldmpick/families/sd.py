@@ -38,10 +38,6 @@ class UNetFamily(Family):
         lcm = self.guidance_distilled(spec) or spec.component_classes.get("scheduler") == "LCMScheduler"
         return list(self.samplers) + (list(self.distilled_samplers) if lcm else [])
 
-    def cross_attention_dim(self, spec: ModelSpec) -> int:
-        dim = self.denoiser_config(spec).get("cross_attention_dim", 768)
-        return int(dim[0] if isinstance(dim, (list, tuple)) else dim)
-
     def text_tokens(self, spec: ModelSpec) -> int:
         encoders = self.text_encoders(spec)
         return max((e.seq_len for e in encoders), default=77)
@@ -54,7 +50,7 @@ class UNetFamily(Family):
         inputs: dict[str, Any] = {
             "sample": torch.randn(batch, int(cfg.get("in_channels", 4)), side, side, device=device, dtype=dtype),
             "timestep": torch.tensor(500.0, device=device),
-            "encoder_hidden_states": torch.randn(batch, self.text_tokens(spec), self.cross_attention_dim(spec),
+            "encoder_hidden_states": torch.randn(batch, self.text_tokens(spec), spec.cross_attention_dim,
                                                  device=device, dtype=dtype),
         }
         if cfg.get("time_cond_proj_dim") is not None:
