@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ldmpick.errors import ProfileError, UsageError
+from ldmpick.file_input import nesting_depth
 
 SCHEMA = "ldmpick.profile/2"
 SCHEMA_FAMILY = "ldmpick.profile/"
@@ -603,7 +604,7 @@ def parse_profile_text(text: str, where: str = "profile") -> Profile:
         raise ProfileError(f"{where} is empty")
     if len(text) > MAX_FILE_BYTES:
         raise ProfileError(f"{where} is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB; refusing it")
-    if _nesting_depth(text) > MAX_JSON_DEPTH:
+    if nesting_depth(text, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
         raise ProfileError(f"{where} is nested more than {MAX_JSON_DEPTH} levels deep; refusing it")
     try:
         data = json.loads(text, parse_constant=_reject_constant)
@@ -636,31 +637,6 @@ def load_profile(path: Path) -> Profile:
     except UnicodeDecodeError:
         raise ProfileError(f"'{path}' is not UTF-8 text (not a profile)") from None
     return parse_profile_text(text, where=f"'{path}'")
-
-
-def _nesting_depth(text: str) -> int:
-    """Maximum bracket nesting, ignoring brackets inside strings. Linear time, refuses deep bombs early."""
-    depth = best = 0
-    in_str = esc = False
-    for ch in text:
-        if in_str:
-            if esc:
-                esc = False
-            elif ch == "\\":
-                esc = True
-            elif ch == '"':
-                in_str = False
-        elif ch == '"':
-            in_str = True
-        elif ch in "[{":
-            depth += 1
-            if depth > best:
-                best = depth
-                if best > MAX_JSON_DEPTH:
-                    return best
-        elif ch in "]}":
-            depth -= 1
-    return best
 
 
 def _reject_constant(name: str) -> Any:

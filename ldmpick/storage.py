@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ldmpick.errors import RuntimeFailure
+from ldmpick.errors import RuntimeFailure, UsageError
 
 APP_NAME = "ldmpick"
 
@@ -39,6 +40,25 @@ def profiles_dir() -> Path:
     return data_dir() / "profiles"
 
 
+def check_output_target(path: Path) -> None:
+    """Refuse to replace anything but a plain regular file: the atomic rename would turn a symlink, device or FIFO
+    (``-o /dev/stdout``) into a regular file and split a hard link. Raises a one-line ``UsageError``."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise RuntimeFailure(f"cannot write '{path}': {exc.strerror}") from None
+    if stat.S_ISLNK(st.st_mode):
+        raise UsageError(f"'{path}' is a symbolic link; ldmpick does not write through links (name the real file)")
+    if stat.S_ISDIR(st.st_mode):
+        raise UsageError(f"'{path}' is a folder; name a file to write")
+    if not stat.S_ISREG(st.st_mode):
+        raise UsageError(f"'{path}' is not a regular file (a device, FIFO or socket); ldmpick writes only regular files")
+    if st.st_nlink > 1:
+        raise UsageError(f"'{path}' has {st.st_nlink} hard links; replacing it would split them (name another file)")
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that readers see either the old file or the complete new one.
 
@@ -48,6 +68,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     folder = path.parent
     if not folder.is_dir():
         raise RuntimeFailure(f"output folder '{folder}' does not exist")
+    check_output_target(path)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     except OSError as exc:
