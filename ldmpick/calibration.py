@@ -203,12 +203,18 @@ def _sha256(path: Path) -> str:
 
 def partial_path(req: CalibrationRequest) -> Path:
     """One partial file per grid and inputs (so that two different calibrations never share one)."""
-    import hashlib
-
+    from ldmpick.calibration_shards import request_digest
     from ldmpick.storage import data_dir
 
-    digest = hashlib.sha256(json.dumps(req.key(), sort_keys=True).encode()).hexdigest()[:12]
-    return data_dir() / f"calibration.{digest}.partial.json"
+    return data_dir() / f"calibration.{request_digest(req)}.partial.json"
+
+
+def shard_store(req: CalibrationRequest) -> Any:  # -> ShardStore
+    """Where this request's finished shards are kept between runs: a folder beside its partial file."""
+    from ldmpick.calibration_shards import ShardStore, request_digest
+
+    path = partial_path(req)
+    return ShardStore(path.with_name(path.name.replace(".partial.json", ".shards")), request_digest(req))
 
 
 def write_partial(cal: Calibration, path: Path) -> None:
@@ -285,68 +291,85 @@ def generate_images(pipe: Any, prompts: list[str], sampler: str, steps: int, gui
 
 def run_calibration(req: CalibrationRequest, progress: ProgressFn | None = None,
                     checkpoint: Callable[[Calibration], None] | None = None,
-                    resume_from: list[CalibrationResult] | None = None) -> Calibration:
-    """Measure every configuration of the grid that ``resume_from`` does not already hold."""
+                    resume_from: list[CalibrationResult] | None = None,
+                    shards: Any = None, runner: Any = None) -> Calibration:
+    """Measure every configuration of the grid that ``resume_from`` does not already hold.
+
+    The work is cut into shards (``calibration_shards``); ``runner`` runs them (default: here, one after another;
+    ``cluster.RayShardRunner``: on a Ray cluster) and yields each finished shard. Finished shards go to ``shards``
+    (a ``ShardStore``) if given, and shards already there are not run again. A configuration's FID and prompt
+    accuracy are computed here, from its shards' features and counts, once all its shards are in."""
+    from ldmpick.calibration_shards import LocalShardRunner, assemble, shard_tasks
     from ldmpick.catalogue import resolve_model
-    from ldmpick.generation import load_pipeline, native_resolution
+    from ldmpick.image_quality import frechet_distance
 
     validate_request(req)
     cal = Calibration(req, results=list(resume_from or []))
     cal.profile_id = profile_id_for(req)
-    names = {m: resolve_model(m).name for m in req.models}  # rows are stored under the model's name
+    specs = {m: resolve_model(m) for m in req.models}  # rows are stored under the model's name
     done = {(r.model, r.sampler, r.steps) for r in cal.results}
-    todo = [c for c in req.configs() if (names[c[0]], c[1], c[2]) not in done]
+    todo = [c for c in req.configs() if (specs[c[0]].name, c[1], c[2]) not in done]
     total = len(req.configs())
     count = total - len(todo)
+    tasks = shard_tasks(req, todo)
+    finished = shards.load(tasks) if shards is not None else {}
+    pending = {c: [t for t in tasks if t.config == c] for c in todo}
+    ref_features = reference_features(req)
+    runner = runner if runner is not None else LocalShardRunner(req)
+    t_start, images_done = time.perf_counter(), 0
 
-    # the reference side, once
-    if req.reference is None:
-        from ldmpick.demo_world import dataset
-        from ldmpick.image_quality import load_judge
-
-        judge = load_judge(req.judge_weights)
-        ref_images, _, _ = dataset(req.seed + REFERENCE_SEED_OFFSET, REFERENCE_IMAGES)
-        ref_features = judge.features(ref_images)
-        _, prompts, scenes = dataset(req.seed + PROMPT_SEED_OFFSET, req.samples)
-        features: Callable[[Any], Any] = judge.features
-    else:
-        from ldmpick.image_quality import InceptionFeatures
-
-        inception = InceptionFeatures(req.inception_weights, req.device)  # type: ignore[arg-type]
-        ref_features = inception.features(read_reference_images(req.reference))
-        from ldmpick.generation import read_prompts_file
-
-        base = read_prompts_file(req.prompts_file)  # type: ignore[arg-type]
-        prompts = [base[i % len(base)] for i in range(req.samples)]
-        scenes, judge, features = [], None, inception.features
-
-    from ldmpick.image_quality import frechet_distance
-
-    for model in req.models:
-        mine = [c for c in todo if c[0] == model]
-        if not mine:
-            continue
-        spec = resolve_model(model)
-        pipe = load_pipeline(spec.path, req.device, req.dtype)
-        resolution = native_resolution(spec)
-        for _, sampler, steps in mine:
-            t0 = time.perf_counter()
-            images = generate_images(pipe, prompts, sampler, steps, req.guidance, req.seed, req.batch, resolution)
-            fid = frechet_distance(features(images), ref_features)
-            acc = judge.prompt_accuracy(images, scenes) if judge is not None else None
+    def finish_ready() -> None:
+        nonlocal count
+        for c in [c for c, ts in pending.items() if all(t.key in finished for t in ts)]:
+            parts = [finished[t.key] for t in pending.pop(c)]
+            feats, acc = assemble(parts)
+            fid = frechet_distance(feats, ref_features)
+            spec = specs[c[0]]
             cal.results.append(CalibrationResult(
-                model=spec.name, unet_params=spec.unet_params, sampler=sampler, steps=steps, fid=round(fid, 4),
+                model=spec.name, unet_params=spec.unet_params, sampler=c[1], steps=c[2], fid=round(fid, 4),
                 prompt_acc=round(acc["mean"], 4) if acc else None, prompt_all=round(acc["all"], 4) if acc else None,
-                samples=req.samples, resolution=resolution, seconds=round(time.perf_counter() - t0, 2)))
+                samples=req.samples, resolution=_resolution(spec), seconds=round(sum(p.seconds for p in parts), 2)))
             count += 1
             if checkpoint is not None:
                 checkpoint(cal)
             if progress is not None:
-                progress(count, total, f"{model} {sampler} {steps} steps: FID {fid:.2f}")
-        del pipe
-    order = {(names[c[0]], c[1], c[2]): i for i, c in enumerate(req.configs())}
+                progress(count, total, f"{c[0]} {c[1]} {c[2]} steps: FID {fid:.2f}")
+
+    finish_ready()  # configurations whose shards all finished before an interruption
+    for result in runner.run([t for t in tasks if t.key not in finished]):
+        if shards is not None:
+            shards.save(result)
+        finished[result.task.key] = result
+        images_done += result.task.images
+        if progress is not None:
+            rate = images_done / max(time.perf_counter() - t_start, 1e-9)
+            progress(count, total, f"{result.task.model} {result.task.sampler} {result.task.steps} steps: "
+                                   f"{rate:.1f} images/s{runner.describe()}")
+        finish_ready()
+    order = {(specs[c[0]].name, c[1], c[2]): i for i, c in enumerate(req.configs())}
     cal.results.sort(key=lambda r: order.get((r.model, r.sampler, r.steps), 0))
     return cal
+
+
+def _resolution(spec: Any) -> int:
+    from ldmpick.generation import native_resolution
+
+    return native_resolution(spec)
+
+
+def reference_features(req: CalibrationRequest) -> Any:
+    """The reference side of FID, once per run: the world judge's features of real demo-world images, or
+    Inception's of the user's reference folder."""
+    if req.reference is None:
+        from ldmpick.demo_world import dataset
+        from ldmpick.image_quality import load_judge
+
+        ref_images, _, _ = dataset(req.seed + REFERENCE_SEED_OFFSET, REFERENCE_IMAGES)
+        return load_judge(req.judge_weights).features(ref_images)
+    from ldmpick.image_quality import InceptionFeatures
+
+    inception = InceptionFeatures(req.inception_weights, req.device)  # type: ignore[arg-type]
+    return inception.features(read_reference_images(req.reference))
 
 
 def profile_id_for(req: CalibrationRequest) -> str:

@@ -4,6 +4,8 @@ refitting the user's law under the table's lock. No printing."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -44,13 +46,18 @@ def partial_state(req: Any, resume: bool, restart: bool) -> tuple[Path, list[Any
     from ldmpick import calibration as calib
 
     partial = calib.partial_path(req)
+    shards = calib.shard_store(req)
     if resume and restart:
         raise UsageError("give --resume or --restart, not both")
     if resume:
+        if not partial.exists() and shards.folder.is_dir():
+            return partial, []  # only shards of unfinished configurations were kept
         return partial, calib.read_partial(partial, req)
-    if partial.exists() and not restart:
+    if (partial.exists() or shards.folder.is_dir()) and not restart:
         raise UsageError(f"an interrupted calibration of this grid is kept in '{partial}'; continue it with --resume, "
                          "or discard it with --restart")
+    if restart:
+        shards.clear()
     return partial, None
 
 
@@ -74,6 +81,7 @@ def store_results(cal: Any, partial: Path) -> tuple[Path, int]:
     table = user_table_path()
     rows = calib.append_points(calib.points_of(cal), table)
     partial.unlink(missing_ok=True)
+    calib.shard_store(cal.request).clear()
     return table, rows
 
 
@@ -84,3 +92,16 @@ def refit(req: Any, command: str) -> tuple[list[Any], Path]:
 
     law, target = refit_user_law(command)
     return [f for f in law.calibrated if f.dataset == req.dataset], target
+
+
+@contextmanager
+def shard_runner(req: Any, cluster: str | None, threads: int | None) -> Iterator[Any]:
+    """What runs the shards: None (here, in this process) or, with ``cluster``, a ``RayShardRunner`` connected for
+    the block (``threads`` CPUs per task on CPU work)."""
+    if cluster is None:
+        yield None
+        return
+    from ldmpick.cluster import RayShardRunner, connected
+
+    with connected(cluster) as info:
+        yield RayShardRunner(req, info, threads or 1)

@@ -161,13 +161,20 @@ class Judge:
     def prompt_accuracy(self, images: Any, scenes: list[Any]) -> dict[str, float]:
         """Per attribute, the fraction of images showing what their caption asked for; ``mean`` over attributes;
         ``all`` the fraction of images with every attribute right."""
+        hits, every = self.attribute_hits(images, scenes)
+        per = {a: hits[a] / len(scenes) for a in ATTRIBUTES}
+        return {**per, "mean": sum(per.values()) / len(ATTRIBUTES), "all": every / len(scenes)}
+
+    def attribute_hits(self, images: Any, scenes: list[Any]) -> tuple[dict[str, int], int]:
+        """Per attribute, how many images show what their caption asked for; and how many get every attribute
+        right. Counts add up across shards of a calibration."""
         if len(images) != len(scenes):
             raise UsageError(f"{len(images)} images but {len(scenes)} scenes")
         pred = self.predict(images)
         want = scene_labels(scenes)
-        per = {a: sum(p == w for p, w in zip(pred[a], want[a])) / len(scenes) for a in ATTRIBUTES}
-        every = sum(all(pred[a][i] == want[a][i] for a in ATTRIBUTES) for i in range(len(scenes))) / len(scenes)
-        return {**per, "mean": sum(per.values()) / len(ATTRIBUTES), "all": every}
+        hits = {a: sum(int(p == w) for p, w in zip(pred[a], want[a])) for a in ATTRIBUTES}
+        every = sum(all(pred[a][i] == want[a][i] for a in ATTRIBUTES) for i in range(len(scenes)))
+        return hits, every
 
 
 def load_judge(weights: Path | None = None) -> Judge:

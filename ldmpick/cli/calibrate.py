@@ -28,6 +28,7 @@ def calibrate_cmd(
     prompts_file: PromptsFileOpt = None,
     inception_weights: Annotated[Optional[Path], typer.Option("--inception-weights", help="Local safetensors of torchvision's inception_v3 (with --reference).")] = None,
     threads: ThreadsOpt = None,
+    cluster: Annotated[Optional[str], typer.Option("--cluster", metavar="ADDRESS", help="Run the grid's shards on a Ray cluster: 'local' (start one on this machine), 'auto' (the one 'ray start' runs here) or a Ray address (ray://head:10001). --threads is then CPUs per task. Needs: pip install \"ldmpick[cluster]\".")] = None,
     resume: ResumeOpt = False,
     restart: Annotated[bool, typer.Option("--restart", help="Discard an interrupted calibration of the same grid and start over.")] = False,
     no_fit: Annotated[bool, typer.Option("--no-fit", help="Append the points but do not refit the law.")] = False,
@@ -47,20 +48,25 @@ def calibrate_cmd(
     partial, resume_from = job.partial_state(req, resume, restart)
     if resume_from is not None:
         notice(f"resuming from '{partial}' ({len(resume_from)} configuration(s) already measured)")
-    job.set_threads(threads)
+    if cluster is None:
+        job.set_threads(threads)
     partial.parent.mkdir(parents=True, exist_ok=True)
+    shards = calib.shard_store(req)
 
     def kept() -> None:
-        if partial.exists():
-            notice(f"interrupted: completed configurations kept in '{partial}'; rerun with --resume")
+        if partial.exists() or shards.folder.is_dir():
+            notice(f"interrupted: completed work kept in '{partial}' and '{shards.folder}'; rerun with --resume")
 
-    with progress_bar("calibrating", total=len(req.configs()), completed=len(resume_from or []),
-                      on_interrupt=kept) as bar:
-        def tick(done: int, total: int, label: str) -> None:
-            bar.update(completed=done, description=label)
+    with job.shard_runner(req, cluster, threads) as runner:
+        if runner is not None:
+            notice(f"Ray cluster '{cluster}': {runner.info.describe()}; {runner.slots} task(s) at a time")
+        with progress_bar("calibrating", total=len(req.configs()), completed=len(resume_from or []),
+                          on_interrupt=kept) as bar:
+            def tick(done: int, total: int, label: str) -> None:
+                bar.update(completed=done, description=label)
 
-        cal = calib.run_calibration(req, progress=tick, checkpoint=lambda c: calib.write_partial(c, partial),
-                                    resume_from=resume_from)
+            cal = calib.run_calibration(req, progress=tick, checkpoint=lambda c: calib.write_partial(c, partial),
+                                        resume_from=resume_from, shards=shards, runner=runner)
     table, rows = job.store_results(cal, partial)
     notice(f"{len(cal.results)} configuration(s) measured; quality table '{table}' now has {rows} row(s)")
     law_doc = None
