@@ -135,33 +135,110 @@ class RayShardRunner:
         remote = ray.remote(max_retries=TASK_RETRIES)(_measure_shard).options(**self.resources)
         req_ref = ray.put(self.req)
         pending = {remote.remote(req_ref, t, self.threads): t for t in tasks}
-        try:
-            while pending:
-                ready, _ = ray.wait(list(pending), num_returns=1)
-                for ref in ready:
-                    task = pending.pop(ref)
-                    yield self._result(ray, ref, task)
-        finally:
-            for ref in pending:  # interrupted: what did not finish is dropped (and rerun by --resume)
-                ray.cancel(ref, force=True)
-
-    @staticmethod
-    def _result(ray: Any, ref: Any, task: Any) -> Any:
-        try:
-            return ray.get(ref)
-        except ray.exceptions.RayTaskError as exc:
-            cause = getattr(exc, "cause", None)
-            if isinstance(cause, LdmpickError):
-                raise cause from None
-            raise RuntimeFailure(f"shard {task.key} failed on the cluster: {_first_line(cause or exc)}") from None
-        except ray.exceptions.RayError as exc:
-            raise RuntimeFailure(f"shard {task.key} was lost {TASK_RETRIES + 1} times on the cluster "
-                                 f"({exc.__class__.__name__}); rerun with --resume") from None
+        for task, result in as_completed(pending, lambda t: f"shard {t.key}"):
+            yield result
 
     def describe(self) -> str:
         return f" · {self.slots} worker slot(s) on {self.info.nodes} node(s)"
 
 
+def as_completed(pending: dict[Any, Any], what: Any) -> Iterator[tuple[Any, Any]]:
+    """(item, result) for each Ray object ref of ``pending`` (ref -> item) as it finishes. A failure is one line:
+    ldmpick's own errors come through as they are; ``what(item)`` names the work in others. Refs not finished when
+    the caller stops (an interrupt, an error) are cancelled."""
+    ray = _ray()
+    pending = dict(pending)
+    try:
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            for ref in ready:
+                item = pending.pop(ref)
+                try:
+                    result = ray.get(ref)
+                except ray.exceptions.RayTaskError as exc:
+                    cause = getattr(exc, "cause", None)
+                    if isinstance(cause, LdmpickError):
+                        raise cause from None
+                    raise RuntimeFailure(f"{what(item)} failed on the cluster: {_first_line(cause or exc)}") from None
+                except ray.exceptions.RayError as exc:
+                    raise RuntimeFailure(f"{what(item)} was lost on the cluster ({exc.__class__.__name__}, after "
+                                         f"{TASK_RETRIES} retries); rerun with --resume") from None
+                yield item, result
+    finally:
+        for ref in pending:  # what did not finish is dropped (and rerun by --resume)
+            ray.cancel(ref, force=True)
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return (text.splitlines()[0] if text else exc.__class__.__name__)[:200]
+
+
+# ---------------------------------------------------------------------------------------------- profile
+
+
+@dataclass(frozen=True)
+class DeviceGroup:
+    """The cluster's nodes with one kind of device: its name, how many nodes have it, and the node that measures."""
+
+    key: str  # "cuda:NVIDIA H100 80GB HBM3", "cpu:AMD EPYC 7B13"
+    name: str
+    node_id: str
+    nodes: int
+    cpus: float  # the measuring node's CPUs (a CPU profile holds all of them, so nothing else runs there)
+
+
+def _device_of_node(device: str) -> tuple[str, str]:
+    """Runs on a node: what ``device`` is there (without importing torch)."""
+    from ldmpick.fingerprint import light_fingerprint
+
+    fp = light_fingerprint(device)
+    kind = "cuda" if fp.get("kind") == "cuda" else "cpu"
+    return f"{kind}:{fp.get('name')}", str(fp.get("name"))
+
+
+def device_groups(device: str) -> list[DeviceGroup]:
+    """One group per distinct device type among the cluster's alive nodes (GPU model for ``cuda``, CPU model for
+    ``cpu``); nodes without a GPU are left out of a ``cuda`` profile."""
+    ray = _ray()
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    gpu = device.startswith("cuda")
+    nodes = [n for n in ray.nodes() if n.get("Alive") and (not gpu or n.get("Resources", {}).get("GPU", 0) >= 1)]
+    if not nodes:
+        raise UsageError(f"--device {device}: no node of the Ray cluster has a GPU" if gpu
+                         else "the Ray cluster has no alive node")
+    probe = ray.remote(_device_of_node)
+    refs = [probe.options(num_cpus=0, num_gpus=1 if gpu else 0,
+                          scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote(device)
+            for n in nodes]
+    groups: dict[str, list[tuple[dict, str]]] = {}
+    for node, (key, name) in zip(nodes, ray.get(refs)):
+        groups.setdefault(key, []).append((node, name))
+    return [DeviceGroup(key, members[0][1], members[0][0]["NodeID"], len(members),
+                        float(members[0][0].get("Resources", {}).get("CPU", 1)))
+            for key, members in sorted(groups.items())]
+
+
+def _profile_on_node(req: Any) -> str:
+    """Runs on a node: the same ``profiling.run_profile`` as a local ``ldmpick profile``; the profile as JSON text
+    (its fingerprint is this node's)."""
+    from ldmpick.profiling import run_profile
+
+    return run_profile(req).dumps()
+
+
+def profile_each_device(req: Any, groups: list[DeviceGroup]) -> Iterator[tuple[DeviceGroup, str]]:
+    """Profile ``req`` once per device group, pinned to the group's measuring node (a GPU task holds one GPU; a CPU
+    task holds all the node's CPUs); yields (group, profile JSON text) as each finishes."""
+    ray = _ray()
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    gpu = str(req.device).startswith("cuda")
+    remote = ray.remote(max_retries=TASK_RETRIES)(_profile_on_node)
+    pending = {}
+    for g in groups:
+        resources = {"num_gpus": 1, "num_cpus": 1} if gpu else {"num_cpus": g.cpus}
+        strategy = NodeAffinitySchedulingStrategy(g.node_id, soft=False)
+        pending[remote.options(scheduling_strategy=strategy, **resources).remote(req)] = g
+    yield from as_completed(pending, lambda g: f"profiling {g.name}")

@@ -113,3 +113,21 @@ def noisy_warnings(profile: Any) -> list[str]:
     return [f"warning: {m.name}: noisy measurement (IQR {100 * m.unet_step.relative_iqr:.0f}% of the median); "
             "close other programs or raise --repeats"
             for m in profile.models if m.ok and m.unet_step and m.unet_step.relative_iqr > NOISY_IQR]
+
+
+def profile_on_cluster(req: Any, address: str, started: Any) -> Any:  # -> Iterator[tuple[DeviceGroup, Profile, Path]]
+    """Profile ``req`` on every distinct device type of the Ray cluster at ``address``; each profile is stored in
+    the user profile folder as it arrives (with its own node's fingerprint, as if measured there locally).
+    ``started(cluster_info, device_groups)`` is told what will be measured before the work starts."""
+    from ldmpick.cluster import connected, device_groups, profile_each_device
+    from ldmpick.profile_file import parse_profile_text, save_profile, stored_profile_path
+
+    with connected(address) as info:
+        groups = device_groups(req.device)
+        started(info, groups)
+        for group, text in profile_each_device(req, groups):
+            profile = parse_profile_text(text, where=f"the profile measured on {group.name}")
+            target = stored_profile_path(profile)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            save_profile(profile, target)
+            yield group, profile, target

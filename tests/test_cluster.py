@@ -166,3 +166,24 @@ def test_cluster_without_ray_is_a_one_line_error_with_the_install_command(monkey
                                  "--samples", "4", "--cluster", "local"])
     assert result.exit_code == 2
     assert 'pip install "ldmpick[cluster]"' in result.output and "Traceback" not in result.output
+
+
+def test_profile_on_the_cluster_stores_one_profile_per_device_type(local_cluster, tiny_models):
+    import json
+
+    from ldmpick.profile_file import list_profile_files, load_profile
+    from ldmpick.storage import profiles_dir
+
+    small, _ = tiny_models
+    result = runner.invoke(app, ["profile", "--models", str(small), "--device", "cpu", "--resolution", "64",
+                                 "--repeats", "3", "--warmup", "1", "--samplers", "ddim", "--cluster", "local",
+                                 "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout[result.stdout.index("{"):])
+    assert doc["cluster"] == "local" and len(doc["profiles"]) == 1  # one node, one CPU type
+    files = list_profile_files(profiles_dir())
+    assert len(files) == 1
+    prof = load_profile(files[0])
+    assert prof.id == doc["profiles"][0]["profile"] and prof.device["kind"] == "cpu"
+    assert prof.device["name"] == doc["profiles"][0]["device"]
+    assert [m.name for m in prof.models] == ["tiny-small"] and prof.models[0].ok

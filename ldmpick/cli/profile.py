@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Optional
 
 import typer
 
 from ldmpick.cli.options import (BatchOpt, CfgOpt, DeviceOpt, DtypeOpt, JsonOpt, ModeOpt, ModelsOpt, OutOpt,
                                  ResolutionOpt, ResumeOpt, SamplersOpt, ThreadsOpt, command_line)
 from ldmpick.cli.profiles import render_profile
-from ldmpick.cli.render import notice, progress_bar
+from ldmpick.cli.render import notice, print_json, progress_bar
+from ldmpick.errors import UsageError
 
 
 def profile_cmd(
@@ -27,6 +28,7 @@ def profile_cmd(
     threads: ThreadsOpt = None,
     rounds: Annotated[int, typer.Option("--rounds", help="Measure the models round-robin in this many rounds and pool the samples (steadier on a drifting, shared machine).")] = 1,
     out: OutOpt = None,
+    cluster: Annotated[Optional[str], typer.Option("--cluster", metavar="ADDRESS", help="Profile on every distinct device type of a Ray cluster ('local', 'auto' or a Ray address), one profile per device, stored in the user profile folder. Needs: pip install \"ldmpick[cluster]\".")] = None,
     resume: ResumeOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
@@ -40,6 +42,12 @@ def profile_cmd(
         batch=1 if batch is None else batch, cfg=True if cfg is None else cfg, mode=mode, samplers="all" if samplers is None else samplers,
         warmup=warmup, repeats=repeats, max_seconds=max_seconds, threads=threads, rounds=rounds,
         command=command_line())
+    if cluster is not None:
+        if out is not None or resume:
+            raise UsageError("--cluster stores one profile per device type in the user profile folder; it takes "
+                             "neither --out nor --resume")
+        _profile_cluster(req, cluster, json_out)
+        return
     output = profile_job.plan_output(out)
     resume_from = None
     if resume:
@@ -66,3 +74,20 @@ def profile_cmd(
     render_profile(profile, json_out)
     for warning in profile_job.noisy_warnings(profile):
         notice(warning)
+
+
+def _profile_cluster(req: Any, address: str, json_out: bool) -> None:
+    from ldmpick import profile_job
+
+    def started(info: Any, groups: list[Any]) -> None:
+        notice(f"Ray cluster '{address}': {info.describe()}; profiling {len(groups)} device type(s): "
+               + ", ".join(f"{g.name} ({g.nodes} node(s))" for g in groups))
+
+    done = []
+    with progress_bar("profiling on the cluster") as bar:
+        for group, profile, target in profile_job.profile_on_cluster(req, address, started):
+            bar.update(advance=1, description=f"measured {group.name}")
+            notice(f"profile of {group.name} written to '{target}' ({profile.wall_seconds:.1f} s)")
+            done.append({"device": group.name, "nodes": group.nodes, "profile": profile.id, "path": str(target)})
+    if json_out:
+        print_json({"cluster": address, "profiles": done})
