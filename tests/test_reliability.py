@@ -134,3 +134,89 @@ def test_fuzz_mutated_profiles_give_a_clean_error_or_a_valid_profile(path, value
     for m in again.models:
         if m.ok:
             assert m.unet_step.median_ms >= 0
+
+
+# ---------------------------------------------------------------------------------------------- generate's files
+
+KILLED_RUN = textwrap.dedent(
+    """
+    import os, signal, sys
+    from pathlib import Path
+    from PIL import Image
+    from ldmpick import outputs
+
+    folder, kill_at, point = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+    calls = 0
+    real = getattr(os, point)
+
+    def counted(*args, **kwargs):
+        global calls
+        calls += 1
+        if calls == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)  # what kill -9 does: no cleanup, no finally
+        return real(*args, **kwargs)
+
+    setattr(os, point, counted)
+    sidecar = outputs.create_sidecar(folder, {"images": []})
+    first = outputs.sidecar_number(sidecar)
+    for seed in range(3):
+        path = outputs.save_image(folder, Image.new("RGB", (8, 8), (seed, 0, 0)), "a cat", seed, {"seed": str(seed)},
+                                  first)
+        first = None
+    """
+)
+
+
+def test_kill_9_during_generate_never_leaves_an_empty_image_or_one_without_its_record(tmp_path: Path):
+    from PIL import Image
+
+    script = tmp_path / "run.py"
+    script.write_text(KILLED_RUN)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).parent.parent), os.environ.get("PYTHONPATH", "")]))
+    for point, n in (("fsync", 7), ("link", 4)):  # every write is fsynced, then linked to its name
+        for kill_at in range(1, n + 1):
+            folder = tmp_path / f"{point}-{kill_at}"
+            folder.mkdir()
+            proc = subprocess.run([sys.executable, str(script), str(folder), str(kill_at), point], env=env,
+                                  capture_output=True, text=True, timeout=60)
+            assert proc.returncode == -signal.SIGKILL, proc.stderr
+            visible = sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+            pngs = [n for n in visible if n.endswith(".png")]
+            for name in visible:
+                assert (folder / name).stat().st_size > 0, (point, kill_at, name)
+            for name in pngs:
+                with Image.open(folder / name) as im:
+                    im.load()  # complete, not truncated
+            if pngs:
+                assert "0001-run.json" in visible  # the record was there before the first image
+                json.loads((folder / "0001-run.json").read_text())
+            assert set(visible) <= {"0001-run.json", "0001-a-cat-s0.png", "0002-a-cat-s1.png", "0003-a-cat-s2.png"}
+
+
+def test_two_runs_in_one_folder_take_different_names_and_leave_no_lock_files(tmp_path: Path):
+    from PIL import Image
+
+    from ldmpick import outputs
+
+    folder = tmp_path / "out"
+    folder.mkdir()
+    a = outputs.create_sidecar(folder, {"run": "a"})
+    b = outputs.create_sidecar(folder, {"run": "b"})
+    assert (a.name, b.name) == ("0001-run.json", "0002-run.json")
+    img = Image.new("RGB", (4, 4))
+    first_a = outputs.save_image(folder, img, "x", 1, {}, outputs.sidecar_number(a))
+    first_b = outputs.save_image(folder, img, "x", 1, {}, outputs.sidecar_number(b))
+    again = outputs.save_image(folder, img, "x", 1, {}, outputs.sidecar_number(a))  # the name is taken: next one
+    assert (first_a.name, first_b.name, again.name) == ("0001-x-s1.png", "0002-x-s1.png", "0003-x-s1.png")
+    assert sorted(p.name for p in folder.iterdir()) == ["0001-run.json", "0001-x-s1.png", "0002-run.json",
+                                                        "0002-x-s1.png", "0003-x-s1.png"]  # no lock, no temp
+
+
+def test_a_lock_leaves_nothing_beside_the_file_it_guards(tmp_path: Path):
+    from ldmpick.storage import atomic_write_text, file_lock, lock_file_for
+
+    target = tmp_path / "p.json"
+    with file_lock(target):
+        atomic_write_text(target, "{}")
+    assert [p.name for p in tmp_path.iterdir()] == ["p.json"]
+    assert lock_file_for(target) == lock_file_for(tmp_path / "." / "p.json")  # one lock per file, however named
