@@ -11,6 +11,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -220,3 +221,84 @@ def test_a_lock_leaves_nothing_beside_the_file_it_guards(tmp_path: Path):
         atomic_write_text(target, "{}")
     assert [p.name for p in tmp_path.iterdir()] == ["p.json"]
     assert lock_file_for(target) == lock_file_for(tmp_path / "." / "p.json")  # one lock per file, however named
+
+
+# ---------------------------------------------------------------------------------------------- threads and memory
+
+
+def test_a_busy_machine_gets_fewer_threads_and_advice(monkeypatch):
+    from ldmpick import execution, fingerprint
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(execution, "physical_cores", lambda: 4)
+    monkeypatch.setattr(fingerprint, "system_load", lambda: 0.2)
+    idle = execution.choose_threads(None)
+    assert (idle.threads, idle.source, idle.advice("cpu")) == (4, "default", None)
+    monkeypatch.setattr(fingerprint, "system_load", lambda: 3.0)
+    busy = execution.choose_threads(None)
+    assert busy.threads == 1 and busy.busy
+    advice = busy.advice("cpu")
+    assert "busy (load average 3.0 on 4 core(s))" in advice and "1 torch thread(s)" in advice
+    assert "run when the machine is idle" in advice and busy.advice("cuda") is None
+    monkeypatch.setattr(fingerprint, "system_load", lambda: 9.0)
+    assert execution.choose_threads(None).threads == 1  # never zero
+    asked = execution.choose_threads(3)
+    assert (asked.threads, asked.source) == (3, "--threads") and "or pass --threads 1" in asked.advice("cpu")
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert (execution.choose_threads(None).threads, execution.choose_threads(None).source) == (2, "OMP_NUM_THREADS")
+    assert execution.choose_threads(5).threads == 5  # --threads wins over the environment
+
+
+def test_physical_cores_counts_smt_siblings_once(tmp_path, monkeypatch):
+    from ldmpick import execution
+
+    for cpu, siblings in {0: "0,2", 1: "1,3", 2: "0,2", 3: "1,3"}.items():
+        (tmp_path / f"cpu{cpu}" / "topology").mkdir(parents=True)
+        (tmp_path / f"cpu{cpu}" / "topology" / "thread_siblings_list").write_text(siblings + "\n")
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    monkeypatch.setattr(execution, "cgroup_cpu_quota", lambda: None)
+    assert execution.physical_cores(str(tmp_path)) == 2
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 2})  # pinned to one core's two threads
+    assert execution.physical_cores(str(tmp_path)) == 1
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    monkeypatch.setattr(execution, "cgroup_cpu_quota", lambda: 1.5)  # a container allowed 1.5 CPUs
+    assert execution.physical_cores(str(tmp_path)) == 2
+
+
+def test_apply_threads_sets_torch(monkeypatch):
+    import torch
+
+    from ldmpick.execution import apply_threads
+
+    before = torch.get_num_threads()
+    try:
+        assert apply_threads(1).threads == 1 and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/meminfo")
+def test_the_cpu_memory_check_runs_without_psutil(monkeypatch):
+    from ldmpick import profiling
+    from ldmpick.execution import available_cpu_memory_bytes
+
+    monkeypatch.setitem(sys.modules, "psutil", None)  # 'import psutil' fails, as in a plain install
+    free = available_cpu_memory_bytes()
+    meminfo = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
+    assert free is not None and 0 < free <= int(meminfo["MemTotal"].split()[0]) * 1024
+    reason = profiling._too_big(free // 4 + 1, "fp32", "cpu", "text encoder")  # its fp32 weights alone exceed it
+    assert reason is not None and "GiB free" in reason
+    assert profiling._too_big(1000, "fp32", "cpu", "text encoder") is None
+
+
+@pytest.mark.parametrize("command", [["generate", "x", "--model", "demo-c8", "--steps", "1"], ["calibrate"],
+                                     ["profile", "--device", "cpu"]])
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "5000"])
+def test_bad_thread_counts_are_refused_before_any_work(command, value):
+    from typer.testing import CliRunner
+
+    from ldmpick.cli import app
+
+    r = CliRunner().invoke(app, [*command, "--threads", value])
+    assert r.exit_code == 2 and r.stderr.startswith("error: ") and r.stderr.count("\n") == 1, r.output
+    assert "--threads" in r.stderr
