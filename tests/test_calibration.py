@@ -190,6 +190,11 @@ def test_two_processes_appending_to_the_quality_table_lose_nothing(tmp_path: Pat
     (["--reference", "/nonexistent"], "is not a folder of images"),
     (["--resume"], "no partial calibration"),
     (["--models", "demo-c8", "--guidance", "-1"], "--guidance must be between 0 and 100"),
+    (["--models", "demo-c8", "--guidance", "nan"], "--guidance must be between 0 and 100 (got nan)"),
+    (["--models", "demo-c8", "--batch", "0"], "--batch must be at least 1"),
+    (["--models", "demo-c8", "--seed", "-1"], "--seed must be between 0 and 2^31-1"),
+    (["--models", "demo-c8", "--samples", "-3"], "--samples must be between 2"),
+    (["--models", "demo-c8", "--threads", "0"], "Invalid value for '--threads'"),
 ])
 def test_bad_calibrate_input_is_one_line_and_exit_2(args, message):
     result = runner.invoke(app, ["calibrate", *args])

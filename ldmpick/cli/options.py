@@ -80,7 +80,6 @@ SeedOpt = Annotated[Optional[int], typer.Option(
                    "given).")]
 PromptsFileOpt = Annotated[Optional[Path], typer.Option(
     "--prompts-file", help="UTF-8 text file, one prompt per line (calibrate: with --reference).")]
-ImagesOpt = Annotated[int, typer.Option("--images", help="Number of world samples to train on.")]
 ResumeOpt = Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from its partial file.")]
 
 
