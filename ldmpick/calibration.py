@@ -152,6 +152,7 @@ def validate_request(req: CalibrationRequest) -> None:
         raise UsageError(f"--guidance must be between 0 and 100 (got {req.guidance})")
     for m in req.models:
         spec = resolve_model(m)
+        check_table_name(spec.name)
         if not spec.has_weights:
             raise UsageError(f"model '{m}' has no weights (the paper's family has none); calibrate a model that can "
                              "generate, e.g. the demo family: --models demo-c8,demo-c16,demo-c32")
@@ -225,12 +226,14 @@ def write_partial(cal: Calibration, path: Path) -> None:
 
 
 def read_partial(path: Path, req: CalibrationRequest) -> list[CalibrationResult]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"--resume: no partial calibration at '{path}'") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UsageError(f"--resume: partial calibration '{path}' is unreadable ({exc.__class__.__name__})") from None
+    """The results of an interrupted calibration of ``req``'s grid, every field checked: a partial file that was
+    edited or corrupted is refused in one line (and left where it is, for inspection) before anything reaches the
+    quality table."""
+    from ldmpick.file_input import read_json_file
+
+    if not path.exists() and not path.is_symlink():
+        raise UsageError(f"--resume: no partial calibration at '{path}'")
+    data = read_json_file(path, "--resume: partial calibration")
     if not isinstance(data, dict) or data.get("schema") != PARTIAL_SCHEMA:
         raise UsageError(f"--resume: '{path}' is not a partial calibration of schema '{PARTIAL_SCHEMA}'")
     if data.get("request") != json.loads(json.dumps(req.key())):
@@ -238,23 +241,53 @@ def read_partial(path: Path, req: CalibrationRequest) -> list[CalibrationResult]
                          f"({json.dumps(data.get('request'))[:200]}); rerun without --resume to start over")
     raw = data.get("results")
     if not isinstance(raw, list) or len(raw) > len(req.configs()):
-        raise UsageError(f"--resume: partial calibration '{path}' is malformed (results)")
+        raise UsageError(f"--resume: partial calibration '{path}' is malformed (results); it is kept for "
+                         "inspection: fix it, or discard it with --restart")
     grid, seen, out = set(req.named_configs()), set(), []
     for i, r in enumerate(raw):
-        try:
+        problem = result_problem(r, req.samples)
+        if problem is None:
             res = CalibrationResult(**r)
             key = (res.model, res.sampler, res.steps)
-            ok = (key in grid and key not in seen and res.samples == req.samples
-                  and isinstance(res.fid, (int, float)) and math.isfinite(res.fid) and res.fid >= 0
-                  and (res.prompt_acc is None or (isinstance(res.prompt_acc, (int, float))
-                                                  and 0.0 <= res.prompt_acc <= 1.0)))
-        except TypeError:
-            ok = False
-        if not ok:
-            raise UsageError(f"--resume: partial calibration '{path}' is malformed (result {i})")
+            problem = ("not in this grid" if key not in grid else "measured twice" if key in seen else None)
+        if problem is not None:
+            raise UsageError(f"--resume: partial calibration '{path}' is malformed (result {i}: {problem}); it is "
+                             "kept for inspection: fix it, or discard it with --restart")
         seen.add(key)
         out.append(res)
     return out
+
+
+def result_problem(r: Any, samples: int) -> str | None:
+    """What is wrong with one stored result (a JSON object), or None: the fields of ``CalibrationResult``, no more,
+    no less, each of its type and range."""
+    from dataclasses import fields
+
+    names = [f.name for f in fields(CalibrationResult)]
+    if not isinstance(r, dict) or sorted(r) != sorted(names):
+        return f"needs exactly the fields {', '.join(names)}"
+
+    def count(v: Any, low: int) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and low <= v < 2**53
+
+    def number(v: Any, high: float = math.inf) -> bool:
+        return (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and 0 <= v <= high)
+
+    for key in ("model", "sampler"):
+        if not isinstance(r[key], str) or not r[key] or len(r[key]) > 256:
+            return f"{key} must be a name"
+    checks = [("unet_params", count(r["unet_params"], 1), "a positive integer"),
+              ("steps", count(r["steps"], 1), "a positive integer"),
+              ("resolution", count(r["resolution"], 1), "a positive integer"),
+              ("samples", r["samples"] == samples and count(r["samples"], 1), f"{samples}, as in this grid"),
+              ("fid", number(r["fid"]), "a finite number >= 0"),
+              ("seconds", number(r["seconds"]), "a finite number >= 0"),
+              ("prompt_acc", r["prompt_acc"] is None or number(r["prompt_acc"], 1.0), "null or between 0 and 1"),
+              ("prompt_all", r["prompt_all"] is None or number(r["prompt_all"], 1.0), "null or between 0 and 1")]
+    for key, ok, what in checks:
+        if not ok:
+            return f"{key} must be {what}"
+    return None
 
 
 # ---------------------------------------------------------------------------------------------- measuring
@@ -406,15 +439,32 @@ def _row_key(p: Any) -> tuple:
     return (p.model, p.sampler, p.steps, p.metric, p.dataset, p.guidance, p.resolution)
 
 
+def check_table_name(model: str) -> None:
+    """A model name the quality table can hold as it is: one a spreadsheet would run as a formula is refused (a
+    changed name would no longer match the model)."""
+    from ldmpick.storage import csv_cell
+
+    if csv_cell(model) != model:
+        raise UsageError(f"model name '{model}' starts with '{model[0]}', which spreadsheets run as a formula; "
+                         "register the model under a plain name ('ldmpick models add NAME FOLDER') and use that name")
+
+
 def append_points(points: list[Any], path: Path) -> int:
     """Add ``points`` to the quality table at ``path`` (created if missing), replacing rows of the same model,
-    sampler, steps, metric, data set, guidance and resolution. Atomic, under a file lock. Returns the row count."""
-    from ldmpick.scaling_law import TABLE_COLUMNS, TABLE_SCHEMA, read_table
-    from ldmpick.storage import atomic_write_text, file_lock
+    sampler, steps, metric, data set, guidance and resolution. Atomic, under a file lock. Returns the row count.
 
+    The new table is read back with the same reader ``fit``, ``plot`` and ``calibrate`` use before it replaces the
+    old one: rows that reader would refuse are refused here, and the table stays as it was."""
+    from ldmpick.file_input import read_text_file
+    from ldmpick.scaling_law import TABLE_COLUMNS, TABLE_SCHEMA, read_table
+    from ldmpick.storage import atomic_write_text, csv_cell, file_lock
+
+    for p in points:
+        check_table_name(p.model)
     path.parent.mkdir(parents=True, exist_ok=True)
     with file_lock(path):
-        old = read_table(path.read_text(encoding="utf-8"), f"'{path}'") if path.exists() else []
+        old = (read_table(read_text_file(path, "quality table", TABLE_MAX_BYTES), f"'{path}'")
+               if path.exists() else [])
         new_keys = {_row_key(p) for p in points}
         rows = [p for p in old if _row_key(p) not in new_keys] + list(points)
         buf = io.StringIO()
@@ -423,6 +473,16 @@ def append_points(points: list[Any], path: Path) -> int:
         w.writeheader()
         for p in rows:
             d = {k: getattr(p, k) for k in TABLE_COLUMNS}
-            w.writerow({k: "" if v is None else v for k, v in d.items()})
-        atomic_write_text(path, buf.getvalue())
+            w.writerow({k: "" if v is None else csv_cell(v) for k, v in d.items()})
+        text = buf.getvalue()
+        try:
+            read_table(text, "the new rows")
+        except UsageError as exc:
+            raise UsageError(f"refusing to write bad rows to the quality table '{path}' (left as it was): {exc}") \
+                from None
+        atomic_write_text(path, text)
     return len(rows)
+
+
+TABLE_MAX_BYTES = 64 * 1024 * 1024
+

@@ -1,5 +1,5 @@
 """One ``ldmpick calibrate`` run around ``calibration.run_calibration``: the request with its defaults, the
-partial-file policy (resume, restart, refuse to overwrite), the torch thread count, storing the measured points and
+partial-file policy (resume, restart, refuse to overwrite), storing the measured points and
 refitting the user's law under the table's lock. No printing."""
 
 from __future__ import annotations
@@ -59,17 +59,6 @@ def partial_state(req: Any, resume: bool, restart: bool) -> tuple[Path, list[Any
     if restart:
         shards.clear()
     return partial, None
-
-
-def set_threads(threads: int | None) -> None:
-    """torch's CPU thread count (None: torch's choice)."""
-    if threads is None:
-        return
-    import torch
-
-    if threads < 1:
-        raise UsageError(f"--threads must be at least 1 (got {threads})")
-    torch.set_num_threads(threads)
 
 
 def store_results(cal: Any, partial: Path) -> tuple[Path, int]:

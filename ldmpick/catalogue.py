@@ -263,17 +263,24 @@ def registry_path() -> Path:
 
 def load_registry() -> dict[str, str]:
     """Registered names -> local folder or hub id. Missing file -> empty."""
+    from ldmpick.file_input import read_json_file
+
     path = registry_path()
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         return {}
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UsageError(f"model registry '{path}' is unreadable ({exc}); fix or delete it") from None
+        data = read_json_file(path, "model registry", REGISTRY_MAX_BYTES)
+    except UsageError as exc:
+        raise UsageError(f"{exc}; fix or delete it") from None
     models = data.get("models") if isinstance(data, dict) else None
-    if not isinstance(models, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in models.items()):
-        raise UsageError(f"model registry '{path}' is malformed; fix or delete it")
+    if not isinstance(models, dict) or not all(isinstance(k, str) and 0 < len(k) <= 256 and isinstance(v, str)
+                                               and 0 < len(v) <= 4096 for k, v in models.items()):
+        raise UsageError(f"model registry '{path}' is malformed (expected {{\"models\": {{name: folder or hub id}}}}); "
+                         "fix or delete it")
     return dict(models)
+
+
+REGISTRY_MAX_BYTES = 4 * 1024 * 1024
 
 
 def save_registry(models: dict[str, str]) -> None:
@@ -431,6 +438,7 @@ def load_local_spec(folder: Path, name: str | None = None, kind: str = "local", 
     The family adapter is chosen from ``model_index.json``: the pipeline's ``_class_name`` and its denoiser's class.
     """
     from ldmpick.families import family_for
+    from ldmpick.families.base import check_config_sizes
 
     folder = Path(folder).expanduser()
     if not folder.is_dir():
@@ -478,6 +486,9 @@ def load_local_spec(folder: Path, name: str | None = None, kind: str = "local", 
             classes.setdefault(comp, cls)
     if denoiser_comp == "unet":
         _check_unet_config(components["unet"], folder / "unet" / "config.json")
+    for comp, config in components.items():
+        if comp != "scheduler":
+            check_config_sizes(config, f"'{folder / comp / 'config.json'}'")
     if "scheduler" in components and isinstance(components["scheduler"].get("_class_name"), str):
         classes["scheduler"] = components["scheduler"]["_class_name"]
     spec = ModelSpec(

@@ -98,11 +98,10 @@ _MEASURER: dict[str, Any] = {}  # per worker process: the measurer of the reques
 
 def _measure_shard(req: Any, task: Any, threads: int) -> Any:
     """Runs in a Ray worker: the same ``ShardMeasurer.measure`` the single-machine run calls."""
-    import torch
-
     from ldmpick.calibration_shards import ShardMeasurer, request_digest
+    from ldmpick.execution import apply_threads
 
-    torch.set_num_threads(threads)
+    apply_threads(threads)
     key = request_digest(req)
     if key not in _MEASURER:
         _MEASURER.clear()  # one request's models in memory at a time

@@ -1,12 +1,22 @@
-"""How a denoiser step is executed: eagerly, replayed from a CUDA graph, or compiled.
+"""How work is executed: the device, dtype and mode defaults, the CPU thread policy, the memory that is free, and
+how a denoiser step runs (eagerly, replayed from a CUDA graph, or compiled).
 
 The same runner is used by the profiler and by generation, so that what is measured is what runs. A runner wraps a
 denoiser's ``forward`` (a UNet or a transformer of any family) and takes the same arguments.
+
+Threads: torch's default (every logical CPU for intra-op work, plus an inter-op pool) oversubscribes a machine where
+other work runs: its OpenMP threads spin waiting for each other, and a 0.2 s image took 27 s on a busy 2-core machine
+(0.5 s with one thread). ``choose_threads`` is the one policy: an explicit ``--threads`` wins, then
+``OMP_NUM_THREADS``; otherwise one thread per physical core this process may use (affinity and cgroup quota), less
+the cores other work keeps busy (the 1-minute load average), at least one; inter-op parallelism off.
 """
 
 from __future__ import annotations
 
+import math
+import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from ldmpick.errors import UsageError
@@ -32,6 +42,157 @@ def default_dtype(device: str) -> str:
 def default_mode(device: str) -> str:
     """CUDA-graph replay on a GPU (eager PyTorch is host-bound there), eager on the CPU."""
     return "cudagraph" if device.startswith("cuda") else "eager"
+
+
+# ---------------------------------------------------------------------------------------------- CPU threads
+
+MAX_THREADS = 1024
+BUSY_LOAD_PER_CORE = 0.5  # a load average above half the cores: other work competes for them
+
+
+@dataclass(frozen=True)
+class ThreadChoice:
+    """How many torch CPU threads a command runs with, and why."""
+
+    threads: int
+    cores: int  # physical cores this process may use
+    load: float | None  # 1-minute load average when chosen (None: unknown)
+    source: str  # "--threads", "OMP_NUM_THREADS" or "default"
+
+    @property
+    def busy(self) -> bool:
+        return self.load is not None and self.load > BUSY_LOAD_PER_CORE * self.cores
+
+    def advice(self, device: str) -> str | None:
+        """What to do when the machine is busy (one line), else None. GPU work is not slowed by CPU load much."""
+        if not self.busy or device.startswith("cuda"):
+            return None
+        how = {"--threads": "as asked", "OMP_NUM_THREADS": "from OMP_NUM_THREADS",
+               "default": "fewer, so as not to fight the other work"}[self.source]
+        then = " or pass --threads 1" if self.threads > 1 else ""
+        return (f"note: the machine is busy (load average {self.load:.1f} on {self.cores} core(s)); running with "
+                f"{self.threads} torch thread(s) ({how}). Expect slower, noisier timings than the profile's: run "
+                f"when the machine is idle{then}")
+
+
+def physical_cores(sysfs: str = "/sys/devices/system/cpu") -> int:
+    """Physical cores this process may run on: its CPU affinity with SMT siblings counted once (``sysfs``: where
+    the CPU topology is read), capped by a cgroup CPU quota (containers)."""
+    try:
+        cpus = sorted(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return max(1, (os.cpu_count() or 2) // 2)
+    cores = set()
+    for cpu in cpus:
+        topology = f"{sysfs}/cpu{cpu}/topology"
+        sibling = None
+        for name in ("core_cpus_list", "thread_siblings_list"):
+            try:
+                with open(f"{topology}/{name}", encoding="ascii") as fh:
+                    sibling = fh.read().strip()
+                break
+            except OSError:
+                continue
+        cores.add(sibling if sibling is not None else str(cpu))
+    count = len(cores) or 1
+    quota = cgroup_cpu_quota()
+    return max(1, min(count, math.ceil(quota))) if quota is not None else count
+
+
+def cgroup_cpu_quota() -> float | None:
+    """CPUs' worth of time the cgroup (v2 ``cpu.max``) allows, or None when unlimited or unknown."""
+    try:
+        with open("/sys/fs/cgroup/cpu.max", encoding="ascii") as fh:
+            quota, period = fh.read().split()[:2]
+    except (OSError, ValueError):
+        return None
+    if quota == "max":
+        return None
+    try:
+        return int(quota) / int(period)
+    except (ValueError, ZeroDivisionError):
+        return None
+
+
+def choose_threads(requested: int | None) -> ThreadChoice:
+    """The thread count for this run (see the module's description); ``requested`` is ``--threads``."""
+    from ldmpick.fingerprint import system_load
+
+    cores = physical_cores()
+    load = system_load()
+    if requested is not None:
+        if not 1 <= requested <= MAX_THREADS:
+            raise UsageError(f"--threads must be between 1 and {MAX_THREADS} (got {requested})")
+        return ThreadChoice(requested, cores, load, "--threads")
+    omp = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if omp.isdigit() and 1 <= int(omp) <= MAX_THREADS:
+        return ThreadChoice(int(omp), cores, load, "OMP_NUM_THREADS")
+    free = cores - (load or 0.0)
+    return ThreadChoice(max(1, min(cores, math.floor(free + 0.5))), cores, load, "default")
+
+
+def apply_threads(requested: int | None) -> ThreadChoice:
+    """Choose the thread count and set torch's intra-op threads to it, inter-op parallelism to one thread."""
+    import torch
+
+    choice = choose_threads(requested)
+    torch.set_num_threads(choice.threads)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:  # only settable before the first parallel work of the process (a second command in tests)
+        pass
+    return choice
+
+
+# ---------------------------------------------------------------------------------------------- memory
+
+
+def available_memory_bytes(device: str) -> int | None:
+    """Memory a new module may take on ``device`` now: free GPU memory, or the CPU's available memory (see
+    ``available_cpu_memory_bytes``). None when unknown."""
+    if device.startswith("cuda"):
+        import torch
+
+        free, _total = torch.cuda.mem_get_info(device)
+        return int(free)
+    return available_cpu_memory_bytes()
+
+
+def available_cpu_memory_bytes() -> int | None:
+    """Memory available to new allocations without swapping: ``MemAvailable`` of /proc/meminfo (else the free
+    pages of ``os.sysconf``), no more than what a cgroup memory limit leaves. None when unknown."""
+    available = None
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    available = int(line.split()[1]) * 1024
+                    break
+    except (OSError, ValueError, IndexError):
+        pass
+    if available is None:
+        try:
+            available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (AttributeError, ValueError, OSError):
+            return None
+    limit = _cgroup_memory_left()
+    return min(available, limit) if limit is not None else available
+
+
+def _cgroup_memory_left() -> int | None:
+    try:
+        with open("/sys/fs/cgroup/memory.max", encoding="ascii") as fh:
+            limit = fh.read().strip()
+        with open("/sys/fs/cgroup/memory.current", encoding="ascii") as fh:
+            used = int(fh.read().strip())
+    except (OSError, ValueError):
+        return None
+    if limit == "max":
+        return None
+    try:
+        return max(0, int(limit) - used)
+    except ValueError:
+        return None
 
 
 def check_mode(mode: str, device: str) -> None:

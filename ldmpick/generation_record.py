@@ -50,16 +50,20 @@ class GenerationRecord:
 
     def add_prompt(self, pr: Any) -> None:  # pr: generation.PromptResult
         """Save one prompt's images (with their metadata) and rewrite the sidecar."""
-        from ldmpick.outputs import metadata_text, save_image, sidecar_path
+        from ldmpick.outputs import create_sidecar, metadata_text, save_image, sidecar_number
 
+        first = None
+        if self.sidecar is None:  # the record exists before any image: no image is ever without it
+            self.sidecar = create_sidecar(self.folder, self.doc)
+            first = sidecar_number(self.sidecar)
         names = []
         for image, seed in zip(pr.images, pr.seeds):
             path = save_image(self.folder, image, pr.prompt, seed,
-                              metadata_text(self.image_metadata(pr.prompt, seed, pr.times.total_ms)))
+                              metadata_text(self.image_metadata(pr.prompt, seed, pr.times.total_ms)), first)
+            first = None
             names.append(path.name)
             self.doc["images"].append({"file": path.name, "prompt_index": pr.index, "seed": seed})
-            if self.sidecar is None:
-                self.sidecar = sidecar_path(path)
+            self.write()
         self.doc["prompts"].append({"prompt": pr.prompt, "seeds": pr.seeds, "files": names,
                                     "measured": pr.times.to_json()})
         self.write()

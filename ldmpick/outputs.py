@@ -1,11 +1,12 @@
 """Where generated images go: numbered PNG files that never overwrite earlier ones, settings in PNG text chunks,
 and one JSON sidecar per run.
 
-Names are ``NNNN-<prompt-slug>-s<seed>.png`` with ``NNNN`` the next number free in the folder. A number is claimed
-under a lock on the folder (``.ldmpick-names.lock``) by creating the file with ``O_CREAT | O_EXCL``, so two runs
-writing to the same folder at once never take the same number or name; the content is then written atomically over
-the claimed empty file. The run's sidecar is ``NNNN-run.json``, numbered
-like its first image.
+Names are ``NNNN-<prompt-slug>-s<seed>.png`` with ``NNNN`` the next number free in the folder. Every file is
+written complete to a hidden temporary file first and only then given its name, with a hard link that fails if the
+name is taken (then the next number is tried): a name never exists before its content, so ``kill -9`` at any moment
+leaves no empty or half-written image, two runs writing to one folder never take the same name, and nothing (no
+lock file) is left beside the images. The run's sidecar ``NNNN-run.json`` is written before its first image, which
+takes the same number, and is rewritten after every image: no image is ever without its run's record.
 """
 
 from __future__ import annotations
@@ -58,24 +59,43 @@ def next_number(folder: Path) -> int:
     return max(numbers, default=0) + 1
 
 
-def claim(folder: Path, name_for: Any) -> tuple[int, Path]:
-    """Create an empty file named ``name_for(number)`` at the first free number; return both."""
-    from ldmpick.storage import file_lock
+def publish(folder: Path, data: bytes, name_for: Any, first: int | None = None) -> tuple[int, Path]:
+    """Write ``data`` under the first free name ``name_for(number)`` from ``first`` (default: the next number in the
+    folder) and return the number and the path. The name appears only once the content is complete and on disk."""
+    from ldmpick.storage import fsync_folder, new_file_mode
 
-    with file_lock(folder / ".ldmpick-names"):
-        number = next_number(folder)
+    fd, tmp_name = _hidden_temp(folder)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as fh:  # complete and on disk before any name points at it
+            os.fchmod(fh.fileno(), new_file_mode())
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        number = next_number(folder) if first is None else first
         for _ in range(10_000):
             path = folder / name_for(number)
             try:
-                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
-            except FileExistsError:  # a writer that does not take the lock
+                os.link(tmp, path)  # atomic, and never replaces an existing name
+            except FileExistsError:
                 number += 1
                 continue
             except OSError as exc:
                 raise RuntimeFailure(f"cannot create '{path}': {exc.strerror}") from None
-            os.close(fd)
+            fsync_folder(folder)
             return number, path
-    raise RuntimeFailure(f"no free file name in '{folder}'")
+        raise RuntimeFailure(f"no free file name in '{folder}'")
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _hidden_temp(folder: Path) -> tuple[int, str]:
+    import tempfile
+
+    try:
+        return tempfile.mkstemp(prefix=".ldmpick-", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise RuntimeFailure(f"cannot write to '{folder}': {exc.strerror}") from None
 
 
 def png_bytes(image: Any, text: dict[str, str]) -> bytes:
@@ -90,17 +110,11 @@ def png_bytes(image: Any, text: dict[str, str]) -> bytes:
     return buf.getvalue()
 
 
-def save_image(folder: Path, image: Any, prompt: str, seed: int, text: dict[str, str]) -> Path:
-    """Write one image under a new number; returns its path."""
-    from ldmpick.storage import atomic_write_bytes
-
+def save_image(folder: Path, image: Any, prompt: str, seed: int, text: dict[str, str],
+               first: int | None = None) -> Path:
+    """Write one image under a new number (from ``first``, default the next free one); returns its path."""
     slug = slugify(prompt)
-    _, path = claim(folder, lambda n: f"{n:04d}-{slug}-s{seed}.png")
-    try:
-        atomic_write_bytes(path, png_bytes(image, text))
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
+    _, path = publish(folder, png_bytes(image, text), lambda n: f"{n:04d}-{slug}-s{seed}.png", first)
     return path
 
 
@@ -110,11 +124,28 @@ def sidecar_path(first_image: Path) -> Path:
     return first_image.with_name(f"{m.group(1)}-run.json")
 
 
-def write_sidecar(path: Path, record: dict[str, Any]) -> None:
-    """Write (or rewrite, after each prompt) the run's JSON record atomically."""
-    from ldmpick.storage import atomic_write_json
+def sidecar_number(sidecar: Path) -> int:
+    m = NUMBERED.match(sidecar.name)
+    assert m, sidecar
+    return int(m.group(1))
 
-    atomic_write_json(path, {"schema": SIDECAR_SCHEMA, **record})
+
+def sidecar_bytes(record: dict[str, Any]) -> bytes:
+    return (json.dumps({"schema": SIDECAR_SCHEMA, **record}, indent=2, allow_nan=False) + "\n").encode("utf-8")
+
+
+def create_sidecar(folder: Path, record: dict[str, Any]) -> Path:
+    """Write a run's first record under a new number ``NNNN-run.json``, before any of its images exists; its first
+    image takes the same number (``save_image(..., first=sidecar_number(path))``)."""
+    _, path = publish(folder, sidecar_bytes(record), lambda n: f"{n:04d}-run.json")
+    return path
+
+
+def write_sidecar(path: Path, record: dict[str, Any]) -> None:
+    """Rewrite the run's JSON record atomically (after each image)."""
+    from ldmpick.storage import atomic_write_bytes
+
+    atomic_write_bytes(path, sidecar_bytes(record))
 
 
 def read_png_text(path: Path) -> dict[str, str]:

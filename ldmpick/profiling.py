@@ -18,7 +18,7 @@ from typing import Any
 
 from ldmpick.catalogue import ModelSpec, resolve_model
 from ldmpick.errors import UsageError
-from ldmpick.execution import DTYPES, check_mode, default_device, make_denoiser_runner
+from ldmpick.execution import DTYPES, available_memory_bytes, check_mode, default_device, make_denoiser_runner
 from ldmpick.families.base import TextEncoder, constructor_args, count_params
 from ldmpick.profile_file import (
     LatencyStats,
@@ -207,20 +207,6 @@ def free_memory(device: str) -> None:
     gc.collect()
     if device.startswith("cuda"):
         torch.cuda.empty_cache()
-
-
-def available_memory_bytes(device: str) -> int | None:
-    import torch
-
-    if device.startswith("cuda"):
-        free, _total = torch.cuda.mem_get_info(device)
-        return int(free)
-    try:
-        import psutil
-
-        return int(psutil.virtual_memory().available)
-    except ImportError:
-        return None
 
 
 BYTES_PER = {"fp16": 2, "bf16": 2, "fp32": 4}

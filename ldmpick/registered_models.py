@@ -54,6 +54,7 @@ def register(name: str, source: str, force: bool = False) -> Registration:
     """Register ``source`` (a local diffusers folder, or a hub id in the local cache) as ``name``."""
     from ldmpick.catalogue import (HUB_ID, hub_snapshot, load_local_spec,
                                    load_registry, update_registry)
+    from ldmpick.families.base import component_params
 
     check_name(name)
     registry = load_registry()
@@ -69,6 +70,9 @@ def register(name: str, source: str, force: bool = False) -> Registration:
     else:
         raise ModelError(f"'{source}' is neither an existing folder nor a hub id (owner/name)")
     assert spec.path is not None
+    # everything is checked before the registry is written: a model that fails here is not registered
+    component_params(spec)  # every module builds from its config (on torch's meta device) and has a sane size
+    unet_params = spec.unet_params
     problems = spec.weight_problems()  # every component model_index.json lists: safetensors only
     note = problems[0] if problems else None
 
@@ -78,7 +82,7 @@ def register(name: str, source: str, force: bool = False) -> Registration:
         current[name] = value
 
     update_registry(add)
-    return Registration(name, value, spec.unet_params, note)
+    return Registration(name, value, unet_params, note)
 
 
 def unregister(name: str) -> str:

@@ -78,9 +78,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         try:
             mode = path.stat().st_mode & 0o777
         except OSError:
-            umask = os.umask(0)
-            os.umask(umask)
-            mode = 0o666 & ~umask
+            mode = new_file_mode()
         os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -93,6 +91,11 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         except OSError:
             pass
         raise
+    fsync_folder(folder)
+
+
+def fsync_folder(folder: Path) -> None:
+    """Make a rename or link in ``folder`` durable (best effort: some file systems cannot fsync a folder)."""
     try:
         dir_fd = os.open(folder, os.O_RDONLY)
         try:
@@ -101,6 +104,13 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             os.close(dir_fd)
     except OSError:
         pass
+
+
+def new_file_mode() -> int:
+    """The mode a plain ``open(path, "w")`` would give a new file (mkstemp's temporary files are 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -113,10 +123,14 @@ def atomic_write_json(path: Path, obj: Any) -> None:
 
 @contextmanager
 def file_lock(path: Path, timeout_s: float = 60.0) -> Iterator[None]:
-    """Hold an exclusive inter-process lock on ``path`` (a sibling ``.lock`` file)."""
+    """Hold an exclusive inter-process lock on ``path``.
+
+    The lock file lives in the user data folder (``locks/``, named by a hash of ``path``'s absolute location), not
+    beside ``path``: nothing is left next to the files a user asked for. Lock files are not deleted on release
+    (deleting one while another process waits on it would let two processes hold "the" lock)."""
     from filelock import FileLock, Timeout
 
-    lock = FileLock(str(path) + ".lock")
+    lock = FileLock(str(lock_file_for(path)))
     try:
         lock.acquire(timeout=timeout_s)
     except Timeout:
@@ -125,3 +139,32 @@ def file_lock(path: Path, timeout_s: float = 60.0) -> Iterator[None]:
         yield
     finally:
         lock.release()
+
+
+def lock_file_for(path: Path) -> Path:
+    """Where the lock of ``path`` is kept: ``<data folder>/locks/<sha256 of its absolute path>.lock``."""
+    import hashlib
+
+    key = hashlib.sha256(os.fsencode(os.path.realpath(Path(path).expanduser()))).hexdigest()[:32]
+    folder = data_dir() / "locks"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RuntimeFailure(f"cannot create the lock folder '{folder}': {exc.strerror}") from None
+    return folder / f"{key}.lock"
+
+
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """A value as a CSV cell that spreadsheets show rather than run: text starting with ``= + - @``, a tab or a
+    carriage return gets a leading ``'`` (OWASP's advice for CSV injection); numbers, and text that is a number
+    (``-1.5``), are left as they are."""
+    if not isinstance(value, str) or not value.startswith(FORMULA_TRIGGERS):
+        return value
+    try:
+        float(value)
+        return value
+    except ValueError:
+        return "'" + value

@@ -4,7 +4,9 @@ resumable partial results, concurrent writers of the quality table, and clear er
 
 from __future__ import annotations
 
+import csv
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -188,6 +190,11 @@ def test_two_processes_appending_to_the_quality_table_lose_nothing(tmp_path: Pat
     (["--reference", "/nonexistent"], "is not a folder of images"),
     (["--resume"], "no partial calibration"),
     (["--models", "demo-c8", "--guidance", "-1"], "--guidance must be between 0 and 100"),
+    (["--models", "demo-c8", "--guidance", "nan"], "--guidance must be between 0 and 100 (got nan)"),
+    (["--models", "demo-c8", "--batch", "0"], "--batch must be at least 1"),
+    (["--models", "demo-c8", "--seed", "-1"], "--seed must be between 0 and 2^31-1"),
+    (["--models", "demo-c8", "--samples", "-3"], "--samples must be between 2"),
+    (["--models", "demo-c8", "--threads", "0"], "Invalid value for '--threads'"),
 ])
 def test_bad_calibrate_input_is_one_line_and_exit_2(args, message):
     result = runner.invoke(app, ["calibrate", *args])
@@ -329,3 +336,86 @@ def test_a_law_file_with_a_zero_parameter_size_point_is_refused(tmp_path: Path):
     assert r.exit_code == 2 and "unet_params < 1" in r.stderr, r.output
     with pytest.raises(UsageError):
         load_law(path)
+
+
+def _interrupted_partial(steps=(1, 2, 3)):
+    req = calib.CalibrationRequest(models=["demo-c8"], samplers=["ddim"], steps=list(steps), samples=8)
+    partial = calib.partial_path(req)
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    cal = calib.Calibration(req, results=[
+        calib.CalibrationResult(model="demo-c8", unet_params=1_000_000, sampler="ddim", steps=s, fid=50.0 / s,
+                                prompt_acc=0.5, prompt_all=0.2, samples=8, resolution=32, seconds=1.0)
+        for s in steps[:2]])
+    calib.write_partial(cal, partial)
+    return req, partial
+
+
+CORRUPTIONS = [
+    ("resolution a word", lambda r: r.__setitem__("resolution", "big"), "resolution must be a positive integer"),
+    ("resolution zero", lambda r: r.__setitem__("resolution", 0), "resolution must be a positive integer"),
+    ("params negative", lambda r: r.__setitem__("unet_params", -5), "unet_params must be a positive integer"),
+    ("params a float", lambda r: r.__setitem__("unet_params", 1.5), "unet_params must be a positive integer"),
+    ("fid a bool", lambda r: r.__setitem__("fid", True), "fid must be a finite number"),
+    ("fid negative", lambda r: r.__setitem__("fid", -1), "fid must be a finite number"),
+    ("prompt_all above 1", lambda r: r.__setitem__("prompt_all", 3), "prompt_all must be null or between 0 and 1"),
+    ("seconds a string", lambda r: r.__setitem__("seconds", "1"), "seconds must be a finite number"),
+    ("model a number", lambda r: r.__setitem__("model", 7), "model must be a name"),
+    ("a field missing", lambda r: r.pop("seconds"), "needs exactly the fields"),
+    ("an extra field", lambda r: r.__setitem__("x", 1), "needs exactly the fields"),
+    ("steps not in the grid", lambda r: r.__setitem__("steps", 9), "not in this grid"),
+]
+
+
+@pytest.mark.parametrize("edit,message", [c[1:] for c in CORRUPTIONS], ids=[c[0] for c in CORRUPTIONS])
+def test_a_corrupted_partial_is_refused_kept_and_the_quality_table_is_untouched(edit, message):
+    req, partial = _interrupted_partial()
+    table = user_table_path()
+    table.write_text("# schema: x\n", encoding="utf-8")  # replaced only by a successful calibration
+    doc = json.loads(partial.read_text())
+    edit(doc["results"][1])
+    partial.write_text(json.dumps(doc))
+    before = partial.read_bytes()
+    r = runner.invoke(app, ["calibrate", "--models", "demo-c8", "--samplers", "ddim", "--steps", "1,2,3",
+                            "--samples", "8", "--guidance", "2", "--resume"])
+    assert r.exit_code == 2, r.output
+    assert r.stderr.count("\n") == 1 and r.stderr.startswith("error: --resume: partial calibration"), r.stderr
+    assert f"result 1: {message}" in r.stderr and "kept for inspection" in r.stderr, r.stderr
+    assert partial.read_bytes() == before and table.read_text(encoding="utf-8") == "# schema: x\n"
+
+
+def test_a_partial_that_is_not_a_regular_file_or_not_json_is_refused(tmp_path: Path):
+    req, partial = _interrupted_partial()
+    partial.write_text('{"schema": NaN}')
+    with pytest.raises(UsageError, match="NaN is not a valid JSON number"):
+        calib.read_partial(partial, req)
+    partial.unlink()
+    os.mkfifo(partial)
+    with pytest.raises(UsageError, match="not a regular file"):
+        calib.read_partial(partial, req)
+
+
+def test_rows_the_table_reader_would_refuse_are_never_written():
+    table = user_table_path()
+    table.parent.mkdir(parents=True, exist_ok=True)
+    good = QualityPoint("demo-c8", 100, "ddim", 2, 2.0, 32, "fid", 3.0, 8, "d", "calibrated:d", "x")
+    calib.append_points([good], table)
+    before = table.read_bytes()
+    bad = QualityPoint("demo-c8", 100, "ddim", 0, 2.0, 32, "fid", 3.0, 8, "d", "calibrated:d", "x")  # steps 0
+    with pytest.raises(UsageError, match="refusing to write bad rows to the quality table .*left as it was"):
+        calib.append_points([bad], table)
+    formula = QualityPoint("=cmd|' /C calc'!A0", 100, "ddim", 2, 2.0, 32, "fid", 3.0, 8, "d", "calibrated:d", "x")
+    with pytest.raises(UsageError, match="spreadsheets run as a formula"):
+        calib.append_points([formula], table)
+    assert table.read_bytes() == before
+
+
+def test_text_cells_of_the_quality_table_never_start_a_formula():
+    table = user_table_path()
+    table.parent.mkdir(parents=True, exist_ok=True)
+    p = QualityPoint("demo-c8", 100, "ddim", 2, 2.0, 32, "fid", 3.0, 8, "d", "=HYPERLINK(\"x\")", "@SUM(A1)")
+    calib.append_points([p], table)
+    text = table.read_text(encoding="utf-8")
+    row = list(csv.reader(text.splitlines()[2:]))[1]
+    assert row[-2:] == ["'=HYPERLINK(\"x\")", "'@SUM(A1)"]
+    calib.append_points([p], table)  # read back and written again: quoted once, not twice
+    assert table.read_text(encoding="utf-8") == text

@@ -124,3 +124,17 @@ def test_recommend_for_the_demo_family_uses_its_profile_and_its_measured_quality
     assert "demo" in r.stderr or "32px" in r.stderr  # the notice names the profile it used
     # a sampler the family was not calibrated with is left out, with a note saying how to add it
     assert any("heun" in e and "calibrate" in e for e in doc["excluded"])
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["train", "--images", "10"], "--images"),
+    (["train", "--vae-steps", "0"], "--vae-steps"),
+    (["train", "--unet-steps", "-5"], "--unet-steps"),
+    (["train", "--threads", "0"], "--threads"),
+    (["train-judge", "--images", "64"], "--images"),
+    (["train-judge", "--steps", "0"], "--steps"),
+])
+def test_demo_option_values_are_refused_before_any_training(tmp_path, args, fragment):
+    r = runner.invoke(app, ["demo", *args, "--out", str(tmp_path)])
+    assert r.exit_code == 2 and r.stderr.startswith("error: ") and r.stderr.count("\n") == 1, r.output
+    assert f"Invalid value for '{fragment}'" in r.stderr and not any(tmp_path.iterdir())

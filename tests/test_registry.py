@@ -90,3 +90,80 @@ def test_folder_without_unet_config_is_refused(tmp_path):
     (tmp_path / "empty").mkdir()
     one_line_error(runner.invoke(app, ["models", "add", "e", str(tmp_path / "empty")]),
                    "has no model_index.json (not a diffusers pipeline folder)")
+
+
+# ---------------------------------------------------------------------------------------------- nothing half-registered
+
+BAD_CONFIGS = [
+    ("text encoder 26 GB wide", "text_encoder", {"hidden_size": 65536}, "'hidden_size' is 65536, beyond any real model"),
+    ("20000 layers per block", "unet", {"layers_per_block": 20000}, "'layers_per_block' is 20000, beyond any real"),
+    ("negative channels", "vae", {"latent_channels": -4}, "'latent_channels' must not be negative"),
+    ("channels a word", "vae", {"block_out_channels": ["a"]}, "'block_out_channels' must be an integer or a list"),
+    ("2000 levels", "unet", {"block_out_channels": [8] * 2000}, "'block_out_channels' has 2000 entries"),
+    ("unknown activation", "text_encoder", {"hidden_act": "nope"}, "cannot build CLIPTextModel from its config"),
+    ("mismatched blocks", "unet", {"down_block_types": ["DownBlock2D"]}, "cannot build UNet2DConditionModel"),
+    ("no such VAE class", "model_index", {"vae": ["diffusers", "NoSuchVAE"]}, "diffusers has no class 'NoSuchVAE'"),
+]
+
+
+@pytest.mark.parametrize("component,edit,message", [c[1:] for c in BAD_CONFIGS], ids=[c[0] for c in BAD_CONFIGS])
+def test_a_model_that_fails_its_checks_is_not_registered(tmp_path, component, edit, message):
+    from conftest import write_config_folder
+
+    folder = write_config_folder(tmp_path, "bad")
+    path = folder / ("model_index.json" if component == "model_index" else f"{component}/config.json")
+    path.write_text(json.dumps({**json.loads(path.read_text()), **edit}))
+    one_line_error(runner.invoke(app, ["models", "add", "bad", str(folder)]), message)
+    assert load_registry() == {} and not registry_path().exists()
+    assert listed("ldm-39m")  # models list still works
+
+
+def test_absurd_sizes_are_refused_before_anything_is_built(tmp_path, monkeypatch):
+    from conftest import write_config_folder
+
+    from ldmpick.families import base
+
+    def never(*args):
+        raise AssertionError("a module was built")
+
+    monkeypatch.setattr(base, "_count_params", never)
+    folder = write_config_folder(tmp_path, "wide")
+    cfg = json.loads((folder / "text_encoder" / "config.json").read_text())
+    (folder / "text_encoder" / "config.json").write_text(json.dumps({**cfg, "hidden_size": 65536}))
+    one_line_error(runner.invoke(app, ["models", "add", "wide", str(folder)]), "refusing a config of absurd size")
+    one_line_error(runner.invoke(app, ["profile", "--models", str(folder), "--device", "cpu"]), "absurd size")
+
+
+def test_a_huge_model_that_passes_the_field_limits_is_refused_by_its_parameter_count(tmp_path, monkeypatch):
+    from conftest import write_config_folder
+
+    from ldmpick.families import base
+
+    monkeypatch.setattr(base, "MAX_COMPONENT_PARAMS", 10_000)  # the tiny UNet has more
+    one_line_error(runner.invoke(app, ["models", "add", "big", str(write_config_folder(tmp_path, "big"))]),
+                   "parameters (at most 0 B); refusing a config of absurd size")
+    assert load_registry() == {}
+
+
+@pytest.mark.parametrize("content,message", [
+    ("{", "is not valid JSON"),
+    ('{"models": {"a": 1}}', "is malformed"),
+    ('{"models": [1]}', "is malformed"),
+    ('{"models": {"a": NaN}}', "NaN is not a valid JSON number"),
+    ("[" * 100000, "nested more than"),
+    ('{"models": {"\\ud800": "x"}}', "unpaired UTF-16 surrogate"),
+])
+def test_a_malformed_registry_is_a_one_line_error(content, message):
+    registry_path().parent.mkdir(parents=True, exist_ok=True)
+    registry_path().write_text(content)
+    r = runner.invoke(app, ["models", "list"])
+    one_line_error(r, message)
+    assert "fix or delete it" in r.stderr
+
+
+def test_a_registry_that_is_a_fifo_is_refused_not_waited_on():
+    import os
+
+    registry_path().parent.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(registry_path())
+    one_line_error(runner.invoke(app, ["models", "list"]), "not a regular file")

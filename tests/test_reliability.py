@@ -11,6 +11,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -134,3 +135,170 @@ def test_fuzz_mutated_profiles_give_a_clean_error_or_a_valid_profile(path, value
     for m in again.models:
         if m.ok:
             assert m.unet_step.median_ms >= 0
+
+
+# ---------------------------------------------------------------------------------------------- generate's files
+
+KILLED_RUN = textwrap.dedent(
+    """
+    import os, signal, sys
+    from pathlib import Path
+    from PIL import Image
+    from ldmpick import outputs
+
+    folder, kill_at, point = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+    calls = 0
+    real = getattr(os, point)
+
+    def counted(*args, **kwargs):
+        global calls
+        calls += 1
+        if calls == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)  # what kill -9 does: no cleanup, no finally
+        return real(*args, **kwargs)
+
+    setattr(os, point, counted)
+    sidecar = outputs.create_sidecar(folder, {"images": []})
+    first = outputs.sidecar_number(sidecar)
+    for seed in range(3):
+        path = outputs.save_image(folder, Image.new("RGB", (8, 8), (seed, 0, 0)), "a cat", seed, {"seed": str(seed)},
+                                  first)
+        first = None
+    """
+)
+
+
+def test_kill_9_during_generate_never_leaves_an_empty_image_or_one_without_its_record(tmp_path: Path):
+    from PIL import Image
+
+    script = tmp_path / "run.py"
+    script.write_text(KILLED_RUN)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).parent.parent), os.environ.get("PYTHONPATH", "")]))
+    for point, n in (("fsync", 7), ("link", 4)):  # every write is fsynced, then linked to its name
+        for kill_at in range(1, n + 1):
+            folder = tmp_path / f"{point}-{kill_at}"
+            folder.mkdir()
+            proc = subprocess.run([sys.executable, str(script), str(folder), str(kill_at), point], env=env,
+                                  capture_output=True, text=True, timeout=60)
+            assert proc.returncode == -signal.SIGKILL, proc.stderr
+            visible = sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+            pngs = [n for n in visible if n.endswith(".png")]
+            for name in visible:
+                assert (folder / name).stat().st_size > 0, (point, kill_at, name)
+            for name in pngs:
+                with Image.open(folder / name) as im:
+                    im.load()  # complete, not truncated
+            if pngs:
+                assert "0001-run.json" in visible  # the record was there before the first image
+                json.loads((folder / "0001-run.json").read_text())
+            assert set(visible) <= {"0001-run.json", "0001-a-cat-s0.png", "0002-a-cat-s1.png", "0003-a-cat-s2.png"}
+
+
+def test_two_runs_in_one_folder_take_different_names_and_leave_no_lock_files(tmp_path: Path):
+    from PIL import Image
+
+    from ldmpick import outputs
+
+    folder = tmp_path / "out"
+    folder.mkdir()
+    a = outputs.create_sidecar(folder, {"run": "a"})
+    b = outputs.create_sidecar(folder, {"run": "b"})
+    assert (a.name, b.name) == ("0001-run.json", "0002-run.json")
+    img = Image.new("RGB", (4, 4))
+    first_a = outputs.save_image(folder, img, "x", 1, {}, outputs.sidecar_number(a))
+    first_b = outputs.save_image(folder, img, "x", 1, {}, outputs.sidecar_number(b))
+    again = outputs.save_image(folder, img, "x", 1, {}, outputs.sidecar_number(a))  # the name is taken: next one
+    assert (first_a.name, first_b.name, again.name) == ("0001-x-s1.png", "0002-x-s1.png", "0003-x-s1.png")
+    assert sorted(p.name for p in folder.iterdir()) == ["0001-run.json", "0001-x-s1.png", "0002-run.json",
+                                                        "0002-x-s1.png", "0003-x-s1.png"]  # no lock, no temp
+
+
+def test_a_lock_leaves_nothing_beside_the_file_it_guards(tmp_path: Path):
+    from ldmpick.storage import atomic_write_text, file_lock, lock_file_for
+
+    target = tmp_path / "p.json"
+    with file_lock(target):
+        atomic_write_text(target, "{}")
+    assert [p.name for p in tmp_path.iterdir()] == ["p.json"]
+    assert lock_file_for(target) == lock_file_for(tmp_path / "." / "p.json")  # one lock per file, however named
+
+
+# ---------------------------------------------------------------------------------------------- threads and memory
+
+
+def test_a_busy_machine_gets_fewer_threads_and_advice(monkeypatch):
+    from ldmpick import execution, fingerprint
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(execution, "physical_cores", lambda: 4)
+    monkeypatch.setattr(fingerprint, "system_load", lambda: 0.2)
+    idle = execution.choose_threads(None)
+    assert (idle.threads, idle.source, idle.advice("cpu")) == (4, "default", None)
+    monkeypatch.setattr(fingerprint, "system_load", lambda: 3.0)
+    busy = execution.choose_threads(None)
+    assert busy.threads == 1 and busy.busy
+    advice = busy.advice("cpu")
+    assert "busy (load average 3.0 on 4 core(s))" in advice and "1 torch thread(s)" in advice
+    assert "run when the machine is idle" in advice and busy.advice("cuda") is None
+    monkeypatch.setattr(fingerprint, "system_load", lambda: 9.0)
+    assert execution.choose_threads(None).threads == 1  # never zero
+    asked = execution.choose_threads(3)
+    assert (asked.threads, asked.source) == (3, "--threads") and "or pass --threads 1" in asked.advice("cpu")
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert (execution.choose_threads(None).threads, execution.choose_threads(None).source) == (2, "OMP_NUM_THREADS")
+    assert execution.choose_threads(5).threads == 5  # --threads wins over the environment
+
+
+def test_physical_cores_counts_smt_siblings_once(tmp_path, monkeypatch):
+    from ldmpick import execution
+
+    for cpu, siblings in {0: "0,2", 1: "1,3", 2: "0,2", 3: "1,3"}.items():
+        (tmp_path / f"cpu{cpu}" / "topology").mkdir(parents=True)
+        (tmp_path / f"cpu{cpu}" / "topology" / "thread_siblings_list").write_text(siblings + "\n")
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    monkeypatch.setattr(execution, "cgroup_cpu_quota", lambda: None)
+    assert execution.physical_cores(str(tmp_path)) == 2
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 2})  # pinned to one core's two threads
+    assert execution.physical_cores(str(tmp_path)) == 1
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    monkeypatch.setattr(execution, "cgroup_cpu_quota", lambda: 1.5)  # a container allowed 1.5 CPUs
+    assert execution.physical_cores(str(tmp_path)) == 2
+
+
+def test_apply_threads_sets_torch(monkeypatch):
+    import torch
+
+    from ldmpick.execution import apply_threads
+
+    before = torch.get_num_threads()
+    try:
+        assert apply_threads(1).threads == 1 and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/meminfo")
+def test_the_cpu_memory_check_runs_without_psutil(monkeypatch):
+    from ldmpick import profiling
+    from ldmpick.execution import available_cpu_memory_bytes
+
+    monkeypatch.setitem(sys.modules, "psutil", None)  # 'import psutil' fails, as in a plain install
+    free = available_cpu_memory_bytes()
+    meminfo = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
+    assert free is not None and 0 < free <= int(meminfo["MemTotal"].split()[0]) * 1024
+    reason = profiling._too_big(free // 4 + 1, "fp32", "cpu", "text encoder")  # its fp32 weights alone exceed it
+    assert reason is not None and "GiB free" in reason
+    assert profiling._too_big(1000, "fp32", "cpu", "text encoder") is None
+
+
+@pytest.mark.parametrize("command", [["generate", "x", "--model", "demo-c8", "--steps", "1"], ["calibrate"],
+                                     ["profile", "--device", "cpu"]])
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "5000"])
+def test_bad_thread_counts_are_refused_before_any_work(command, value):
+    from typer.testing import CliRunner
+
+    from ldmpick.cli import app
+
+    r = CliRunner().invoke(app, [*command, "--threads", value])
+    assert r.exit_code == 2 and r.stderr.startswith("error: ") and r.stderr.count("\n") == 1, r.output
+    assert "--threads" in r.stderr

@@ -274,3 +274,49 @@ def test_two_processes_adding_at_once_lose_nothing(tmp_path):
         assert p.returncode == 0, err
     want = {"existing"} | {f"{tag}-{i}" for tag in ("left", "right") for i in range(n)}
     assert set(load_registry()) == want
+
+
+# ---------------------------------------------------------------------------------------------- what reaches a terminal
+
+MARKUP_NAME = "[link=https://evil.example/pay]AMD EPYC[/link] [/] :smile:"
+
+
+@pytest.mark.parametrize("command", [["profiles", "show"], ["recommend", "--budget", "2s", "--profile"]])
+def test_markup_in_a_profile_is_shown_as_written(tmp_path, command):
+    path = profile_with(tmp_path, set_device("name", MARKUP_NAME))
+    r = runner.invoke(app, [*command, path])
+    assert r.exit_code == 0, r.output  # '[/]' raised rich's MarkupError
+    if command[0] == "profiles":
+        assert MARKUP_NAME in r.stdout  # not turned into a link, not cut short, no emoji
+        assert "\x1b]8;" not in r.stdout
+
+
+def test_a_folder_named_like_markup_prints_as_such(tmp_path):
+    from ldmpick.cli.render import console, make_table
+
+    cons = console()
+    with cons.capture() as cap:
+        table = make_table("in 'sd [old]'", ("model", "x"))
+        table.add_row("sd [old]", "[/]")
+        cons.print(table)
+        cons.print("saved in 'runs/[bold]x[/bold]'")
+    assert "sd [old]" in cap.get() and "'sd [old]'" in cap.get() and "runs/[bold]x[/bold]" in cap.get()
+
+
+@pytest.mark.parametrize("char,escaped", [("\x9b", "\\x9b"), ("\u202e", "\\u202e"), ("\x1b", "\\x1b"),
+                                          ("\u2066", "\\u2066"), ("\ud800", "\\ud800"), ("\x07", "\\x07")])
+def test_terminal_control_characters_are_shown_escaped(char, escaped, capsys):
+    from ldmpick.cli.render import console, notice
+
+    cons = console()
+    with cons.capture() as cap:
+        cons.print(f"cpu{char}31m name")
+    assert f"cpu{escaped}31m name" in cap.get() and char not in cap.get()
+    notice(f"wrote 'a{char}b'")
+    assert capsys.readouterr().err == f"wrote 'a{escaped}b'\n"
+
+
+def test_an_error_naming_a_file_escapes_control_characters(tmp_path):
+    r = runner.invoke(app, ["profiles", "show", str(tmp_path / "evil\u202egpj.json")])
+    assert r.exit_code == 2 and r.stderr.startswith("error: ")
+    assert "\u202e" not in r.stderr and "evil\\u202egpj.json" in r.stderr

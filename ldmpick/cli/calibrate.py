@@ -38,6 +38,7 @@ def calibrate_cmd(
     table and refit the law."""
     from ldmpick import calibration as calib
     from ldmpick import calibration_job as job
+    from ldmpick.execution import apply_threads
 
     req = job.build_request(
         models=DEMO_FAMILY if models is None else models,
@@ -48,8 +49,10 @@ def calibrate_cmd(
     partial, resume_from = job.partial_state(req, resume, restart)
     if resume_from is not None:
         notice(f"resuming from '{partial}' ({len(resume_from)} configuration(s) already measured)")
-    if cluster is None:
-        job.set_threads(threads)
+    if cluster is None:  # on a cluster, --threads is each task's CPUs
+        advice = apply_threads(threads).advice(req.device)
+        if advice:
+            notice(advice)
     partial.parent.mkdir(parents=True, exist_ok=True)
     shards = calib.shard_store(req)
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from ldmpick.cli.options import ImagesOpt, OutOpt, SeedOpt, ThreadsOpt, int_list
+from ldmpick.cli.options import OutOpt, SeedOpt, ThreadsOpt, int_list
 from ldmpick.cli.render import command_group, notice, print_json
 from ldmpick.errors import UsageError
 
@@ -18,9 +18,10 @@ def demo_train_cmd(
     out: OutOpt = None,
     channels: Annotated[str, typer.Option("--channels", help="Base channel counts of the UNets, comma-separated.")] = "8,12,16,24,32",
     seed: SeedOpt = 0,
-    images: ImagesOpt = 8192,
-    vae_steps: Annotated[int, typer.Option("--vae-steps", help="Optimizer steps of the autoencoder.")] = 600,
-    unet_steps: Annotated[int, typer.Option("--unet-steps", help="Optimizer steps of each UNet.")] = 2000,
+    images: Annotated[int, typer.Option("--images", min=64, max=1_000_000, help="Number of world samples to train "
+                                                                                 "on (at least one batch, 64).")] = 8192,
+    vae_steps: Annotated[int, typer.Option("--vae-steps", min=1, help="Optimizer steps of the autoencoder.")] = 600,
+    unet_steps: Annotated[int, typer.Option("--unet-steps", min=1, help="Optimizer steps of each UNet.")] = 2000,
     threads: ThreadsOpt = 1,
 ) -> None:
     """Train the VAE and one UNet per channel count on the demo world; write diffusers folders with training.json
@@ -39,8 +40,9 @@ def demo_train_cmd(
 def demo_train_judge_cmd(
     out: OutOpt = None,
     seed: SeedOpt = 1,
-    images: ImagesOpt = 8192,
-    steps: Annotated[int, typer.Option("--steps", help="Optimizer steps.")] = 1500,
+    images: Annotated[int, typer.Option("--images", min=128, max=1_000_000, help="Number of world samples to train "
+                                                                                  "on (at least one batch, 128).")] = 8192,
+    steps: Annotated[int, typer.Option("--steps", min=1, help="Optimizer steps.")] = 1500,
     threads: ThreadsOpt = 1,
 ) -> None:
     """Train the world judge: the feature network of the demo FID and the attribute classifier of prompt accuracy.

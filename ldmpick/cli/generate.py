@@ -9,7 +9,7 @@ import typer
 
 from ldmpick.cli.options import (BudgetOpt, DeviceOpt, DtypeOpt, GuidanceOpt, JsonOpt, ModelOpt, ModeOpt, OutOpt,
                                  ProfileOpt, PromptsFileOpt, ResolutionOpt, SamplerOpt, SeedOpt, StepsOpt,
-                                 command_line)
+                                 ThreadsOpt, command_line)
 from ldmpick.cli.render import console, make_table, notice, print_json, progress_bar
 from ldmpick.errors import UsageError
 
@@ -44,6 +44,7 @@ def generate_cmd(
     dtype: DtypeOpt = None,
     mode: ModeOpt = None,
     profile: ProfileOpt = None,
+    threads: ThreadsOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Generate images with the chosen (or selected) model, sampler and steps; compare measured with predicted latency.
@@ -51,6 +52,7 @@ def generate_cmd(
     With --budget the selector picks what --model/--sampler/--steps leave open. The images and a JSON record of
     the run go to the --out folder (created if its parent exists)."""
     from ldmpick import generation as gen
+    from ldmpick.execution import apply_threads
     from ldmpick.generation_record import GenerationRecord
     from ldmpick.generation_setup import prepare_generation
 
@@ -60,6 +62,9 @@ def generate_cmd(
         seed=seed, n=n, negative_prompt=negative_prompt, guidance=guidance, resolution=resolution, device=device,
         dtype=dtype, mode=mode, profile=profile, notify=notice)
     settings = setup.settings
+    advice = apply_threads(threads).advice(settings.device)
+    if advice:
+        notice(advice)
     record = GenerationRecord(setup, command_line())
     with progress_bar(f"loading {settings.model}", disable=json_out) as bar:
         def tick(done: int, total: int) -> None:

@@ -60,8 +60,9 @@ ModeOpt = Annotated[Optional[str], typer.Option(
                                           "on GPU, eager on CPU; generate: default the profile's; recommend: the "
                                           "profile must have measured it).")]
 ThreadsOpt = Annotated[Optional[int], typer.Option(
-    "--threads", envvar="LDMPICK_THREADS", help="torch CPU threads (where no default is shown: torch's choice; 1 is "
-                                                "steadier on a shared machine).")]
+    "--threads", envvar="LDMPICK_THREADS", min=1, max=1024,
+    help="torch CPU threads (where no default is shown: $OMP_NUM_THREADS, else one per physical core this process may "
+         "use, fewer when other work keeps cores busy).")]
 ResolutionOpt = Annotated[Optional[int], typer.Option(
     "--resolution", help="Image side in pixels (generate: default the model's native size; recommend: the profile "
                          "must have measured it).")]
@@ -79,7 +80,6 @@ SeedOpt = Annotated[Optional[int], typer.Option(
                    "given).")]
 PromptsFileOpt = Annotated[Optional[Path], typer.Option(
     "--prompts-file", help="UTF-8 text file, one prompt per line (calibrate: with --reference).")]
-ImagesOpt = Annotated[int, typer.Option("--images", help="Number of world samples to train on.")]
 ResumeOpt = Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from its partial file.")]
 
 

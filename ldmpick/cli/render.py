@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -75,23 +76,57 @@ def debug_enabled(ctx: typer.Context) -> bool:
 
 
 def fail(message: str, code: int) -> None:
-    message = " ".join(str(message).split())  # one line, always
+    message = " ".join(shown(str(message)).split())  # one line, always
     typer.echo(f"error: {message}", err=True)
     sys.exit(code)
 
 
 # ---------------------------------------------------------------------------------------------- output
 
+# Characters a terminal acts on instead of showing: C0 controls but tab and newline, DEL, C1 controls (U+009B is an
+# 8-bit CSI), bidirectional overrides and isolates (U+202E turns the rest of a line around), the line and paragraph
+# separators, byte-order marks and lone surrogates (which cannot be encoded at all).
+_UNSHOWABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069"
+                         "\ufeff\ud800-\udfff]")
+
+
+def shown(text: str) -> str:
+    """``text`` as it may reach a terminal: every character a terminal would act on is written as its Python escape
+    (``\\x9b``, ``\\u202e``). Everything ldmpick prints passes through here, so a profile's device name or a
+    folder's name shows as what it is."""
+    return _UNSHOWABLE.sub(lambda m: m.group().encode("unicode_escape", "backslashreplace").decode("ascii")
+                           if not 0xD800 <= ord(m.group()) <= 0xDFFF else f"\\u{ord(m.group()):04x}", text)
+
 
 def console(stderr: bool = False):  # -> rich.console.Console
-    from rich.console import Console
+    """The console every command prints with. It never interprets rich markup or emoji codes in what it prints
+    (``[link=...]`` or ``[/]`` in a device name, ``sd [old]`` as a folder name show as written), and every string it
+    renders (table cells and titles included) goes through ``shown``. Style a result with rich objects (``Text``,
+    table styles), never with markup in strings."""
+    return _safe_console_class()(stderr=stderr, soft_wrap=False, width=None if sys.stdout.isatty() else 140,
+                                 markup=False, emoji=False)
 
-    return Console(stderr=stderr, soft_wrap=False, width=None if sys.stdout.isatty() else 140)
+
+_SAFE_CONSOLE: Any = None
+
+
+def _safe_console_class() -> Any:
+    global _SAFE_CONSOLE
+    if _SAFE_CONSOLE is None:
+        from rich.console import Console
+
+        class SafeConsole(Console):
+            def render_str(self, text: str, **kwargs: Any) -> Any:
+                kwargs["markup"] = kwargs["emoji"] = False
+                return super().render_str(shown(text), **kwargs)
+
+        _SAFE_CONSOLE = SafeConsole
+    return _SAFE_CONSOLE
 
 
 def notice(message: str) -> None:
     """A one-line notice on stderr."""
-    typer.echo(message, err=True)
+    typer.echo(shown(message), err=True)
 
 
 def print_json(obj: Any) -> None:
@@ -119,6 +154,8 @@ class Bar:
         self._progress, self._task = progress, task
 
     def update(self, **fields: Any) -> None:
+        if "description" in fields:
+            fields["description"] = shown(fields["description"])
         self._progress.update(self._task, **fields)
 
 
@@ -129,9 +166,10 @@ def progress_bar(description: str, total: int | None = None, *, completed: int =
     kept, and the interrupt goes on (the CLI turns it into ``error: interrupted``)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=console(stderr=True), transient=False, disable=disable) as progress:
-        task = progress.add_task(description, total=total, completed=completed)
+    with Progress(TextColumn("{task.description}", style="progress.description", markup=False), BarColumn(),
+                  MofNCompleteColumn(), TimeElapsedColumn(), console=console(stderr=True), transient=False,
+                  disable=disable) as progress:
+        task = progress.add_task(shown(description), total=total, completed=completed)
         try:
             yield Bar(progress, task)
         except KeyboardInterrupt:

@@ -41,6 +41,69 @@ class TextEncoder:
         return int(self.config.get("vocab_size") or 1000)
 
 
+# Ceilings on the size fields of a component's config, far above every released model (the largest shipped values:
+# hidden_size 4096 (d_model), intermediate_size 10240 (d_ff), 38 layers, 3 layers per block, 10 transformer layers
+# per block, vocab 256k). A config past one would build a module of absurd size (hidden_size 65536: 26 GB of text
+# encoder) or take minutes just to count (layers_per_block 20000): it is refused before anything is built.
+SIZE_LIMITS: dict[str, int] = {
+    "hidden_size": 16384, "d_model": 16384, "intermediate_size": 65536, "d_ff": 65536, "d_kv": 1024,
+    "head_dim": 1024, "attention_head_dim": 1024, "cross_attention_head_dim": 1024,
+    "num_hidden_layers": 256, "num_layers": 256, "num_single_layers": 256, "num_decoder_layers": 256,
+    "num_attention_heads": 512, "num_key_value_heads": 512, "num_heads": 512, "num_cross_attention_heads": 512,
+    "vocab_size": 1_048_576, "max_position_embeddings": 1_048_576, "pos_embed_max_size": 4096,
+    "layers_per_block": 16, "encoder_layers_per_block": 16, "decoder_layers_per_block": 16,
+    "transformer_layers_per_block": 64, "reverse_transformer_layers_per_block": 64,
+    "block_out_channels": 16384, "encoder_block_out_channels": 16384, "decoder_block_out_channels": 16384,
+    "cross_attention_dim": 16384, "joint_attention_dim": 16384, "pooled_projection_dim": 16384,
+    "caption_channels": 16384, "caption_projection_dim": 16384, "projection_dim": 16384,
+    "projection_class_embeddings_input_dim": 65536, "in_channels": 4096, "out_channels": 4096,
+    "latent_channels": 4096, "sample_size": 16384, "patch_size": 64, "norm_num_groups": 4096,
+}
+MAX_LIST_LENGTH = 64  # block_out_channels and the like: one entry per resolution level
+
+
+def check_config_sizes(config: dict[str, Any], where: str) -> None:
+    """Refuse a component config whose size fields are not positive integers within ``SIZE_LIMITS`` (a list field:
+    every entry, at most ``MAX_LIST_LENGTH`` of them). Pure Python, instant; raises a one-line ``ModelError``."""
+    from ldmpick.errors import ModelError
+
+    for key, limit in SIZE_LIMITS.items():
+        if key not in config or config[key] is None:
+            continue
+        value = config[key]
+        values = _flat_ints(value)
+        if values is None:
+            raise ModelError(f"{where}: '{key}' must be an integer or a list of integers (got "
+                             f"{json.dumps(value)[:60]})")
+        if len(values) > MAX_LIST_LENGTH:
+            raise ModelError(f"{where}: '{key}' has {len(values)} entries (at most {MAX_LIST_LENGTH}); refusing a "
+                             "config of absurd size")
+        if min(values, default=0) < 0:
+            raise ModelError(f"{where}: '{key}' must not be negative (got {min(values)})")
+        if max(values, default=0) > limit:
+            raise ModelError(f"{where}: '{key}' is {max(values)}, beyond any real model (at most {limit}); refusing "
+                             "a config of absurd size")
+
+
+def _flat_ints(value: Any, depth: int = 0) -> list[int] | None:
+    """The integers of ``value`` (an int, or a list of ints or of lists of ints), or None for anything else."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return [value]
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return [int(value)]
+    if isinstance(value, (list, tuple)) and depth < 2:
+        out: list[int] = []
+        for v in value:
+            inner = _flat_ints(v, depth + 1)
+            if inner is None:
+                return None
+            out += inner
+        return out
+    return None
+
+
 def constructor_args(config: dict[str, Any]) -> dict[str, Any]:
     """Drop diffusers/transformers bookkeeping keys (``_class_name`` ...) from a saved config."""
     return {k: v for k, v in config.items() if not k.startswith("_")}
@@ -52,6 +115,10 @@ def _count_params(library: str, class_name: str, config_json: str) -> int:
     from diffusers.utils import logging as diffusers_logging
 
     diffusers_logging.set_verbosity_error()  # released configs carry keys a class ignores (a notice, not an error)
+    if library == "transformers":
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.set_verbosity_error()
     cls = getattr(import_module(library), class_name)
     config = json.loads(config_json)
     with torch.device("meta"):
@@ -61,8 +128,39 @@ def _count_params(library: str, class_name: str, config_json: str) -> int:
 
 def count_params(library: str, class_name: str, config: dict[str, Any]) -> int:
     """Parameters of a ``diffusers`` or ``transformers`` module built from ``config`` on torch's meta device (no
-    memory, no weights)."""
-    return _count_params(library, class_name, json.dumps(constructor_args(config), sort_keys=True))
+    memory, no weights). A config the class cannot be built from is a one-line ``ModelError``."""
+    from ldmpick.errors import ModelError
+
+    try:
+        return _count_params(library, class_name, json.dumps(constructor_args(config), sort_keys=True))
+    except AttributeError:
+        raise ModelError(f"{library} has no class '{class_name}'") from None
+    except (TypeError, ValueError, KeyError, IndexError, ZeroDivisionError, RuntimeError, AssertionError) as exc:
+        message = " ".join(str(exc).split())[:200]
+        raise ModelError(f"cannot build {class_name} from its config ({exc.__class__.__name__}: {message})") from None
+
+
+MAX_COMPONENT_PARAMS = 100_000_000_000  # 100 B: several times the largest released denoiser or text encoder
+
+
+def component_params(spec: ModelSpec) -> dict[str, int]:
+    """Parameters of each module of ``spec`` (denoiser, text encoders, VAE), counted on torch's meta device; a
+    module over ``MAX_COMPONENT_PARAMS`` or one that cannot be built is a one-line ``ModelError``. Run it before a
+    model is registered or built for real."""
+    from ldmpick.errors import ModelError
+
+    adapter = spec.adapter
+    counts = {adapter.denoiser_component: count_params("diffusers", adapter.denoiser_class(spec),
+                                                       adapter.denoiser_config(spec))}
+    for enc in adapter.text_encoders(spec):
+        counts[enc.component] = count_params("transformers", enc.class_name, enc.config)
+    if adapter.vae_config(spec):
+        counts["vae"] = count_params("diffusers", adapter.vae_class(spec), adapter.vae_config(spec))
+    for comp, n in counts.items():
+        if n > MAX_COMPONENT_PARAMS:
+            raise ModelError(f"model '{spec.name}': its {comp} would have {n / 1e9:.0f} B parameters (at most "
+                             f"{MAX_COMPONENT_PARAMS / 1e9:.0f} B); refusing a config of absurd size")
+    return counts
 
 
 def encoder_label(class_name: str, config: dict[str, Any]) -> str:
