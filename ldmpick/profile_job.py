@@ -73,7 +73,7 @@ def plan_output(out: Path | None) -> ProfileOutput:
 
 def load_resume(output: ProfileOutput) -> Any:  # -> Profile
     """The partial profile an interrupted run left."""
-    from ldmpick.profile_file import load_profile
+    from ldmpick.profile_model import load_profile
 
     if not output.partial.exists():
         raise UsageError(f"--resume: no partial profile at '{output.partial}'")
@@ -100,7 +100,7 @@ def busy_warning() -> str | None:
 
 def save(profile: Any, output: ProfileOutput) -> Path:
     """Write the finished profile and drop the partial file; returns where it went."""
-    from ldmpick.profile_file import save_profile, stored_profile_path
+    from ldmpick.profile_store import save_profile, stored_profile_path
 
     target = output.target or stored_profile_path(profile)
     save_profile(profile, target)

@@ -20,13 +20,7 @@ from ldmpick.catalogue import ModelSpec, resolve_model
 from ldmpick.errors import UsageError
 from ldmpick.execution import DTYPES, check_mode, default_device, make_denoiser_runner
 from ldmpick.families.base import TextEncoder, constructor_args, count_params
-from ldmpick.profile_file import (
-    LatencyStats,
-    ModelLatency,
-    Profile,
-    SamplerOverhead,
-    Settings,
-)
+from ldmpick.profile_model import LatencyStats, ModelLatency, Profile, SamplerOverhead, Settings
 from ldmpick.samplers import get_sampler, make_scheduler
 
 SAMPLER_STEPS = 20  # steps of the loop timed per sampler repetition

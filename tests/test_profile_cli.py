@@ -7,7 +7,8 @@ import json
 from typer.testing import CliRunner
 
 from ldmpick.cli import app
-from ldmpick.profile_file import list_profile_files, load_profile
+from ldmpick.profile_model import load_profile
+from ldmpick.profile_store import list_profile_files
 from ldmpick.storage import profiles_dir
 
 runner = CliRunner()

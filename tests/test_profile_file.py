@@ -11,19 +11,8 @@ from typer.testing import CliRunner
 
 from ldmpick.cli import app
 from ldmpick.errors import ProfileError
-from ldmpick.profile_file import (
-    SCHEMA,
-    LatencyStats,
-    ModelLatency,
-    Profile,
-    SamplerOverhead,
-    Settings,
-    diff_profiles,
-    export_csv,
-    export_markdown,
-    load_profile,
-    parse_profile_text,
-)
+from ldmpick.profile_export import diff_profiles, export_csv, export_markdown
+from ldmpick.profile_model import SCHEMA, LatencyStats, ModelLatency, Profile, SamplerOverhead, Settings, load_profile, parse_profile_text
 from ldmpick.storage import atomic_write_text
 
 runner = CliRunner()
@@ -117,7 +106,7 @@ BAD_PROFILES = {
     "no schema": (json.dumps({"models": []}), "no 'schema' field"),
     "future version": (_mutate(lambda d: d.update(schema="ldmpick.profile/3")), "unsupported profile schema version 'ldmpick.profile/3'"),
     "other schema": (_mutate(lambda d: d.update(schema="hyperfine")), "not an ldmpick profile"),
-    "NaN latency": (make_profile().dumps().replace('"median_ms": 12.3', '"median_ms": NaN', 1), "NaN is not a valid number"),
+    "NaN latency": (make_profile().dumps().replace('"median_ms": 12.3', '"median_ms": NaN', 1), "NaN is not a valid JSON number"),
     "negative latency": (_mutate(lambda d: d["models"][0]["denoiser_step"].update(median_ms=-1.0)), "is negative"),
     "string latency": (_mutate(lambda d: d["models"][0]["denoiser_step"].update(median_ms="fast")), "finite number"),
     "bad status": (_mutate(lambda d: d["models"][0].update(status="great")), "status must be one of"),

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from ldmpick.errors import UsageError
-from ldmpick.profile_file import Profile, load_profile, parse_profile_text
+from ldmpick.profile_model import Profile, load_profile, parse_profile_text
 from ldmpick.profiling import ModuleFactory, ProfileRequest, run_profile
 
 

@@ -84,7 +84,7 @@ def profiles_diff(
     json_out: JsonOpt = False,
 ) -> None:
     """Compare two profiles thing by thing: median latency of B over A (above 1: B is slower)."""
-    from ldmpick.profile_file import diff_profiles
+    from ldmpick.profile_export import diff_profiles
     from ldmpick.profile_library import load_ref
 
     pa, pb = load_ref(a), load_ref(b)
