@@ -46,6 +46,7 @@ MAX_JSON_DEPTH = 12
 MODEL_STATUSES = ("ok", "does_not_fit", "error")
 MODES = ("eager", "cudagraph", "compile")
 DTYPES = ("fp16", "bf16", "fp32")  # the keys of execution.DTYPES (this module stays torch-free)
+RUN_TOKEN = re.compile(r"[a-z0-9]{0,16}")
 MAX_SOURCE_CHARS = 4096  # a model's source label (a folder path at most PATH_MAX long)
 
 
@@ -325,6 +326,7 @@ class Profile:
     notes: str = ""
     wall_seconds: float | None = None
     complete: bool = True  # False for a partial (interrupted) run
+    run: str = ""  # a token drawn per run, so that two runs in the same second get different ids ("" in old files)
 
     # ------------------------------------------------------------------ lookups
     @property
@@ -379,11 +381,13 @@ class Profile:
 
     @property
     def id(self) -> str:
-        """A readable, stable name: date, device, settings. Also the file stem in the user folder."""
+        """A readable, stable name: date, device, settings and the run's token. Also the file stem in the user
+        folder."""
         dev = re.sub(r"[^a-z0-9]+", "-", self.device_name.lower()).strip("-")[:40] or "device"
         stamp = re.sub(r"[^0-9]", "", self.created)[:14]
         s = self.settings
-        return f"{stamp}-{dev}-{s.resolution}px-b{s.batch}{'-cfg' if s.cfg else ''}-{s.dtype}-{s.mode}"
+        run = f"-{self.run}" if self.run else ""
+        return f"{stamp}-{dev}-{s.resolution}px-b{s.batch}{'-cfg' if s.cfg else ''}-{s.dtype}-{s.mode}{run}"
 
     # ------------------------------------------------------------------ JSON
     def to_json(self) -> dict[str, Any]:
@@ -394,6 +398,7 @@ class Profile:
             "command": self.command,
             "notes": self.notes,
             "complete": self.complete,
+            **({"run": self.run} if self.run else {}),
             "wall_seconds": self.wall_seconds,
             "device": self.device,
             "settings": self.settings.to_json(),
@@ -438,6 +443,9 @@ class Profile:
             vae_stats = LatencyStats.from_json(vae, "fixed.vae_decode") if vae is not None else None
         wall = d.get("wall_seconds")
         complete = d.get("complete", True)
+        run = d.get("run", "")
+        if not isinstance(run, str) or not RUN_TOKEN.fullmatch(run):
+            raise ProfileError("run must be a short token of lowercase letters and digits (at most 16)")
         if not isinstance(complete, bool):
             raise ProfileError("complete must be true or false")
         profile = cls(
@@ -450,6 +458,7 @@ class Profile:
             notes=opt_str(d, "notes", "profile") or "",
             wall_seconds=check_latency(wall, "wall_seconds") if wall is not None else None,
             complete=complete,
+            run=run,
         )
         if version == 1:
             profile.share_fixed_parts(te_stats, vae_stats)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import json
+import secrets
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -558,6 +559,7 @@ def run_profile(
         created=resume_from.created if resume_from else datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         command=req.command,
         complete=False,
+        run=resume_from.run if resume_from else secrets.token_hex(3),
         notes="each model with its own text-encoder stack and VAE decode; sampler overheads measured on the "
               "latents of the first model each sampler fits",
     )

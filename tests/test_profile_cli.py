@@ -70,3 +70,77 @@ def test_models_list_computes_parameter_counts():
     assert not rows["ldm-866m"]["weights"]
     r = runner.invoke(app, ["models", "list"])
     assert "865.9M" in r.stdout
+
+
+def _quick(models: str) -> list[str]:
+    return ["profile", "--models", models, "--device", "cpu", "--resolution", "32", "--samplers", "ddim",
+            "--warmup", "0", "--repeats", "3", "--max-seconds", "1"]
+
+
+def test_interrupted_rerun_refuses_and_offers_resume_or_restart(tiny_models, monkeypatch):
+    """Issue 11 item 2: a rerun of an interrupted 'profile' does not silently overwrite its partial file."""
+    import ldmpick.profiling as profiling
+
+    small, large = tiny_models
+    args = _quick(f"{small},{large}")
+    real = profiling.measure_denoiser
+
+    def interrupted(*a, **kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(profiling, "measure_denoiser", interrupted)
+    r = runner.invoke(app, args)
+    assert r.exit_code == 130 and "rerun with --resume (the same command)" in r.stderr, r.output
+    (partial,) = profiles_dir().glob("*.partial.json")
+    kept = partial.read_text()
+    monkeypatch.setattr(profiling, "measure_denoiser", real)
+    r = runner.invoke(app, args)
+    assert r.exit_code == 2 and r.stderr.count("\n") == 1, r.output
+    assert r.stderr == (f"error: an interrupted profile run is kept in '{partial}'; continue it with --resume, "
+                        "or discard it with --restart\n")
+    assert partial.read_text() == kept  # untouched
+    r = runner.invoke(app, args + ["--resume", "--restart"])
+    assert r.exit_code == 2 and "give --resume or --restart, not both" in r.stderr
+    r = runner.invoke(app, args + ["--resume"])
+    assert r.exit_code == 0 and "resuming from" in r.stderr, r.output
+    assert not partial.exists()
+    # --restart discards a kept partial and measures afresh
+    monkeypatch.setattr(profiling, "measure_denoiser", interrupted)
+    runner.invoke(app, args)
+    monkeypatch.setattr(profiling, "measure_denoiser", real)
+    assert runner.invoke(app, args + ["--restart"]).exit_code == 0
+    assert not list(profiles_dir().glob("*.partial.json")) and len(list_profile_files(profiles_dir())) == 2
+
+
+def test_runs_in_the_same_second_get_their_own_ids_and_partials(tiny_models, monkeypatch):
+    """Issue 11 item 3: two runs in the default folder in the same second (one clock) never share an id or a
+    partial file; a second run of the very same request while the first measures is refused, not merged."""
+    from datetime import datetime, timezone
+
+    import ldmpick.profiling as profiling
+    from ldmpick import profile_job
+
+    class FrozenClock(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return datetime(2026, 11, 28, 3, 0, 0, tzinfo=timezone.utc)
+
+    monkeypatch.setattr(profiling, "datetime", FrozenClock)
+    small, large = tiny_models
+    # run A is measuring (it holds its partial) when run B, of other models, starts and finishes in the same second
+    req_a = profile_job.build_request(models=str(small), device="cpu", dtype=None, resolution=32, batch=1, cfg=True,
+                                      mode=None, samplers="ddim", warmup=0, repeats=3, max_seconds=1.0, threads=None,
+                                      rounds=1, command="")
+    out_a = profile_job.plan_output(None, req_a)
+    with profile_job.claimed(out_a):
+        out_a.partial.write_text("run A's measurements so far")
+        r = runner.invoke(app, _quick(str(small)))  # the very same request as A: refused, A's partial intact
+        assert r.exit_code == 1 and "another 'ldmpick profile' run is measuring into" in r.stderr, r.output
+        assert runner.invoke(app, _quick(str(large))).exit_code == 0
+        assert out_a.partial.read_text() == "run A's measurements so far"
+    out_a.partial.unlink()
+    assert runner.invoke(app, _quick(str(large))).exit_code == 0  # and again, same request, same second
+    profiles = [load_profile(f) for f in list_profile_files(profiles_dir())]
+    assert len(profiles) == 2 and len({p.id for p in profiles}) == 2
+    assert {p.created for p in profiles} == {"2026-11-28T03:00:00Z"}
+    assert all(p.id.startswith("20261128030000-") for p in profiles)
