@@ -41,7 +41,10 @@ SCHEMA = "ldmpick.profile/2"
 SCHEMA_FAMILY = "ldmpick.profile/"
 READABLE_SCHEMAS = {"ldmpick.profile/1": 1, "ldmpick.profile/2": 2}  # version 1: UNet only, one set of fixed parts
 MAX_FILE_BYTES = 10 * 1024 * 1024  # a real profile is a few hundred KB at most
-MAX_SAMPLES = 100_000
+MAX_SAMPLES = 10_000  # raw samples per measurement (profile --repeats is capped to it)
+MAX_MODELS = 64  # per profile: bounds the work of recommend (models x samplers x steps candidates)
+MAX_SAMPLERS = 32
+FUTURE_SLACK_S = 86_400  # clocks disagree; a profile dated later than a day from now is refused
 MAX_JSON_DEPTH = 12
 MODEL_STATUSES = ("ok", "does_not_fit", "error")
 MODES = ("eager", "cudagraph", "compile")
@@ -123,6 +126,27 @@ class LatencyStats:
         if not vals["min_ms"] <= vals["p10_ms"] <= vals["median_ms"] <= vals["p90_ms"] <= vals["max_ms"]:
             raise ProfileError(f"{where}: min <= p10 <= median <= p90 <= max does not hold")
         return cls(**vals, n=n, samples_ms=[float(x) for x in samples])
+
+
+def check_created(created: str) -> str:
+    """An ISO 8601 date-time that is not in the future: a profile dated 9999-12-31 would otherwise be everyone's
+    newest (``choose_profile`` prefers newer profiles)."""
+    from datetime import datetime, timezone
+
+    when = None
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}T[0-9:.]{1,32}(Z|[+-]\d{2}:?\d{2})?", created):
+        try:
+            when = datetime.fromisoformat(created.replace("Z", "+00:00"))
+        except ValueError:
+            pass
+    if when is None:
+        raise ProfileError(f"created '{clip(created)}' is not an ISO 8601 date-time")
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    if (when - datetime.now(timezone.utc)).total_seconds() > FUTURE_SLACK_S:
+        raise ProfileError(f"created '{clip(created)}' is in the future; refusing it (a profile cannot have been "
+                           "measured later than now)")
+    return created
 
 
 def _quantile(sorted_xs: list[float], q: float) -> float:
@@ -283,8 +307,8 @@ class ModelLatency:
         model.cfg, model.distilled = cfg, distilled
         samplers = d.get("samplers")
         if samplers is not None:
-            if not isinstance(samplers, list) or len(samplers) > 100:
-                raise ProfileError(f"{where}.samplers must be a list of at most 100 names or null")
+            if not isinstance(samplers, list) or len(samplers) > MAX_SAMPLERS:
+                raise ProfileError(f"{where}.samplers must be a list of at most {MAX_SAMPLERS} names or null")
             for i, x in enumerate(samplers):
                 if not isinstance(x, str) or not x or len(x) > MAX_NAME_CHARS or CONTROL.search(x):
                     raise ProfileError(f"{where}.samplers[{i}] must be a sampler name")
@@ -424,18 +448,17 @@ class Profile:
         device = validate_device(d.get("device"))
         models_raw = d.get("models")
         samplers_raw = d.get("samplers")
-        if not isinstance(models_raw, list) or len(models_raw) > 1000:
-            raise ProfileError("models must be a list (at most 1000 entries)")
-        if not isinstance(samplers_raw, list) or len(samplers_raw) > 100:
-            raise ProfileError("samplers must be a list (at most 100 entries)")
+        for key, raw, cap in (("models", models_raw, MAX_MODELS), ("samplers", samplers_raw, MAX_SAMPLERS)):
+            if not isinstance(raw, list):
+                raise ProfileError(f"{key} must be a list")
+            if len(raw) > cap:
+                raise ProfileError(f"{key} has {len(raw)} entries; a profile holds at most {cap}")
         models = [ModelLatency.from_json(m, f"models[{i}]", version) for i, m in enumerate(models_raw)]
         samplers = [SamplerOverhead.from_json(s, f"samplers[{i}]") for i, s in enumerate(samplers_raw)]
         for what, names in (("model", [m.name for m in models]), ("sampler", [s.name for s in samplers])):
             if len(set(names)) != len(names):
                 raise ProfileError(f"duplicate {what} names in profile")
-        created = nonempty_str(d, "created", "profile")
-        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}T[0-9:.]{1,32}(Z|[+-]\d{2}:?\d{2})?", created):
-            raise ProfileError(f"created '{created[:40]}' is not an ISO 8601 date-time")
+        created = check_created(nonempty_str(d, "created", "profile"))
         if version == 1:  # one set of fixed parts, measured with the first model's configs, shared by all
             fixed = obj(d.get("fixed"), "fixed")
             te, vae = fixed.get("text_encoder"), fixed.get("vae_decode")
