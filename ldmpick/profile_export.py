@@ -44,19 +44,37 @@ ROW_FIELDS = ["kind", "name", "status", "family", "median_ms", "p10_ms", "p90_ms
               "denoiser_params", "peak_memory_bytes", "evals_per_step"]
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet would run as a formula
+
+
+def csv_cell(value: Any) -> Any:
+    """A cell a spreadsheet shows as text: a string starting like a formula gets a leading quote (OWASP's advice
+    against CSV injection); numbers are written as they are."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def export_csv(profile: Profile) -> str:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=ROW_FIELDS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for r in profile_rows(profile):
-        writer.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in ROW_FIELDS})
+        writer.writerow({k: csv_cell(r.get(k)) for k in ROW_FIELDS})
     return buf.getvalue()
+
+
+def markdown_text(value: Any) -> str:
+    """Text that stays inside one Markdown table cell: '|' and backslashes escaped."""
+    return str(value).replace("\\", "\\\\").replace("|", "\\|")
 
 
 def export_markdown(profile: Profile) -> str:
     s = profile.settings
     lines = [
-        f"Profile `{profile.id}` — {profile.device_name}, {s.describe()}, measured {profile.created}",
+        f"Profile `{profile.id}` — {markdown_text(profile.device_name)}, {s.describe()}, measured {profile.created}",
         "",
         "| kind | name | status | median [ms] | p10 [ms] | p90 [ms] | IQR [ms] | n |",
         "|:---|:---|:---|---:|---:|---:|---:|---:|",
@@ -66,7 +84,7 @@ def export_markdown(profile: Profile) -> str:
             "" if r[k] is None else (f"{r[k]:.3f}" if isinstance(r[k], float) else str(r[k]))
             for k in ("median_ms", "p10_ms", "p90_ms", "iqr_ms", "n")
         ]
-        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+        lines.append("| " + " | ".join(markdown_text(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"
 
 

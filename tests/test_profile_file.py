@@ -267,3 +267,29 @@ def test_import_accepts_a_byte_order_mark(tmp_path: Path):
     assert r.exit_code == 0, r.output
     assert load_profile(f).to_json() == make_profile().to_json()
 
+
+# ---------------------------------------------------------------------------------------------- export injection
+
+
+def test_exports_neutralise_spreadsheet_formulas_and_escape_markdown():
+    """Issue 11 item 15: a name like '=cmd|...' is text in a spreadsheet, and '|' does not break a Markdown row."""
+    import csv
+    import io
+
+    p = make_profile()
+    p.models[0].name = "=cmd|' /C calc'!A0"
+    p.models[1].name = "+sum|x"
+    p.models[2].family = "@evil"
+    p.samplers[0].name = "-2+3"
+    p.device["name"] = "GPU | with pipe"
+    rows = list(csv.DictReader(io.StringIO(export_csv(p))))
+    names = [r["name"] for r in rows]
+    assert "'=cmd|' /C calc'!A0" in names and "'+sum|x" in names and "'-2+3" in names
+    assert all(not v.startswith(("=", "+", "-", "@", "\t", "\r")) for r in rows for v in r.values() if v), rows
+    assert any(r["family"] == "'@evil" for r in rows)
+    # numbers stay numbers (a negative number would be neutralised too, but latencies are never negative)
+    assert any(r["median_ms"] == "12.3" for r in rows)
+    md = export_markdown(p)
+    row = next(line for line in md.splitlines() if "cmd" in line)
+    assert row.count(" | ") == 7 and "=cmd\\|' /C calc'!A0" in row  # 8 cells, the pipe escaped
+    assert "GPU \\| with pipe" in md.splitlines()[0]
