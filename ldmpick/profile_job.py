@@ -35,6 +35,8 @@ def build_request(*, models: str, device: str | None, dtype: str | None, resolut
     from ldmpick.execution import default_dtype, default_mode
     from ldmpick.samplers import parse_sampler_list
 
+    check_counts(resolution=resolution, batch=batch, warmup=warmup, repeats=repeats, max_seconds=max_seconds,
+                 threads=threads, rounds=rounds)
     device = device or profiling.default_device()
     model_list = parse_model_list(models)
     req = profiling.ProfileRequest(
@@ -54,14 +56,38 @@ def build_request(*, models: str, device: str | None, dtype: str | None, resolut
         command=command,
         rounds=rounds,
     )
-    if max_seconds <= 0:
-        raise UsageError("--max-seconds must be positive")
-    if repeats < 1:
-        raise UsageError(f"--repeats must be at least 1 (got {repeats})")
-    if not 1 <= rounds <= 100 or rounds > repeats:
-        raise UsageError(f"--rounds must be between 1 and 100 and at most --repeats (got {rounds})")
     profiling.validate_request(req)
     return req
+
+
+MAX_THREADS = 1024
+MAX_WARMUP = 1000
+MAX_SECONDS = 86_400.0
+
+
+def check_counts(*, resolution: int | None, batch: int, warmup: int, repeats: int, max_seconds: float,
+                 threads: int | None, rounds: int) -> None:
+    """The numeric options, checked before anything is built or measured (a NaN time cap used to fail only after
+    the first model's measurements)."""
+    import math
+
+    from ldmpick.profile_model import MAX_SAMPLES
+    from ldmpick.profiling import MAX_RESOLUTION
+
+    if not math.isfinite(max_seconds) or not 0 < max_seconds <= MAX_SECONDS:
+        raise UsageError(f"--max-seconds must be a number of seconds in (0, {MAX_SECONDS:g}] (got {max_seconds:g})")
+    if not 1 <= repeats <= MAX_SAMPLES:
+        raise UsageError(f"--repeats must be between 1 and {MAX_SAMPLES} (got {repeats})")
+    if not 0 <= warmup <= MAX_WARMUP:
+        raise UsageError(f"--warmup must be between 0 and {MAX_WARMUP} (got {warmup})")
+    if not 1 <= rounds <= 100 or rounds > repeats:
+        raise UsageError(f"--rounds must be between 1 and 100 and at most --repeats (got {rounds})")
+    if threads is not None and not 1 <= threads <= MAX_THREADS:
+        raise UsageError(f"--threads must be between 1 and {MAX_THREADS} (got {threads})")
+    if not 1 <= batch <= 64:
+        raise UsageError(f"--batch must be between 1 and 64 (got {batch})")
+    if resolution is not None and not 8 <= resolution <= MAX_RESOLUTION:
+        raise UsageError(f"--resolution {resolution} is out of range (8..{MAX_RESOLUTION} pixels)")
 
 
 def native_resolution(models: list[str]) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from ldmpick.cli import app
@@ -144,3 +145,38 @@ def test_runs_in_the_same_second_get_their_own_ids_and_partials(tiny_models, mon
     assert len(profiles) == 2 and len({p.id for p in profiles}) == 2
     assert {p.created for p in profiles} == {"2026-11-28T03:00:00Z"}
     assert all(p.id.startswith("20261128030000-") for p in profiles)
+
+
+BAD_OPTIONS = [
+    (["--max-seconds", "nan"], "--max-seconds must be a number of seconds in (0, 86400] (got nan)"),
+    (["--max-seconds", "inf"], "--max-seconds must be a number of seconds in (0, 86400] (got inf)"),
+    (["--max-seconds", "0"], "--max-seconds must be a number of seconds"),
+    (["--threads", "-1"], "--threads must be between 1 and 1024 (got -1)"),
+    (["--threads", "0"], "--threads must be between 1 and 1024 (got 0)"),
+    (["--repeats", "0"], "--repeats must be between 1 and 10000 (got 0)"),
+    (["--repeats", "100000"], "--repeats must be between 1 and 10000 (got 100000)"),
+    (["--warmup", "-1"], "--warmup must be between 0 and 1000 (got -1)"),
+    (["--rounds", "0"], "--rounds must be between 1 and 100"),
+    (["--batch", "0"], "--batch must be between 1 and 64 (got 0)"),
+    (["--resolution", "-32"], "--resolution -32 is out of range"),
+    (["--resolution", "0"], "--resolution 0 is out of range"),
+    (["--resolution", "100000"], "--resolution 100000 is out of range"),
+    (["--models", "demo-c8,ldm-39m"], "the models have different native resolutions (demo-c8 32 px, ldm-39m 512 px); "
+                                      "give --resolution"),
+]
+
+
+@pytest.mark.parametrize("extra,message", BAD_OPTIONS, ids=[" ".join(e) for e, _ in BAD_OPTIONS])
+def test_bad_options_are_refused_before_any_work(extra, message, monkeypatch):
+    """Issue 11 item 10: a bad option value is a one-line error (exit 2) before anything is built or measured."""
+    import ldmpick.profiling as profiling
+
+    def no_work(*a, **kw):
+        raise AssertionError("a model was built before the options were checked")
+
+    monkeypatch.setattr(profiling, "ModuleFactory", no_work)
+    args = ["profile", "--device", "cpu", "--models", "demo-c8"] + extra
+    r = runner.invoke(app, args)
+    assert r.exit_code == 2, r.output
+    assert r.stderr.startswith("error: ") and r.stderr.count("\n") == 1 and message in r.stderr, r.stderr
+    assert not (profiles_dir().exists() and list(profiles_dir().iterdir()))
