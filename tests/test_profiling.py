@@ -183,3 +183,37 @@ def test_cudagraph_mode_matches_eager_on_gpu(tiny_models):
     graph = run_profile(_request([small], device="cuda", dtype="fp16", samplers=["ddim"], mode="cudagraph"))
     assert graph.models[0].ok and eager.models[0].ok
     assert graph.models[0].peak_memory_bytes > 0
+
+
+class FakeClock:
+    """perf_counter for Timer tests: a timed call advances it by the call's cost, so nothing depends on load."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.calls = 0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def work(self, seconds: float):
+        def call() -> None:
+            self.calls += 1
+            self.now += seconds
+        return call
+
+
+@pytest.mark.parametrize("cost_s,warmup,repeats,budget_s,min_repeats,runs,calls", [
+    (6.4, 3, 10, 5.0, 3, 2, 3),  # a slow VAE decode: one warm-up, two timed runs (was 2 warm-ups + 3)
+    (0.002, 3, 20, 2.0, 3, 20, 23),  # a fast sampler step keeps every warm-up and repeat
+    (0.8, 3, 20, 20.0, 5, 20, 22),  # a 0.8 s denoiser step: warm-ups stop after 1 s, 20 repeats fit the budget
+    (1.9, 3, 20, 20.0, 5, 10, 11),  # a 1.9 s step: as many runs as fit 20 s
+    (3.0, 3, 20, 10.0, 5, 3, 4),  # runs that do not fit the minimum in the budget: as many as fit, at least 2
+])
+def test_timer_is_adaptive_like_hyperfine(monkeypatch, cost_s, warmup, repeats, budget_s, min_repeats, runs, calls):
+    import ldmpick.profiling as profiling
+
+    clock = FakeClock()
+    monkeypatch.setattr(profiling.time, "perf_counter", clock)
+    stats = profiling.Timer("cpu").measure(clock.work(cost_s), warmup, repeats, budget_s, min_repeats)
+    assert (stats.n, len(stats.samples_ms), clock.calls) == (runs, runs, calls)
+    assert stats.median_ms == pytest.approx(cost_s * 1e3)  # from the timed runs only

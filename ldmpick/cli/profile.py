@@ -23,7 +23,7 @@ def profile_cmd(
     samplers: SamplersOpt = "all",
     warmup: Annotated[int, typer.Option("--warmup", help="Untimed calls before timing.")] = 3,
     repeats: Annotated[int, typer.Option("--repeats", help="Timed calls per model (at most).")] = 20,
-    max_seconds: Annotated[float, typer.Option("--max-seconds", help="Time cap per model (at least 5 samples are kept).")] = 20.0,
+    max_seconds: Annotated[float, typer.Option("--max-seconds", help="Time budget for each model's denoiser step (each fixed part gets a quarter, each sampler loop a tenth); at least 5 samples, or 2 of a step slower than the budget allows.")] = 20.0,
     threads: ThreadsOpt = None,
     rounds: Annotated[int, typer.Option("--rounds", help="Measure the models round-robin in this many rounds and pool the samples (steadier on a drifting, shared machine).")] = 1,
     out: OutOpt = None,
