@@ -89,7 +89,8 @@ def choose_profile(ref: str | None = None, *, device: str | None = None, device_
                 return False
         elif st.resolution != resolution:
             return False
-        return (batch is None or st.batch == batch) and (cfg is None or st.cfg == cfg) and (mode is None or st.mode == mode)
+        return ((batch is None or st.batch == batch) and (cfg is None or st.cfg == cfg)
+                and (mode is None or st.mode == mode))
 
     candidates = [c for c in _candidates() if usable is None or usable(c.profile)]
     if not candidates:
@@ -103,10 +104,10 @@ def choose_profile(ref: str | None = None, *, device: str | None = None, device_
     best = max(candidates, key=rank)
     p = best.profile
     this_device = p.device_key == device_key_now
-    why = _why(covers(p), at_settings(p) and resolution is None and any(native(m) for m in p.model_names()), models, p)
+    at_native = at_settings(p) and resolution is None and any(native(m) for m in p.model_names())
+    why = _why(covers(p), at_native, models, p)
     if best.local and this_device:
-        return ProfileChoice(p, best.path, "local", f"using your profile of this device '{p.id}'{why}",
-                             True)
+        return ProfileChoice(p, best.path, "local", f"using your profile of this device '{p.id}'{why}", True)
     if best.local:
         return ProfileChoice(p, best.path, "local",
                              f"using your profile '{p.id}'{why}, measured on another device ({p.device_name}) — "

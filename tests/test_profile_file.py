@@ -12,7 +12,16 @@ from typer.testing import CliRunner
 from ldmpick.cli import app
 from ldmpick.errors import ProfileError
 from ldmpick.profile_export import diff_profiles, export_csv, export_markdown
-from ldmpick.profile_model import SCHEMA, LatencyStats, ModelLatency, Profile, SamplerOverhead, Settings, load_profile, parse_profile_text
+from ldmpick.profile_model import (
+    SCHEMA,
+    LatencyStats,
+    ModelLatency,
+    Profile,
+    SamplerOverhead,
+    Settings,
+    load_profile,
+    parse_profile_text,
+)
 from ldmpick.storage import atomic_write_text
 
 runner = CliRunner()
