@@ -77,7 +77,7 @@ def main() -> int:
     from ldmpick import calibration as calib
     from ldmpick.fingerprint import full_fingerprint
     from ldmpick.generation import GenerateRequest, generate
-    from ldmpick.profile_file import load_profile
+    from ldmpick.profile_model import load_profile
     from ldmpick.scaling_law import fit_law, read_table, shipped_table_path
     from ldmpick.selector import cost_rows_measured, select_config, steps_within
 

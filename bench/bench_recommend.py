@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 def synthetic_profile(n_models: int):
     from ldmpick.catalogue import FAMILY_CHANNELS
-    from ldmpick.profile_file import LatencyStats, ModelLatency, Profile, SamplerOverhead, Settings
+    from ldmpick.profile_model import LatencyStats, ModelLatency, Profile, SamplerOverhead, Settings
     from ldmpick.samplers import SAMPLERS
     from ldmpick.scaling_law import load_law
 

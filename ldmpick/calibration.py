@@ -410,10 +410,10 @@ def profile_id_for(req: CalibrationRequest) -> str:
     from ldmpick.generation import load_profile_for
 
     try:
-        prof = load_profile_for(None, req.device, models=req.models)
+        choice = load_profile_for(None, req.device, models=req.models)
     except LdmpickError:
         return "unprofiled"
-    return prof.id if prof is not None else "unprofiled"
+    return choice.profile.id if choice is not None else "unprofiled"
 
 
 # ---------------------------------------------------------------------------------------------- the quality table

@@ -219,42 +219,20 @@ def profile_mismatches(profile: Any, settings: Settings) -> list[str]:
 
 
 def load_profile_for(ref: str | None, device: str, models: list[str] | None = None) -> Any:
-    """The profile named by ``ref``; else the newest complete profile of this device (local or shipped) that
-    measures ``models`` (all of them), or, with no ``models``, at least one model that has weights (so the shipped
-    demo family's profile serves ``generate --budget`` on a fresh machine); else such a shipped profile of another
-    device (the caller warns); else None."""
-    from ldmpick.errors import LdmpickError
-    from ldmpick.fingerprint import light_fingerprint
-    from ldmpick.profile_file import device_key, find_profile, list_profile_files, load_profile, shipped_profiles_dir
-    from ldmpick.storage import profiles_dir
+    """The profile choice (``profile_choice.choose_profile``) for running ``models`` on ``device``: only profiles
+    that measure all of them, or, with no ``models``, at least one model with weights here (so the shipped demo
+    family's profile serves ``generate --budget`` on a fresh machine). None when there is none."""
+    from ldmpick.profile_choice import NoProfileError, choose_profile
 
-    if ref is not None:
-        return load_profile(find_profile(ref))
-    key = device_key(light_fingerprint(device))
-    found = []
-    for folder in (profiles_dir(), shipped_profiles_dir()):
-        for path in list_profile_files(folder):
-            try:
-                prof = load_profile(path)
-            except LdmpickError:
-                continue
-            if prof.complete and prof.device_key == key:
-                found.append(prof)
     def usable(p: Any) -> bool:
         if models:
             return all(m in p.model_names() for m in models)
         return any(_has_weights(m.name) for m in p.models if m.ok)
 
-    found = [p for p in found if usable(p)]
-    if not found:  # a fresh machine of another kind: the shipped profile of the demo family, measured elsewhere
-        for path in list_profile_files(shipped_profiles_dir()):
-            try:
-                prof = load_profile(path)
-            except LdmpickError:
-                continue
-            if prof.complete and usable(prof):
-                found.append(prof)
-    return max(found, key=lambda p: p.created) if found else None
+    try:
+        return choose_profile(ref, device=device, models=models, usable=usable)
+    except NoProfileError:
+        return None
 
 
 def _has_weights(name: str) -> bool:

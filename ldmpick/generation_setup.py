@@ -5,7 +5,6 @@ order with any error that follows."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,19 +29,6 @@ class GenerationSetup:
         return [p for p in result.prompts if self.budget_ms is not None and p.times.total_ms > self.budget_ms]
 
 
-def load_profile(ref: str | None, device: str) -> Any | None:
-    """``--profile``, else ``$LDMPICK_PROFILE``, else the newest profile of this device that fits generation."""
-    from ldmpick import generation as gen
-
-    env = os.environ.get("LDMPICK_PROFILE")
-    if ref is None and env:
-        try:
-            return gen.load_profile_for(env, device)
-        except UsageError as exc:  # say where the name came from
-            raise UsageError(f"$LDMPICK_PROFILE: {exc}") from None
-    return gen.load_profile_for(ref, device)
-
-
 def prepare_generation(prompts: list[str], *, out: Path, budget: str | None = None, model: str | None = None,
                        sampler: str | None = None, steps: int | None = None, seed: int | None = None, n: int = 1,
                        negative_prompt: str = "", guidance: float | None = None, resolution: int | None = None,
@@ -62,14 +48,10 @@ def prepare_generation(prompts: list[str], *, out: Path, budget: str | None = No
     if device is None:
         device = gen.default_device()
     selection: dict[str, Any] | None = None
-    prof = load_profile(profile, device)
-    if prof is not None:
-        from ldmpick.fingerprint import light_fingerprint
-        from ldmpick.profile_file import device_key
-
-        if prof.device_key != device_key(light_fingerprint(device)):
-            notify(f"warning: profile '{prof.id}' was measured on another device ({prof.device_name}); its "
-                   "latencies are not this machine's: run 'ldmpick profile' to measure this one")
+    choice = gen.load_profile_for(profile, device)  # profile_choice.ProfileChoice | None
+    prof = choice.profile if choice is not None else None
+    if choice is not None and (not choice.this_device or (budget_ms is not None and choice.how != "--profile")):
+        notify(choice.notice)  # which profile decides, when the user did not name it
     # --model and --steps without --sampler (and no budget): the model's own saved scheduler
     own_scheduler = model is not None and steps is not None and sampler is None and budget_ms is None
     if (model is None or sampler is None or steps is None) and not own_scheduler:

@@ -13,14 +13,16 @@ EXPORT_FORMATS = ("json", "csv", "markdown")
 
 def load_ref(ref: str) -> Any:  # -> Profile
     """The profile named by an id, a name prefix or a file."""
-    from ldmpick.profile_file import find_profile, load_profile
+    from ldmpick.profile_model import load_profile
+    from ldmpick.profile_store import find_profile
 
     return load_profile(find_profile(ref))
 
 
 def profile_rows() -> list[dict[str, Any]]:
     """Every local and shipped profile as a JSON-ready row; a file that does not load gets its problem instead."""
-    from ldmpick.profile_file import list_profile_files, load_profile, shipped_profiles_dir
+    from ldmpick.profile_model import load_profile
+    from ldmpick.profile_store import list_profile_files, shipped_profiles_dir
     from ldmpick.storage import profiles_dir
 
     rows = []
@@ -38,13 +40,26 @@ def profile_rows() -> list[dict[str, Any]]:
 
 
 def import_profile(path: Path, force: bool = False) -> tuple[Any, Path]:
-    """Validate a shared profile file and add it to the user profile folder; returns it and where it went."""
-    from ldmpick.profile_file import load_profile, save_profile, stored_profile_path
+    """Validate a shared profile file and add it to the user profile folder; returns it and where it went.
+
+    Reading is bounded (a regular file of at most 10 MB, at most 64 models and 32 samplers); a profile dated in the
+    future is refused (it would be everyone's newest), and so is one whose id is a shipped profile's (it would
+    shadow it)."""
+    from ldmpick.profile_model import load_profile
+    from ldmpick.profile_store import list_profile_files, save_profile, shipped_profiles_dir, stored_profile_path
     from ldmpick.storage import profiles_dir
 
     profile = load_profile(path)
     if not profile.complete:
         raise UsageError(f"'{path}' is a partial (interrupted) profile; finish it with 'ldmpick profile --resume'")
+    for shipped in list_profile_files(shipped_profiles_dir()):
+        try:
+            shipped_id = load_profile(shipped).id
+        except LdmpickError:
+            continue
+        if shipped_id == profile.id:
+            raise UsageError(f"'{path}' has the id of the shipped profile '{shipped.stem}' ('{profile.id}'); "
+                             "it is available without importing (see 'ldmpick profiles list')")
     target = stored_profile_path(profile)
     if target.exists() and not force:
         raise UsageError(f"a profile with id '{profile.id}' already exists; use --force to replace it")
@@ -56,7 +71,7 @@ def import_profile(path: Path, force: bool = False) -> tuple[Any, Path]:
 def export_profile(ref: str, fmt: str) -> tuple[Any, str]:
     """The profile named by ``ref`` and its text as shareable JSON (re-importable), CSV or a Markdown table."""
     from ldmpick.errors import unknown_name
-    from ldmpick.profile_file import export_csv, export_markdown
+    from ldmpick.profile_export import export_csv, export_markdown
 
     if fmt not in EXPORT_FORMATS:
         raise unknown_name("format", fmt, EXPORT_FORMATS)

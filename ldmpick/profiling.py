@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import json
+import secrets
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,16 +21,16 @@ from ldmpick.catalogue import ModelSpec, resolve_model
 from ldmpick.errors import UsageError
 from ldmpick.execution import DTYPES, available_memory_bytes, check_mode, default_device, make_denoiser_runner
 from ldmpick.families.base import TextEncoder, constructor_args, count_params
-from ldmpick.profile_file import (
-    LatencyStats,
-    ModelLatency,
-    Profile,
-    SamplerOverhead,
-    Settings,
-)
+from ldmpick.profile_model import LatencyStats, ModelLatency, Profile, SamplerOverhead, Settings
 from ldmpick.samplers import get_sampler, make_scheduler
 
 SAMPLER_STEPS = 20  # steps of the loop timed per sampler repetition
+# Timing budgets (see Timer.measure): the denoiser step, paid once per sampling step, gets the whole --max-seconds;
+# each fixed part (text-encoder stack, VAE decode), paid once per image, a quarter of it; each sampler loop a tenth.
+WARMUP_SECONDS = 1.0  # warm-up calls stop once they have taken this long
+SLOW_MIN_RUNS = 2  # timed runs of a part whose calls do not fit its minimum run count in its budget
+FIXED_PART_SHARE = 0.25
+SAMPLER_SHARE = 0.1
 # A model is not built when its weights, plus a share for activations and workspace, exceed free memory.
 ACTIVATION_OVERHEAD = 1.25
 WORKSPACE_BYTES = 512 * 2**20
@@ -176,17 +177,37 @@ class Timer:
     def measure(
         self, fn: Callable[[], Any], warmup: int, repeats: int, max_seconds: float, min_repeats: int = 3
     ) -> LatencyStats:
-        """Warm up, then time ``fn`` until ``repeats`` samples or ``max_seconds`` (but at least ``min_repeats``)."""
+        """Time one part adaptively, the way hyperfine does: a minimum number of runs and a time budget.
+
+        Warm up with up to ``warmup`` calls, stopping once they have taken ``WARMUP_SECONDS`` (a call that slow
+        is warm after one). Then time calls until there are ``repeats`` samples, or until the next call would end
+        past ``max_seconds`` (this part's budget), but never fewer than ``min_repeats`` samples, or
+        ``SLOW_MIN_RUNS`` when that many calls do not fit the budget: a 6 s VAE decode is timed twice after one
+        warm-up while a 2 ms sampler step keeps its repeats. The statistics come from the timed calls only, and
+        ``n`` records how many there were.
+        """
+        estimate_ms = None
+        warm_ms = 0.0
         for _ in range(warmup):
-            fn()
+            estimate_ms = self.once(fn)
+            warm_ms += estimate_ms
+            if warm_ms >= WARMUP_SECONDS * 1e3:
+                break
         self.sync()
         samples: list[float] = []
+        floor = min(min_repeats, repeats)
         started = time.perf_counter()
-        min_repeats = min(min_repeats, repeats)
         while len(samples) < repeats:
+            if samples:
+                if estimate_ms is None:
+                    estimate_ms = samples[0]
+                if estimate_ms * floor > max_seconds * 1e3:  # a slow part: a few runs are all its budget allows
+                    floor = min(floor, SLOW_MIN_RUNS)
+                elapsed = time.perf_counter() - started
+                per_call = elapsed / len(samples)
+                if len(samples) >= floor and elapsed + per_call > max_seconds:
+                    break
             samples.append(self.once(fn))
-            if len(samples) >= min_repeats and time.perf_counter() - started > max_seconds:
-                break
         return LatencyStats.from_samples(samples)
 
 
@@ -389,7 +410,8 @@ def measure_text_encoders(spec: ModelSpec, req: ProfileRequest, factory: ModuleF
                     te(ids)
 
             with torch.no_grad():
-                stats = timer.measure(encode, req.warmup, req.repeats, req.max_seconds_per_model, req.min_repeats)
+                stats = timer.measure(encode, req.warmup, req.repeats, req.max_seconds_per_model * FIXED_PART_SHARE,
+                                      min(3, req.min_repeats))
         except Exception as exc:
             if not is_out_of_memory(exc):
                 raise
@@ -422,8 +444,8 @@ def measure_vae_decode(spec: ModelSpec, req: ProfileRequest, factory: ModuleFact
         vae = factory.vae(spec, dtype)
         z = adapter.decode_latents(spec, req.batch, req.resolution, req.device, getattr(torch, DTYPES[dtype]))
         with torch.no_grad():
-            return timer.measure(lambda: adapter.decode(vae, z), max(1, req.warmup // 2 + 1),
-                                 max(3, req.repeats // 2), req.max_seconds_per_model, min(3, req.min_repeats))
+            return timer.measure(lambda: adapter.decode(vae, z), max(1, req.warmup), max(3, req.repeats // 2),
+                                 req.max_seconds_per_model * FIXED_PART_SHARE, min(3, req.min_repeats))
     except Exception as exc:
         if not is_out_of_memory(exc):
             raise
@@ -464,7 +486,7 @@ def measure_sampler(name: str, spec: ModelSpec, req: ProfileRequest, factory: Mo
             x = scheduler.step(eps, t, x, return_dict=False)[0]
 
     with torch.no_grad():
-        loops = timer.measure(loop, 1, max(3, req.repeats // 2), req.max_seconds_per_model, 3)
+        loops = timer.measure(loop, 1, max(3, req.repeats // 2), req.max_seconds_per_model * SAMPLER_SHARE, 3)
     per_step = [s / steps for s in loops.samples_ms]
     return SamplerOverhead(name=name, evals_per_step=sampler.evals_per_step,
                            step_overhead=LatencyStats.from_samples(per_step))
@@ -550,6 +572,7 @@ def run_profile(
         created=resume_from.created if resume_from else datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         command=req.command,
         complete=False,
+        run=resume_from.run if resume_from else secrets.token_hex(3),
         notes="each model with its own text-encoder stack and VAE decode; sampler overheads measured on the "
               "latents of the first model each sampler fits",
     )

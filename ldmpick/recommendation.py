@@ -29,8 +29,9 @@ def recommend(budget: str, *, profile: str | None = None, percentile: float = 50
     """The model, sampler and step count with the best predicted ``metric`` within ``budget``."""
     from ldmpick.catalogue import parse_model_list
     from ldmpick.scaling_law import load_law
-    from ldmpick.selector import (check_settings, choose_profile, cost_rows_flops, cost_rows_measured, parse_budget,
-                                  sampler_names, select_config)
+    from ldmpick.profile_choice import choose_profile
+    from ldmpick.selector import (check_settings, cost_rows_flops, cost_rows_measured, parse_budget, sampler_names,
+                                  select_config)
 
     if cost_model not in COST_MODELS:
         raise unknown_name("cost model", cost_model, COST_MODELS)

@@ -16,14 +16,12 @@ Pure Python, no torch / numpy: this is the ``recommend`` path and must answer in
 from __future__ import annotations
 
 import math
-import os
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from ldmpick.errors import UsageError
-from ldmpick.profile_file import Profile
+from ldmpick.profile_model import Profile
 from ldmpick.samplers import SAMPLERS, get_sampler
 from ldmpick.scaling_law import QualityLaw
 
@@ -405,93 +403,6 @@ def explain(best: Candidate, rows: list[CostRow], law: QualityLaw, metric: str, 
     elif best.basis == "extrapolated":
         parts.append("This model lies outside the paper's sizes: its quality is extrapolated.")
     return " ".join(parts)
-
-
-# ---------------------------------------------------------------------------------------------- profile choice
-
-
-@dataclass
-class ProfileChoice:
-    profile: Profile
-    path: Path
-    how: str  # "--profile", "LDMPICK_PROFILE", "local", "shipped-match", "shipped-default"
-    notice: str
-
-
-def choose_profile(ref: str | None, device_key_now: str | None = None, resolution: int | None = None,
-                   batch: int | None = None, cfg: bool | None = None, mode: str | None = None,
-                   models: list[str] | None = None) -> ProfileChoice:
-    """--profile > $LDMPICK_PROFILE > newest local profile of this device > shipped profile of this device >
-    the shipped default (``default.json`` among the shipped profiles if there is one, else the newest); with a
-    one-line notice saying which. Among several candidates, those that measure all of ``models`` are preferred
-    (with no ``models``: those that measure the paper's family rather than only demo models), then those measured
-    at the requested resolution / batch / guidance / mode, then the newest."""
-    from ldmpick.profile_file import device_key, find_profile, list_profile_files, load_profile, shipped_profiles_dir
-    from ldmpick.storage import profiles_dir
-
-    if device_key_now is None:
-        from ldmpick.fingerprint import light_fingerprint
-
-        device_key_now = device_key(light_fingerprint())
-
-    def fits(p: Profile) -> bool:
-        st = p.settings
-        return ((resolution is None or st.resolution == resolution) and (batch is None or st.batch == batch)
-                and (cfg is None or st.cfg == cfg) and (mode is None or st.mode == mode))
-
-    def covers(p: Profile) -> bool:
-        names = p.model_names()
-        if models:
-            return all(m in names for m in models)
-        return not all(n.startswith("demo-") for n in names)
-
-    def pick(found: list[tuple[Path, Profile]]) -> tuple[Path, Profile]:
-        return max(found, key=lambda t: (covers(t[1]), fits(t[1]), t[1].created))
-
-    def other_device_warning(p: Profile) -> str:
-        if device_key(p.device) != device_key_now:
-            return (f" warning: it was measured on another device ({p.device_name}); "
-                    "run 'ldmpick profile' to measure this one")
-        return ""
-
-    for how, value in (("--profile", ref), ("LDMPICK_PROFILE", os.environ.get("LDMPICK_PROFILE"))):
-        if value:
-            try:
-                path = find_profile(value)
-            except UsageError as exc:
-                if how == "LDMPICK_PROFILE":  # say where the name came from
-                    raise UsageError(f"$LDMPICK_PROFILE: {exc}") from None
-                raise
-            p = load_profile(path)
-            return ProfileChoice(p, path, how, f"using profile '{p.id}' (from {how}).{other_device_warning(p)}")
-    local = []
-    for path in list_profile_files(profiles_dir()):
-        try:
-            p = load_profile(path)
-        except UsageError:
-            continue  # a broken local file should not stop recommend; 'profiles list' shows it
-        if device_key(p.device) == device_key_now and p.complete:
-            local.append((path, p))
-    if local:
-        path, p = pick(local)
-        return ProfileChoice(p, path, "local", f"using your newest profile of this device: '{p.id}'")
-    shipped = []
-    for path in sorted(list_profile_files(shipped_profiles_dir())):
-        p = load_profile(path)
-        shipped.append((path, p))
-    if not shipped:
-        raise UsageError("no profile found; measure this machine with 'ldmpick profile'")
-    matching = [(path, p) for path, p in shipped if device_key(p.device) == device_key_now]
-    if matching:
-        path, p = pick(matching)
-        return ProfileChoice(p, path, "shipped-match",
-                                 f"using the shipped reference profile of this device '{p.id}'; "
-                                 "run 'ldmpick profile' to measure your own machine")
-    # the default: a shipped file named default.json if there is one, else the newest (requested settings first)
-    path, p = max(shipped, key=lambda t: (covers(t[1]), fits(t[1]), t[0].name == "default.json", t[1].created))
-    return ProfileChoice(p, path, "shipped-default",
-                         f"no profile of this device; using the shipped default '{p.id}' ({p.device_name}, "
-                         f"{p.settings.describe()}) — latencies are NOT this machine's: run 'ldmpick profile'")
 
 
 def check_settings(profile: Profile, resolution: int | None, batch: int | None, cfg: bool | None,

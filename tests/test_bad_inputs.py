@@ -80,7 +80,7 @@ CASES = [
         t, make_profile().dumps().replace("ldmpick.profile/2", "ldmpick.profile/9"))], 2,
      "unsupported profile schema version 'ldmpick.profile/9'"),
     ("import NaN latency", lambda t: ["profiles", "import", _profile_file(
-        t, make_profile().dumps().replace('"median_ms": 12.3', '"median_ms": NaN', 1))], 2, "NaN is not a valid number"),
+        t, make_profile().dumps().replace('"median_ms": 12.3', '"median_ms": NaN', 1))], 2, "NaN is not a valid JSON number"),
     ("import negative latency", lambda t: ["profiles", "import", _profile_file(
         t, make_profile().dumps().replace('"median_ms": 12.3', '"median_ms": -12.3', 1))], 2, "is negative"),
     ("import missing file", lambda t: ["profiles", "import", str(t / "missing.json")], 2, "does not exist"),

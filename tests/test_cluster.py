@@ -171,7 +171,8 @@ def test_cluster_without_ray_is_a_one_line_error_with_the_install_command(monkey
 def test_profile_on_the_cluster_stores_one_profile_per_device_type(local_cluster, tiny_models):
     import json
 
-    from ldmpick.profile_file import list_profile_files, load_profile
+    from ldmpick.profile_model import load_profile
+    from ldmpick.profile_store import list_profile_files
     from ldmpick.storage import profiles_dir
 
     small, _ = tiny_models

@@ -15,7 +15,7 @@ from ldmpick.catalogue import catalogue_entries, load_local_spec, resolve_model
 from ldmpick.cli import app
 from ldmpick.errors import ModelError
 from ldmpick.families import FAMILIES as ADAPTERS
-from ldmpick.profile_file import load_profile
+from ldmpick.profile_model import load_profile
 
 runner = CliRunner()
 

@@ -12,7 +12,7 @@ import pytest
 
 from ldmpick.errors import UsageError
 from ldmpick.plotting import PlotPoint, PlotSummary, pareto_frontier, plot_quality_vs_latency
-from ldmpick.profile_file import LatencyStats, ModelLatency, Profile, SamplerOverhead, Settings, load_profile
+from ldmpick.profile_model import LatencyStats, ModelLatency, Profile, SamplerOverhead, Settings, load_profile
 from ldmpick.scaling_law import QualityPoint, load_law
 
 REPO = Path(__file__).resolve().parent.parent

@@ -11,16 +11,14 @@ from typer.testing import CliRunner
 
 from ldmpick.cli import app
 from ldmpick.errors import ProfileError
-from ldmpick.profile_file import (
+from ldmpick.profile_export import diff_profiles, export_csv, export_markdown
+from ldmpick.profile_model import (
     SCHEMA,
     LatencyStats,
     ModelLatency,
     Profile,
     SamplerOverhead,
     Settings,
-    diff_profiles,
-    export_csv,
-    export_markdown,
     load_profile,
     parse_profile_text,
 )
@@ -117,7 +115,7 @@ BAD_PROFILES = {
     "no schema": (json.dumps({"models": []}), "no 'schema' field"),
     "future version": (_mutate(lambda d: d.update(schema="ldmpick.profile/3")), "unsupported profile schema version 'ldmpick.profile/3'"),
     "other schema": (_mutate(lambda d: d.update(schema="hyperfine")), "not an ldmpick profile"),
-    "NaN latency": (make_profile().dumps().replace('"median_ms": 12.3', '"median_ms": NaN', 1), "NaN is not a valid number"),
+    "NaN latency": (make_profile().dumps().replace('"median_ms": 12.3', '"median_ms": NaN', 1), "NaN is not a valid JSON number"),
     "negative latency": (_mutate(lambda d: d["models"][0]["denoiser_step"].update(median_ms=-1.0)), "is negative"),
     "string latency": (_mutate(lambda d: d["models"][0]["denoiser_step"].update(median_ms="fast")), "finite number"),
     "bad status": (_mutate(lambda d: d["models"][0].update(status="great")), "status must be one of"),
@@ -216,3 +214,91 @@ def test_a_version_1_file_still_reads_with_its_shared_fixed_parts():
                for m in old.models)
     assert old.model("ldm-39m").samplers is None and old.model("ldm-39m").family == "sd"
     assert parse_profile_text(old.dumps()).to_json()["schema"] == "ldmpick.profile/2"  # saved again: version 2
+
+
+# ---------------------------------------------------------------------------------------------- hostile imports
+
+
+def _import(path) -> object:
+    from ldmpick.storage import profiles_dir
+
+    r = runner.invoke(app, ["profiles", "import", str(path)])
+    assert r.exit_code == 2, r.output
+    assert r.stderr.startswith("error: ") and r.stderr.count("\n") == 1, r.stderr
+    assert not (profiles_dir().exists() and list(profiles_dir().glob("*.json"))), "nothing may be imported"
+    return r
+
+
+def test_import_refuses_special_and_oversize_files(tmp_path: Path):
+    """Issue 11 item 5: /dev/zero would grow without bound, a FIFO would hang; both are refused at once."""
+    assert "is not a regular file" in _import("/dev/zero").stderr
+    fifo = tmp_path / "shared.json"
+    os.mkfifo(fifo)
+    assert "is not a regular file" in _import(fifo).stderr
+    big = tmp_path / "big.json"
+    with open(big, "wb") as fh:
+        fh.truncate(11 * 1024 * 1024)
+    assert "larger than 10 MB; refusing it" in _import(big).stderr
+
+
+def test_import_refuses_a_lone_surrogate(tmp_path: Path):
+    """Issue 11 item 6: a name with an unpaired surrogate would break every later 'profiles show'."""
+    f = tmp_path / "s.json"
+    f.write_text(make_profile().dumps().replace('"ldm-39m"', '"ldm-\\ud800"', 1))
+    assert "unpaired UTF-16 surrogate (U+D800)" in _import(f).stderr
+
+
+def test_an_imported_profile_cannot_take_over_the_defaults(tmp_path: Path, monkeypatch):
+    """Issue 11 item 7: a profile dated in the future is refused (it would be everyone's newest); one with a
+    shipped profile's id is refused (it would shadow it); a profile with too many entries is refused."""
+    future = tmp_path / "future.json"
+    future.write_text(_mutate(lambda d: d.update(created="9999-12-31T00:00:00Z")))
+    assert ("created '9999-12-31T00:00:00Z' is in the future; refusing it" in _import(future).stderr)
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    (shipped / "reference.json").write_text(make_profile().dumps())
+    monkeypatch.setattr("ldmpick.profile_store.shipped_profiles_dir", lambda: shipped)
+    same = tmp_path / "same.json"
+    same.write_text(make_profile(scale=0.01).dumps())  # same id, faster numbers
+    assert "has the id of the shipped profile 'reference'" in _import(same).stderr
+    many = tmp_path / "many.json"
+    many.write_text(_mutate(lambda d: d.update(models=[dict(d["models"][0], name=f"m{i}") for i in range(1000)])))
+    assert "models has 1000 entries; a profile holds at most 64" in _import(many).stderr
+    samples = tmp_path / "samples.json"
+    samples.write_text(_mutate(lambda d: d["models"][0]["denoiser_step"].update(samples_ms=[4.8] * 20_000)))
+    assert "samples_ms must be a list of at most 10000 numbers" in _import(samples).stderr
+
+
+def test_import_accepts_a_byte_order_mark(tmp_path: Path):
+    f = tmp_path / "bom.json"
+    f.write_bytes(b"\xef\xbb\xbf" + make_profile().dumps().encode())
+    r = runner.invoke(app, ["profiles", "import", str(f)])
+    assert r.exit_code == 0, r.output
+    assert load_profile(f).to_json() == make_profile().to_json()
+
+
+# ---------------------------------------------------------------------------------------------- export injection
+
+
+def test_exports_neutralise_spreadsheet_formulas_and_escape_markdown():
+    """Issue 11 item 15: a name like '=cmd|...' is text in a spreadsheet, and '|' does not break a Markdown row."""
+    import csv
+    import io
+
+    p = make_profile()
+    p.models[0].name = "=cmd|' /C calc'!A0"
+    p.models[1].name = "+sum|x"
+    p.models[2].family = "@evil"
+    p.samplers[0].name = "-2+3"
+    p.device["name"] = "GPU | with pipe"
+    rows = list(csv.DictReader(io.StringIO(export_csv(p))))
+    names = [r["name"] for r in rows]
+    assert "'=cmd|' /C calc'!A0" in names and "'+sum|x" in names and "'-2+3" in names
+    assert all(not v.startswith(("=", "+", "-", "@", "\t", "\r")) for r in rows for v in r.values() if v), rows
+    assert any(r["family"] == "'@evil" for r in rows)
+    # numbers stay numbers (a negative number would be neutralised too, but latencies are never negative)
+    assert any(r["median_ms"] == "12.3" for r in rows)
+    md = export_markdown(p)
+    row = next(line for line in md.splitlines() if "cmd" in line)
+    assert row.count(" | ") == 7 and "=cmd\\|' /C calc'!A0" in row  # 8 cells, the pipe escaped
+    assert "GPU \\| with pipe" in md.splitlines()[0]

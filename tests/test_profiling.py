@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from ldmpick.errors import UsageError
-from ldmpick.profile_file import Profile, load_profile, parse_profile_text
+from ldmpick.profile_model import Profile, load_profile, parse_profile_text
 from ldmpick.profiling import ModuleFactory, ProfileRequest, run_profile
 
 
@@ -42,7 +42,8 @@ def test_more_work_measures_slower(tiny_models):
 def test_rounds_interleave_models_and_pool_their_samples(tiny_models):
     small, large = tiny_models
     order = []
-    profile = run_profile(_request([small, large], repeats=6, min_repeats=3, rounds=3), progress=order.append)
+    profile = run_profile(_request([small, large], repeats=6, min_repeats=3, rounds=3, max_seconds_per_model=3600.0),
+                          progress=order.append)  # (no time cap: the sample count must not depend on load)
     units = [u for u in order if u.startswith("tiny-") and "round" in u]  # (each model's fixed parts come first)
     assert units == [f"{n} (round {r}/3)" for r in (1, 2, 3) for n in ("tiny-small", "tiny-large")]  # round-robin
     for m in profile.models:
@@ -182,3 +183,37 @@ def test_cudagraph_mode_matches_eager_on_gpu(tiny_models):
     graph = run_profile(_request([small], device="cuda", dtype="fp16", samplers=["ddim"], mode="cudagraph"))
     assert graph.models[0].ok and eager.models[0].ok
     assert graph.models[0].peak_memory_bytes > 0
+
+
+class FakeClock:
+    """perf_counter for Timer tests: a timed call advances it by the call's cost, so nothing depends on load."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.calls = 0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def work(self, seconds: float):
+        def call() -> None:
+            self.calls += 1
+            self.now += seconds
+        return call
+
+
+@pytest.mark.parametrize("cost_s,warmup,repeats,budget_s,min_repeats,runs,calls", [
+    (6.4, 3, 10, 5.0, 3, 2, 3),  # a slow VAE decode: one warm-up, two timed runs (was 2 warm-ups + 3)
+    (0.002, 3, 20, 2.0, 3, 20, 23),  # a fast sampler step keeps every warm-up and repeat
+    (0.8, 3, 20, 20.0, 5, 20, 22),  # a 0.8 s denoiser step: warm-ups stop after 1 s, 20 repeats fit the budget
+    (1.9, 3, 20, 20.0, 5, 10, 11),  # a 1.9 s step: as many runs as fit 20 s
+    (3.0, 3, 20, 10.0, 5, 3, 4),  # runs that do not fit the minimum in the budget: as many as fit, at least 2
+])
+def test_timer_is_adaptive_like_hyperfine(monkeypatch, cost_s, warmup, repeats, budget_s, min_repeats, runs, calls):
+    import ldmpick.profiling as profiling
+
+    clock = FakeClock()
+    monkeypatch.setattr(profiling.time, "perf_counter", clock)
+    stats = profiling.Timer("cpu").measure(clock.work(cost_s), warmup, repeats, budget_s, min_repeats)
+    assert (stats.n, len(stats.samples_ms), clock.calls) == (runs, runs, calls)
+    assert stats.median_ms == pytest.approx(cost_s * 1e3)  # from the timed runs only

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ldmpick.cli import app
-from ldmpick.profile_file import list_profile_files, shipped_profiles_dir
+from ldmpick.profile_store import list_profile_files, shipped_profiles_dir
 
 from test_selector import H100_EAGER, H100_GRAPH, make_profile
 

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ldmpick.errors import ProfileError
-from ldmpick.profile_file import Profile, load_profile, parse_profile_text
+from ldmpick.profile_model import Profile, load_profile, parse_profile_text
 
 from test_profile_file import make_profile
 
@@ -25,7 +25,7 @@ WRITER = textwrap.dedent(
     import sys
     sys.path.insert(0, {tests!r})
     from test_profile_file import make_profile
-    from ldmpick.profile_file import save_profile
+    from ldmpick.profile_store import save_profile
     scale = float(sys.argv[1])
     for i in range(40):
         save_profile(make_profile(scale=scale + i / 1000), {target!r})

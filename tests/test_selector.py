@@ -9,12 +9,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ldmpick.errors import UsageError
-from ldmpick.profile_file import LatencyStats, ModelLatency, Profile, SamplerOverhead, Settings
+from ldmpick.profile_choice import choose_profile
+from ldmpick.profile_model import LatencyStats, ModelLatency, Profile, SamplerOverhead, Settings
 from ldmpick.scaling_law import QualityLaw, StepCurve, load_law, shipped_law_path
 from ldmpick.selector import (
     CostRow,
     check_settings,
-    choose_profile,
     cost_rows_flops,
     cost_rows_measured,
     parse_budget,
@@ -211,12 +211,12 @@ def test_a_larger_budget_never_gives_a_worse_prediction(rows, law, budget, facto
 
 
 def test_profile_choice_order(tmp_path, monkeypatch):
-    from ldmpick.profile_file import save_profile, stored_profile_path
+    from ldmpick.profile_store import save_profile, stored_profile_path
     from ldmpick.storage import profiles_dir
 
     shipped = tmp_path / "shipped"
     shipped.mkdir()
-    monkeypatch.setattr("ldmpick.profile_file.shipped_profiles_dir", lambda: shipped)
+    monkeypatch.setattr("ldmpick.profile_store.shipped_profiles_dir", lambda: shipped)
     h100 = "cuda:NVIDIA H100 80GB HBM3"
     with pytest.raises(UsageError, match="no profile found"):
         choose_profile(None, device_key_now=h100)
@@ -245,11 +245,11 @@ def test_profile_choice_order(tmp_path, monkeypatch):
 
 
 def test_default_json_is_the_shipped_default(tmp_path, monkeypatch):
-    from ldmpick.profile_file import save_profile
+    from ldmpick.profile_store import save_profile
 
     shipped = tmp_path / "shipped"
     shipped.mkdir()
-    monkeypatch.setattr("ldmpick.profile_file.shipped_profiles_dir", lambda: shipped)
+    monkeypatch.setattr("ldmpick.profile_store.shipped_profiles_dir", lambda: shipped)
     save_profile(make_profile(H100_GRAPH, device="NVIDIA A10G", created="2026-01-01T00:00:00Z"), shipped / "default.json")
     save_profile(make_profile(H100_GRAPH, device="NVIDIA L4", created="2026-05-01T00:00:00Z"), shipped / "l4.json")
     c = choose_profile(None, device_key_now="cpu:Some CPU:4")

@@ -23,9 +23,12 @@ from typer.testing import CliRunner
 from ldmpick.catalogue import load_registry, resolve_trusted_name, save_registry, update_registry
 from ldmpick.cli import app
 from ldmpick.errors import LdmpickError, UsageError
-from ldmpick.profile_file import DEVICE_FIELDS, device_key, export_markdown, parse_profile_text, validate_device
+from ldmpick.profile_choice import choose_profile
+from ldmpick.profile_device import DEVICE_FIELDS, device_key, validate_device
+from ldmpick.profile_export import export_markdown
+from ldmpick.profile_model import parse_profile_text
 from ldmpick.scaling_law import load_law
-from ldmpick.selector import choose_profile, cost_rows_measured, select_config
+from ldmpick.selector import cost_rows_measured, select_config
 
 from conftest import write_config_folder
 

@@ -28,7 +28,8 @@ def plot_cmd(
     from ldmpick.plot_data import plot_points
     from ldmpick.plotting import plot_quality_vs_latency
     from ldmpick.scaling_law import load_law
-    from ldmpick.selector import choose_profile, parse_budget, sampler_names
+    from ldmpick.profile_choice import choose_profile
+    from ldmpick.selector import parse_budget, sampler_names
 
     model_list = parse_model_list(models) if models else None
     choice = choose_profile(profile, models=model_list)

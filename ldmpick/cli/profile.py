@@ -17,19 +17,20 @@ def profile_cmd(
     models: ModelsOpt = "all",
     device: DeviceOpt = None,
     dtype: DtypeOpt = None,
-    resolution: ResolutionOpt = 512,
+    resolution: ResolutionOpt = None,
     batch: BatchOpt = 1,
     cfg: CfgOpt = True,
     mode: ModeOpt = None,
     samplers: SamplersOpt = "all",
     warmup: Annotated[int, typer.Option("--warmup", help="Untimed calls before timing.")] = 3,
     repeats: Annotated[int, typer.Option("--repeats", help="Timed calls per model (at most).")] = 20,
-    max_seconds: Annotated[float, typer.Option("--max-seconds", help="Time cap per model (at least 5 samples are kept).")] = 20.0,
+    max_seconds: Annotated[float, typer.Option("--max-seconds", help="Time budget for each model's denoiser step (each fixed part gets a quarter, each sampler loop a tenth); at least 5 samples, or 2 of a step slower than the budget allows.")] = 20.0,
     threads: ThreadsOpt = None,
     rounds: Annotated[int, typer.Option("--rounds", help="Measure the models round-robin in this many rounds and pool the samples (steadier on a drifting, shared machine).")] = 1,
     out: OutOpt = None,
     cluster: Annotated[Optional[str], typer.Option("--cluster", metavar="ADDRESS", help="Profile on every distinct device type of a Ray cluster ('local', 'auto' or a Ray address), one profile per device, stored in the user profile folder. Needs: pip install \"ldmpick[cluster]\".")] = None,
     resume: ResumeOpt = False,
+    restart: Annotated[bool, typer.Option("--restart", help="Discard an interrupted run of the same request and start over.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Measure per-step UNet latency of each model, the fixed costs and each sampler's overhead on this machine.
@@ -38,38 +39,39 @@ def profile_cmd(
     from ldmpick import profile_job, profiling
 
     req = profile_job.build_request(
-        models="all" if models is None else models, device=device, dtype=dtype, resolution=512 if resolution is None else resolution,
+        models="all" if models is None else models, device=device, dtype=dtype, resolution=resolution,
         batch=1 if batch is None else batch, cfg=True if cfg is None else cfg, mode=mode, samplers="all" if samplers is None else samplers,
         warmup=warmup, repeats=repeats, max_seconds=max_seconds, threads=threads, rounds=rounds,
         command=command_line())
     if cluster is not None:
-        if out is not None or resume:
+        if out is not None or resume or restart:
             raise UsageError("--cluster stores one profile per device type in the user profile folder; it takes "
-                             "neither --out nor --resume")
+                             "neither --out nor --resume/--restart")
         _profile_cluster(req, cluster, json_out)
         return
-    output = profile_job.plan_output(out)
-    resume_from = None
-    if resume:
-        resume_from = profile_job.load_resume(output)
-        notice(f"resuming from '{output.partial}' ({len(resume_from.models)} model(s) already measured)")
-    busy = profile_job.busy_warning()
-    if busy:
-        notice(busy)
+    output = profile_job.plan_output(out, req)
+    with profile_job.claimed(output):
+        resume_from = profile_job.partial_state(output, resume, restart)
+        if resume_from is not None:
+            notice(f"resuming from '{output.partial}' ({len(resume_from.models)} model(s) already measured)")
+        busy = profile_job.busy_warning()
+        if busy:
+            notice(busy)
 
-    def kept() -> None:
-        if output.partial.exists():
-            notice(f"interrupted: completed measurements kept in '{output.partial}'; rerun with --resume")
+        def kept() -> None:
+            if output.partial.exists():
+                notice(f"interrupted: completed measurements kept in '{output.partial}'; rerun with --resume "
+                       "(the same command) to continue")
 
-    with progress_bar("profiling", total=req.work_units(), on_interrupt=kept) as bar:
-        def tick(label: str) -> None:
-            bar.update(advance=1, description=f"measured {label}")
+        with progress_bar("profiling", total=req.work_units(), on_interrupt=kept) as bar:
+            def tick(label: str) -> None:
+                bar.update(advance=1, description=f"measured {label}")
 
-        def checkpoint(p: Any) -> None:
-            profile_job.write_checkpoint(p, output)
+            def checkpoint(p: Any) -> None:
+                profile_job.write_checkpoint(p, output)
 
-        profile = profiling.run_profile(req, progress=tick, checkpoint=checkpoint, resume_from=resume_from)
-    target = profile_job.save(profile, output)
+            profile = profiling.run_profile(req, progress=tick, checkpoint=checkpoint, resume_from=resume_from)
+        target = profile_job.save(profile, output)
     notice(f"profile written to '{target}' ({profile.wall_seconds:.1f} s)")
     render_profile(profile, json_out)
     for warning in profile_job.noisy_warnings(profile):

@@ -84,7 +84,7 @@ def profiles_diff(
     json_out: JsonOpt = False,
 ) -> None:
     """Compare two profiles thing by thing: median latency of B over A (above 1: B is slower)."""
-    from ldmpick.profile_file import diff_profiles
+    from ldmpick.profile_export import diff_profiles
     from ldmpick.profile_library import load_ref
 
     pa, pb = load_ref(a), load_ref(b)
@@ -102,6 +102,11 @@ def profiles_diff(
 
 def _ms(value: float | None, digits: int) -> str:
     return f"{value:.{digits}f} ms" if value is not None else "-"
+
+
+def _ms_n(stats: Any) -> str:
+    """A median with the number of timed runs it comes from."""
+    return f"{stats.median_ms:.2f} ms (n={stats.n})" if stats is not None else "-"
 
 
 def render_profile(profile: Any, json_out: bool) -> None:
@@ -123,8 +128,7 @@ def render_profile(profile: Any, json_out: bool) -> None:
                                                                              or not s.cfg else " (no CFG batch)"),
             _ms(st.median_ms if st else None, 2), f"{st.p10_ms:.2f}" if st else "-",
             f"{st.p90_ms:.2f}" if st else "-", f"{st.iqr_ms:.2f}" if st else "-", str(st.n) if st else "-",
-            _ms(m.text_encoder.median_ms if m.text_encoder else None, 2),
-            _ms(m.vae_decode.median_ms if m.vae_decode else None, 2),
+            _ms_n(m.text_encoder), _ms_n(m.vae_decode),
             f"{m.peak_memory_bytes / 2**30:.2f} GiB" if m.peak_memory_bytes else "-",
         )
     console().print(table)

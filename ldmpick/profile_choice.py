@@ -1,0 +1,178 @@
+"""Which profile a command uses: the one policy for recommend, generate, plot and calibrate.
+
+An explicit reference wins (``--profile``), then ``$LDMPICK_PROFILE``. Otherwise every complete local and shipped
+profile competes, ranked by, in order:
+
+1. it measures every asked model (with none asked: not only the demo models, unless the caller's ``usable`` says
+   what it needs);
+2. it was measured at the asked settings (resolution, batch, guidance, mode); with no resolution asked, at the
+   native resolution of its models (the demo models: 32 px);
+3. it was measured on this device;
+4. it is the user's own (local) rather than shipped;
+5. it is the shipped ``default.json``;
+6. it is the newest.
+
+The choice carries the profile, its file, how it was chosen and a one-line notice saying which profile and why, so
+that every command can say it. Torch-free: this is the ``recommend`` path.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ldmpick.errors import LdmpickError, UsageError
+from ldmpick.profile_model import Profile
+
+class NoProfileError(UsageError):
+    """No profile qualifies (none local, none shipped, or none the caller can use)."""
+
+
+HOW = ("--profile", "LDMPICK_PROFILE", "local", "shipped-match", "shipped-default")
+
+
+@dataclass(frozen=True)
+class ProfileChoice:
+    profile: Profile
+    path: Path
+    how: str  # one of HOW: "--profile", "LDMPICK_PROFILE", "local", "shipped-match", "shipped-default"
+    notice: str  # one line: which profile, and why
+    this_device: bool  # measured on the device the command runs on
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    path: Path
+    profile: Profile
+    local: bool
+
+
+def choose_profile(ref: str | None = None, *, device: str | None = None, device_key_now: str | None = None,
+                   models: list[str] | None = None, resolution: int | None = None, batch: int | None = None,
+                   cfg: bool | None = None, mode: str | None = None,
+                   usable: Callable[[Profile], bool] | None = None) -> ProfileChoice:
+    """The profile to use (see the module's docstring for the order). ``device`` ("cpu", "cuda:1") or
+    ``device_key_now`` (a ``device_key``) says which device this is (default: this machine's GPU, else its CPU);
+    ``usable`` drops candidates the caller cannot use (generate: those without a model that has weights).
+    Raises ``NoProfileError`` when no profile qualifies."""
+    from ldmpick.profile_device import device_key
+
+    if device_key_now is None:
+        from ldmpick.fingerprint import light_fingerprint
+
+        device_key_now = device_key(light_fingerprint(device))
+    for how, value in (("--profile", ref), ("LDMPICK_PROFILE", os.environ.get("LDMPICK_PROFILE"))):
+        if value:
+            return _named(value, how, device_key_now)
+
+    def covers(p: Profile) -> bool:
+        names = p.model_names()
+        if models:
+            return all(m in names for m in models)
+        return usable is not None or not all(n.startswith("demo-") for n in names)
+
+    known: dict[str, int | None] = {}
+
+    def native(name: str) -> int | None:
+        if name not in known:
+            known[name] = native_resolution(name)
+        return known[name]
+
+    def at_settings(p: Profile) -> bool:
+        st = p.settings
+        if resolution is None:
+            asked = models or [m.name for m in p.models if m.ok]
+            natives = {native(m) for m in asked} - {None}
+            if natives and st.resolution not in natives:
+                return False
+        elif st.resolution != resolution:
+            return False
+        return ((batch is None or st.batch == batch) and (cfg is None or st.cfg == cfg)
+                and (mode is None or st.mode == mode))
+
+    candidates = [c for c in _candidates() if usable is None or usable(c.profile)]
+    if not candidates:
+        raise NoProfileError("no profile found; measure this machine with 'ldmpick profile'")
+
+    def rank(c: _Candidate) -> tuple[bool, bool, bool, bool, bool, str]:
+        p = c.profile
+        return (covers(p), at_settings(p), p.device_key == device_key_now, c.local,
+                not c.local and c.path.name == "default.json", p.created)
+
+    best = max(candidates, key=rank)
+    p = best.profile
+    this_device = p.device_key == device_key_now
+    at_native = at_settings(p) and resolution is None and any(native(m) for m in p.model_names())
+    why = _why(covers(p), at_native, models, p)
+    if best.local and this_device:
+        return ProfileChoice(p, best.path, "local", f"using your profile of this device '{p.id}'{why}", True)
+    if best.local:
+        return ProfileChoice(p, best.path, "local",
+                             f"using your profile '{p.id}'{why}, measured on another device ({p.device_name}) — "
+                             "latencies are NOT this machine's: run 'ldmpick profile'", False)
+    if this_device:
+        return ProfileChoice(p, best.path, "shipped-match",
+                             f"using the shipped reference profile of this device '{p.id}'{why}; "
+                             "run 'ldmpick profile' to measure your own machine", True)
+    return ProfileChoice(p, best.path, "shipped-default",
+                         f"no profile of this device{why}; using the shipped default '{p.id}' ({p.device_name}, "
+                         f"{p.settings.describe()}) — latencies are NOT this machine's: run 'ldmpick profile'", False)
+
+
+def _named(value: str, how: str, device_key_now: str) -> ProfileChoice:
+    from ldmpick.profile_model import load_profile
+    from ldmpick.profile_store import find_profile
+
+    try:
+        path = find_profile(value)
+    except UsageError as exc:
+        if how == "LDMPICK_PROFILE":  # say where the name came from
+            raise UsageError(f"$LDMPICK_PROFILE: {exc}") from None
+        raise
+    p = load_profile(path)
+    this_device = p.device_key == device_key_now
+    warning = "" if this_device else (f" warning: it was measured on another device ({p.device_name}); "
+                                      "run 'ldmpick profile' to measure this one")
+    return ProfileChoice(p, path, how, f"using profile '{p.id}' (from {how}).{warning}", this_device)
+
+
+def _candidates() -> list[_Candidate]:
+    """Every complete profile that loads: the user's, then the shipped ones. A broken file is skipped here
+    ('ldmpick profiles list' shows its problem)."""
+    from ldmpick import profile_store
+    from ldmpick.profile_model import load_profile
+    from ldmpick.storage import profiles_dir
+
+    found = []
+    for local, folder in ((True, profiles_dir()), (False, profile_store.shipped_profiles_dir())):
+        for path in profile_store.list_profile_files(folder):
+            try:
+                p = load_profile(path)
+            except LdmpickError:
+                continue
+            if p.complete:
+                found.append(_Candidate(path, p, local))
+    return found
+
+
+def _why(covers: bool, at_native: bool, models: list[str] | None, p: Profile) -> str:
+    parts = []
+    if covers and models:
+        parts.append(f"that measures {', '.join(models)}")
+    if at_native:
+        parts.append(f"at their native {p.settings.resolution} px")
+    return f" ({' '.join(parts)})" if parts else ""
+
+
+def native_resolution(name: str) -> int | None:
+    """The resolution a model of this installation generates at by default; None for a name this installation
+    does not define (a profile's names are labels, never opened as paths)."""
+    from ldmpick.catalogue import resolve_trusted_name
+
+    try:
+        spec = resolve_trusted_name(name)
+        return None if spec is None else int(spec.native_resolution)
+    except (LdmpickError, OSError, ValueError, KeyError, TypeError):
+        return None
