@@ -252,8 +252,8 @@ import sys, time
 from pathlib import Path
 from ldmpick.catalogue import update_registry
 tag, n, go = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
-deadline = time.monotonic() + 30
-while not go.exists() and time.monotonic() < deadline:
+Path(sys.argv[4]).touch()  # imported, ready
+while not go.exists():  # start together
     time.sleep(0.001)
 for i in range(n):
     name = f"{tag}-{i}"
@@ -265,9 +265,12 @@ def test_two_processes_adding_at_once_lose_nothing(tmp_path):
     save_registry({"existing": "/models/existing"})
     go = tmp_path / "go"
     n = 40
-    procs = [subprocess.Popen([sys.executable, "-c", ADDER, tag, str(n), str(go)], stderr=subprocess.PIPE, text=True)
-             for tag in ("left", "right")]
-    time.sleep(0.3)  # both have imported ldmpick and wait for the start signal
+    ready = {tag: tmp_path / f"{tag}.ready" for tag in ("left", "right")}
+    procs = [subprocess.Popen([sys.executable, "-c", ADDER, tag, str(n), str(go), str(ready[tag])],
+                              stderr=subprocess.PIPE, text=True) for tag in ready]
+    while not all(r.exists() for r in ready.values()):  # both have imported ldmpick: an event, not a guess of time
+        assert all(p.poll() is None for p in procs), [p.communicate() for p in procs]
+        time.sleep(0.01)
     go.touch()
     for p in procs:
         _, err = p.communicate(timeout=60)
