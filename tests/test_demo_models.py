@@ -37,7 +37,8 @@ def test_shipped_weights_fit_the_budget():
     assert total <= 30 * 2**20, total
 
 
-def test_demo_model_loads_and_generates_offline_in_seconds():
+@pytest.mark.slow
+def test_demo_model_loads_and_generates_offline_and_deterministically():
     """Loads from the package, no network; images are deterministic per seed and not constant. (Prompt adherence is
     not asserted: the shipped 600-step models do not follow prompts yet, see docs/demo.md.)"""
     import torch

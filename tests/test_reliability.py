@@ -319,3 +319,19 @@ def test_bad_thread_counts_are_refused_before_any_work(command, value):
     r = CliRunner().invoke(app, [*command, "--threads", value])
     assert r.exit_code == 2 and r.stderr.startswith("error: ") and r.stderr.count("\n") == 1, r.output
     assert "--threads" in r.stderr
+
+
+def test_generate_leaves_only_its_images_and_record_in_the_folder(tmp_path: Path):
+    from typer.testing import CliRunner
+
+    from ldmpick.cli import app
+    from tiny_pipeline import build_tiny_pipeline
+
+    tiny = build_tiny_pipeline(tmp_path / "tiny-sd")
+    out = tmp_path / "out"
+    r = CliRunner().invoke(app, ["generate", "a cat", "--model", str(tiny), "--sampler", "ddim", "--steps", "1",
+                                 "--resolution", "32", "--seed", "3", "--n", "2", "--threads", "1", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in out.iterdir()) == ["0001-a-cat-s3.png", "0001-run.json", "0002-a-cat-s4.png"]
+    record = json.loads((out / "0001-run.json").read_text())
+    assert [i["file"] for i in record["images"]] == ["0001-a-cat-s3.png", "0002-a-cat-s4.png"]
