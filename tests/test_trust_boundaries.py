@@ -323,3 +323,17 @@ def test_an_error_naming_a_file_escapes_control_characters(tmp_path):
     r = runner.invoke(app, ["profiles", "show", str(tmp_path / "evil\u202egpj.json")])
     assert r.exit_code == 2 and r.stderr.startswith("error: ")
     assert "\u202e" not in r.stderr and "evil\\u202egpj.json" in r.stderr
+
+
+def test_markup_in_a_local_profile_does_not_break_profiles_list(tmp_path):
+    from ldmpick.storage import profiles_dir
+
+    profiles_dir().mkdir(parents=True, exist_ok=True)
+    data = copy.deepcopy(BASE)
+    data["device"]["name"] = MARKUP_NAME
+    (profiles_dir() / "mine.json").write_text(json.dumps(data), encoding="utf-8")
+    r = runner.invoke(app, ["profiles", "list"])
+    assert r.exit_code == 0, r.output
+    device_column = "".join(line.split("│")[4].strip() for line in r.stdout.splitlines()
+                            if line.count("│") > 4)
+    assert MARKUP_NAME.replace(" ", "") in device_column.replace(" ", "")  # the name as written, folded over lines
