@@ -335,3 +335,23 @@ def test_generate_leaves_only_its_images_and_record_in_the_folder(tmp_path: Path
     assert sorted(p.name for p in out.iterdir()) == ["0001-a-cat-s3.png", "0001-run.json", "0002-a-cat-s4.png"]
     record = json.loads((out / "0001-run.json").read_text())
     assert [i["file"] for i in record["images"]] == ["0001-a-cat-s3.png", "0002-a-cat-s4.png"]
+
+
+def test_a_file_system_without_hard_links_still_gets_complete_files_under_free_names(tmp_path: Path, monkeypatch):
+    import errno
+
+    from PIL import Image
+
+    from ldmpick import outputs
+
+    def no_links(src, dst):
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    folder = tmp_path / "fat"
+    folder.mkdir()
+    a = outputs.save_image(folder, Image.new("RGB", (4, 4)), "x", 1, {})
+    b = outputs.save_image(folder, Image.new("RGB", (4, 4)), "x", 1, {}, first=1)  # 1 is taken: the next one
+    assert (a.name, b.name) == ("0001-x-s1.png", "0002-x-s1.png")
+    assert sorted(p.name for p in folder.iterdir()) == ["0001-x-s1.png", "0002-x-s1.png"]
+    assert all(p.stat().st_size > 0 for p in folder.iterdir())
