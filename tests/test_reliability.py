@@ -244,26 +244,43 @@ def test_a_lock_leaves_nothing_beside_the_file_it_guards(tmp_path: Path):
 
 
 def test_a_busy_machine_gets_fewer_threads_and_advice(monkeypatch):
-    from ldmpick import execution, fingerprint
+    from ldmpick import execution
 
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(execution, "physical_cores", lambda: 4)
-    monkeypatch.setattr(fingerprint, "system_load", lambda: 0.2)
+    monkeypatch.setattr(execution, "competing_tasks", lambda: 0.0)
     idle = execution.choose_threads(None)
     assert (idle.threads, idle.source, idle.advice("cpu")) == (4, "default", None)
-    monkeypatch.setattr(fingerprint, "system_load", lambda: 3.0)
+    monkeypatch.setattr(execution, "competing_tasks", lambda: 3.0)
     busy = execution.choose_threads(None)
     assert busy.threads == 1 and busy.busy
     advice = busy.advice("cpu")
-    assert "busy (load average 3.0 on 4 core(s))" in advice and "1 torch thread(s)" in advice
+    assert "busy (3 other running task(s) on 4 core(s))" in advice and "1 torch thread(s)" in advice
     assert "run when the machine is idle" in advice and busy.advice("cuda") is None
-    monkeypatch.setattr(fingerprint, "system_load", lambda: 9.0)
+    monkeypatch.setattr(execution, "competing_tasks", lambda: 9.0)
     assert execution.choose_threads(None).threads == 1  # never zero
     asked = execution.choose_threads(3)
     assert (asked.threads, asked.source) == (3, "--threads") and "or pass --threads 1" in asked.advice("cpu")
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
     assert (execution.choose_threads(None).threads, execution.choose_threads(None).source) == (2, "OMP_NUM_THREADS")
     assert execution.choose_threads(5).threads == 5  # --threads wins over the environment
+
+
+def test_competing_tasks_counts_other_running_tasks_not_this_one(monkeypatch):
+    import builtins
+    import io
+
+    from ldmpick import execution
+
+    snapshots = iter(["0.5 0.4 0.3 1/90 123\n", "9.9 5.0 1.0 4/90 124\n", "9.9 5.0 1.0 3/90 125\n"])
+    real_open = builtins.open
+
+    def fake_open(path, *args, **kwargs):
+        return io.StringIO(next(snapshots)) if path == "/proc/loadavg" else real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", fake_open)
+    # the median of 0, 3 and 2 others: a high load average (9.9, e.g. this program's own earlier runs) is not used
+    assert execution.competing_tasks(samples=3, interval_s=0) == 2.0
 
 
 def test_physical_cores_counts_smt_siblings_once(tmp_path, monkeypatch):
