@@ -8,7 +8,7 @@ Threads: torch's default (every logical CPU for intra-op work, plus an inter-op 
 other work runs: its OpenMP threads spin waiting for each other, and a 0.2 s image took 27 s on a busy 2-core machine
 (0.5 s with one thread). ``choose_threads`` is the one policy: an explicit ``--threads`` wins, then
 ``OMP_NUM_THREADS``; otherwise one thread per physical core this process may use (affinity and cgroup quota), less
-the cores other work keeps busy (the 1-minute load average), at least one; inter-op parallelism off.
+the cores other work keeps busy now (``competing_tasks``), at least one; inter-op parallelism off.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def default_mode(device: str) -> str:
 # ---------------------------------------------------------------------------------------------- CPU threads
 
 MAX_THREADS = 1024
-BUSY_LOAD_PER_CORE = 0.5  # a load average above half the cores: other work competes for them
+BUSY_LOAD_PER_CORE = 0.5  # other runnable tasks on more than half the cores: other work competes for them
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ class ThreadChoice:
 
     threads: int
     cores: int  # physical cores this process may use
-    load: float | None  # 1-minute load average when chosen (None: unknown)
+    load: float | None  # other tasks competing for the CPUs when chosen (None: unknown)
     source: str  # "--threads", "OMP_NUM_THREADS" or "default"
 
     @property
@@ -70,9 +70,9 @@ class ThreadChoice:
         how = {"--threads": "as asked", "OMP_NUM_THREADS": "from OMP_NUM_THREADS",
                "default": "fewer, so as not to fight the other work"}[self.source]
         then = " or pass --threads 1" if self.threads > 1 else ""
-        return (f"note: the machine is busy (load average {self.load:.1f} on {self.cores} core(s)); running with "
-                f"{self.threads} torch thread(s) ({how}). Expect slower, noisier timings than the profile's: run "
-                f"when the machine is idle{then}")
+        return (f"note: the machine is busy ({self.load:.0f} other running task(s) on {self.cores} core(s)); "
+                f"running with {self.threads} torch thread(s) ({how}). Expect slower, noisier timings than the "
+                f"profile's: run when the machine is idle{then}")
 
 
 def physical_cores(sysfs: str = "/sys/devices/system/cpu") -> int:
@@ -114,12 +114,36 @@ def cgroup_cpu_quota() -> float | None:
         return None
 
 
+def competing_tasks(samples: int = 5, interval_s: float = 0.02) -> float | None:
+    """How many other tasks are running right now: the median over a few snapshots of the kernel's runnable-task
+    count (``/proc/loadavg``), less this process. Unlike the 1-minute load average, it does not count this
+    program's own earlier runs (back-to-back commands on an idle machine would otherwise take fewer threads each
+    time). Elsewhere: the 1-minute load average. None when unknown."""
+    import statistics
+    import time
+
+    counts = []
+    for i in range(samples):
+        try:
+            with open("/proc/loadavg", encoding="ascii") as fh:
+                running = int(fh.read().split()[3].split("/")[0])
+        except (OSError, ValueError, IndexError):
+            break
+        counts.append(max(0, running - 1))
+        if i + 1 < samples:
+            time.sleep(interval_s)
+    if counts:
+        return float(statistics.median(counts))
+    try:
+        return float(os.getloadavg()[0])
+    except (AttributeError, OSError):
+        return None
+
+
 def choose_threads(requested: int | None) -> ThreadChoice:
     """The thread count for this run (see the module's description); ``requested`` is ``--threads``."""
-    from ldmpick.fingerprint import system_load
-
     cores = physical_cores()
-    load = system_load()
+    load = competing_tasks()
     if requested is not None:
         if not 1 <= requested <= MAX_THREADS:
             raise UsageError(f"--threads must be between 1 and {MAX_THREADS} (got {requested})")

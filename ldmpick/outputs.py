@@ -76,7 +76,7 @@ def publish(folder: Path, data: bytes, name_for: Any, first: int | None = None) 
         for _ in range(10_000):
             path = folder / name_for(number)
             try:
-                os.link(tmp, path)  # atomic, and never replaces an existing name
+                _link_no_clobber(tmp, path)
             except FileExistsError:
                 number += 1
                 continue
@@ -87,6 +87,23 @@ def publish(folder: Path, data: bytes, name_for: Any, first: int | None = None) 
         raise RuntimeFailure(f"no free file name in '{folder}'")
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _link_no_clobber(tmp: Path, path: Path) -> None:
+    """Give ``tmp``'s complete content the name ``path``, raising ``FileExistsError`` if the name is taken. A hard
+    link does it atomically; on a file system without hard links (FAT, some network shares) the name is claimed
+    with an exclusive create and the content renamed over it at once."""
+    import errno
+
+    try:
+        os.link(tmp, path)
+        return
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK, errno.ENOSYS):
+            raise
+    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
+    os.close(fd)
+    os.replace(tmp, path)
 
 
 def _hidden_temp(folder: Path) -> tuple[int, str]:

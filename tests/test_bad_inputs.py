@@ -175,3 +175,35 @@ def test_fuzz_steps_options(text):
 @given(_fuzz_text)
 def test_fuzz_budget_option(text):
     _clean(runner.invoke(app, ["recommend", "--budget", text, "--json"]))
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--guidance", "nan"], "--guidance must be between 0 and 100 (got nan)"),
+    (["--guidance", "-1"], "--guidance must be between 0 and 100"),
+    (["--seed", "-1"], "--seed must be between 0"),
+    (["--n", "0"], "--n must be between 1 and 64"),
+    (["--n", "-2"], "--n must be between 1 and 64"),
+    (["--steps", "0"], "--steps must be between 1 and 1000"),
+    (["--steps", "-3"], "--steps must be between 1 and 1000"),
+    (["--resolution", "-32"], "out of range"),
+    (["--threads", "0"], "Invalid value for '--threads'"),
+    (["--budget", "nan"], "is not a number"),
+    (["--budget", "-1s"], "must be positive"),
+])
+def test_generate_refuses_bad_values_before_loading_anything(args, message, tmp_path, monkeypatch):
+    import ldmpick.generation as generation
+
+    def never(*a, **k):
+        raise AssertionError("the model was loaded before the options were checked")
+
+    monkeypatch.setattr(generation, "load_pipeline", never)
+    argv = ["generate", "x", "--model", "demo-c8", "--out", str(tmp_path / "o"), *args]
+    if "--steps" not in args and "--budget" not in args:
+        argv += ["--steps", "2"]
+    if "--budget" in args:
+        argv.remove("--model")
+        argv.remove("demo-c8")
+    r = runner.invoke(app, argv)
+    assert r.exit_code == 2 and r.stderr.startswith("error: ") and r.stderr.count("\n") == 1, r.output
+    assert message in r.stderr, r.stderr
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())

@@ -38,6 +38,7 @@ def test_shipped_judge_is_small_and_names_the_attributes_of_held_out_images(judg
     assert judge.facts["held_out"]["accuracy"]["mean"] > 0.95  # what training recorded
 
 
+@pytest.mark.slow
 def test_frechet_distance_is_near_zero_for_two_real_sets_and_grows_with_corruption(judge):
     # 2048 a side: like Inception FID, the distance between two finite real sets is biased upwards (~1/n)
     a = judge.features(dataset(1, 2048)[0])
@@ -69,6 +70,7 @@ def _run_calibrate(*extra: str):
                                "--steps", "1,2,4,8", "--samples", "24", "--threads", "2", *extra])
 
 
+@pytest.mark.slow
 def test_calibrate_writes_rows_with_provenance_and_the_refit_moves_the_law_toward_them():
     from ldmpick.scaling_law import load_law
 
@@ -108,6 +110,7 @@ def test_calibrate_writes_rows_with_provenance_and_the_refit_moves_the_law_towar
     assert len(read_table(user_table_path().read_text(encoding="utf-8"), "t")) == 16
 
 
+@pytest.mark.slow
 def test_an_interrupted_calibration_resumes_where_it_stopped(monkeypatch):
     req = calib.CalibrationRequest(models=["demo-c8"], samplers=["ddim"], steps=[1, 2, 3], samples=8)
     partial = calib.partial_path(req)
@@ -139,6 +142,7 @@ def test_an_interrupted_calibration_resumes_where_it_stopped(monkeypatch):
         calib.read_partial(partial, req)
 
 
+@pytest.mark.slow
 def test_calibrate_cli_refuses_to_overwrite_an_interrupted_run_and_resumes_it():
     req = calib.CalibrationRequest(models=["demo-c8"], samplers=["ddim"], steps=[1, 2], samples=8)
     partial = calib.partial_path(req)

@@ -187,6 +187,7 @@ def test_every_adapter_knows_its_catalogue_models():
     assert resolve_model("sdxl-base").adapter.vae_decode_dtype(resolve_model("sdxl-base"), "fp16") == "fp32"
 
 
+@pytest.mark.slow
 def test_a_model_too_big_for_memory_is_does_not_fit_and_profiling_goes_on(monkeypatch, tmp_path):
     from ldmpick import profiling
 

@@ -51,33 +51,50 @@ def test_two_processes_writing_one_profile_never_corrupt_it(tmp_path: Path):
     assert reads > 0
 
 
+CTRL_C_AFTER_FIRST_MODEL = textwrap.dedent(
+    """
+    import json, os, signal, sys
+    from pathlib import Path
+    from ldmpick import storage
+
+    real, note = storage.atomic_write_text, Path(sys.argv[1])
+
+    def write(path, text):
+        real(path, text)
+        if str(path).endswith(".partial.json") and json.loads(text).get("models"):
+            note.write_text(str(path))
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C, exactly when the first model is kept
+
+    storage.atomic_write_text = write
+    from ldmpick.cli import main
+
+    sys.argv = ["ldmpick", *sys.argv[2:]]
+    main()
+    """
+)
+
+
+@pytest.mark.slow
 def test_ctrl_c_keeps_completed_measurements_and_resume_finishes(tiny_models, tmp_path: Path, ldmpick_home):
+    """A real SIGINT in a real process, sent by the process itself right after the first model's measurements reach
+    the partial file: no waiting on the clock, the same moment on a busy machine as on an idle one."""
     small, large = tiny_models
     out = tmp_path / "p.json"
-    partial = tmp_path / "p.json.partial.json"
-    args = [sys.executable, "-m", "ldmpick.cli", "profile", "--models", f"{small},{large}", "--device", "cpu",
-            "--resolution", "32", "--samplers", "ddim", "--repeats", "150", "--max-seconds", "30", "--out", str(out)]
+    note = tmp_path / "interrupted-at"
+    args = ["profile", "--models", f"{small},{large}", "--device", "cpu", "--resolution", "32", "--samplers", "ddim",
+            "--repeats", "5", "--max-seconds", "2", "--threads", "1", "--out", str(out)]
     env = dict(os.environ, LDMPICK_HOME=str(ldmpick_home))
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while time.time() < deadline:  # wait until at least the first model is in the partial file
-        if partial.exists():
-            try:
-                if load_profile(partial).models:
-                    break
-            except ProfileError:
-                pass
-        time.sleep(0.1)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
-    assert "rerun with --resume" in err and "Traceback" not in err
+    run = subprocess.run([sys.executable, "-c", CTRL_C_AFTER_FIRST_MODEL, str(note), *args], env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 130, run.stderr
+    assert "rerun with --resume" in run.stderr and "Traceback" not in run.stderr
     assert not out.exists()
+    partial = Path(note.read_text())
     kept = load_profile(partial)
     assert not kept.complete and [m.name for m in kept.models] == ["tiny-small"]
 
-    resumed = subprocess.run(args[:-2] + ["--out", str(out), "--resume", "--repeats", "5", "--max-seconds", "2"],
-                             env=env, capture_output=True, text=True, timeout=120)
+    resumed = subprocess.run([sys.executable, "-m", "ldmpick.cli", *args, "--resume"], env=env, capture_output=True,
+                             text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming from" in resumed.stderr
     final = load_profile(out)
@@ -227,26 +244,43 @@ def test_a_lock_leaves_nothing_beside_the_file_it_guards(tmp_path: Path):
 
 
 def test_a_busy_machine_gets_fewer_threads_and_advice(monkeypatch):
-    from ldmpick import execution, fingerprint
+    from ldmpick import execution
 
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(execution, "physical_cores", lambda: 4)
-    monkeypatch.setattr(fingerprint, "system_load", lambda: 0.2)
+    monkeypatch.setattr(execution, "competing_tasks", lambda: 0.0)
     idle = execution.choose_threads(None)
     assert (idle.threads, idle.source, idle.advice("cpu")) == (4, "default", None)
-    monkeypatch.setattr(fingerprint, "system_load", lambda: 3.0)
+    monkeypatch.setattr(execution, "competing_tasks", lambda: 3.0)
     busy = execution.choose_threads(None)
     assert busy.threads == 1 and busy.busy
     advice = busy.advice("cpu")
-    assert "busy (load average 3.0 on 4 core(s))" in advice and "1 torch thread(s)" in advice
+    assert "busy (3 other running task(s) on 4 core(s))" in advice and "1 torch thread(s)" in advice
     assert "run when the machine is idle" in advice and busy.advice("cuda") is None
-    monkeypatch.setattr(fingerprint, "system_load", lambda: 9.0)
+    monkeypatch.setattr(execution, "competing_tasks", lambda: 9.0)
     assert execution.choose_threads(None).threads == 1  # never zero
     asked = execution.choose_threads(3)
     assert (asked.threads, asked.source) == (3, "--threads") and "or pass --threads 1" in asked.advice("cpu")
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
     assert (execution.choose_threads(None).threads, execution.choose_threads(None).source) == (2, "OMP_NUM_THREADS")
     assert execution.choose_threads(5).threads == 5  # --threads wins over the environment
+
+
+def test_competing_tasks_counts_other_running_tasks_not_this_one(monkeypatch):
+    import builtins
+    import io
+
+    from ldmpick import execution
+
+    snapshots = iter(["0.5 0.4 0.3 1/90 123\n", "9.9 5.0 1.0 4/90 124\n", "9.9 5.0 1.0 3/90 125\n"])
+    real_open = builtins.open
+
+    def fake_open(path, *args, **kwargs):
+        return io.StringIO(next(snapshots)) if path == "/proc/loadavg" else real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", fake_open)
+    # the median of 0, 3 and 2 others: a high load average (9.9, e.g. this program's own earlier runs) is not used
+    assert execution.competing_tasks(samples=3, interval_s=0) == 2.0
 
 
 def test_physical_cores_counts_smt_siblings_once(tmp_path, monkeypatch):
@@ -302,3 +336,39 @@ def test_bad_thread_counts_are_refused_before_any_work(command, value):
     r = CliRunner().invoke(app, [*command, "--threads", value])
     assert r.exit_code == 2 and r.stderr.startswith("error: ") and r.stderr.count("\n") == 1, r.output
     assert "--threads" in r.stderr
+
+
+def test_generate_leaves_only_its_images_and_record_in_the_folder(tmp_path: Path):
+    from typer.testing import CliRunner
+
+    from ldmpick.cli import app
+    from tiny_pipeline import build_tiny_pipeline
+
+    tiny = build_tiny_pipeline(tmp_path / "tiny-sd")
+    out = tmp_path / "out"
+    r = CliRunner().invoke(app, ["generate", "a cat", "--model", str(tiny), "--sampler", "ddim", "--steps", "1",
+                                 "--resolution", "32", "--seed", "3", "--n", "2", "--threads", "1", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in out.iterdir()) == ["0001-a-cat-s3.png", "0001-run.json", "0002-a-cat-s4.png"]
+    record = json.loads((out / "0001-run.json").read_text())
+    assert [i["file"] for i in record["images"]] == ["0001-a-cat-s3.png", "0002-a-cat-s4.png"]
+
+
+def test_a_file_system_without_hard_links_still_gets_complete_files_under_free_names(tmp_path: Path, monkeypatch):
+    import errno
+
+    from PIL import Image
+
+    from ldmpick import outputs
+
+    def no_links(src, dst):
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    folder = tmp_path / "fat"
+    folder.mkdir()
+    a = outputs.save_image(folder, Image.new("RGB", (4, 4)), "x", 1, {})
+    b = outputs.save_image(folder, Image.new("RGB", (4, 4)), "x", 1, {}, first=1)  # 1 is taken: the next one
+    assert (a.name, b.name) == ("0001-x-s1.png", "0002-x-s1.png")
+    assert sorted(p.name for p in folder.iterdir()) == ["0001-x-s1.png", "0002-x-s1.png"]
+    assert all(p.stat().st_size > 0 for p in folder.iterdir())

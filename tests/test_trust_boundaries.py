@@ -255,8 +255,8 @@ import sys, time
 from pathlib import Path
 from ldmpick.catalogue import update_registry
 tag, n, go = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
-deadline = time.monotonic() + 30
-while not go.exists() and time.monotonic() < deadline:
+Path(sys.argv[4]).touch()  # imported, ready
+while not go.exists():  # start together
     time.sleep(0.001)
 for i in range(n):
     name = f"{tag}-{i}"
@@ -268,9 +268,12 @@ def test_two_processes_adding_at_once_lose_nothing(tmp_path):
     save_registry({"existing": "/models/existing"})
     go = tmp_path / "go"
     n = 40
-    procs = [subprocess.Popen([sys.executable, "-c", ADDER, tag, str(n), str(go)], stderr=subprocess.PIPE, text=True)
-             for tag in ("left", "right")]
-    time.sleep(0.3)  # both have imported ldmpick and wait for the start signal
+    ready = {tag: tmp_path / f"{tag}.ready" for tag in ("left", "right")}
+    procs = [subprocess.Popen([sys.executable, "-c", ADDER, tag, str(n), str(go), str(ready[tag])],
+                              stderr=subprocess.PIPE, text=True) for tag in ready]
+    while not all(r.exists() for r in ready.values()):  # both have imported ldmpick: an event, not a guess of time
+        assert all(p.poll() is None for p in procs), [p.communicate() for p in procs]
+        time.sleep(0.01)
     go.touch()
     for p in procs:
         _, err = p.communicate(timeout=60)
@@ -323,3 +326,17 @@ def test_an_error_naming_a_file_escapes_control_characters(tmp_path):
     r = runner.invoke(app, ["profiles", "show", str(tmp_path / "evil\u202egpj.json")])
     assert r.exit_code == 2 and r.stderr.startswith("error: ")
     assert "\u202e" not in r.stderr and "evil\\u202egpj.json" in r.stderr
+
+
+def test_markup_in_a_local_profile_does_not_break_profiles_list(tmp_path):
+    from ldmpick.storage import profiles_dir
+
+    profiles_dir().mkdir(parents=True, exist_ok=True)
+    data = copy.deepcopy(BASE)
+    data["device"]["name"] = MARKUP_NAME
+    (profiles_dir() / "mine.json").write_text(json.dumps(data), encoding="utf-8")
+    r = runner.invoke(app, ["profiles", "list"])
+    assert r.exit_code == 0, r.output
+    device_column = "".join(line.split("│")[4].strip() for line in r.stdout.splitlines()
+                            if line.count("│") > 4)
+    assert MARKUP_NAME.replace(" ", "") in device_column.replace(" ", "")  # the name as written, folded over lines

@@ -94,8 +94,12 @@ def shown(text: str) -> str:
     """``text`` as it may reach a terminal: every character a terminal would act on is written as its Python escape
     (``\\x9b``, ``\\u202e``). Everything ldmpick prints passes through here, so a profile's device name or a
     folder's name shows as what it is."""
-    return _UNSHOWABLE.sub(lambda m: m.group().encode("unicode_escape", "backslashreplace").decode("ascii")
-                           if not 0xD800 <= ord(m.group()) <= 0xDFFF else f"\\u{ord(m.group()):04x}", text)
+    return _UNSHOWABLE.sub(_escape, text)
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def console(stderr: bool = False):  # -> rich.console.Console
