@@ -550,9 +550,11 @@ def run_profile(
 
     from ldmpick.fingerprint import full_fingerprint
 
+    from ldmpick.execution import apply_threads
+
     specs = validate_request(req)
-    if req.threads:
-        torch.set_num_threads(req.threads)
+    # the same thread policy as generate (so the profile predicts its runs); a resumed run keeps the partial's count
+    apply_threads(req.threads or (resume_from.settings.threads if resume_from is not None else None))
     settings = req.settings()
     settings.threads = torch.get_num_threads()
     if resume_from is not None and resume_from.settings.key() != settings.key():
