@@ -149,3 +149,28 @@ def test_sana_sprint_configs_are_the_sprint_variant():
         assert {k: sprint[k] for k in shape_keys} == {k: teacher[k] for k in shape_keys}
         # the Sprint network is its Sana size plus QK norms and a guidance embedder: a little larger
         assert 0 < build_denoiser(f"sana-sprint-{size}")[1] - build_denoiser(base)[1] < 0.01 * build_denoiser(base)[1]
+
+
+def test_the_shipped_parameter_counts_match_a_fresh_count_of_every_built_in_model():
+    """models list reads built-in counts from ldmpick/data/param_counts.json instead of building every model; the file
+    must say what building them says (rebuild it with scripts/build_param_counts.py when a config changes)."""
+    from ldmpick.families.base import ParamCountCache, builtin_param_counts
+    from ldmpick.file_input import read_json_file
+
+    shipped = read_json_file(ParamCountCache.shipped_path(), "parameter-count cache")
+    assert shipped["schema"] == "ldmpick.param-counts/1" and shipped["provenance"]["command"]
+    assert shipped["counts"] == builtin_param_counts()
+
+
+def test_a_registered_model_is_counted_once_then_read_from_the_user_cache(tmp_path, monkeypatch):
+    from conftest import write_config_folder
+
+    from ldmpick.catalogue import resolve_model
+    from ldmpick.families import base
+
+    folder = write_config_folder(tmp_path, "cached-model", c=8)
+    first = resolve_model(str(folder)).unet_params
+    assert base.ParamCountCache.user_path().exists()
+    base._count_params.cache_clear()
+    monkeypatch.setattr(base, "_count_params", lambda *a: (_ for _ in ()).throw(AssertionError("counted again")))
+    assert resolve_model(str(folder)).unet_params == first

@@ -126,21 +126,128 @@ def _count_params(library: str, class_name: str, config_json: str) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def count_params(library: str, class_name: str, config: dict[str, Any]) -> int:
+def count_params(library: str, class_name: str, config: dict[str, Any], cached: bool = True) -> int:
     """Parameters of a ``diffusers`` or ``transformers`` module built from ``config`` on torch's meta device (no
-    memory, no weights). A config the class cannot be built from is a one-line ``ModelError``."""
+    memory, no weights). A config the class cannot be built from is a one-line ``ModelError``.
+
+    Counting imports diffusers and builds the module (a second or more); counts are kept by config digest in
+    ``ParamCountCache`` (shipped for the built-in models, and the user's for the rest), so ``models list`` does not
+    rebuild every model each time. ``cached=False`` always counts (tests of the shipped cache use it)."""
     from ldmpick.errors import ModelError
 
+    config_json = json.dumps(constructor_args(config), sort_keys=True)
+    key = ParamCountCache.key(library, class_name, config_json)
+    if cached:
+        known = ParamCountCache.lookup(key)
+        if known is not None:
+            return known
     try:
-        return _count_params(library, class_name, json.dumps(constructor_args(config), sort_keys=True))
+        n = _count_params(library, class_name, config_json)
     except AttributeError:
         raise ModelError(f"{library} has no class '{class_name}'") from None
     except (TypeError, ValueError, KeyError, IndexError, ZeroDivisionError, RuntimeError, AssertionError) as exc:
         message = " ".join(str(exc).split())[:200]
         raise ModelError(f"cannot build {class_name} from its config ({exc.__class__.__name__}: {message})") from None
+    if cached:
+        ParamCountCache.remember(key, n)
+    return n
+
+
+class ParamCountCache:
+    """Parameter counts by ``sha256(library, class, config)``: ``ldmpick/data/param_counts.json`` for the built-in
+    models (``scripts/build_param_counts.py``; a test recounts every entry) and ``<data>/cache/param_counts.json``
+    for the user's models (written atomically; a missing or unreadable cache is simply recounted)."""
+
+    _shipped: dict[str, int] | None = None
+    _user: dict[str, int] | None = None
+    MAX_BYTES = 4 * 1024 * 1024
+
+    @staticmethod
+    def key(library: str, class_name: str, config_json: str) -> str:
+        import hashlib
+
+        return hashlib.sha256(f"{library}|{class_name}|{config_json}".encode()).hexdigest()[:24]
+
+    @staticmethod
+    def shipped_path() -> Any:
+        from pathlib import Path
+
+        return Path(__file__).resolve().parent.parent / "data" / "param_counts.json"
+
+    @staticmethod
+    def user_path() -> Any:
+        from ldmpick.storage import data_dir
+
+        return data_dir() / "cache" / "param_counts.json"
+
+    @classmethod
+    def _read(cls, path: Any) -> dict[str, int]:
+        from ldmpick.errors import UsageError
+        from ldmpick.file_input import read_json_file
+
+        try:
+            doc = read_json_file(path, "parameter-count cache", max_bytes=cls.MAX_BYTES)
+        except UsageError:
+            return {}
+        counts = doc.get("counts") if isinstance(doc, dict) else None
+        if not isinstance(counts, dict):
+            return {}
+        return {k: v for k, v in counts.items() if isinstance(k, str) and isinstance(v, int) and 0 <= v}
+
+    @classmethod
+    def lookup(cls, key: str) -> int | None:
+        if cls._shipped is None:
+            cls._shipped = cls._read(cls.shipped_path())
+        if key in cls._shipped:
+            return cls._shipped[key]
+        path = cls.user_path()
+        if cls._user is None or getattr(cls, "_user_from", None) != path:
+            cls._user, cls._user_from = cls._read(path), path  # LDMPICK_HOME may change (tests)
+        return cls._user.get(key)
+
+    @classmethod
+    def remember(cls, key: str, n: int) -> None:
+        from ldmpick.errors import LdmpickError
+        from ldmpick.storage import atomic_write_json
+
+        if cls._shipped is not None and key in cls._shipped:
+            return
+        path = cls.user_path()
+        counts = dict(cls._read(path))
+        counts[key] = n
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(path, {"schema": "ldmpick.param-counts/1", "counts": counts})
+        except (OSError, LdmpickError):
+            return  # a cache; counting again next time is the only cost
+        cls._user, cls._user_from = counts, path
 
 
 MAX_COMPONENT_PARAMS = 100_000_000_000  # 100 B: several times the largest released denoiser or text encoder
+
+
+def module_configs(spec: ModelSpec) -> dict[str, tuple[str, str, dict[str, Any]]]:
+    """Each module of ``spec`` (denoiser, text encoders, VAE) as (library, class name, config)."""
+    adapter = spec.adapter
+    modules = {adapter.denoiser_component: ("diffusers", adapter.denoiser_class(spec), adapter.denoiser_config(spec))}
+    for enc in adapter.text_encoders(spec):
+        modules[enc.component] = ("transformers", enc.class_name, enc.config)
+    if adapter.vae_config(spec):
+        modules["vae"] = ("diffusers", adapter.vae_class(spec), adapter.vae_config(spec))
+    return modules
+
+
+def builtin_param_counts() -> dict[str, int]:
+    """Freshly counted parameters of every built-in model's modules, by ``ParamCountCache`` key (what
+    ``ldmpick/data/param_counts.json`` holds)."""
+    from ldmpick.catalogue import is_builtin, known_names, resolve_model
+
+    counts = {}
+    for name in [n for n in known_names() if is_builtin(n)]:
+        for library, cls, config in module_configs(resolve_model(name)).values():
+            config_json = json.dumps(constructor_args(config), sort_keys=True)
+            counts[ParamCountCache.key(library, cls, config_json)] = count_params(library, cls, config, cached=False)
+    return counts
 
 
 def component_params(spec: ModelSpec) -> dict[str, int]:
@@ -149,13 +256,7 @@ def component_params(spec: ModelSpec) -> dict[str, int]:
     model is registered or built for real."""
     from ldmpick.errors import ModelError
 
-    adapter = spec.adapter
-    counts = {adapter.denoiser_component: count_params("diffusers", adapter.denoiser_class(spec),
-                                                       adapter.denoiser_config(spec))}
-    for enc in adapter.text_encoders(spec):
-        counts[enc.component] = count_params("transformers", enc.class_name, enc.config)
-    if adapter.vae_config(spec):
-        counts["vae"] = count_params("diffusers", adapter.vae_class(spec), adapter.vae_config(spec))
+    counts = {comp: count_params(*module) for comp, module in module_configs(spec).items()}
     for comp, n in counts.items():
         if n > MAX_COMPONENT_PARAMS:
             raise ModelError(f"model '{spec.name}': its {comp} would have {n / 1e9:.0f} B parameters (at most "
