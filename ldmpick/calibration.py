@@ -13,13 +13,11 @@ ldmpick measures:
 
 Results go to a partial file after every configuration (``--resume`` continues it); at the end they are appended,
 under a file lock, to the user's quality table (series ``calibrated:<dataset>``, source ``calibrated:<profile
-id>``), and the law is refitted (``scaling_law.fit_calibrated_family``). No printing here.
+id>``), and the law is refitted (``quality_fit.fit_calibrated_family``). No printing here.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import time
@@ -365,7 +363,7 @@ def profile_id_for(req: CalibrationRequest) -> str:
 
 def points_of(cal: Calibration) -> list[Any]:
     """The calibration as quality-table rows: one ``fid`` and (demo world) one ``prompt_acc`` row per config."""
-    from ldmpick.scaling_law import QualityPoint
+    from ldmpick.quality_table import QualityPoint
 
     req = cal.request
     rows = []
@@ -386,20 +384,14 @@ def _row_key(p: Any) -> tuple:
 def append_points(points: list[Any], path: Path) -> int:
     """Add ``points`` to the quality table at ``path`` (created if missing), replacing rows of the same model,
     sampler, steps, metric, data set, guidance and resolution. Atomic, under a file lock. Returns the row count."""
-    from ldmpick.scaling_law import TABLE_COLUMNS, TABLE_SCHEMA, read_table
+    from ldmpick.file_input import read_text_file
+    from ldmpick.quality_table import MAX_TABLE_BYTES, read_table, table_text
     from ldmpick.storage import atomic_write_text, file_lock
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with file_lock(path):
-        old = read_table(path.read_text(encoding="utf-8"), f"'{path}'") if path.exists() else []
+        old = read_table(read_text_file(path, "quality table", MAX_TABLE_BYTES), f"'{path}'") if path.exists() else []
         new_keys = {_row_key(p) for p in points}
         rows = [p for p in old if _row_key(p) not in new_keys] + list(points)
-        buf = io.StringIO()
-        buf.write(f"# schema: {TABLE_SCHEMA}\n# Your measured quality points (ldmpick calibrate).\n")
-        w = csv.DictWriter(buf, fieldnames=TABLE_COLUMNS, lineterminator="\n")
-        w.writeheader()
-        for p in rows:
-            d = {k: getattr(p, k) for k in TABLE_COLUMNS}
-            w.writerow({k: "" if v is None else v for k, v in d.items()})
-        atomic_write_text(path, buf.getvalue())
+        atomic_write_text(path, table_text(rows, "Your measured quality points (ldmpick calibrate)."))
     return len(rows)

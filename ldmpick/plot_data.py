@@ -14,7 +14,7 @@ def measured_metric(metric: str) -> str:
 def plot_points(law: Any, metric: str) -> list[Any]:
     """The quality-table points of ``metric`` (shipped table and the user's), each model's only from the
     calibration it is predicted from (the law's calibrated family for it), relabelled as ``metric``."""
-    from ldmpick.scaling_law import load_tables
+    from ldmpick.quality_table import load_tables
 
     measured = measured_metric(metric)
 

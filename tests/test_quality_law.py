@@ -7,15 +7,9 @@ import json
 import pytest
 
 from ldmpick.errors import UsageError
-from ldmpick.scaling_law import (
-    QualityLaw,
-    QualityPoint,
-    fit_law,
-    load_law,
-    read_table,
-    shipped_law_path,
-    shipped_table_path,
-)
+from ldmpick.quality_fit import fit_law
+from ldmpick.quality_law import QualityLaw, load_law, shipped_law_path
+from ldmpick.quality_table import QualityPoint, read_table, shipped_table_path
 from ldmpick.selector import cost_rows_flops, select_config
 
 TABLE1 = {"ldm-39m": 25.30, "ldm-83m": 24.30, "ldm-145m": 24.18, "ldm-223m": 23.76, "ldm-318m": 22.83,
@@ -73,7 +67,7 @@ def test_more_steps_never_hurt_and_the_deficit_vanishes(law):
     for sampler, curve in law.curves.items():
         values = [curve.deficit(s) for s in range(1, 200)]
         assert values == sorted(values, reverse=True), sampler
-        assert curve.deficit(5000) < 0.05, sampler
+        assert curve.deficit(20_000) < 0.05, sampler
 
 
 def test_shipped_law_is_what_fit_produces_from_the_shipped_table(law):
@@ -85,12 +79,13 @@ def test_shipped_law_is_what_fit_produces_from_the_shipped_table(law):
     assert law.provenance["command"].startswith("ldmpick fit")
 
 
-def test_uncertainty_grows_outside_the_data(law):
+def test_no_fid_outside_the_family_and_uncertainty_grows_away_from_the_data(law):
     inside = law.predict_fid(params(law, "ldm-866m"), "ddim", 50)
-    far = law.predict_fid(50 * params(law, "ldm-5b"), "ddim", 50)
-    assert far.basis == "extrapolated" and far.sigma > inside.sigma > 0
+    with pytest.raises(UsageError, match="outside the paper's family"):
+        law.predict_fid(50 * params(law, "ldm-5b"), "ddim", 50)  # no size term past the paper's sizes
     few = law.predict_fid(params(law, "ldm-866m"), "ddim", 2)
-    assert few.sigma > inside.sigma  # few steps: the step curve's own uncertainty dominates
+    assert few.sigma > inside.sigma > 0  # few steps: far from Table 1's 50 steps, the curve's miss dominates
+    assert few.low < few.value < few.high
 
 
 def test_anchor_shifts_predictions_for_a_model_outside_the_family():
@@ -127,12 +122,12 @@ def test_law_file_round_trip_and_refusals(law, tmp_path):
         QualityLaw.from_json(broken)
     f = tmp_path / "law.json"
     f.write_text("{")
-    with pytest.raises(UsageError, match="unreadable"):
+    with pytest.raises(UsageError, match="not valid JSON"):
         load_law(f)
 
 
 @pytest.mark.parametrize("row, message", [
-    ("m,,ddim,0,7.5,512,fid,20,1,d,s,src", "steps >= 1"),
+    ("m,,ddim,0,7.5,512,fid,20,1,d,s,src", "'steps' must be a finite number >= 1"),
     ("m,,ddim,5,7.5,512,fid,nan,1,d,s,src", "finite"),
     ("m,,ddim,five,7.5,512,fid,20,1,d,s,src", "invalid literal"),
 ])
@@ -167,12 +162,13 @@ def test_fitted_law_records_its_provenance_and_versions(law):
 
 
 def test_step_curves_fit_their_published_points_within_a_quarter(law):
-    """One power law per sampler over 1-20 steps of three protocols is a compromise; the law file lists every point
-    it was fitted to with its fitted value, and the misses stay within 25% (largest at 2-4 steps)."""
+    """One power law per sampler over 1-25 steps of four protocols is a compromise; the law file lists every point
+    it was fitted to with its fitted value, and the misses stay within 30% (largest at 2-4 steps). The intervals,
+    calibrated on held-out series, are what carries this miss to the user (test_intervals_cover_held_out_...)."""
     rows = law.provenance["step_curve_fit"]
-    assert len(rows) == 18 and {r["sampler"] for r in rows} == {"ddim", "dpmpp-2m"}
+    assert len(rows) == 20 and {r["sampler"] for r in rows} == {"ddim", "dpmpp-2m"}
     for r in rows:
-        assert abs(r["fitted"] - r["fid"]) / r["fid"] < 0.25, r
+        assert abs(r["fitted"] - r["fid"]) / r["fid"] < 0.30, r
     # in the region recommendations land in (8-20 steps, COCO, cfg 7.5: the paper's protocol) within 12.5%
     for r in rows:
         if r["series"].startswith("sd14"):

@@ -24,7 +24,7 @@ from ldmpick.catalogue import load_registry, resolve_trusted_name, save_registry
 from ldmpick.cli import app
 from ldmpick.errors import LdmpickError, UsageError
 from ldmpick.profile_file import DEVICE_FIELDS, device_key, export_markdown, parse_profile_text, validate_device
-from ldmpick.scaling_law import load_law
+from ldmpick.quality_law import load_law
 from ldmpick.selector import choose_profile, cost_rows_measured, select_config
 
 from conftest import write_config_folder
