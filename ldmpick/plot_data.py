@@ -7,8 +7,10 @@ from typing import Any
 
 
 def measured_metric(metric: str) -> str:
-    """The table metric a plot metric is drawn from: calibrated rows measure prompt accuracy, the CLIP analogue."""
-    return "prompt_acc" if metric == "clip" else metric
+    """The table metric a plot metric is drawn from (prompt-acc: the calibrated rows' prompt_acc)."""
+    from ldmpick.quality_law import CALIBRATED_METRIC
+
+    return CALIBRATED_METRIC.get(metric, metric)
 
 
 def plot_points(law: Any, metric: str) -> list[Any]:

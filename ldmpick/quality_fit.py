@@ -31,8 +31,6 @@ PRIORS: dict[str, tuple[str, float, float, str]] = {
 
 def _fit_smooth_size(points: list[tuple[str, int, float]]) -> tuple[float, float, list[list[float]], float]:
     """a - b ln(N/1e8), bounded least squares (b >= 0: quality never gets worse with size)."""
-    from scipy.optimize import least_squares
-
     xs = [math.log(n / PARAM_SCALE) for _, n, _ in points]
     ys = [f for _, _, f in points]
 
@@ -40,10 +38,27 @@ def _fit_smooth_size(points: list[tuple[str, int, float]]) -> tuple[float, float
         a, b = theta
         return [a - b * x - y for x, y in zip(xs, ys)]
 
-    r = least_squares(residuals, [ys[0], 1.0], bounds=([0.0, 0.0], [1e3, 1e2]))
+    r = _least_squares(residuals, [ys[0], 1.0], [0.0, 0.0], [1e3, 1e2], "the size term")
     cov = _covariance(r)
     rms = math.sqrt(sum(v * v for v in r.fun) / len(r.fun))
     return float(r.x[0]), float(r.x[1]), cov, rms
+
+
+def _least_squares(residuals: Any, x0: list[float], lo: list[float], hi: list[float], what: str) -> Any:
+    """Bounded least squares from ``x0`` moved inside the bounds; a fit scipy cannot do (values far outside what
+    the bounds allow, non-finite residuals) is a one-line UsageError naming ``what``, never a traceback."""
+    from scipy.optimize import least_squares
+
+    start = [min(max(v, a), b) if math.isfinite(v) else (a + b) / 2 for v, a, b in zip(x0, lo, hi)]
+    start = [v if a < v < b else a + (b - a) * 1e-3 if v <= a else b - (b - a) * 1e-3
+             for v, a, b in zip(start, lo, hi)]
+    try:
+        result = least_squares(residuals, start, bounds=(lo, hi))
+    except (ValueError, ArithmeticError, FloatingPointError) as exc:
+        raise UsageError(f"cannot fit {what} to the quality table ({exc})") from None
+    if not all(math.isfinite(float(v)) for v in result.x):
+        raise UsageError(f"cannot fit {what} to the quality table (the fit did not converge to finite values)")
+    return result
 
 
 def _covariance(result: Any) -> list[list[float]]:
@@ -64,7 +79,6 @@ def _fit_curves(points: list[QualityPoint], samplers: list[str],
     """Fit C, p per sampler jointly with one converged offset per series, in log space (relative errors).
     With ``residuals_out``, append every point's fitted value there (how well the law fits its own data)."""
     import numpy as np
-    from scipy.optimize import least_squares
 
     pts = [p for p in points if p.metric == "fid" and p.sampler in samplers]
     series = sorted({p.series for p in pts})
@@ -82,7 +96,7 @@ def _fit_curves(points: list[QualityPoint], samplers: list[str],
             out.append(math.log(max(pred, 1e-6)) - math.log(p.value))
         return out
 
-    r = least_squares(residuals, x0, bounds=(lo, hi))
+    r = _least_squares(residuals, x0, lo, hi, f"the step curves of {', '.join(samplers)}")
     cov = np.array(_covariance(r))
     if residuals_out is not None:
         for p, res in zip(pts, r.fun):
@@ -271,7 +285,6 @@ def fit_calibrated_family(points: list[QualityPoint], dataset: str, metric: str,
     (see ``CalibratedFamily``). ``None`` when there are too few points (fewer than 6, or no model with 2 step
     counts of one sampler)."""
     import numpy as np
-    from scipy.optimize import least_squares
 
     pts = [p for p in points if p.dataset == dataset and p.metric == metric and p.guidance == guidance]
     if samples is not None:
@@ -311,7 +324,7 @@ def fit_calibrated_family(points: list[QualityPoint], dataset: str, metric: str,
             out.append(math.log(max(pred, 1e-6)) - math.log(err(p)))
         return out
 
-    r = least_squares(residuals, x0, bounds=(lo, hi))
+    r = _least_squares(residuals, x0, lo, hi, f"the calibrated data set '{dataset}'")
     cov = np.array(_covariance(r))
     floors, scales, curves = unpack(r.x)
     k = 2 * nm - 1

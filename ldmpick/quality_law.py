@@ -1,23 +1,22 @@
-"""The quality model: predicted FID (and CLIP score) of a model size, sampler and step count.
+"""The quality law: what a model, sampler and step count score on one quality scale, with an honest interval.
 
-    FID(N, s; sampler) = size(N) + deficit_sampler(s) - deficit_ddim(50)
+Scales (``SCALES``; ``--metric``) are never mixed: a model is predicted on a scale only where that scale has data
+for it, never from its parameter count.
 
-- ``size(N)``: the FID a model of N UNet parameters reaches at the reference point (50 DDIM steps, cfg 7.5, COCO
-  30k; Mei et al. 2024 Table 1). Between the paper's sizes it interpolates Table 1 linearly in log N (so the family
-  reproduces Table 1 exactly); outside it follows a log-linear law ``a - b ln(N / 1e8)`` fitted by bounded least
-  squares to Table 1 (residual RMS ~0.25 FID), continued from the nearest end point.
-- ``deficit(s) = C s^-p``: how much worse than converged a sampler is after s steps. It vanishes as s grows.
-  (C, p) are fitted per sampler, in log space, to published step curves of SD v1.4 / v1.5 / v2.1 (each series with
-  its own converged offset, since absolute FIDs of different protocols are not comparable); samplers without
-  published curves get a documented prior (``basis`` in the law file).
-- Distilled few-step samplers (lcm) have their own curve, fitted to LCM's published points; they only apply to
-  consistency-distilled models.
-- A model with its own quality anchor (a published or calibrated FID at some sampler/steps) is predicted as
-  ``anchor + deficit_sampler(s) - deficit_anchor_sampler(anchor_steps)``: the law's shape relative to the anchor.
+- The paper's FID (``fid``) for its own LDM family: ``FID(N, s; sampler) = size(N) + deficit_sampler(s) -
+  deficit_ddim(50)``, where ``size(N)`` is Mei et al. 2024 Table 1 (interpolated in log N between its sizes, nothing
+  outside them) and ``deficit(s) = C s^-p`` is fitted per sampler to published SD step curves (each series with its
+  own converged offset). Past the most steps of the published points a curve rests on, the value is held (flagged).
+  A model with its own anchor (a published or calibrated FID) is predicted relative to it; a model with your
+  calibration (``ldmpick calibrate``) from the law fitted to it (``CalibratedFamily``), on its own data set's scale.
+- Published scales (``mjhq-fid``, ``geneval``, ...): the published values of released models
+  (``ldmpick/data/published_quality.csv``), interpolated linearly in log steps between published step counts
+  (flagged), held past the last one (flagged), absent below the first.
+- Intervals: ``log half-width = floor + k * relative shift`` from the data a prediction rests on, with ``k``
+  calibrated so that published points left out of the fit fall inside at the stated rate (``IntervalFit``).
 
-Evaluation is pure Python (no numpy, scipy or torch): it is on the ``recommend`` path. Fitting (``fit_law``) imports
 Evaluation is pure Python (no numpy, scipy or torch): it is on the ``recommend`` path. Fitting lives in
-``ldmpick.quality_fit`` (the only scipy importer), the table of points in ``ldmpick.quality_table``.
+``ldmpick.quality_fit`` (the only scipy importer of the quality modules), the rows in ``ldmpick.quality_table``.
 """
 
 from __future__ import annotations

@@ -173,3 +173,186 @@ def test_step_curves_fit_their_published_points_within_a_quarter(law):
     for r in rows:
         if r["series"].startswith("sd14"):
             assert abs(r["fitted"] - r["fid"]) / r["fid"] < 0.125, r
+
+
+# ---------------------------------------------------------------------------------------------- scales and queries
+
+import json as _json  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from typer.testing import CliRunner  # noqa: E402
+
+from ldmpick.cli import app  # noqa: E402
+
+runner = CliRunner()
+
+
+def query(*args: str) -> dict:
+    r = runner.invoke(app, ["law", *args, "--json"])
+    assert r.exit_code == 0, r.output
+    return _json.loads(r.stdout)
+
+
+def test_a_tiny_random_model_is_never_ranked_by_its_parameter_count(tiny_models, tmp_path):
+    """A registered random pipeline next to a paper-family size: on every scale it is listed with the command that
+    would measure it, never ranked; on a published scale with data for neither, recommend refuses to guess."""
+    small, _ = tiny_models
+    assert runner.invoke(app, ["models", "add", "tiny-rand", str(small)]).exit_code == 0
+    prof = tmp_path / "p.json"
+    r = runner.invoke(app, ["profile", "--models", "tiny-rand,ldm-39m", "--device", "cpu", "--resolution", "32",
+                            "--samplers", "ddim,dpmpp-2m", "--warmup", "1", "--repeats", "3", "--max-seconds", "1",
+                            "--out", str(prof)])
+    assert r.exit_code == 0, r.output
+    for metric, label in (("fid", "FID"), ("clip", "CLIP")):
+        r = runner.invoke(app, ["recommend", "--profile", str(prof), "--budget", "100s", "--metric", metric,
+                                "--json"])
+        assert r.exit_code == 0, r.output
+        sel = _json.loads(r.stdout)
+        assert sel["best"]["model"] == "ldm-39m"
+        assert "tiny-rand" not in {c["model"] for c in sel["top"] + sel["frontier"]}
+        note = next(e for e in sel["excluded"] if e.startswith("tiny-rand"))
+        assert f"no quality data on this scale ({label})" in note
+        assert "ldmpick calibrate --models tiny-rand --samplers ddim,dpmpp-2m" in note
+    r = runner.invoke(app, ["recommend", "--profile", str(prof), "--budget", "100s", "--metric", "mjhq-fid"])
+    assert r.exit_code == 2 and r.stderr.splitlines()[-1].startswith("error: no candidate configurations")
+    assert r.stderr.count("error") == 1
+    assert "tiny-rand: no quality data on this scale (MJHQ FID)" in r.stderr
+    assert "ldm-39m: no quality data on this scale (MJHQ FID)" in r.stderr
+
+
+def test_law_query_on_a_published_scale_interpolates_holds_and_never_extrapolates():
+    doc = query("--model", "sana-sprint-0.6b", "--sampler", "scm", "--steps", "1,3,4,8", "--metric", "mjhq-fid")
+    one, three, four, eight = doc["predictions"]
+    assert (one["value"], one["basis"]) == (7.04, "published")  # SANA-Sprint Table 2, as published
+    assert three["basis"] == "published-interpolated" and 6.48 < three["value"] < 6.54
+    assert "interpolated between 2 and 4 steps" in three["flags"]
+    assert eight["value"] == four["value"] == 6.48 and eight["basis"] == "published-held"
+    assert any("no published data past 4 steps" in f for f in eight["flags"])
+    for p in doc["predictions"]:
+        assert p["interval"][0] < p["value"] < p["interval"][1]
+    assert any("arxiv.org/abs/2503.09641" in row for row in one["rows"])  # the citation it rests on
+    # SD3-Medium's MJHQ FID is published at its pipeline's 28 steps only: nothing below, flagged at 28
+    doc = query("--model", "sd3-medium", "--sampler", "flow-euler", "--steps", "10,28", "--metric", "mjhq-fid")
+    below, at = doc["predictions"]
+    assert below["value"] is None and at["value"] == 11.92
+    assert any("does not state its sampler" in f for f in at["flags"])
+    assert "no quality data on this scale (MJHQ FID)" in doc["no_data"]
+
+
+def test_law_query_on_the_paper_scale_gives_basis_and_holds_past_the_curves_data(law):
+    doc = query("--model", "ldm-866m", "--sampler", "dpmpp-2m", "--steps", "20,100")
+    twenty, hundred = doc["predictions"]
+    assert twenty["basis"] == "table1" and any("Table 1" in row for row in twenty["rows"])
+    assert any("held at 25 steps" in f for f in hundred["flags"])
+    assert hundred["value"] == pytest.approx(law.predict("ldm-866m", "dpmpp-2m", 25).value)
+    # 50 DDIM steps: Table 1 itself; more steps do not beat it
+    assert law.predict("ldm-866m", "ddim", 200).value == pytest.approx(TABLE1["ldm-866m"])
+    # a catalogue model outside the family has no FID on the paper's scale, whatever its size
+    doc = query("--model", "sdxl-base", "--sampler", "euler", "--steps", "30")
+    assert doc["predictions"][0]["value"] is None and "ldmpick calibrate --models sdxl-base" in doc["no_data"]
+    r = runner.invoke(app, ["law", "--model", "ldm-866m", "--sampler", "dpm-fast", "--steps", "4"])
+    assert r.exit_code == 2 and r.stderr.startswith("error: unknown sampler 'dpm-fast'")
+
+
+def test_unknown_metric_is_one_line_with_the_valid_scales():
+    r = runner.invoke(app, ["law", "--model", "ldm-39m", "--sampler", "ddim", "--metric", "fidd"])
+    assert r.exit_code == 2 and r.stderr.count("\n") == 1
+    assert "unknown metric 'fidd'; did you mean 'fid'?" in r.stderr and "mjhq-fid" in r.stderr
+
+
+def test_unipc_factor_is_kept_per_guidance_and_the_paper_scale_uses_the_nearest(law):
+    unipc, dpm = law.curves["unipc"], law.curves["dpmpp-2m"]
+    assert unipc.guidance_factors["3"] < 1 < unipc.guidance_factors["8"]  # better at cfg 3, worse at cfg 8
+    assert unipc.C == pytest.approx(dpm.C * unipc.guidance_factors["8"], rel=1e-3)  # cfg 8: nearest 7.5
+    assert law.predict("ldm-866m", "unipc", 4).value > law.predict("ldm-866m", "dpmpp-2m", 4).value
+
+
+def test_the_sd15_dpm_solver_series_is_part_of_the_fit(law):
+    rows = [r for r in law.provenance["step_curve_fit"] if r["series"] == "sd15-2311.17042-dpm-solver"]
+    assert sorted((r["steps"], r["fid"]) for r in rows) == [(8, 31.7), (25, 20.1)]
+
+
+COVERAGE_SLACK = 0.10  # with 17 held-out curve points, one miss moves the rate by 6 points
+
+
+def test_intervals_cover_held_out_published_points_at_the_stated_rate(law):
+    from ldmpick.quality_fit import interval_calibration, step_curve_points
+    from ldmpick.quality_law import series_from_points
+    from ldmpick.quality_table import load_published
+
+    fit = interval_calibration(step_curve_points(read_table(shipped_table_path().read_text(), "t")),
+                               series_from_points(load_published()))
+    for kind in ("curve", "interpolation"):
+        cov = fit.coverage[kind]
+        assert cov["points"] >= 15, kind
+        assert cov["covered"] / cov["points"] >= fit.level - COVERAGE_SLACK, (kind, cov["covered"], cov["points"])
+        # the shipped law carries the same calibration
+        assert law.intervals.coverage[kind]["covered"] == cov["covered"]
+    assert law.intervals.k_curve == pytest.approx(fit.k_curve)
+    # and docs/quality-law.md shows what scripts/quality_coverage.py computes
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("qc", Path(__file__).parent.parent / "scripts" / "quality_coverage.py")
+    qc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(qc)
+    assert qc.coverage_block() in qc.DOC.read_text(encoding="utf-8")
+
+
+def test_published_table_is_the_reference_copied_with_citations():
+    from ldmpick.quality_table import load_published, shipped_published_path
+
+    text = shipped_published_path().read_text(encoding="utf-8")
+    assert text.startswith("# schema: ldmpick.published-quality/1")
+    assert "# command: python scripts/build_published_quality.py" in text
+    pts = load_published()
+    assert len(pts) > 200 and all(p.source.startswith("http") for p in pts)
+    ref = Path(__file__).resolve().parents[3] / "shared" / "reference" / "real_models" / "real_models.csv"
+    if not ref.exists():
+        pytest.skip("reference data not on this machine")
+    import csv
+
+    rows = list(csv.DictReader(ref.open(encoding="utf-8")))
+    import io
+
+    body = "\n".join(ln for ln in text.splitlines() if not ln.startswith("#"))
+    for row in csv.DictReader(io.StringIO(body)):
+        src = rows[int(row["reference_row"]) - 2]
+        assert (row["value"], row["source"], row["protocol"]) == (src["value"], src["source_url"],
+                                                                  src["eval_protocol"])
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda d: d["size"]["points"][0].update(unet_params=1e400), "malformed"),
+    (lambda d: d["curves"]["ddim"].update(C=1e400), "invalid parameters"),
+    (lambda d: d["size"]["smooth"].update(cov=[[1e400, 0], [0, 1]]), "NaN or infinite"),
+    (lambda d: d.update(curves=[1, 2]), "malformed"),
+    (lambda d: d["published"][0].update(points=[[1, 1e400]]), "malformed"),
+    (lambda d: d["intervals"].update(k_curve=-1), "malformed"),
+])
+def test_malformed_law_files_are_one_line_errors(law, tmp_path, mutate, message):
+    doc = law.to_json()
+    mutate(doc)
+    f = tmp_path / "law.json"
+    f.write_text(_json.dumps(doc).replace("Infinity", "1e400"))
+    r = runner.invoke(app, ["law", "--law", str(f)])
+    assert r.exit_code == 2 and r.stderr.startswith("error: ") and r.stderr.count("\n") == 1, r.output
+    assert message in r.stderr
+
+
+def test_malformed_tables_are_one_line_errors(tmp_path):
+    header = "model,unet_params,sampler,steps,guidance,resolution,metric,value,num_samples,dataset,series,source\n"
+    cases = {
+        "huge-field": header + "m,,ddim,5,7.5,512,fid,20,1,d,s," + "x" * 200_000 + "\n",
+        "short-row": header + "m,,ddim,5\n",
+        "inf-guidance": header + "m,,ddim,5,1e999,512,fid,20,1,d,s,src\n",
+    }
+    for name, text in cases.items():
+        f = tmp_path / f"{name}.csv"
+        f.write_text(text)
+        r = runner.invoke(app, ["fit", "--table", str(f), "--out", str(tmp_path / "out.json")])
+        assert r.exit_code == 2 and r.stderr.startswith("error: ") and r.stderr.count("\n") == 1, (name, r.output)
+    # a series far above the fit's starting bounds (FID 900) used to stop scipy ("x0 is infeasible"): it is fitted
+    f = tmp_path / "far.csv"
+    f.write_text(header + "".join(f"m,100,ddim,{k},7.5,512,fid,{900 + k},1,d,far,src\n" for k in (1, 2)))
+    r = runner.invoke(app, ["fit", "--table", str(f), "--out", str(tmp_path / "out.json")])
+    assert r.exit_code == 0, r.output

@@ -42,8 +42,9 @@ def law_cmd(
     """Show the fitted quality law: its parameters with uncertainty and a predicted-FID grid per sampler (one column
     per --steps). With --model and --sampler: one prediction per --steps on the --metric scale, with its interval
     and basis (the published rows it rests on; interpolated, held, anchored or fitted), or 'no quality data'."""
-    from ldmpick.quality_law import SCALES, load_law, predict_query
+    from ldmpick.quality_law import SCALES, load_law, predict_query, scale_of_metric
 
+    scale_of_metric(metric)  # a typo is an error before anything else is said
     if scales:
         rows = [{"metric": s.key, "label": s.label, "lower_is_better": s.lower_is_better, "published": s.published,
                  "description": s.description} for s in SCALES.values()]
@@ -59,12 +60,14 @@ def law_cmd(
     if min(grid) < 1 or max(grid) > 10_000:
         raise UsageError("--steps needs integers between 1 and 10000")
     law, path = load_law(law_file)
-    notice(f"law: '{path}'")
     if model is not None or sampler is not None:
         if model is None or sampler is None:
             raise UsageError("a prediction needs both --model and --sampler (and --steps)")
-        render_query(predict_query(law, model, sampler, grid, metric), json_out)
+        doc = predict_query(law, model, sampler, grid, metric)
+        notice(f"law: '{path}'")
+        render_query(doc, json_out)
         return
+    notice(f"law: '{path}'")
     render_law(law, json_out, grid)
 
 
@@ -114,8 +117,21 @@ def render_law(law: Any, json_out: bool, grid: list[int]) -> None:
         t.add_row(name, f"{c.C:.1f} ± {_sd(c.cov, 0):.1f}", f"{c.p:.2f} ± {_sd(c.cov, 1):.2f}",
                   f"{c.deficit(4):.1f} / {c.deficit(20):.2f}", c.basis)
     out.print(t)
-    out.print(f"size(N): Table 1 interpolated in log N; outside 39M-5B: {law.smooth_a:.2f} − {law.smooth_b:.2f}·ln(N/1e8) "
-              f"(b ± {_sd(law.smooth_cov, 1):.2f}, residual RMS {law.smooth_rms:.2f} FID)", soft_wrap=True)
+    out.print(f"size(N): Table 1 interpolated in log N between its sizes, nothing outside 39M-5B; its trend: "
+              f"{law.smooth_a:.2f} − {law.smooth_b:.2f}·ln(N/1e8) (b ± {_sd(law.smooth_cov, 1):.2f}, residual RMS "
+              f"{law.smooth_rms:.2f} FID; not used to predict)", soft_wrap=True)
+    iv = law.intervals
+    for kind, what in (("curve", "along step curves (leave one series out)"),
+                       ("interpolation", "between published step counts (leave one point out)")):
+        cov = iv.coverage.get(kind)
+        if cov:
+            out.print(f"{iv.level:.0%} intervals {what}: cover {cov['covered']} of {cov['points']} held-out "
+                      "published points", soft_wrap=True)
+    if law.published:
+        scales = sorted({p.scale for p in law.published if p.model})
+        out.print(f"published series: {len(law.published)} ({sum(bool(p.model) for p in law.published)} of catalogue "
+                  f"models, on {', '.join(scales)}); 'ldmpick law --model M --sampler S --steps N --metric X' "
+                  "predicts one", soft_wrap=True)
     fit_rows = law.provenance.get("step_curve_fit") or []
     if fit_rows:
         f = make_table("Step curves vs their published points (fitted = series offset + C·s^-p)",
