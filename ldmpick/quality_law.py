@@ -464,6 +464,9 @@ class QualityLaw:
             pred = (self.predict_fid(n, sampler, steps, model=model) if metric == "fid"
                     else self.predict_clip(n, sampler, steps, model=model))
         pred.scale = self.scale_of(model, metric)
+        if not all(math.isfinite(v) for v in (pred.value, pred.sigma)):
+            raise UsageError(f"the quality law gives no finite value for {model} with {sampler} at {steps} steps; "
+                             "refit it with 'ldmpick fit'")
         return pred
 
     def published_series(self, model: str, sampler: str, metric: str) -> PublishedSeries | None:

@@ -356,3 +356,34 @@ def test_malformed_tables_are_one_line_errors(tmp_path):
     f.write_text(header + "".join(f"m,100,ddim,{k},7.5,512,fid,{900 + k},1,d,far,src\n" for k in (1, 2)))
     r = runner.invoke(app, ["fit", "--table", str(f), "--out", str(tmp_path / "out.json")])
     assert r.exit_code == 0, r.output
+
+
+def _row(model: str, sampler: str, per_step: float, fixed: float = 0.5):
+    from ldmpick.selector import CostRow
+
+    return CostRow(model, 1_000_000_000, sampler, fixed, per_step,
+                   {"text_encoder": fixed / 2, "vae_decode": fixed / 2, "unet_step": per_step, "evals_per_step": 1.0,
+                    "sampler_overhead": 0.0})
+
+
+def test_recommend_on_a_published_scale_ranks_only_what_was_published(law):
+    rows = [_row("sana-sprint-0.6b", "scm", 0.05), _row("sana-sprint-1.6b", "scm", 0.08),
+            _row("flux-schnell", "flow-euler", 0.5), _row("sdxl-base", "euler", 0.2), _row("vega", "euler", 0.1)]
+    sel = select_config(rows, law, 8.0, metric="mjhq-fid")
+    # MJHQ FID, lower is better: SANA-Sprint 0.6B at 4 steps (6.48) as published; not more steps (no data past 4)
+    assert (sel.best.model, sel.best.steps, sel.best.quality) == ("sana-sprint-0.6b", 4, 6.48)
+    # SDXL's MJHQ FID is published at 50 steps: at 8 s it affords 37, so it is no candidate (no extrapolation)
+    assert "sdxl-base" not in {c.model for c in sel.top}
+    assert any(e.startswith("vega: no quality data on this scale (MJHQ FID)") for e in sel.excluded)
+    sel = select_config(rows, law, 12.0, metric="mjhq-fid")
+    assert {c.model for c in sel.top} >= {"sdxl-base"}  # 50 steps fit now
+    # GenEval, higher is better: SANA-Sprint 1.6B (0.77) at its fewest steps with that score
+    sel = select_config(rows, law, 8.0, metric="geneval")
+    assert (sel.best.model, sel.best.steps, sel.best.quality) == ("sana-sprint-1.6b", 2, 0.77)
+
+
+def test_prompt_accuracy_is_its_own_scale_not_clip(law):
+    pred = law.predict("demo-c8", "ddim", 8, "prompt-acc")
+    assert pred is not None and 0 <= pred.value <= 1 and pred.basis.startswith("calibrated:")
+    assert law.predict("demo-c8", "ddim", 8, "clip") is None  # the paper's CLIP: its family only
+    assert law.predict("ldm-866m", "ddim", 8, "prompt-acc") is None  # accuracy exists only where measured
