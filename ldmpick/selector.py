@@ -275,7 +275,11 @@ def select_config(
             per_pair.append(pair_best)
             if best is None or _better(metric, pair_best, best):
                 best = pair_best
-    assert best is not None  # the budget admits at least one step of the fastest row
+        elif n_max >= 1:  # a published scale with data only at more steps than the budget affords
+            excluded.append(f"{r.model} {r.sampler}: no {scale_of_metric(metric).label} data at {n_max} steps or "
+                            "fewer (no extrapolation below the published step counts)")
+    if best is None:
+        raise UsageError("no candidate configurations within the budget: " + "; ".join(excluded))
     for cap, pairs in capped.items():
         excluded.append(f"more than {cap} steps of {', '.join(pairs)}: beyond the calibrated steps")
     row_of = {(r.model, r.sampler): r for r in usable}
@@ -412,6 +416,10 @@ def explain(best: Candidate, rows: list[CostRow], law: QualityLaw, metric: str, 
                "published-held": "held at its value at the most published steps"}.get(best.basis, best.basis)
         parts.append(f"Quality is {scale_of_metric(metric).description}, {how}; values on other scales are not "
                      "compared with it.")
+    best_row = next((r for r in rows if (r.model, r.sampler) == (best.model, best.sampler)), None)
+    pred = _predict(law, metric, best_row, best.steps) if best_row is not None else None
+    if pred is not None and pred.flags:  # held past the data, steps or sampler not stated by the source, ...
+        parts.append("Note: " + "; ".join(pred.flags) + ".")
     return " ".join(parts)
 
 

@@ -375,8 +375,12 @@ def test_recommend_on_a_published_scale_ranks_only_what_was_published(law):
     # SDXL's MJHQ FID is published at 50 steps: at 8 s it affords 37, so it is no candidate (no extrapolation)
     assert "sdxl-base" not in {c.model for c in sel.top}
     assert any(e.startswith("vega: no quality data on this scale (MJHQ FID)") for e in sel.excluded)
+    assert any(e.startswith("sdxl-base euler: no MJHQ FID data at 37 steps or fewer") for e in sel.excluded)
     sel = select_config(rows, law, 12.0, metric="mjhq-fid")
     assert {c.model for c in sel.top} >= {"sdxl-base"}  # 50 steps fit now
+    assert "Note: the source does not state its sampler." not in sel.explanation  # the pick's sampler is stated
+    with pytest.raises(UsageError, match="no candidate configurations within the budget: sdxl-base euler: no MJHQ"):
+        select_config([_row("sdxl-base", "euler", 0.2)], law, 8.0, metric="mjhq-fid")
     # GenEval, higher is better: SANA-Sprint 1.6B (0.77) at its fewest steps with that score
     sel = select_config(rows, law, 8.0, metric="geneval")
     assert (sel.best.model, sel.best.steps, sel.best.quality) == ("sana-sprint-1.6b", 2, 0.77)
