@@ -380,8 +380,10 @@ def fit_law(tables: list[tuple[list[QualityPoint], str]], command: str = "",
         from ldmpick.quality_table import load_published
 
         published = load_published()
-    series = series_from_points(published)
+    series = series_from_points(published)  # all of them check the intervals; catalogue models' ones ship
     intervals = interval_calibration(curve_points, series)
+    for cov in intervals.coverage.values():  # the counts ship; the rows: scripts/quality_coverage.py, docs
+        cov.pop("rows", None)
 
     # The CLIP step penalty: assume CLIP trades against FID along steps as it does along sizes in Table 1.
     clip_per_fid = 0.0
@@ -439,4 +441,4 @@ def fit_law(tables: list[tuple[list[QualityPoint], str]], command: str = "",
     return QualityLaw(size_points=size_points, smooth_a=a, smooth_b=b, smooth_cov=cov, smooth_rms=rms,
                       curves=curves, clip_points=clip_points, clip_per_fid=clip_per_fid, anchors=anchors,
                       norm_cost=dict(PAPER_NORM_COST), provenance=provenance, calibrated=calibrated,
-                      published=series, intervals=intervals)
+                      published=[s for s in series if s.model], intervals=intervals)
