@@ -382,8 +382,8 @@ def fit_law(tables: list[tuple[list[QualityPoint], str]], command: str = "",
         published = load_published()
     series = series_from_points(published)  # all of them check the intervals; catalogue models' ones ship
     intervals = interval_calibration(curve_points, series)
-    for cov in intervals.coverage.values():  # the counts ship; the rows: scripts/quality_coverage.py, docs
-        cov.pop("rows", None)
+    for held_out in intervals.coverage.values():  # the counts ship; the rows: scripts/quality_coverage.py, docs
+        held_out.pop("rows", None)
 
     # The CLIP step penalty: assume CLIP trades against FID along steps as it does along sizes in Table 1.
     clip_per_fid = 0.0
