@@ -8,7 +8,7 @@ from typing import Any
 
 def measured_metric(metric: str) -> str:
     """The table metric a plot metric is drawn from (prompt-acc: the calibrated rows' prompt_acc)."""
-    from ldmpick.quality_law import CALIBRATED_METRIC
+    from ldmpick.quality_scales import CALIBRATED_METRIC
 
     return CALIBRATED_METRIC.get(metric, metric)
 

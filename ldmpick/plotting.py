@@ -21,7 +21,7 @@ from typing import Any
 from ldmpick.catalogue import format_params
 from ldmpick.errors import UsageError
 from ldmpick.generation import predict_latency
-from ldmpick.quality_law import SCALES
+from ldmpick.quality_scales import SCALES
 from ldmpick.samplers import SAMPLERS
 from ldmpick.storage import atomic_write_bytes
 

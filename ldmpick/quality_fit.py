@@ -8,9 +8,9 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ldmpick.errors import UsageError
-from ldmpick.quality_law import (INTERVAL_LEVEL, NOISE_FLOOR_LOG, PAPER_NORM_COST, PARAM_SCALE, REFERENCE_SAMPLER,
-                                 REFERENCE_STEPS, Anchor, CalibratedFamily, IntervalFit, PublishedSeries, QualityLaw,
-                                 StepCurve, series_from_points)
+from ldmpick.quality_law import (PAPER_NORM_COST, PARAM_SCALE, REFERENCE_SAMPLER, REFERENCE_STEPS, Anchor,
+                                 CalibratedFamily, QualityLaw, StepCurve)
+from ldmpick.quality_scales import INTERVAL_LEVEL, NOISE_FLOOR_LOG, IntervalFit, PublishedSeries, series_from_points
 from ldmpick.quality_table import ANCHOR_SERIES, PublishedPoint, QualityPoint
 
 REFERENCE_GUIDANCE = 7.5  # the paper's (Table 1) guidance scale

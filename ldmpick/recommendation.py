@@ -27,7 +27,8 @@ def recommend(budget: str, *, profile: str | None = None, percentile: float = 50
               notify: Callable[[str], None] = lambda message: None) -> Recommendation:
     """The model, sampler and step count with the best predicted ``metric`` within ``budget``."""
     from ldmpick.catalogue import parse_model_list
-    from ldmpick.quality_law import load_law, scale_of_metric
+    from ldmpick.quality_law import load_law
+    from ldmpick.quality_scales import scale_of_metric
     from ldmpick.selector import (check_settings, choose_profile, cost_rows_flops, cost_rows_measured, parse_budget,
                                   sampler_names, select_config)
 

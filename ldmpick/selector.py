@@ -25,7 +25,8 @@ from typing import Any
 from ldmpick.errors import UsageError
 from ldmpick.profile_file import Profile
 from ldmpick.samplers import SAMPLERS, get_sampler
-from ldmpick.quality_law import Prediction, QualityLaw, lower_is_better, scale_of_metric
+from ldmpick.quality_law import Prediction, QualityLaw
+from ldmpick.quality_scales import lower_is_better, scale_of_metric
 
 MAX_BUDGET_S = 86_400.0
 BUDGET_RTOL = 1e-12  # a configuration fits a budget if its cost is within float rounding of it

@@ -277,7 +277,7 @@ COVERAGE_SLACK = 0.10  # with 17 held-out curve points, one miss moves the rate 
 
 def test_intervals_cover_held_out_published_points_at_the_stated_rate(law):
     from ldmpick.quality_fit import interval_calibration, step_curve_points
-    from ldmpick.quality_law import series_from_points
+    from ldmpick.quality_scales import series_from_points
     from ldmpick.quality_table import load_published
 
     fit = interval_calibration(step_curve_points(read_table(shipped_table_path().read_text(), "t")),

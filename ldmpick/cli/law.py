@@ -42,7 +42,8 @@ def law_cmd(
     """Show the fitted quality law: its parameters with uncertainty and a predicted-FID grid per sampler (one column
     per --steps). With --model and --sampler: one prediction per --steps on the --metric scale, with its interval
     and basis (the published rows it rests on; interpolated, held, anchored or fitted), or 'no quality data'."""
-    from ldmpick.quality_law import SCALES, load_law, predict_query, scale_of_metric
+    from ldmpick.quality_law import load_law, predict_query
+    from ldmpick.quality_scales import SCALES, scale_of_metric
 
     scale_of_metric(metric)  # a typo is an error before anything else is said
     if scales:

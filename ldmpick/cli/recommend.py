@@ -48,7 +48,7 @@ def render_selection(sel: Any, source: dict[str, Any]) -> None:
     from ldmpick.catalogue import format_params
 
     lat = (lambda x: f"{x * 1e3:.0f} ms" if x < 1 else f"{x:.2f} s") if sel.unit == "s" else (lambda x: f"{x:.2f}")
-    from ldmpick.quality_law import SCALES
+    from ldmpick.quality_scales import SCALES
 
     qname = SCALES[sel.metric].label
     b = sel.best
