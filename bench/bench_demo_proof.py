@@ -78,7 +78,8 @@ def main() -> int:
     from ldmpick.fingerprint import full_fingerprint
     from ldmpick.generation import GenerateRequest, generate
     from ldmpick.profile_model import load_profile
-    from ldmpick.scaling_law import fit_law, read_table, shipped_table_path
+    from ldmpick.quality_fit import fit_law
+    from ldmpick.quality_table import read_table, shipped_table_path
     from ldmpick.selector import cost_rows_measured, select_config, steps_within
 
     torch.set_num_threads(args.threads)

@@ -29,7 +29,7 @@ def synthetic_profile(n_models: int):
     from ldmpick.catalogue import FAMILY_CHANNELS
     from ldmpick.profile_model import LatencyStats, ModelLatency, Profile, SamplerOverhead, Settings
     from ldmpick.samplers import SAMPLERS
-    from ldmpick.scaling_law import load_law
+    from ldmpick.quality_law import load_law
 
     params = {m: n for m, n, _ in load_law()[0].size_points}
 
@@ -59,7 +59,7 @@ def time_run(args: list[str], env: dict[str, str]) -> float:
 def in_process_select_s(profile, samplers: str, max_steps: int, repeats: int = 5) -> float:
     """Median wall time of the selection alone (pure Python, as shipped), imports and profile loading excluded."""
     from ldmpick.samplers import SAMPLERS
-    from ldmpick.scaling_law import load_law
+    from ldmpick.quality_law import load_law
     from ldmpick.selector import cost_rows_measured, select_config
 
     law = load_law()[0]
@@ -78,7 +78,7 @@ def numpy_select_s(profile, samplers: str, max_steps: int, repeats: int = 5) -> 
     import numpy as np
 
     from ldmpick.samplers import SAMPLERS
-    from ldmpick.scaling_law import REFERENCE_SAMPLER, REFERENCE_STEPS, load_law
+    from ldmpick.quality_law import REFERENCE_SAMPLER, REFERENCE_STEPS, load_law
     from ldmpick.selector import cost_rows_measured
 
     law = load_law()[0]
@@ -119,7 +119,7 @@ def main() -> int:
     a = ap.parse_args()
     from ldmpick.fingerprint import cpu_cores, cpu_model
     from ldmpick.samplers import SAMPLERS
-    from ldmpick.scaling_law import load_law
+    from ldmpick.quality_law import load_law
     from ldmpick.selector import cost_rows_measured, select_config
 
     grids = [(1, "ddim", 10), (1, "ddim", 100), (11, "ddim", 100), (11, "all", 100), (11, "all", 1000)]

@@ -13,13 +13,11 @@ ldmpick measures:
 
 Results go to a partial file after every configuration (``--resume`` continues it); at the end they are appended,
 under a file lock, to the user's quality table (series ``calibrated:<dataset>``, source ``calibrated:<profile
-id>``), and the law is refitted (``scaling_law.fit_calibrated_family``). No printing here.
+id>``), and the law is refitted (``quality_fit.fit_calibrated_family``). No printing here.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import time
@@ -421,7 +419,7 @@ def profile_id_for(req: CalibrationRequest) -> str:
 
 def points_of(cal: Calibration) -> list[Any]:
     """The calibration as quality-table rows: one ``fid`` and (demo world) one ``prompt_acc`` row per config."""
-    from ldmpick.scaling_law import QualityPoint
+    from ldmpick.quality_table import QualityPoint
 
     req = cal.request
     rows = []
@@ -456,25 +454,17 @@ def append_points(points: list[Any], path: Path) -> int:
     The new table is read back with the same reader ``fit``, ``plot`` and ``calibrate`` use before it replaces the
     old one: rows that reader would refuse are refused here, and the table stays as it was."""
     from ldmpick.file_input import read_text_file
-    from ldmpick.scaling_law import TABLE_COLUMNS, TABLE_SCHEMA, read_table
-    from ldmpick.storage import atomic_write_text, csv_cell, file_lock
+    from ldmpick.quality_table import MAX_TABLE_BYTES, read_table, table_text
+    from ldmpick.storage import atomic_write_text, file_lock
 
     for p in points:
         check_table_name(p.model)
     path.parent.mkdir(parents=True, exist_ok=True)
     with file_lock(path):
-        old = (read_table(read_text_file(path, "quality table", TABLE_MAX_BYTES), f"'{path}'")
-               if path.exists() else [])
+        old = read_table(read_text_file(path, "quality table", MAX_TABLE_BYTES), f"'{path}'") if path.exists() else []
         new_keys = {_row_key(p) for p in points}
         rows = [p for p in old if _row_key(p) not in new_keys] + list(points)
-        buf = io.StringIO()
-        buf.write(f"# schema: {TABLE_SCHEMA}\n# Your measured quality points (ldmpick calibrate).\n")
-        w = csv.DictWriter(buf, fieldnames=TABLE_COLUMNS, lineterminator="\n")
-        w.writeheader()
-        for p in rows:
-            d = {k: getattr(p, k) for k in TABLE_COLUMNS}
-            w.writerow({k: "" if v is None else csv_cell(v) for k, v in d.items()})
-        text = buf.getvalue()
+        text = table_text(rows, "Your measured quality points (ldmpick calibrate).")
         try:
             read_table(text, "the new rows")
         except UsageError as exc:
@@ -483,6 +473,4 @@ def append_points(points: list[Any], path: Path) -> int:
         atomic_write_text(path, text)
     return len(rows)
 
-
-TABLE_MAX_BYTES = 64 * 1024 * 1024
 

@@ -65,7 +65,7 @@ def store_results(cal: Any, partial: Path) -> tuple[Path, int]:
     """Add the measured points to the user's quality table and drop the partial file; returns the table and its
     row count."""
     from ldmpick import calibration as calib
-    from ldmpick.scaling_law import user_table_path
+    from ldmpick.quality_table import user_table_path
 
     table = user_table_path()
     rows = calib.append_points(calib.points_of(cal), table)

@@ -275,7 +275,7 @@ def select_for_generation(profile: Any, budget_ms: float, model: str | None = No
     weights (what ``--model``/``--sampler``/``--steps`` fix is kept). If the best size overall has no weights (the
     paper's family has none), a note says so."""
     from ldmpick.catalogue import resolve_model, resolve_trusted_name
-    from ldmpick.scaling_law import load_law
+    from ldmpick.quality_law import load_law
     from ldmpick.selector import check_settings, cost_rows_measured, select_config
 
     if model is not None:

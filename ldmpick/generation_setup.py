@@ -41,7 +41,7 @@ def prepare_generation(prompts: list[str], *, out: Path, budget: str | None = No
 
     from ldmpick import generation as gen
     from ldmpick.outputs import prepare_out_dir
-    from ldmpick.scaling_law import load_law
+    from ldmpick.quality_law import load_law
     from ldmpick.selector import parse_budget
 
     budget_ms = parse_budget(budget) * 1e3 if budget is not None else None

@@ -11,7 +11,9 @@ def fit_and_write(tables: list[Path], out: Path | None, command: str) -> tuple[A
     """Fit on the shipped table, the user's and ``tables``; write to ``out`` (default: the user's law file).
     Returns the law and where it went."""
     from ldmpick.output_paths import check_output_file
-    from ldmpick.scaling_law import fit_law, load_tables, user_law_path
+    from ldmpick.quality_fit import fit_law
+    from ldmpick.quality_law import user_law_path
+    from ldmpick.quality_table import load_tables
     from ldmpick.storage import atomic_write_json, file_lock
 
     law = fit_law(load_tables(list(tables)), command=command)
@@ -27,7 +29,9 @@ def fit_and_write(tables: list[Path], out: Path | None, command: str) -> tuple[A
 def refit_user_law(command: str) -> tuple[Any, Path]:
     """Read the tables, fit and write the user's law, all under the table's lock: a concurrent calibration's rows
     are either in this fit or in its own later one, never lost."""
-    from ldmpick.scaling_law import fit_law, load_tables, user_law_path, user_table_path
+    from ldmpick.quality_fit import fit_law
+    from ldmpick.quality_law import user_law_path
+    from ldmpick.quality_table import load_tables, user_table_path
     from ldmpick.storage import atomic_write_json, file_lock
 
     target = user_law_path()

@@ -7,14 +7,16 @@ from typing import Any
 
 
 def measured_metric(metric: str) -> str:
-    """The table metric a plot metric is drawn from: calibrated rows measure prompt accuracy, the CLIP analogue."""
-    return "prompt_acc" if metric == "clip" else metric
+    """The table metric a plot metric is drawn from (prompt-acc: the calibrated rows' prompt_acc)."""
+    from ldmpick.quality_scales import CALIBRATED_METRIC
+
+    return CALIBRATED_METRIC.get(metric, metric)
 
 
 def plot_points(law: Any, metric: str) -> list[Any]:
     """The quality-table points of ``metric`` (shipped table and the user's), each model's only from the
     calibration it is predicted from (the law's calibrated family for it), relabelled as ``metric``."""
-    from ldmpick.scaling_law import load_tables
+    from ldmpick.quality_table import load_tables
 
     measured = measured_metric(metric)
 

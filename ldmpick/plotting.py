@@ -21,11 +21,12 @@ from typing import Any
 from ldmpick.catalogue import format_params
 from ldmpick.errors import UsageError
 from ldmpick.generation import predict_latency
+from ldmpick.quality_scales import SCALES
 from ldmpick.samplers import SAMPLERS
 from ldmpick.storage import atomic_write_bytes
 
 FORMATS = (".png", ".svg")
-METRICS = {"fid": True, "clip": False}  # metric -> lower is better
+METRICS = {key: scale.lower_is_better for key, scale in SCALES.items()}  # metric -> lower is better
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "h", "<", ">")
 DEFAULT_LAW_STEPS = 50
 MARK_STEPS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)  # steps marked on the law's dashed curves
@@ -117,7 +118,7 @@ def plot_quality_vs_latency(points: list[Any], profile: Any, law: Any = None, bu
 
     predict: Callable[..., Any] | None = None
     if law is not None:
-        predict = law.predict_fid if metric == "fid" else law.predict_clip
+        predict = law.predict  # (model, sampler, steps, metric) -> Prediction, or None without data on the scale
     predicted: dict[tuple[str, str], list[PlotPoint]] = {}
     if predict is not None:
         if measured:
@@ -128,14 +129,12 @@ def plot_quality_vs_latency(points: list[Any], profile: Any, law: Any = None, bu
                      if samplers is not None or not (s in SAMPLERS and SAMPLERS[s].distilled_only)]
             max_steps = DEFAULT_LAW_STEPS
         for model, sampler in pairs:
-            if sampler not in law.curves:
-                continue
             curve = []
             for steps in range(1, max_steps + 1):
                 ms = latency(model, sampler, steps)
-                if ms is not None:
-                    curve.append(PlotPoint(model, sampler, steps, ms,
-                                     predict(params[model], sampler, steps, model=model).value))
+                pred = predict(model, sampler, steps, metric) if ms is not None else None
+                if pred is not None:
+                    curve.append(PlotPoint(model, sampler, steps, ms, pred.value))
             if curve:
                 predicted[(model, sampler)] = curve
 

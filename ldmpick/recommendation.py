@@ -11,7 +11,6 @@ from typing import Any
 from ldmpick.errors import UsageError, unknown_name
 
 COST_MODELS = ("measured", "flops")
-METRICS = ("fid", "clip")
 MODES = ("eager", "cudagraph", "compile")
 
 
@@ -28,8 +27,9 @@ def recommend(budget: str, *, profile: str | None = None, percentile: float = 50
               notify: Callable[[str], None] = lambda message: None) -> Recommendation:
     """The model, sampler and step count with the best predicted ``metric`` within ``budget``."""
     from ldmpick.catalogue import parse_model_list
-    from ldmpick.scaling_law import load_law
     from ldmpick.profile_choice import choose_profile
+    from ldmpick.quality_law import load_law
+    from ldmpick.quality_scales import scale_of_metric
     from ldmpick.selector import (check_settings, cost_rows_flops, cost_rows_measured, parse_budget, sampler_names,
                                   select_config)
 
@@ -39,8 +39,7 @@ def recommend(budget: str, *, profile: str | None = None, percentile: float = 50
         raise UsageError(f"--percentile must be between 1 and 99 (got {percentile:g})")
     if top < 1:
         raise UsageError("--top must be at least 1")
-    if metric not in METRICS:
-        raise unknown_name("metric", metric, METRICS)
+    scale_of_metric(metric)  # an unknown metric is a one-line error naming the valid ones
     seconds = parse_budget(budget, unitless=cost_model == "flops")
     model_list = parse_model_list(models) if models else None
     sampler_list = sampler_names(samplers)

@@ -23,7 +23,8 @@ from typing import Any
 from ldmpick.errors import UsageError
 from ldmpick.profile_model import Profile
 from ldmpick.samplers import SAMPLERS, get_sampler
-from ldmpick.scaling_law import QualityLaw
+from ldmpick.quality_law import Prediction, QualityLaw
+from ldmpick.quality_scales import lower_is_better, scale_of_metric
 
 MAX_BUDGET_S = 86_400.0
 BUDGET_RTOL = 1e-12  # a configuration fits a budget if its cost is within float rounding of it
@@ -176,15 +177,15 @@ def cost_rows_flops(law: QualityLaw, models: list[str] | None, samplers: list[st
     return rows
 
 
-def _predict(law: QualityLaw, metric: str, row: CostRow, steps: int):
-    if metric == "fid":
-        return law.predict_fid(row.unet_params, row.sampler, steps, model=row.model)
-    return law.predict_clip(row.unet_params, row.sampler, steps, model=row.model)
+def _predict(law: QualityLaw, metric: str, row: CostRow, steps: int) -> Prediction | None:
+    """The quality of ``row`` at ``steps`` on ``metric``'s scale; None where that scale has no data for it (fewer
+    steps than any published point, or no data for the model and sampler at all)."""
+    return law.predict(row.model, row.sampler, steps, metric)
 
 
 def _better(metric: str, a: Candidate, b: Candidate) -> bool:
     """Is ``a`` better than ``b``: best predicted metric, ties broken by lower latency."""
-    qa, qb = (a.quality, b.quality) if metric == "fid" else (-a.quality, -b.quality)
+    qa, qb = (a.quality, b.quality) if lower_is_better(metric) else (-a.quality, -b.quality)
     if abs(qa - qb) > 1e-9:
         return qa < qb
     return a.latency < b.latency
@@ -202,8 +203,7 @@ def select_config(
     excluded: list[str] | None = None,
 ) -> Selection:
     """Best configuration within ``budget`` over ``rows`` x steps 1..max_steps."""
-    if metric not in ("fid", "clip"):
-        raise UsageError(f"unknown metric '{metric}' (use fid or clip)")
+    scale_of_metric(metric)  # an unknown metric is a one-line error
     if not 1 <= max_steps <= 10_000:
         raise UsageError(f"--max-steps must be between 1 and 10000 (got {max_steps})")
     excluded = list(excluded or [])
@@ -263,6 +263,8 @@ def select_config(
         for steps in range(1, n_max + 1):
             considered += 1
             pred = _predict(law, metric, r, steps)
+            if pred is None:  # fewer steps than the scale's data for this model: no extrapolation
+                continue
             c = Candidate(r.model, r.unet_params, r.sampler, steps, r.fixed + steps * r.per_step, pred.value,
                           pred.sigma, basis=pred.basis)
             all_in_budget.append(c)
@@ -272,13 +274,17 @@ def select_config(
             per_pair.append(pair_best)
             if best is None or _better(metric, pair_best, best):
                 best = pair_best
-    assert best is not None  # the budget admits at least one step of the fastest row
+        elif n_max >= 1:  # a published scale with data only at more steps than the budget affords
+            excluded.append(f"{r.model} {r.sampler}: no {scale_of_metric(metric).label} data at {n_max} steps or "
+                            "fewer (no extrapolation below the published step counts)")
+    if best is None:
+        raise UsageError("no candidate configurations within the budget: " + "; ".join(excluded))
     for cap, pairs in capped.items():
         excluded.append(f"more than {cap} steps of {', '.join(pairs)}: beyond the calibrated steps")
     row_of = {(r.model, r.sampler): r for r in usable}
     for c in [best] + per_pair:
         c.parts = _parts(row_of[(c.model, c.sampler)], c.steps, unit)
-    key = (lambda c: (c.quality, c.latency)) if metric == "fid" else (lambda c: (-c.quality, c.latency))
+    key = (lambda c: (c.quality, c.latency)) if lower_is_better(metric) else (lambda c: (-c.quality, c.latency))
     top = sorted(per_pair, key=key)[:top_k]
     frontier = pareto_frontier(all_in_budget, metric)
     for c in frontier:
@@ -287,17 +293,24 @@ def select_config(
     close = [c for c in top[1:] if c.model != best.model and abs(c.quality - best.quality) < max(c.sigma, best.sigma)]
     if close:
         c = close[0]
-        qf = f"{c.quality:.2f}" if metric == "fid" else f"{c.quality:.4f}"
+        qf = f"{c.quality:.2f}" if lower_is_better(metric) else f"{c.quality:.4f}"
         explanation += (f" {c.model} with {c.sampler} at {c.steps} steps ({qf}) is within the prediction's "
                         "uncertainty of it: either is a sound choice.")
     return Selection(best, top, frontier, budget, unit, metric, cost_model, explanation, considered, excluded)
 
 
 def no_data_note(model: str, samplers: list[str], metric: str) -> str:
-    """What recommend says of a model it cannot rank: no quality data on this scale, and how to measure it."""
-    scale = "the paper's FID scale" if metric == "fid" else "the paper's CLIP scale"
-    return (f"{model}: no quality data on {scale} for {', '.join(samplers)} (measure it: "
-            f"'ldmpick calibrate --models {model} --samplers {','.join(samplers)}')")
+    """What recommend says of a model it cannot rank: no quality data on this scale, and the command that would
+    measure it (ldmpick calibrate measures FID and, on the demo world, prompt accuracy, on your own scale)."""
+    scale = scale_of_metric(metric)
+    measure = f"ldmpick calibrate --models {model} --samplers {','.join(samplers)}"
+    if scale.published:
+        how = f"published values only; measure it on your own scale with '{measure}' and rank with --metric fid"
+    elif metric == "clip":
+        how = f"the paper's CLIP exists for its family only; measure FID with '{measure}' and rank with --metric fid"
+    else:
+        how = f"measure it: '{measure}'"
+    return f"{model}: no quality data on this scale ({scale.label}) for {', '.join(samplers)} ({how})"
 
 
 def steps_within(row: CostRow, budget: float, max_steps: int) -> int:
@@ -323,7 +336,7 @@ def _parts(row: CostRow, steps: int, unit: str) -> dict[str, float]:
 
 def pareto_frontier(cands: list[Candidate], metric: str) -> list[Candidate]:
     """Configurations no other one beats on both latency and quality, from fastest to best."""
-    sign = 1.0 if metric == "fid" else -1.0
+    sign = 1.0 if lower_is_better(metric) else -1.0
     out: list[Candidate] = []
     best_q = math.inf
     for c in sorted(cands, key=lambda c: (c.latency, sign * c.quality)):
@@ -352,8 +365,8 @@ def explain(best: Candidate, rows: list[CostRow], law: QualityLaw, metric: str, 
             cost_model: str, max_steps: int) -> str:
     """One paragraph: why this one, what the largest and the smallest models would get instead."""
     fmt = _fmt_s if unit == "s" else _fmt_cost
-    name = "FID" if metric == "fid" else "CLIP score"
-    qf = (lambda v: f"{v:.2f}") if metric == "fid" else (lambda v: f"{v:.4f}")
+    name = scale_of_metric(metric).label
+    qf = (lambda v: f"{v:.2f}") if lower_is_better(metric) else (lambda v: f"{v:.4f}")
     parts = [
         f"Within {fmt(budget)}, {best.model} ({_size_label(best.unet_params)}) with {best.sampler} at {best.steps} "
         f"steps has the best predicted {name}: {qf(best.quality)} ± {qf(best.sigma)}, at {fmt(best.latency)}."
@@ -372,12 +385,15 @@ def explain(best: Candidate, rows: list[CostRow], law: QualityLaw, metric: str, 
             parts.append(f"The {_size_label(params)} model does not fit the budget at all "
                          f"(one step with the fixed costs takes {fmt(r.fixed + r.per_step)}).")
         elif params > best.unet_params:
-            q = _predict(law, metric, r, steps).value
+            pred = _predict(law, metric, r, steps)
             parts.append(f"The {_size_label(params)} model would afford only {steps} {r.sampler} steps here: "
-                         f"predicted {name} {qf(q)}.")
+                         + (f"predicted {name} {qf(pred.value)}." if pred is not None
+                            else f"no {name} data at so few steps."))
         else:  # its best within the budget, not merely its most steps
-            k, q = max(((k, _predict(law, metric, r, k).value) for k in range(1, steps + 1)),
-                       key=lambda t: (-t[1] if metric == "fid" else t[1], -t[0]))
+            preds = [(k, p.value) for k in range(1, steps + 1) if (p := _predict(law, metric, r, k)) is not None]
+            if not preds:
+                continue
+            k, q = max(preds, key=lambda t: (-t[1] if lower_is_better(metric) else t[1], -t[0]))
             parts.append(f"The {_size_label(params)} model could run up to {steps} {r.sampler} steps; its best, "
                          f"{k} steps, predicts {name} {qf(q)}, limited by its size.")
     if cost_model == "measured":
@@ -387,7 +403,6 @@ def explain(best: Candidate, rows: list[CostRow], law: QualityLaw, metric: str, 
             parts.append("On this profile every size costs about the same per step "
                          f"({_fmt_s(lo)}-{_fmt_s(hi)}), so the step budget does not favour small models as the "
                          "paper's FLOP axis would.")
-    family = {name for name, _, _ in law.size_points}
     if best.basis.startswith("calibrated:"):
         parts.append(f"Quality is as measured by 'ldmpick calibrate' on {best.basis.split(':', 1)[1]} (its own scale, "
                      "not comparable with the paper's FIDs), fitted per model and sampler.")
@@ -395,13 +410,15 @@ def explain(best: Candidate, rows: list[CostRow], law: QualityLaw, metric: str, 
         a = law.anchors[best.model]
         parts.append(f"{best.model} has its own quality anchor (FID {a.fid:g} at {a.steps} {a.sampler} steps, "
                      f"{a.source}): the law's step curve is applied relative to it.")
-    elif best.model not in family:
-        parts.append(f"{best.model} is not one of the paper's models and has no quality anchor: it is placed on the "
-                     f"paper's FID scale by its UNet parameter count ({_size_label(best.unet_params)}"
-                     f"{', outside the paper sizes, so extrapolated' if best.basis == 'extrapolated' else ''}); "
-                     "add an anchor row to your quality table and run 'ldmpick fit' to predict it on its own scale.")
-    elif best.basis == "extrapolated":
-        parts.append("This model lies outside the paper's sizes: its quality is extrapolated.")
+    elif best.basis.startswith("published"):
+        how = {"published": "as published", "published-interpolated": "interpolated between published step counts",
+               "published-held": "held at its value at the most published steps"}.get(best.basis, best.basis)
+        parts.append(f"Quality is {scale_of_metric(metric).description}, {how}; values on other scales are not "
+                     "compared with it.")
+    best_row = next((r for r in rows if (r.model, r.sampler) == (best.model, best.sampler)), None)
+    pred = _predict(law, metric, best_row, best.steps) if best_row is not None else None
+    if pred is not None and pred.flags:  # held past the data, steps or sampler not stated by the source, ...
+        parts.append("Note: " + "; ".join(pred.flags) + ".")
     return " ".join(parts)
 
 

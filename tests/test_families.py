@@ -123,7 +123,7 @@ def test_a_declared_anchor_lets_recommend_rank_a_real_family(pipelines, tmp_path
     r = runner.invoke(app, ["profile", "--models", name, "--device", "cpu", "--resolution", "32", "--samplers",
                             "euler,dpmpp-2m", "--warmup", "1", "--repeats", "3", "--max-seconds", "2", "--out", str(out)])
     assert r.exit_code == 0, r.output
-    from ldmpick.scaling_law import user_table_path
+    from ldmpick.quality_table import user_table_path
 
     table = user_table_path()
     table.parent.mkdir(parents=True, exist_ok=True)

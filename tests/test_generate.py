@@ -337,8 +337,8 @@ def test_budget_selects_among_models_with_weights(tiny, tmp_path):
     # without quality data tiny-sd cannot be ranked; a declared anchor (a published FID of it) gives it some
     r = runner.invoke(app, ["generate", "a cat", "--budget", "30s", "--profile", str(prof), "--resolution", RES,
                             "--out", str(tmp_path / "o")])
-    one_line_error(r, "no quality data on the paper's FID scale")
-    from ldmpick.scaling_law import user_table_path
+    one_line_error(r, "no quality data on this scale (FID)")
+    from ldmpick.quality_table import user_table_path
 
     user_table_path().parent.mkdir(parents=True, exist_ok=True)
     user_table_path().write_text("model,unet_params,sampler,steps,guidance,resolution,metric,value,num_samples,"

@@ -13,7 +13,8 @@ import pytest
 from ldmpick.errors import UsageError
 from ldmpick.plotting import PlotPoint, PlotSummary, pareto_frontier, plot_quality_vs_latency
 from ldmpick.profile_model import LatencyStats, ModelLatency, Profile, SamplerOverhead, Settings, load_profile
-from ldmpick.scaling_law import QualityPoint, load_law
+from ldmpick.quality_law import load_law
+from ldmpick.quality_table import QualityPoint
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED_PROFILE = REPO / "profiles" / "cpu-amd-epyc-2core-128px-fp32-eager.json"

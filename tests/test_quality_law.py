@@ -7,15 +7,9 @@ import json
 import pytest
 
 from ldmpick.errors import UsageError
-from ldmpick.scaling_law import (
-    QualityLaw,
-    QualityPoint,
-    fit_law,
-    load_law,
-    read_table,
-    shipped_law_path,
-    shipped_table_path,
-)
+from ldmpick.quality_fit import fit_law
+from ldmpick.quality_law import QualityLaw, load_law, shipped_law_path
+from ldmpick.quality_table import QualityPoint, read_table, shipped_table_path
 from ldmpick.selector import cost_rows_flops, select_config
 
 TABLE1 = {"ldm-39m": 25.30, "ldm-83m": 24.30, "ldm-145m": 24.18, "ldm-223m": 23.76, "ldm-318m": 22.83,
@@ -73,7 +67,7 @@ def test_more_steps_never_hurt_and_the_deficit_vanishes(law):
     for sampler, curve in law.curves.items():
         values = [curve.deficit(s) for s in range(1, 200)]
         assert values == sorted(values, reverse=True), sampler
-        assert curve.deficit(5000) < 0.05, sampler
+        assert curve.deficit(20_000) < 0.05, sampler
 
 
 def test_shipped_law_is_what_fit_produces_from_the_shipped_table(law):
@@ -85,12 +79,13 @@ def test_shipped_law_is_what_fit_produces_from_the_shipped_table(law):
     assert law.provenance["command"].startswith("ldmpick fit")
 
 
-def test_uncertainty_grows_outside_the_data(law):
+def test_no_fid_outside_the_family_and_uncertainty_grows_away_from_the_data(law):
     inside = law.predict_fid(params(law, "ldm-866m"), "ddim", 50)
-    far = law.predict_fid(50 * params(law, "ldm-5b"), "ddim", 50)
-    assert far.basis == "extrapolated" and far.sigma > inside.sigma > 0
+    with pytest.raises(UsageError, match="outside the paper's family"):
+        law.predict_fid(50 * params(law, "ldm-5b"), "ddim", 50)  # no size term past the paper's sizes
     few = law.predict_fid(params(law, "ldm-866m"), "ddim", 2)
-    assert few.sigma > inside.sigma  # few steps: the step curve's own uncertainty dominates
+    assert few.sigma > inside.sigma > 0  # few steps: far from Table 1's 50 steps, the curve's miss dominates
+    assert few.low < few.value < few.high
 
 
 def test_anchor_shifts_predictions_for_a_model_outside_the_family():
@@ -127,12 +122,12 @@ def test_law_file_round_trip_and_refusals(law, tmp_path):
         QualityLaw.from_json(broken)
     f = tmp_path / "law.json"
     f.write_text("{")
-    with pytest.raises(UsageError, match="unreadable"):
+    with pytest.raises(UsageError, match="not valid JSON"):
         load_law(f)
 
 
 @pytest.mark.parametrize("row, message", [
-    ("m,,ddim,0,7.5,512,fid,20,1,d,s,src", "steps >= 1"),
+    ("m,,ddim,0,7.5,512,fid,20,1,d,s,src", "'steps' must be a finite number >= 1"),
     ("m,,ddim,5,7.5,512,fid,nan,1,d,s,src", "finite"),
     ("m,,ddim,five,7.5,512,fid,20,1,d,s,src", "invalid literal"),
 ])
@@ -167,13 +162,232 @@ def test_fitted_law_records_its_provenance_and_versions(law):
 
 
 def test_step_curves_fit_their_published_points_within_a_quarter(law):
-    """One power law per sampler over 1-20 steps of three protocols is a compromise; the law file lists every point
-    it was fitted to with its fitted value, and the misses stay within 25% (largest at 2-4 steps)."""
+    """One power law per sampler over 1-25 steps of four protocols is a compromise; the law file lists every point
+    it was fitted to with its fitted value, and the misses stay within 30% (largest at 2-4 steps). The intervals,
+    calibrated on held-out series, are what carries this miss to the user (test_intervals_cover_held_out_...)."""
     rows = law.provenance["step_curve_fit"]
-    assert len(rows) == 18 and {r["sampler"] for r in rows} == {"ddim", "dpmpp-2m"}
+    assert len(rows) == 20 and {r["sampler"] for r in rows} == {"ddim", "dpmpp-2m"}
     for r in rows:
-        assert abs(r["fitted"] - r["fid"]) / r["fid"] < 0.25, r
+        assert abs(r["fitted"] - r["fid"]) / r["fid"] < 0.30, r
     # in the region recommendations land in (8-20 steps, COCO, cfg 7.5: the paper's protocol) within 12.5%
     for r in rows:
         if r["series"].startswith("sd14"):
             assert abs(r["fitted"] - r["fid"]) / r["fid"] < 0.125, r
+
+
+# ---------------------------------------------------------------------------------------------- scales and queries
+
+import json as _json  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from typer.testing import CliRunner  # noqa: E402
+
+from ldmpick.cli import app  # noqa: E402
+
+runner = CliRunner()
+
+
+def query(*args: str) -> dict:
+    r = runner.invoke(app, ["law", *args, "--json"])
+    assert r.exit_code == 0, r.output
+    return _json.loads(r.stdout)
+
+
+def test_a_tiny_random_model_is_never_ranked_by_its_parameter_count(tiny_models, tmp_path):
+    """A registered random pipeline next to a paper-family size: on every scale it is listed with the command that
+    would measure it, never ranked; on a published scale with data for neither, recommend refuses to guess."""
+    small, _ = tiny_models
+    assert runner.invoke(app, ["models", "add", "tiny-rand", str(small)]).exit_code == 0
+    prof = tmp_path / "p.json"
+    r = runner.invoke(app, ["profile", "--models", "tiny-rand,ldm-39m", "--device", "cpu", "--resolution", "32",
+                            "--samplers", "ddim,dpmpp-2m", "--warmup", "1", "--repeats", "3", "--max-seconds", "1",
+                            "--out", str(prof)])
+    assert r.exit_code == 0, r.output
+    for metric, label in (("fid", "FID"), ("clip", "CLIP")):
+        r = runner.invoke(app, ["recommend", "--profile", str(prof), "--budget", "100s", "--metric", metric,
+                                "--json"])
+        assert r.exit_code == 0, r.output
+        sel = _json.loads(r.stdout)
+        assert sel["best"]["model"] == "ldm-39m"
+        assert "tiny-rand" not in {c["model"] for c in sel["top"] + sel["frontier"]}
+        note = next(e for e in sel["excluded"] if e.startswith("tiny-rand"))
+        assert f"no quality data on this scale ({label})" in note
+        assert "ldmpick calibrate --models tiny-rand --samplers ddim,dpmpp-2m" in note
+    r = runner.invoke(app, ["recommend", "--profile", str(prof), "--budget", "100s", "--metric", "mjhq-fid"])
+    assert r.exit_code == 2 and r.stderr.splitlines()[-1].startswith("error: no candidate configurations")
+    assert r.stderr.count("error") == 1
+    assert "tiny-rand: no quality data on this scale (MJHQ FID)" in r.stderr
+    assert "ldm-39m: no quality data on this scale (MJHQ FID)" in r.stderr
+
+
+def test_law_query_on_a_published_scale_interpolates_holds_and_never_extrapolates():
+    doc = query("--model", "sana-sprint-0.6b", "--sampler", "scm", "--steps", "1,3,4,8", "--metric", "mjhq-fid")
+    one, three, four, eight = doc["predictions"]
+    assert (one["value"], one["basis"]) == (7.04, "published")  # SANA-Sprint Table 2, as published
+    assert three["basis"] == "published-interpolated" and 6.48 < three["value"] < 6.54
+    assert "interpolated between 2 and 4 steps" in three["flags"]
+    assert eight["value"] == four["value"] == 6.48 and eight["basis"] == "published-held"
+    assert any("no published data past 4 steps" in f for f in eight["flags"])
+    for p in doc["predictions"]:
+        assert p["interval"][0] < p["value"] < p["interval"][1]
+    assert any("arxiv.org/abs/2503.09641" in row for row in one["rows"])  # the citation it rests on
+    # SD3-Medium's MJHQ FID is published at its pipeline's 28 steps only: nothing below, flagged at 28
+    doc = query("--model", "sd3-medium", "--sampler", "flow-euler", "--steps", "10,28", "--metric", "mjhq-fid")
+    below, at = doc["predictions"]
+    assert below["value"] is None and at["value"] == 11.92
+    assert any("does not state its sampler" in f for f in at["flags"])
+    assert "no quality data on this scale (MJHQ FID)" in doc["no_data"]
+
+
+def test_law_query_on_the_paper_scale_gives_basis_and_holds_past_the_curves_data(law):
+    doc = query("--model", "ldm-866m", "--sampler", "dpmpp-2m", "--steps", "20,100")
+    twenty, hundred = doc["predictions"]
+    assert twenty["basis"] == "table1" and any("Table 1" in row for row in twenty["rows"])
+    assert any("held at 25 steps" in f for f in hundred["flags"])
+    assert hundred["value"] == pytest.approx(law.predict("ldm-866m", "dpmpp-2m", 25).value)
+    # 50 DDIM steps: Table 1 itself; more steps do not beat it
+    assert law.predict("ldm-866m", "ddim", 200).value == pytest.approx(TABLE1["ldm-866m"])
+    # a catalogue model outside the family has no FID on the paper's scale, whatever its size
+    doc = query("--model", "sdxl-base", "--sampler", "euler", "--steps", "30")
+    assert doc["predictions"][0]["value"] is None and "ldmpick calibrate --models sdxl-base" in doc["no_data"]
+    r = runner.invoke(app, ["law", "--model", "ldm-866m", "--sampler", "dpm-fast", "--steps", "4"])
+    assert r.exit_code == 2 and r.stderr.startswith("error: unknown sampler 'dpm-fast'")
+
+
+def test_unknown_metric_is_one_line_with_the_valid_scales():
+    r = runner.invoke(app, ["law", "--model", "ldm-39m", "--sampler", "ddim", "--metric", "fidd"])
+    assert r.exit_code == 2 and r.stderr.count("\n") == 1
+    assert "unknown metric 'fidd'; did you mean 'fid'?" in r.stderr and "mjhq-fid" in r.stderr
+
+
+def test_unipc_factor_is_kept_per_guidance_and_the_paper_scale_uses_the_nearest(law):
+    unipc, dpm = law.curves["unipc"], law.curves["dpmpp-2m"]
+    assert unipc.guidance_factors["3"] < 1 < unipc.guidance_factors["8"]  # better at cfg 3, worse at cfg 8
+    assert unipc.C == pytest.approx(dpm.C * unipc.guidance_factors["8"], rel=1e-3)  # cfg 8: nearest 7.5
+    assert law.predict("ldm-866m", "unipc", 4).value > law.predict("ldm-866m", "dpmpp-2m", 4).value
+
+
+def test_the_sd15_dpm_solver_series_is_part_of_the_fit(law):
+    rows = [r for r in law.provenance["step_curve_fit"] if r["series"] == "sd15-2311.17042-dpm-solver"]
+    assert sorted((r["steps"], r["fid"]) for r in rows) == [(8, 31.7), (25, 20.1)]
+
+
+COVERAGE_SLACK = 0.10  # with 17 held-out curve points, one miss moves the rate by 6 points
+
+
+def test_intervals_cover_held_out_published_points_at_the_stated_rate(law):
+    from ldmpick.quality_fit import interval_calibration, step_curve_points
+    from ldmpick.quality_scales import series_from_points
+    from ldmpick.quality_table import load_published
+
+    fit = interval_calibration(step_curve_points(read_table(shipped_table_path().read_text(), "t")),
+                               series_from_points(load_published()))
+    for kind in ("curve", "interpolation"):
+        cov = fit.coverage[kind]
+        assert cov["points"] >= 15, kind
+        assert cov["covered"] / cov["points"] >= fit.level - COVERAGE_SLACK, (kind, cov["covered"], cov["points"])
+        # the shipped law carries the same calibration
+        assert law.intervals.coverage[kind]["covered"] == cov["covered"]
+    assert law.intervals.k_curve == pytest.approx(fit.k_curve)
+    # and docs/quality-law.md shows what scripts/quality_coverage.py computes
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("qc", Path(__file__).parent.parent / "scripts" / "quality_coverage.py")
+    qc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(qc)
+    assert qc.coverage_block() in qc.DOC.read_text(encoding="utf-8")
+
+
+def test_published_table_is_the_reference_copied_with_citations():
+    from ldmpick.quality_table import load_published, shipped_published_path
+
+    text = shipped_published_path().read_text(encoding="utf-8")
+    assert text.startswith("# schema: ldmpick.published-quality/1")
+    assert "# command: python scripts/build_published_quality.py" in text
+    pts = load_published()
+    assert len(pts) > 200 and all(p.source.startswith("http") for p in pts)
+    ref = Path(__file__).resolve().parents[3] / "shared" / "reference" / "real_models" / "real_models.csv"
+    if not ref.exists():
+        pytest.skip("reference data not on this machine")
+    import csv
+
+    rows = list(csv.DictReader(ref.open(encoding="utf-8")))
+    import io
+
+    body = "\n".join(ln for ln in text.splitlines() if not ln.startswith("#"))
+    for row in csv.DictReader(io.StringIO(body)):
+        src = rows[int(row["reference_row"]) - 2]
+        assert (row["value"], row["source"], row["protocol"]) == (src["value"], src["source_url"],
+                                                                  src["eval_protocol"])
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda d: d["size"]["points"][0].update(unet_params=1e400), "malformed"),
+    (lambda d: d["curves"]["ddim"].update(C=1e400), "invalid parameters"),
+    (lambda d: d["size"]["smooth"].update(cov=[[1e400, 0], [0, 1]]), "NaN or infinite"),
+    (lambda d: d.update(curves=[1, 2]), "malformed"),
+    (lambda d: d["published"][0].update(points=[[1, 1e400]]), "malformed"),
+    (lambda d: d["intervals"].update(k_curve=-1), "malformed"),
+])
+def test_malformed_law_files_are_one_line_errors(law, tmp_path, mutate, message):
+    doc = law.to_json()
+    mutate(doc)
+    f = tmp_path / "law.json"
+    f.write_text(_json.dumps(doc).replace("Infinity", "1e400"))
+    r = runner.invoke(app, ["law", "--law", str(f)])
+    assert r.exit_code == 2 and r.stderr.startswith("error: ") and r.stderr.count("\n") == 1, r.output
+    assert message in r.stderr
+
+
+def test_malformed_tables_are_one_line_errors(tmp_path):
+    header = "model,unet_params,sampler,steps,guidance,resolution,metric,value,num_samples,dataset,series,source\n"
+    cases = {
+        "huge-field": header + "m,,ddim,5,7.5,512,fid,20,1,d,s," + "x" * 200_000 + "\n",
+        "short-row": header + "m,,ddim,5\n",
+        "inf-guidance": header + "m,,ddim,5,1e999,512,fid,20,1,d,s,src\n",
+    }
+    for name, text in cases.items():
+        f = tmp_path / f"{name}.csv"
+        f.write_text(text)
+        r = runner.invoke(app, ["fit", "--table", str(f), "--out", str(tmp_path / "out.json")])
+        assert r.exit_code == 2 and r.stderr.startswith("error: ") and r.stderr.count("\n") == 1, (name, r.output)
+    # a series far above the fit's starting bounds (FID 900) used to stop scipy ("x0 is infeasible"): it is fitted
+    f = tmp_path / "far.csv"
+    f.write_text(header + "".join(f"m,100,ddim,{k},7.5,512,fid,{900 + k},1,d,far,src\n" for k in (1, 2)))
+    r = runner.invoke(app, ["fit", "--table", str(f), "--out", str(tmp_path / "out.json")])
+    assert r.exit_code == 0, r.output
+
+
+def _row(model: str, sampler: str, per_step: float, fixed: float = 0.5):
+    from ldmpick.selector import CostRow
+
+    return CostRow(model, 1_000_000_000, sampler, fixed, per_step,
+                   {"text_encoder": fixed / 2, "vae_decode": fixed / 2, "unet_step": per_step, "evals_per_step": 1.0,
+                    "sampler_overhead": 0.0})
+
+
+def test_recommend_on_a_published_scale_ranks_only_what_was_published(law):
+    rows = [_row("sana-sprint-0.6b", "scm", 0.05), _row("sana-sprint-1.6b", "scm", 0.08),
+            _row("flux-schnell", "flow-euler", 0.5), _row("sdxl-base", "euler", 0.2), _row("vega", "euler", 0.1)]
+    sel = select_config(rows, law, 8.0, metric="mjhq-fid")
+    # MJHQ FID, lower is better: SANA-Sprint 0.6B at 4 steps (6.48) as published; not more steps (no data past 4)
+    assert (sel.best.model, sel.best.steps, sel.best.quality) == ("sana-sprint-0.6b", 4, 6.48)
+    # SDXL's MJHQ FID is published at 50 steps: at 8 s it affords 37, so it is no candidate (no extrapolation)
+    assert "sdxl-base" not in {c.model for c in sel.top}
+    assert any(e.startswith("vega: no quality data on this scale (MJHQ FID)") for e in sel.excluded)
+    assert any(e.startswith("sdxl-base euler: no MJHQ FID data at 37 steps or fewer") for e in sel.excluded)
+    sel = select_config(rows, law, 12.0, metric="mjhq-fid")
+    assert {c.model for c in sel.top} >= {"sdxl-base"}  # 50 steps fit now
+    assert "Note: the source does not state its sampler." not in sel.explanation  # the pick's sampler is stated
+    with pytest.raises(UsageError, match="no candidate configurations within the budget: sdxl-base euler: no MJHQ"):
+        select_config([_row("sdxl-base", "euler", 0.2)], law, 8.0, metric="mjhq-fid")
+    # GenEval, higher is better: SANA-Sprint 1.6B (0.77) at its fewest steps with that score
+    sel = select_config(rows, law, 8.0, metric="geneval")
+    assert (sel.best.model, sel.best.steps, sel.best.quality) == ("sana-sprint-1.6b", 2, 0.77)
+
+
+def test_prompt_accuracy_is_its_own_scale_not_clip(law):
+    pred = law.predict("demo-c8", "ddim", 8, "prompt-acc")
+    assert pred is not None and 0 <= pred.value <= 1 and pred.basis.startswith("calibrated:")
+    assert law.predict("demo-c8", "ddim", 8, "clip") is None  # the paper's CLIP: its family only
+    assert law.predict("ldm-866m", "ddim", 8, "prompt-acc") is None  # accuracy exists only where measured

@@ -120,7 +120,7 @@ def test_mode_must_match_the_profile(tmp_path):
 
 def test_user_anchor_row_moves_a_registered_model(tmp_path, ldmpick_home):
     """A quality anchor declared in the user's table is used for that model name after 'ldmpick fit'."""
-    from ldmpick.scaling_law import TABLE_COLUMNS, user_table_path
+    from ldmpick.quality_table import TABLE_COLUMNS, user_table_path
 
     user_table_path().parent.mkdir(parents=True, exist_ok=True)
     user_table_path().write_text(",".join(TABLE_COLUMNS) + "\n" +

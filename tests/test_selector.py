@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from ldmpick.errors import UsageError
 from ldmpick.profile_choice import choose_profile
 from ldmpick.profile_model import LatencyStats, ModelLatency, Profile, SamplerOverhead, Settings
-from ldmpick.scaling_law import QualityLaw, StepCurve, load_law, shipped_law_path
+from ldmpick.quality_law import QualityLaw, StepCurve, load_law, shipped_law_path
 from ldmpick.selector import (
     CostRow,
     check_settings,
@@ -294,7 +294,7 @@ def test_a_model_without_quality_data_is_listed_not_ranked_by_its_param_count():
     assert sel.best.model == "ldm-39m"
     assert "my-sd15" not in {c.model for c in sel.top}
     note = next(e for e in sel.excluded if e.startswith("my-sd15"))
-    assert "no quality data on the paper's FID scale" in note and "ldmpick calibrate --models my-sd15" in note
+    assert "no quality data on this scale (FID)" in note and "ldmpick calibrate --models my-sd15" in note
     # alone, it cannot be ranked at all: a one-line error that says so
     only = make_profile({}, mode="cudagraph")
     only.models.append(ModelLatency("my-sd15", "ok", 859_520_964, _stats(4.0)))

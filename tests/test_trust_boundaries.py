@@ -27,7 +27,7 @@ from ldmpick.profile_choice import choose_profile
 from ldmpick.profile_device import DEVICE_FIELDS, device_key, validate_device
 from ldmpick.profile_export import export_markdown
 from ldmpick.profile_model import parse_profile_text
-from ldmpick.scaling_law import load_law
+from ldmpick.quality_law import load_law
 from ldmpick.selector import cost_rows_measured, select_config
 
 from conftest import write_config_folder

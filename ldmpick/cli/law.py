@@ -8,7 +8,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from ldmpick.cli.options import JsonOpt, LawOpt, OutOpt, StepListOpt, command_line, int_list
+from ldmpick.cli.options import JsonOpt, LawOpt, MetricOpt, OutOpt, StepListOpt, command_line, int_list
 from ldmpick.cli.render import console, make_table, notice, print_json
 from ldmpick.errors import UsageError
 
@@ -32,18 +32,74 @@ def fit_cmd(
 def law_cmd(
     law_file: LawOpt = None,
     steps: StepListOpt = DEFAULT_GRID,
+    model: Annotated[Optional[str], typer.Option(
+        "--model", help="Predict this model's quality (with --sampler and --steps) instead of showing the law.")] = None,
+    sampler: Annotated[Optional[str], typer.Option("--sampler", help="The sampler of the --model query.")] = None,
+    metric: MetricOpt = "fid",
+    scales: Annotated[bool, typer.Option("--scales", help="List the quality scales --metric takes.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Show the fitted quality law: its parameters with uncertainty and a predicted-FID grid per sampler (one column
-    per --steps)."""
-    from ldmpick.scaling_law import load_law
+    per --steps). With --model and --sampler: one prediction per --steps on the --metric scale, with its interval
+    and basis (the published rows it rests on; interpolated, held, anchored or fitted), or 'no quality data'."""
+    from ldmpick.quality_law import load_law, predict_query
+    from ldmpick.quality_scales import SCALES, scale_of_metric
 
+    scale_of_metric(metric)  # a typo is an error before anything else is said
+    if scales:
+        rows = [{"metric": s.key, "label": s.label, "lower_is_better": s.lower_is_better, "published": s.published,
+                 "description": s.description} for s in SCALES.values()]
+        if json_out:
+            print_json(rows)
+            return
+        t = make_table("Quality scales (--metric)", ("metric", "better", "description"), left=("metric", "description"))
+        for r in rows:
+            t.add_row(r["metric"], "lower" if r["lower_is_better"] else "higher", r["description"])
+        console().print(t)
+        return
     grid = int_list(steps, "--steps")
     if min(grid) < 1 or max(grid) > 10_000:
         raise UsageError("--steps needs integers between 1 and 10000")
     law, path = load_law(law_file)
+    if model is not None or sampler is not None:
+        if model is None or sampler is None:
+            raise UsageError("a prediction needs both --model and --sampler (and --steps)")
+        doc = predict_query(law, model, sampler, grid, metric)
+        notice(f"law: '{path}'")
+        render_query(doc, json_out)
+        return
     notice(f"law: '{path}'")
     render_law(law, json_out, grid)
+
+
+def render_query(doc: dict[str, Any], json_out: bool) -> None:
+    """One row per step count: value, interval, basis and flags; then the rows the values rest on."""
+    from ldmpick.selector import no_data_note
+
+    if json_out:
+        missing = [p["steps"] for p in doc["predictions"] if p["value"] is None]
+        if missing:
+            doc["no_data"] = no_data_note(doc["model"], [doc["sampler"]], doc["metric"])
+        print_json(doc)
+        return
+    out = console()
+    level = f"{doc['interval_level']:.0%}"
+    t = make_table(f"{doc['model']} with {doc['sampler']} on {doc['scale']} "
+                   f"({'lower' if doc['lower_is_better'] else 'higher'} is better)",
+                   ("steps", "value", f"{level} interval", "basis", "flags"), left=("basis", "flags"))
+    rows: list[str] = []
+    for p in doc["predictions"]:
+        if p["value"] is None:
+            t.add_row(str(p["steps"]), "-", "-", p["basis"], "")
+            continue
+        lo, hi = p["interval"]
+        t.add_row(str(p["steps"]), f"{p['value']:.4g}", f"{lo:.4g} - {hi:.4g}", p["basis"], "; ".join(p["flags"]))
+        rows += [r for r in p["rows"] if r not in rows]
+    out.print(t)
+    if rows:
+        out.print("rests on: " + "; ".join(rows), soft_wrap=True)
+    if any(p["value"] is None for p in doc["predictions"]):
+        notice(no_data_note(doc["model"], [doc["sampler"]], doc["metric"]))
 
 
 def render_law(law: Any, json_out: bool, grid: list[int]) -> None:
@@ -62,8 +118,21 @@ def render_law(law: Any, json_out: bool, grid: list[int]) -> None:
         t.add_row(name, f"{c.C:.1f} ± {_sd(c.cov, 0):.1f}", f"{c.p:.2f} ± {_sd(c.cov, 1):.2f}",
                   f"{c.deficit(4):.1f} / {c.deficit(20):.2f}", c.basis)
     out.print(t)
-    out.print(f"size(N): Table 1 interpolated in log N; outside 39M-5B: {law.smooth_a:.2f} − {law.smooth_b:.2f}·ln(N/1e8) "
-              f"(b ± {_sd(law.smooth_cov, 1):.2f}, residual RMS {law.smooth_rms:.2f} FID)", soft_wrap=True)
+    out.print(f"size(N): Table 1 interpolated in log N between its sizes, nothing outside 39M-5B; its trend: "
+              f"{law.smooth_a:.2f} − {law.smooth_b:.2f}·ln(N/1e8) (b ± {_sd(law.smooth_cov, 1):.2f}, residual RMS "
+              f"{law.smooth_rms:.2f} FID; not used to predict)", soft_wrap=True)
+    iv = law.intervals
+    for kind, what in (("curve", "along step curves (leave one series out)"),
+                       ("interpolation", "between published step counts (leave one point out)")):
+        cov = iv.coverage.get(kind)
+        if cov:
+            out.print(f"{iv.level:.0%} intervals {what}: cover {cov['covered']} of {cov['points']} held-out "
+                      "published points", soft_wrap=True)
+    if law.published:
+        scales = sorted({p.scale for p in law.published if p.model})
+        out.print(f"published series: {len(law.published)} ({sum(bool(p.model) for p in law.published)} of catalogue "
+                  f"models, on {', '.join(scales)}); 'ldmpick law --model M --sampler S --steps N --metric X' "
+                  "predicts one", soft_wrap=True)
     fit_rows = law.provenance.get("step_curve_fit") or []
     if fit_rows:
         f = make_table("Step curves vs their published points (fitted = series offset + C·s^-p)",

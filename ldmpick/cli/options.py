@@ -47,7 +47,11 @@ ProfileOpt = Annotated[Optional[str], typer.Option(
 LawOpt = Annotated[Optional[Path], typer.Option(
     "--law", help="Quality law file (default: your refit, else the shipped one).")]
 MetricOpt = Annotated[str, typer.Option(
-    "--metric", help="fid (lower is better) or clip (higher is better; prompt accuracy for calibrated demo models).")]
+    "--metric", help="The quality scale to rank on; a model is ranked only where that scale has data for it. "
+    "fid (the paper's FID for its family, or your calibration's), clip (the paper's CLIP), prompt-acc (your "
+    "calibration's prompt accuracy, e.g. the demo world), or a published scale: mjhq-fid, mjhq-clip, geneval, dpg, "
+    "imagereward, coco-fid, coco-clip, coco5k-fid, coco5k-clip, coco10k-fid, laion6-fid, laion6-clip "
+    "('ldmpick law scales' lists them).")]
 
 # ---------------------------------------------------------------------------------------------- how to run
 

@@ -27,8 +27,8 @@ def plot_cmd(
     from ldmpick.catalogue import parse_model_list
     from ldmpick.plot_data import plot_points
     from ldmpick.plotting import plot_quality_vs_latency
-    from ldmpick.scaling_law import load_law
     from ldmpick.profile_choice import choose_profile
+    from ldmpick.quality_law import load_law
     from ldmpick.selector import parse_budget, sampler_names
 
     model_list = parse_model_list(models) if models else None

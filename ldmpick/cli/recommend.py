@@ -48,7 +48,9 @@ def render_selection(sel: Any, source: dict[str, Any]) -> None:
     from ldmpick.catalogue import format_params
 
     lat = (lambda x: f"{x * 1e3:.0f} ms" if x < 1 else f"{x:.2f} s") if sel.unit == "s" else (lambda x: f"{x:.2f}")
-    qname = "FID" if sel.metric == "fid" else "CLIP"
+    from ldmpick.quality_scales import SCALES
+
+    qname = SCALES[sel.metric].label
     b = sel.best
     out = console()
     head = Table(title=f"Recommended within {lat(sel.budget)}" + (" (paper cost units)" if sel.unit != "s" else ""),
@@ -58,7 +60,7 @@ def render_selection(sel: Any, source: dict[str, Any]) -> None:
     head.add_row("model", f"{b.model} ({format_params(b.unet_params)} UNet params)")
     head.add_row("sampler", b.sampler)
     head.add_row("steps", str(b.steps))
-    q = (lambda v: f"{v:.2f}") if sel.metric == "fid" else (lambda v: f"{v:.4f}")
+    q = (lambda v: f"{v:.2f}") if SCALES[sel.metric].lower_is_better else (lambda v: f"{v:.4f}")
     head.add_row(f"predicted {qname}", f"{q(b.quality)} ± {q(b.sigma)}")
     if sel.unit == "s":
         p = b.parts

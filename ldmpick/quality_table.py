@@ -1,0 +1,201 @@
+"""The quality table: known quality points (published or calibrated), one per CSV row with its citation.
+
+Columns, reading and validating (every bad row is a one-line error), and the text of a table to write. Files are read
+through ``ldmpick.file_input`` (regular files only, a byte cap, strict UTF-8). No fitting here (``quality_fit``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ldmpick.errors import UsageError
+
+TABLE_SCHEMA = "ldmpick.quality/1"
+# Rows of these series are quality anchors of the model they name (by ldmpick name): measured by
+# `ldmpick calibrate` ("calibrated:<profile id>") or declared by the user from a publication ("anchor:<citation>").
+ANCHOR_SERIES = ("calibrated", "anchor")
+
+
+@dataclass
+class QualityPoint:
+    model: str
+    unet_params: int | None
+    sampler: str
+    steps: int
+    guidance: float | None
+    resolution: int
+    metric: str
+    value: float
+    num_samples: int | None
+    dataset: str
+    series: str
+    source: str
+
+
+
+TABLE_COLUMNS = ["model", "unet_params", "sampler", "steps", "guidance", "resolution", "metric", "value",
+                 "num_samples", "dataset", "series", "source"]
+MAX_TABLE_BYTES = 20_000_000  # quality tables larger than this are refused
+
+
+def shipped_table_path() -> Path:
+    return Path(__file__).parent / "data" / "quality_points.csv"
+
+
+def user_table_path() -> Path:
+    from ldmpick.storage import data_dir
+
+    return data_dir() / "quality_points.csv"
+
+
+def load_tables(extra: list[Path]) -> list[tuple[list[QualityPoint], str]]:
+    """The shipped quality table, then ``extra`` tables, then the user's (calibrated) table if it exists."""
+    from ldmpick.file_input import read_text_file
+
+    tables = [(read_table(read_text_file(shipped_table_path(), "shipped quality table", MAX_TABLE_BYTES),
+                          "shipped quality table"), "ldmpick/data/quality_points.csv")]
+    paths = list(extra)
+    if user_table_path().exists() and user_table_path() not in paths:
+        paths.append(user_table_path())
+    for path in paths:
+        tables.append((read_table(read_text_file(path, "quality table", MAX_TABLE_BYTES), f"'{path}'"), str(path)))
+    return tables
+
+
+def table_text(points: list[QualityPoint], comment: str) -> str:
+    """A quality table's CSV text: the schema line, ``comment`` lines, the header and one row per point."""
+    from ldmpick.storage import csv_cell  # text a spreadsheet would run as a formula gets a leading quote
+
+    buf = io.StringIO()
+    buf.write(f"# schema: {TABLE_SCHEMA}\n")
+    for line in comment.splitlines():
+        buf.write(f"# {line}\n")
+    w = csv.DictWriter(buf, fieldnames=TABLE_COLUMNS, lineterminator="\n")
+    w.writeheader()
+    for p in points:
+        d = {k: getattr(p, k) for k in TABLE_COLUMNS}
+        w.writerow({k: "" if v is None else csv_cell(v) for k, v in d.items()})
+    return buf.getvalue()
+
+
+def read_table(text: str, where: str) -> list[QualityPoint]:
+    """Parse a quality table (CSV with ``#`` comment lines). Every bad row is a one-line error."""
+    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    if not lines:
+        return []
+    try:
+        reader = csv.DictReader(io.StringIO("\n".join(lines)))
+        missing = [c for c in TABLE_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise UsageError(f"{where}: missing columns {', '.join(missing)}")
+        points = []
+        for i, row in enumerate(reader, start=2):
+            try:
+                points.append(_point(row))
+            except (TypeError, ValueError, OverflowError) as exc:
+                raise UsageError(f"{where}: data row {i}: {exc}") from None
+    except csv.Error as exc:  # a field over the csv module's size limit, a NUL byte, a bad quote
+        raise UsageError(f"{where}: not a readable CSV table ({exc})") from None
+    return points
+
+
+def _number(row: dict, key: str, kind: type, minimum: float, optional: bool = False) -> Any:
+    text = row.get(key)
+    if text is None:
+        raise ValueError(f"the row has no '{key}' field (too few columns)")
+    if not text.strip():
+        if optional:
+            return None
+        raise ValueError(f"'{key}' is empty")
+    value = kind(text)
+    if not math.isfinite(value) or value < minimum:
+        raise ValueError(f"'{key}' must be a finite number >= {minimum:g} (got {text!r})")
+    return value
+
+
+def _point(row: dict) -> QualityPoint:
+    texts = {}
+    for key in ("model", "sampler", "metric", "dataset", "series", "source"):
+        if not isinstance(row.get(key), str):
+            raise ValueError(f"the row has no '{key}' field (too few columns)")
+        texts[key] = row[key]
+    if not texts["model"].strip() or not texts["metric"].strip():
+        raise ValueError("model and metric must not be empty")
+    if None in row:
+        raise ValueError("the row has more fields than the header")
+    return QualityPoint(
+        unet_params=_number(row, "unet_params", int, 1, optional=True),
+        steps=_number(row, "steps", int, 1), guidance=_number(row, "guidance", float, 0, optional=True),
+        resolution=_number(row, "resolution", int, 1), value=_number(row, "value", float, 0),
+        num_samples=_number(row, "num_samples", int, 1, optional=True), **texts)
+
+
+# ---------------------------------------------------------------------------------------------- published results
+
+PUBLISHED_SCHEMA = "ldmpick.published-quality/1"
+PUBLISHED_COLUMNS = ["scale", "model", "reference_model", "metric", "dataset", "value", "steps", "steps_stated",
+                     "sampler", "guidance", "resolution", "num_samples", "series", "protocol", "source",
+                     "reference_row"]
+
+
+@dataclass
+class PublishedPoint:
+    """One published quality value of a released model on one scale (``ldmpick.quality_law.SCALES``)."""
+
+    scale: str
+    model: str  # the ldmpick catalogue name ("" when the model is not in the catalogue)
+    reference_model: str
+    value: float
+    steps: int
+    steps_stated: bool  # False: the source does not say; ``steps`` is the pipeline default
+    sampler: str  # ldmpick sampler name, another sampler's name, or "" (not stated)
+    guidance: float | None
+    resolution: int | None
+    num_samples: int | None
+    series: str  # rows of one series differ only in their step count
+    source: str
+
+
+def shipped_published_path() -> Path:
+    return Path(__file__).parent / "data" / "published_quality.csv"
+
+
+def load_published(path: Path | None = None) -> list[PublishedPoint]:
+    """The shipped published-quality table (or ``path``)."""
+    from ldmpick.file_input import read_text_file
+
+    path = path or shipped_published_path()
+    return read_published_table(read_text_file(path, "published quality table", MAX_TABLE_BYTES), f"'{path}'")
+
+
+def read_published_table(text: str, where: str) -> list[PublishedPoint]:
+    """Parse the published-quality table (``scripts/build_published_quality.py`` writes it)."""
+    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    points = []
+    try:
+        reader = csv.DictReader(io.StringIO("\n".join(lines)))
+        missing = [c for c in PUBLISHED_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise UsageError(f"{where}: missing columns {', '.join(missing)}")
+        for i, row in enumerate(reader, start=2):
+            try:
+                if None in row or any(not isinstance(row.get(c), str) for c in PUBLISHED_COLUMNS):
+                    raise ValueError("the row's field count differs from the header's")
+                points.append(PublishedPoint(
+                    scale=row["scale"], model=row["model"], reference_model=row["reference_model"],
+                    value=_number(row, "value", float, -1e9), steps=_number(row, "steps", int, 1),
+                    steps_stated=row["steps_stated"] == "yes", sampler=row["sampler"],
+                    guidance=_number(row, "guidance", float, 0, optional=True),
+                    resolution=_number(row, "resolution", int, 1, optional=True),
+                    num_samples=_number(row, "num_samples", int, 1, optional=True),
+                    series=row["series"], source=row["source"]))
+            except (TypeError, ValueError, OverflowError) as exc:
+                raise UsageError(f"{where}: data row {i}: {exc}") from None
+    except csv.Error as exc:
+        raise UsageError(f"{where}: not a readable CSV table ({exc})") from None
+    return points

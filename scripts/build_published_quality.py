@@ -1,0 +1,164 @@
+"""Build ldmpick/data/published_quality.csv from the reference table of published results.
+
+    python scripts/build_published_quality.py [--reference PATH] [--out PATH]
+
+Every value, citation and protocol string is copied from ``real_models.csv`` (nothing is retyped): this script only
+chooses the scale of each row (metric x data set x protocol family), splits its ``eval_protocol`` into columns
+(steps, sampler, guidance, resolution, sample count), and names the ldmpick catalogue model the row is about (by the
+catalogue's ``reference_name``, which is the reference table's ``model``). Rows whose metric is not a quality scale
+(parameter counts, relative CLIP drops, ODE path lengths, IS) are left out and counted in the file's header.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import re
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from ldmpick.quality_table import PUBLISHED_COLUMNS, PUBLISHED_SCHEMA  # noqa: E402
+
+DEFAULT_REFERENCE = next((d / "shared" / "reference" / "real_models" / "real_models.csv"
+                          for d in (ROOT.parent, ROOT.parent.parent) if (d / "shared" / "reference").is_dir()),
+                         ROOT.parent / "shared" / "reference" / "real_models" / "real_models.csv")
+
+# (metric in the reference, data set in the reference) -> ldmpick scale key (ldmpick.quality_law.SCALES)
+SCALE_OF: dict[tuple[str, str], str] = {
+    ("FID", "MJHQ-30K"): "mjhq-fid",
+    ("CLIP_score (x100)", "MJHQ-30K"): "mjhq-clip",
+    ("GenEval_overall", "GenEval"): "geneval",
+    ("DPG_overall", "DPG-Bench"): "dpg",
+    ("ImageReward", "ImageReward benchmark (100 prompts per paper)"): "imagereward",
+    ("FID", "MS-COCO val2014 30K prompts (zero-shot, 256px)"): "coco-fid",
+    ("CLIP_score (ViT-g/14, cosine)", "MS-COCO val2014 30K prompts (zero-shot, 256px)"): "coco-clip",
+    ("FID", "MS-COCO 2017 val 5K (zero-shot)"): "coco5k-fid",
+    ("CLIP_score (ViT-g-14, cosine)", "MS-COCO 2017 val 5K (zero-shot)"): "coco5k-clip",
+    ("FID", "MS-COCO 10K (zero-shot)"): "coco10k-fid",
+}
+for _sampler in ("LCM", "DDIM", "DPM-Solver++", "Guided-Distill"):
+    SCALE_OF[(f"FID [{_sampler}]", "LAION-Aesthetics-6+ (LCM eval)")] = "laion6-fid"
+    SCALE_OF[(f"CLIP_score x100 [{_sampler}]", "LAION-Aesthetics-6+ (LCM eval)")] = "laion6-clip"
+
+# the reference's sampler spellings -> ldmpick sampler names; anything else is kept, lower-cased (a sampler ldmpick
+# does not run: its rows are data for that sampler only), and "default"/unstated becomes empty (not stated)
+SAMPLER_OF = {"ddim": "ddim", "dpm-solver++": "dpmpp-2m", "lcm": "lcm", "scm": "scm",
+              "flow-dpm-solver": "flow-dpmpp-2m", "pndmscheduler (hub default)": "pndm",
+              # ADD Tab.2 says "DPM Solver" (Lu et al. 2022): taken as the DPM-Solver ldmpick runs, dpmpp-2m
+              "dpm-solver": "dpmpp-2m"}
+UNSTATED = {"", "default", "-", "?", "unverified"}
+
+
+def protocol_fields(text: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for part in text.split(";"):
+        if "=" in part:
+            key, value = part.split("=", 1)
+            out.setdefault(key.strip(), value.strip())
+    return out
+
+
+def leading_number(text: str) -> str:
+    m = re.match(r"^\s*(\d+(?:\.\d+)?)(?:\s|$|\()", text or "")
+    return m.group(1) if m else ""
+
+
+def sampler_name(row: dict[str, str], proto: dict[str, str]) -> str:
+    bracket = re.search(r"\[(.+)\]", row["metric"])
+    text = bracket.group(1) if bracket else proto.get("sampler", "")
+    text = text.split(";")[0].strip()
+    key = text.lower()
+    if key in UNSTATED:
+        return ""
+    if key in SAMPLER_OF:
+        return SAMPLER_OF[key]
+    first = key.split(" (")[0].split()[0] if key.split() else key
+    return SAMPLER_OF.get(first, first)
+
+
+def catalogue_names() -> dict[str, str]:
+    """reference model name -> ldmpick catalogue name."""
+    data = json.loads((ROOT / "ldmpick" / "data" / "models" / "catalogue.json").read_text(encoding="utf-8"))
+    return {entry["reference_name"]: name for name, entry in data["models"].items() if entry.get("reference_name")}
+
+
+def build(reference: Path) -> tuple[str, dict[str, int]]:
+    names = catalogue_names()
+    text = reference.read_text(encoding="utf-8")
+    rows = list(csv.DictReader(io.StringIO(text)))
+    out_rows: list[dict[str, str]] = []
+    skipped: dict[str, int] = {}
+    for i, r in enumerate(rows, start=2):
+        scale = SCALE_OF.get((r["metric"], r["dataset"]))
+        try:
+            float(r["value"])
+        except ValueError:
+            scale = None
+        if scale is None:
+            skipped[r["metric"]] = skipped.get(r["metric"], 0) + 1
+            continue
+        proto = protocol_fields(r["eval_protocol"])
+        steps = leading_number(proto.get("steps", ""))
+        steps_stated = "yes" if steps else "no"
+        if not steps:  # not stated by the source: the pipeline default, flagged (steps_stated=no)
+            steps = leading_number(r["default_steps"])
+        if not steps:
+            skipped["no step count at all"] = skipped.get("no step count at all", 0) + 1
+            continue
+        note = proto.get("note", "").split(";")[0].strip()
+        sampler = sampler_name(r, proto)
+        series = " | ".join(x for x in (r["model"], note or r["source_url"], sampler or "sampler not stated",
+                                        proto.get("gen_res", ""), proto.get("prec", "")) if x)
+        out_rows.append({
+            "scale": scale, "model": names.get(r["model"], ""), "reference_model": r["model"],
+            "metric": r["metric"], "dataset": r["dataset"], "value": r["value"],
+            "steps": steps, "steps_stated": steps_stated, "sampler": sampler,
+            "guidance": leading_number(proto.get("cfg", "")), "resolution": leading_number(proto.get("gen_res", "")),
+            "num_samples": leading_number(proto.get("n", "")), "series": series,
+            "protocol": r["eval_protocol"], "source": r["source_url"], "reference_row": str(i),
+        })
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=PUBLISHED_COLUMNS, lineterminator="\n")
+    w.writeheader()
+    w.writerows(out_rows)
+    return buf.getvalue(), skipped
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--reference", type=Path, default=DEFAULT_REFERENCE)
+    ap.add_argument("--out", type=Path, default=ROOT / "ldmpick" / "data" / "published_quality.csv")
+    args = ap.parse_args()
+    body, skipped = build(args.reference)
+    try:
+        commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, check=False).stdout.strip()
+    except OSError:
+        commit = ""
+    left_out = ", ".join(f"{k} x{v}" for k, v in sorted(skipped.items()))
+    header = (
+        f"# schema: {PUBLISHED_SCHEMA}\n"
+        "# Published quality of released text-to-image models, one row per (model, metric, step count), each with its\n"
+        "# citation (source) and the reference's full protocol string (protocol). Copied, not retyped, from\n"
+        "# shared/reference/real_models/real_models.csv (row number in reference_row; see its NOTES.md for caveats).\n"
+        f"# command: python scripts/build_published_quality.py  (ldmpick commit {commit or 'unknown'})\n"
+        f"# date: {datetime.now(timezone.utc).strftime('%Y-%m-%d')}\n"
+        "# scale: ldmpick's name for metric x data set x protocol (values on different scales are never compared).\n"
+        "# model: the ldmpick catalogue model (empty: not in the catalogue; the row still counts for interval checks).\n"
+        "# steps_stated=no: the source does not state the step count; steps holds the pipeline default, flagged.\n"
+        "# sampler: ldmpick's sampler name where the source states one ldmpick runs; empty = not stated.\n"
+        f"# left out (not a quality scale ldmpick ranks on): {left_out}\n"
+    )
+    args.out.write_text(header + body, encoding="utf-8")
+    print(f"wrote {args.out} ({body.count(chr(10)) - 1} rows)")
+
+
+if __name__ == "__main__":
+    main()
