@@ -79,7 +79,9 @@ def main() -> int:
     from ldmpick.generation import GenerateRequest, generate
     from ldmpick.profile_file import load_profile
     from ldmpick.scaling_law import fit_law, read_table, shipped_table_path
-    from ldmpick.selector import cost_rows_measured, select_config, steps_within
+    from ldmpick.costs import steps_within
+    from ldmpick.costs.latency import cost_rows as cost_rows_measured
+    from ldmpick.selector import select_config
 
     torch.set_num_threads(args.threads)
     profile = load_profile(Path(args.profile))

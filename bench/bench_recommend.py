@@ -60,7 +60,8 @@ def in_process_select_s(profile, samplers: str, max_steps: int, repeats: int = 5
     """Median wall time of the selection alone (pure Python, as shipped), imports and profile loading excluded."""
     from ldmpick.samplers import SAMPLERS
     from ldmpick.scaling_law import load_law
-    from ldmpick.selector import cost_rows_measured, select_config
+    from ldmpick.costs.latency import cost_rows as cost_rows_measured
+    from ldmpick.selector import select_config
 
     law = load_law()[0]
     names = list(SAMPLERS) if samplers == "all" else [samplers]
@@ -79,7 +80,7 @@ def numpy_select_s(profile, samplers: str, max_steps: int, repeats: int = 5) -> 
 
     from ldmpick.samplers import SAMPLERS
     from ldmpick.scaling_law import REFERENCE_SAMPLER, REFERENCE_STEPS, load_law
-    from ldmpick.selector import cost_rows_measured
+    from ldmpick.costs.latency import cost_rows as cost_rows_measured
 
     law = load_law()[0]
     names = [s for s in (list(SAMPLERS) if samplers == "all" else [samplers]) if not law.is_distilled_sampler(s)]
@@ -120,7 +121,8 @@ def main() -> int:
     from ldmpick.fingerprint import cpu_cores, cpu_model
     from ldmpick.samplers import SAMPLERS
     from ldmpick.scaling_law import load_law
-    from ldmpick.selector import cost_rows_measured, select_config
+    from ldmpick.costs.latency import cost_rows as cost_rows_measured
+    from ldmpick.selector import select_config
 
     grids = [(1, "ddim", 10), (1, "ddim", 100), (11, "ddim", 100), (11, "all", 100), (11, "all", 1000)]
     rows = []

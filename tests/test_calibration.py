@@ -278,7 +278,8 @@ def test_your_calibration_at_another_sample_count_is_not_ranked_against_the_ship
     shipped 512-image fits of the other demo models (a clear error names both), but works on its own."""
     from ldmpick.profile_file import load_profile, shipped_profiles_dir
     from ldmpick.scaling_law import fit_law, read_table, shipped_table_path
-    from ldmpick.selector import cost_rows_measured, select_config
+    from ldmpick.costs.latency import cost_rows as cost_rows_measured
+    from ldmpick.selector import select_config
 
     shipped = (read_table(shipped_table_path().read_text(), "t"), "t")
     law = fit_law([shipped, (_user_points(32, 1.25), "mine")])

@@ -16,7 +16,8 @@ from ldmpick.scaling_law import (
     shipped_law_path,
     shipped_table_path,
 )
-from ldmpick.selector import cost_rows_flops, select_config
+from ldmpick.costs.flops import cost_rows as cost_rows_flops
+from ldmpick.selector import select_config
 
 TABLE1 = {"ldm-39m": 25.30, "ldm-83m": 24.30, "ldm-145m": 24.18, "ldm-223m": 23.76, "ldm-318m": 22.83,
           "ldm-430m": 22.35, "ldm-558m": 22.15, "ldm-704m": 21.82, "ldm-866m": 21.55, "ldm-2b": 20.98, "ldm-5b": 20.14}
@@ -43,7 +44,7 @@ def test_smooth_size_term_is_honest_about_its_fit(law):
 
 
 def test_paper_cost_3_ddim_best_size_is_83m(law):
-    sel = select_config(cost_rows_flops(law, None, ["ddim"]), law, 3.0, unit="cost", cost_model="flops")
+    sel = select_config(cost_rows_flops(law, None, ["ddim"]), law, 3.0)
     assert sel.best.model == "ldm-83m"
     assert sel.best.steps == 23  # 3 / 0.13
     # and the paper's step counts for the other sizes at that cost
@@ -53,11 +54,11 @@ def test_paper_cost_3_ddim_best_size_is_83m(law):
 
 def test_small_models_win_small_costs_large_models_large_costs(law):
     rows = cost_rows_flops(law, None, ["ddim"])
-    small = select_config(rows, law, 1.0, unit="cost", cost_model="flops").best
-    large = select_config(rows, law, 400.0, unit="cost", cost_model="flops").best
+    small = select_config(rows, law, 1.0).best
+    large = select_config(rows, law, 400.0).best
     assert small.unet_params <= params(law, "ldm-145m")
     assert large.model == "ldm-5b"
-    winners = [select_config(rows, law, b, unit="cost", cost_model="flops").best.unet_params
+    winners = [select_config(rows, law, b).best.unet_params
                for b in (0.5, 1, 2, 3, 6, 12, 25, 50, 100, 250, 500)]
     assert winners == sorted(winners)  # the best size grows with the budget
 

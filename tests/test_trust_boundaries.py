@@ -25,7 +25,8 @@ from ldmpick.cli import app
 from ldmpick.errors import LdmpickError, UsageError
 from ldmpick.profile_file import DEVICE_FIELDS, device_key, export_markdown, parse_profile_text, validate_device
 from ldmpick.scaling_law import load_law
-from ldmpick.selector import choose_profile, cost_rows_measured, select_config
+from ldmpick.costs.latency import cost_rows as cost_rows_measured
+from ldmpick.selector import choose_profile, select_config
 
 from conftest import write_config_folder
 
