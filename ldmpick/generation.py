@@ -59,7 +59,7 @@ class GenerateRequest:
 
 
 @dataclass
-class Settings:
+class RunSettings:
     """A request after validation, with every default filled in."""
 
     model: str
@@ -125,7 +125,7 @@ class PromptResult:
 
 @dataclass
 class GenerationResult:
-    settings: Settings
+    settings: RunSettings
     scheduler_class: str
     timesteps: list[float]  # the scheduler's timesteps: one UNet evaluation each
     load_ms: float  # loading the pipeline from disk and moving it to the device
@@ -287,7 +287,7 @@ def resolve_sampler(name: str | None, spec: ModelSpec) -> str:
     return name
 
 
-def resolve_settings(req: GenerateRequest) -> tuple[Settings, ModelSpec]:
+def resolve_settings(req: GenerateRequest) -> tuple[RunSettings, ModelSpec]:
     """Validate everything that can be checked before loading a model; fill in the defaults."""
     if not req.prompts:
         raise UsageError("no prompt given; pass PROMPT or --prompts-file")
@@ -323,7 +323,7 @@ def resolve_settings(req: GenerateRequest) -> tuple[Settings, ModelSpec]:
     check_resolution(resolution, spec)
     assert spec.path is not None
     guidance = float(req.guidance) if req.guidance is not None else spec.guidance
-    settings = Settings(
+    settings = RunSettings(
         model=spec.name, source=spec.source, path=spec.path, sampler=sampler, steps=req.steps, seed=req.seed,
         n=req.n, negative_prompt=req.negative_prompt, guidance=guidance, resolution=resolution,
         device=device, dtype=dtype, mode=mode, family=spec.family,
@@ -467,7 +467,7 @@ def _generators(device: str, seeds: list[int]) -> list[Any]:
     return [torch.Generator(device).manual_seed(s) for s in seeds]
 
 
-def _call_kwargs(pipe: Any, spec: ModelSpec, settings: Settings, prompt: str, steps: int, generators: list[Any],
+def _call_kwargs(pipe: Any, spec: ModelSpec, settings: RunSettings, prompt: str, steps: int, generators: list[Any],
                  notes: list[str]) -> dict[str, Any]:
     """The arguments of ``pipe(...)`` for this family, leaving out what its ``__call__`` does not take."""
     wanted: dict[str, Any] = dict(prompt=prompt, num_inference_steps=steps, height=settings.resolution,
@@ -496,7 +496,7 @@ def generate(
     progress: ProgressFn | None = None,
     on_prompt: Callable[[PromptResult], None] | None = None,
     pipeline: Any = None,
-    resolved: tuple[Settings, ModelSpec] | None = None,
+    resolved: tuple[RunSettings, ModelSpec] | None = None,
 ) -> GenerationResult:
     """Load the model, then for each prompt run its pipeline for ``n`` images; time each part.
 

@@ -55,7 +55,7 @@ class RunRecord:
     ldmpick_version: str
     created: str
     command: str
-    settings: Any  # generation.Settings
+    settings: Any  # generation.RunSettings
     selection: dict[str, Any] | None  # planning.GenerationPlan.choice_json()
     prediction: Any | None  # costs.latency.LatencyPrediction
     quality: Any | None  # planning.QualityPrediction

@@ -137,15 +137,20 @@ def _all_samplers() -> list[str]:
 
 @dataclass
 class QualityPrediction:
+    """The law's prediction for the run (``scaling_law.Prediction``) with the metric and the scale it is on."""
+
     metric: str
-    value: float
-    sigma: float
-    basis: str
     scale: str
+    predicted: Any  # scaling_law.Prediction: value, sigma, basis
+
+    @property
+    def value(self) -> float:
+        return self.predicted.value
 
     def to_json(self) -> dict[str, Any]:
-        return {"metric": self.metric, "value": round(self.value, 4), "sigma": round(self.sigma, 4),
-                "basis": self.basis, "scale": self.scale}
+        p = self.predicted
+        return {"metric": self.metric, "value": round(p.value, 4), "sigma": round(p.sigma, 4), "basis": p.basis,
+                "scale": self.scale}
 
 
 @dataclass(frozen=True)
@@ -168,7 +173,7 @@ class GenerationPlan:
     """What ``generate`` runs and what it expects."""
 
     request: Any  # generation.GenerateRequest
-    settings: Any  # generation.Settings
+    settings: Any  # generation.RunSettings
     spec: Any  # catalogue.ModelSpec
     folder: Path
     guidance: Guidance
@@ -330,7 +335,7 @@ def _select_runnable(prof: Any, law: Any, budget_s: float, model: str | None, sa
 
 
 def _percent(chance: float) -> str:
-    return "no" if chance == 0 else "<1%" if chance < 0.01 else f"{chance * 100:.0f}%"
+    return "<1%" if 0 < chance < 0.01 else f"{chance * 100:.0f}%"
 
 
 def _models_with_weights(prof: Any, model: str | None) -> list[str]:
@@ -374,14 +379,17 @@ def _guidance(law: Any, model: str, sampler: str | None, given: float | None) ->
         fams = [f for f in law.calibrated if model in f.floors and f.guidance is not None]
         fam = max(fams, key=lambda f: (f.origin == "yours", f.points)) if fams else None
     if fam is not None and fam.guidance is not None:
-        why = "the scale" if sampler is None or sampler in fam.curves else "the scale (with other samplers)"
-        return Guidance(fam.guidance, f"{why} {model}'s quality was calibrated at")
+        why = f"the scale {model}'s quality was calibrated at"
+        if sampler is not None and sampler not in fam.curves:
+            why += f" (with {', '.join(fam.curves)}; not {sampler})"
+        return Guidance(fam.guidance, why)
     return Guidance(None, "the model's own default (its card's, else its family's)")
 
 
 def _quality(law: Any, settings: Any, spec: Any, selection: Any | None) -> QualityPrediction | None:
     """The predicted FID of the run: the selector's, else the law's for the configuration given in full (none for
     the model's own scheduler or a model without quality data on the scale)."""
+    from ldmpick.scaling_law import Prediction
     from ldmpick.selector import _predict
 
     if settings.sampler.startswith("own:"):
@@ -389,7 +397,7 @@ def _quality(law: Any, settings: Any, spec: Any, selection: Any | None) -> Quali
     if selection is not None and (selection.best.model, selection.best.sampler, selection.best.steps) == \
             (settings.model, settings.sampler, settings.steps):
         b = selection.best
-        return QualityPrediction("fid", b.quality, b.sigma, b.basis, law.scale_of(b.model, "fid"))
+        return QualityPrediction("fid", law.scale_of(b.model, "fid"), Prediction(b.quality, b.sigma, b.basis))
     if law.quality_basis(settings.model, settings.sampler) is None or \
             law.uncalibrated_sampler(settings.model, settings.sampler):
         return None
@@ -397,4 +405,4 @@ def _quality(law: Any, settings: Any, spec: Any, selection: Any | None) -> Quali
         pred = _predict(law, "fid", QualityQuery(settings.model, spec.unet_params, settings.sampler), settings.steps)
     except LdmpickError:
         return None
-    return QualityPrediction("fid", pred.value, pred.sigma, pred.basis, law.scale_of(settings.model, "fid"))
+    return QualityPrediction("fid", law.scale_of(settings.model, "fid"), pred)

@@ -213,7 +213,7 @@ def select_config(
     explanation = explain(best, usable, law, metric, budget, cost, max_steps)
     if best is not best_quality:
         explanation += _headroom_note(best, best_quality, metric, cost, budget)
-    close = [c for c in top if c is not best and c.model != best.model
+    close = [c for c in top if c is not best and c is not best_quality and c.model != best.model
              and abs(c.quality - best.quality) < max(c.sigma, best.sigma)]
     if close:
         c = close[0]
@@ -242,17 +242,17 @@ def _with_headroom(best: Candidate, cands: list[Candidate], row_of: dict[tuple[s
 
 
 def _headroom_note(chosen: Candidate, best: Candidate, metric: str, cost: CostModel, budget: float) -> str:
-    return (f" It is preferred to {best.model} with {best.sampler} at {best.steps} steps ({_fmt_q(metric, best.quality)}, "
-            f"{cost.format(best.latency)}), whose predicted quality is within the uncertainty of it but which runs over "
-            f"{cost.format(budget)} in {_pct(best.over_budget_chance)} of runs against {_pct(chosen.over_budget_chance)}: "
-            "more headroom for the same expected quality.")
+    return (f" It is preferred to {best.model} with {best.sampler} at {best.steps} steps "
+            f"({_fmt_q(metric, best.quality)}, {cost.format(best.latency)}), whose predicted quality is within the "
+            f"uncertainty of it but which runs over {cost.format(budget)} in {_pct(best.over_budget_chance)} of runs "
+            f"against {_pct(chosen.over_budget_chance)}: more headroom for the same expected quality.")
 
 
 def _pct(chance: float | None) -> str:
     if chance is None:
         return "-"
     if chance == 0:
-        return "none"
+        return "0%"
     return "<1%" if chance < 0.01 else f"{chance * 100:.0f}%"
 
 
@@ -309,7 +309,9 @@ def explain(best: Candidate, rows: list[CostRow], law: QualityLaw, metric: str, 
     if chance is None:
         chance = cost.over_budget_chance(row, best.steps, budget)
     if chance is not None:
-        parts.append(f"Planned on {cost.plan_basis(row)}: {_pct(chance)} of runs are expected over the budget.")
+        share = ("no runs are expected over the budget, even with every part at its slowest measurement" if chance == 0
+                 else f"{_pct(chance)} of runs are expected over the budget")
+        parts.append(f"Planned on {cost.plan_basis(row)}: {share}.")
     by_size = sorted({(r.unet_params, r.model) for r in rows})
     for params, model in (by_size[-1], by_size[0]):
         if model == best.model:

@@ -101,7 +101,7 @@ def test_recommend_plans_on_the_p90_by_default_and_says_the_chance(tmp_path):
     doc = json.loads(r.stdout)
     best = doc["best"]
     assert best["latency"] <= 0.5 and best["over_budget_chance"] <= 0.10
-    assert "of runs are expected over the budget" in doc["explanation"] and "p90" in doc["explanation"]
+    assert "expected over the budget" in doc["explanation"] and "Planned on the run's p90" in doc["explanation"]
     median = runner.invoke(app, ["recommend", "--budget", "500ms", "--profile", str(prof), "--percentile", "50",
                                  "--json"])
     assert json.loads(median.stdout)["best"]["over_budget_chance"] <= 0.5

@@ -66,10 +66,11 @@ def render_selection(sel: Any, source: dict[str, Any]) -> None:
     if "profile" in source:
         head.add_row("profile", f"{source['profile']} ({source['device']})")
     out.print(head)
-    topt = make_table(f"Top {len(sel.top)} (best steps per model and sampler)",
+    topt = make_table(f"Top {len(sel.top)} (best steps per model and sampler; * recommended)",
                       ("#", "model", "sampler", "steps", cost.axis, qname))
-    for i, c in enumerate(sel.top, 1):
-        topt.add_row(str(i), c.model, c.sampler, str(c.steps), cost.format(c.latency), f"{q(c.quality)} ± {q(c.sigma)}")
+    for i, c in enumerate(sel.top, 1):  # the recommended row is marked (with headroom it need not be the first)
+        topt.add_row(f"{i}*" if c is b else str(i), c.model, c.sampler, str(c.steps),
+                     cost.format(c.latency, precise=True), f"{q(c.quality)} ± {q(c.sigma)}")
     out.print(topt)
     shown = sel.frontier
     if len(shown) > 15:  # thin a long frontier evenly, always keeping its best end
@@ -79,7 +80,7 @@ def render_selection(sel: Any, source: dict[str, Any]) -> None:
     front = make_table(f"Pareto frontier within the budget (no configuration is both faster and better{thinned})",
                        (cost.axis, "model", "sampler", "steps", qname))
     for c in shown:
-        front.add_row(cost.format(c.latency), c.model, c.sampler, str(c.steps), q(c.quality))
+        front.add_row(cost.format(c.latency, precise=True), c.model, c.sampler, str(c.steps), q(c.quality))
     out.print(front)
     out.print(sel.explanation, soft_wrap=True)
     if sel.excluded:

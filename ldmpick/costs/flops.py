@@ -40,8 +40,8 @@ class FlopCost:
                              "sampling-cost units (normalized cost x steps), without a unit, e.g. '--budget 3'")
         return positive(value, text)
 
-    def format(self, value: float) -> str:
-        return fmt_cost(value)
+    def format(self, value: float, precise: bool = False) -> str:
+        return f"{value:.4f} cost units" if precise else fmt_cost(value)
 
     def rows(self, *, profile: Any, law: Any, models: list[str] | None, samplers: list[str], percentile: float,
              excluded: list[str]) -> list[CostRow]:

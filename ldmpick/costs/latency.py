@@ -207,8 +207,8 @@ class LatencyCost:
             raise UsageError(f"budget '{shown}' is more than a day; give a per-image latency such as '2s'")
         return seconds
 
-    def format(self, value: float) -> str:
-        return fmt_seconds(value)
+    def format(self, value: float, precise: bool = False) -> str:
+        return fmt_fine(value) if precise else fmt_seconds(value)
 
     def rows(self, *, profile: Any, law: Any, models: list[str] | None, samplers: list[str], percentile: float,
              excluded: list[str]) -> list[CostRow]:
