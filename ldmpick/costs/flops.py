@@ -41,7 +41,7 @@ class FlopCost:
         return positive(value, text)
 
     def format(self, value: float, precise: bool = False) -> str:
-        return f"{value:.4f} cost units" if precise else fmt_cost(value)
+        return f"{value:.3f}" if precise else fmt_cost(value)
 
     def rows(self, *, profile: Any, law: Any, models: list[str] | None, samplers: list[str], percentile: float,
              excluded: list[str]) -> list[CostRow]:
