@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ldmpick.costs import cost_model
+from ldmpick.costs import DEFAULT, cost_model
 from ldmpick.errors import LdmpickError, UsageError, unknown_name
 
 METRICS = ("fid", "clip")
@@ -81,7 +81,7 @@ def plan_selection(budget: str | float, *, profile: Any = None, profile_ref: str
                    percentile: float = PLAN_PERCENTILE, metric: str = "fid", models: list[str] | None = None,
                    samplers: list[str] | None = None, max_steps: int = 100, resolution: int | None = None,
                    batch: int | None = None, cfg: bool | None = None, mode: str | None = None,
-                   cost: str = "measured", top: int = 5, law: Any = None, law_file: Path | None = None,
+                   cost: str = DEFAULT, top: int = 5, law: Any = None, law_file: Path | None = None,
                    steps: int | None = None, notify: Notify = _quiet) -> SelectionPlan:
     """The best configuration within ``budget`` (text in the cost model's unit, or a number in it). The profile is
     ``profile`` when given (a loaded one), else chosen by ``choose_profile`` from ``profile_ref``. With ``steps``

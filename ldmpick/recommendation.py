@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ldmpick.costs import DEFAULT
 from ldmpick.planning import PLAN_PERCENTILE
 
 
@@ -20,7 +21,7 @@ class Recommendation:
 def recommend(budget: str, *, profile: str | None = None, percentile: float = PLAN_PERCENTILE, metric: str = "fid",
               models: str | None = None, samplers: str | None = None, max_steps: int = 100,
               resolution: int | None = None, batch: int | None = None, cfg: bool | None = None,
-              mode: str | None = None, cost_model: str = "measured", top: int = 5, law_file: Path | None = None,
+              mode: str | None = None, cost_model: str = DEFAULT, top: int = 5, law_file: Path | None = None,
               notify: Callable[[str], None] = lambda message: None) -> Recommendation:
     """The model, sampler and step count with the best predicted ``metric`` within ``budget``."""
     from ldmpick.catalogue import parse_model_list

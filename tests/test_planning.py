@@ -40,11 +40,19 @@ def test_every_registered_cost_model_has_the_whole_interface():
     for name in REGISTRY:
         cm = cost_model(name)
         assert cm.name == name
-        for attr in ("unit", "axis", "needs_profile", "has_distribution", "parse_budget", "format", "rows", "parts",
+        for attr in ("summary", "unit", "axis", "needs_profile", "has_distribution", "parse_budget", "format", "rows", "parts",
                      "describe", "over_budget_chance", "plan_basis", "observations"):
             assert hasattr(cm, attr), (name, attr)
     with pytest.raises(UsageError, match="unknown cost model 'joules'"):
         cost_model("joules")
+
+
+def test_the_selector_planner_and_renderer_name_no_cost_model():
+    for path in ("ldmpick/selector.py", "ldmpick/planning.py", "ldmpick/cli/recommend.py", "ldmpick/recommendation.py"):
+        text = (REPO / path).read_text(encoding="utf-8")
+        for name in REGISTRY:
+            assert f'"{name}"' not in text, (path, name)
+        assert "unitless" not in text and "unit ==" not in text and "cost_model ==" not in text, path
 
 
 def test_a_bare_number_is_not_read_as_seconds_without_a_word():

@@ -9,6 +9,10 @@ import typer
 from ldmpick.cli.options import (BatchOpt, BudgetOpt, CfgOpt, JsonOpt, LawOpt, MetricOpt, ModelsOpt, ModeOpt,
                                  ProfileOpt, ResolutionOpt, SamplersOpt)
 from ldmpick.cli.render import console, make_table, notice, print_json
+from ldmpick.costs import DEFAULT, REGISTRY, cost_model
+
+COST_HELP = ("What the budget counts: " + "; ".join(f"{name} ({cost_model(name).summary})" for name in REGISTRY)
+             + ". See docs/costs.md.")
 
 
 def recommend_cmd(
@@ -23,7 +27,7 @@ def recommend_cmd(
     batch: BatchOpt = None,
     cfg: CfgOpt = None,
     mode: ModeOpt = None,
-    cost_model: Annotated[str, typer.Option("--cost-model", help="What the budget counts: measured (seconds from the profile) or flops (the paper's normalized cost; no profile).")] = "measured",
+    cost_model: Annotated[str, typer.Option("--cost-model", help=COST_HELP)] = DEFAULT,
     top: Annotated[int, typer.Option("--top", help="Rows in the top-k table.")] = 5,
     law_file: LawOpt = None,
     json_out: JsonOpt = False,

@@ -56,6 +56,7 @@ class CostRow:
 
 class CostModel(Protocol):
     name: str  # the --cost-model value
+    summary: str  # what a budget in it is, for --help
     unit: str  # how JSON names the unit: "s", "cost"
     axis: str  # a column header: "latency", "cost"
     needs_profile: bool  # whether rows come from a measured profile

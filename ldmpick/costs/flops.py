@@ -27,6 +27,7 @@ def fmt_cost(x: float) -> str:
 
 class FlopCost:
     name = NAME
+    summary = "the paper's normalized sampling cost, no profile"
     unit = "cost"
     axis = "cost"
     needs_profile = False

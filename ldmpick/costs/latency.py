@@ -187,6 +187,7 @@ def fmt_fine(x: float) -> str:
 
 class LatencyCost:
     name = NAME
+    summary = "seconds per image, from the measured profile"
     unit = "s"
     axis = "latency"
     needs_profile = True
