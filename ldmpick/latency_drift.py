@@ -105,3 +105,20 @@ def record_run(profile_id: str, ratios: dict[str, float]) -> Drift | None:
         atomic_write_json(path, {"schema": SCHEMA, "profile": profile_id, "updated": now,
                                  "runs": [{"ratios": {k: round(v, 4) for k, v in r.items()}} for r in history]})
     return drift_of(history)
+
+
+def check_run(plan: Any, result: Any) -> str | None:
+    """Keep a finished run's measured / predicted parts (a ``planning.GenerationPlan`` and its
+    ``generation.GenerationResult``) and return the warning when the profile has drifted over the last runs. Only
+    runs with the profile's own settings count: a run that differs from them is expected to miss."""
+    if plan.latency is None or plan.mismatches or not result.prompts:
+        return None
+    drift = record_run(plan.profile.id, run_ratios(plan.latency, result.prompts))
+    if drift is None:
+        return None
+    import shlex
+
+    s = plan.settings
+    refresh = (f"ldmpick profile --models {shlex.quote(s.source)} --resolution {s.resolution} --batch {s.n} "
+               f"--device {s.device} --dtype {s.dtype} --mode {s.mode}")
+    return drift.message(plan.profile.id, refresh)

@@ -52,6 +52,7 @@ def generate_cmd(
     The images and a JSON record of the run go to the --out folder (created if its parent exists)."""
     from ldmpick import generation as gen
     from ldmpick.generation_record import GenerationRecord
+    from ldmpick.latency_drift import check_run
     from ldmpick.planning import plan_generation
 
     prompts = read_prompts(prompt, prompts_file)
@@ -81,25 +82,9 @@ def generate_cmd(
         worst = max(p.times.total_ms for p in exceeded)
         notice(f"warning: budget exceeded: {len(exceeded)} of {len(result.prompts)} prompt batch(es) took longer than "
                f"{plan.budget_ms:.0f} ms (slowest {worst:.0f} ms)")
-    drift = check_drift(plan, result)
+    drift = check_run(plan, result)
     if drift:
         notice(drift)
-
-
-def check_drift(plan: Any, result: Any) -> str | None:
-    """Keep this run's measured / predicted parts and warn when the profile has drifted over the last runs (only
-    for runs with the profile's own settings, whose prediction should hold)."""
-    from ldmpick.latency_drift import record_run, run_ratios
-
-    if plan.latency is None or plan.mismatches or not result.prompts:
-        return None
-    drift = record_run(plan.profile.id, run_ratios(plan.latency, result.prompts))
-    if drift is None:
-        return None
-    s = plan.settings
-    refresh = (f"ldmpick profile --models {s.source} --resolution {s.resolution} --batch {s.n} "
-               f"--device {s.device} --mode {s.mode}")
-    return drift.message(plan.profile.id, refresh)
 
 
 def render_generation(result: Any, prediction: Any, record: Any) -> None:
