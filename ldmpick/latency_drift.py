@@ -8,6 +8,7 @@ limit, other work): ``drift_warning`` says so and how to refresh it. One slow ru
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -88,7 +89,7 @@ def read_history(profile_id: str) -> list[dict[str, float]]:
         ratios = run.get("ratios") if isinstance(run, dict) else None
         if isinstance(ratios, dict):
             clean = {k: float(v) for k, v in ratios.items() if k in PARTS and isinstance(v, (int, float))
-                     and not isinstance(v, bool) and 0 < v < 1e6}
+                     and not isinstance(v, bool) and 0 < v < math.inf}
             runs.append(clean)
     return runs[-KEEP_RUNS:]
 
