@@ -77,10 +77,12 @@ def main() -> int:
     from ldmpick import calibration as calib
     from ldmpick.fingerprint import full_fingerprint
     from ldmpick.generation import GenerateRequest, generate
+    from ldmpick.costs import steps_within
+    from ldmpick.costs.latency import cost_rows as cost_rows_measured
     from ldmpick.profile_model import load_profile
     from ldmpick.quality_fit import fit_law
     from ldmpick.quality_table import read_table, shipped_table_path
-    from ldmpick.selector import cost_rows_measured, select_config, steps_within
+    from ldmpick.selector import select_config
 
     torch.set_num_threads(args.threads)
     profile = load_profile(Path(args.profile))

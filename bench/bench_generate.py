@@ -110,7 +110,8 @@ def main() -> int:
     import torch
 
     from ldmpick.fingerprint import full_fingerprint
-    from ldmpick.generation import GenerateRequest, generate, load_pipeline, predict_latency
+    from ldmpick.costs.latency import predict as predict_latency
+    from ldmpick.generation import GenerateRequest, generate, load_pipeline
     from ldmpick.profiling import ProfileRequest, run_profile
 
     if args.threads:

@@ -39,7 +39,7 @@ def main() -> int:
     ap.add_argument("--out", default=None, help="write the results (and keep the profile) here")
     args = ap.parse_args()
 
-    from ldmpick.generation import predict_latency
+    from ldmpick.costs.latency import predict as predict_latency
     from ldmpick.profile_model import load_profile
 
     profile_path = Path(args.out).with_suffix(".profile.json") if args.out else Path(tempfile.mkdtemp()) / "p.json"

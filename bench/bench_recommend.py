@@ -3,7 +3,8 @@
 Each measurement starts a new Python process (`python -m ldmpick.cli recommend ... --json`), as a user would, so
 imports are included. The profile is synthetic (H100-like latencies for the 11 family sizes) so the grid size is
 controlled: models x samplers x max-steps. The bar (issue 3): under 0.5 s for 11 x 8 x 100 on the 2-core machine.
-It also times the selection in-process, the same search vectorised with numpy, and numpy's cold import, which
+It also times the selection in-process (alone at the median, and as recommend plans: p90 from the parts'
+spreads, over-budget chances, headroom), the same search vectorised with numpy, and numpy's cold import, which
 together say whether numpy would pay on the recommend path (it does not: see bench/results/README.md).
 
     python bench/bench_recommend.py --runs 10 --out bench/results/recommend_cpu.json
@@ -58,16 +59,34 @@ def time_run(args: list[str], env: dict[str, str]) -> float:
 
 def in_process_select_s(profile, samplers: str, max_steps: int, repeats: int = 5) -> float:
     """Median wall time of the selection alone (pure Python, as shipped), imports and profile loading excluded."""
-    from ldmpick.samplers import SAMPLERS
+    from ldmpick.costs.latency import cost_rows as cost_rows_measured
     from ldmpick.quality_law import load_law
-    from ldmpick.selector import cost_rows_measured, select_config
+    from ldmpick.samplers import DEFAULT_SAMPLERS
+    from ldmpick.selector import select_config
 
     law = load_law()[0]
-    names = list(SAMPLERS) if samplers == "all" else [samplers]
+    names = list(DEFAULT_SAMPLERS) if samplers == "all" else [samplers]
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         select_config(cost_rows_measured(profile, None, names, 50, []), law, 2.0, max_steps=max_steps)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def in_process_plan_s(profile, samplers: str, max_steps: int, repeats: int = 5) -> float:
+    """Median wall time of what recommend runs (``planning.plan_selection``: rows at the run's p90 from the parts'
+    spreads, the selection, the over-budget chances and the headroom preference), imports excluded."""
+    from ldmpick.planning import plan_selection
+    from ldmpick.samplers import DEFAULT_SAMPLERS
+    from ldmpick.quality_law import load_law
+
+    law = load_law()[0]
+    names = list(DEFAULT_SAMPLERS) if samplers == "all" else [samplers]
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        plan_selection(2.0, profile=profile, samplers=names, max_steps=max_steps, law=law)
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
 
@@ -77,12 +96,13 @@ def numpy_select_s(profile, samplers: str, max_steps: int, repeats: int = 5) -> 
     comparison the issue asked about. Returns its median time and the winner, which must equal the shipped one."""
     import numpy as np
 
-    from ldmpick.samplers import SAMPLERS
+    from ldmpick.costs.latency import cost_rows as cost_rows_measured
     from ldmpick.quality_law import REFERENCE_SAMPLER, REFERENCE_STEPS, load_law
-    from ldmpick.selector import cost_rows_measured
+    from ldmpick.samplers import DEFAULT_SAMPLERS
 
     law = load_law()[0]
-    names = [s for s in (list(SAMPLERS) if samplers == "all" else [samplers]) if not law.is_distilled_sampler(s)]
+    asked = list(DEFAULT_SAMPLERS) if samplers == "all" else [samplers]
+    names = [s for s in asked if not law.is_distilled_sampler(s)]
     times, winner = [], ""
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -118,9 +138,10 @@ def main() -> int:
     ap.add_argument("--out", default=None)
     a = ap.parse_args()
     from ldmpick.fingerprint import cpu_cores, cpu_model
-    from ldmpick.samplers import SAMPLERS
+    from ldmpick.costs.latency import cost_rows as cost_rows_measured
     from ldmpick.quality_law import load_law
-    from ldmpick.selector import cost_rows_measured, select_config
+    from ldmpick.samplers import DEFAULT_SAMPLERS
+    from ldmpick.selector import select_config
 
     grids = [(1, "ddim", 10), (1, "ddim", 100), (11, "ddim", 100), (11, "all", 100), (11, "all", 1000)]
     rows = []
@@ -133,16 +154,17 @@ def main() -> int:
                     "--json"]
             time_run(args, env)  # warm the OS file cache
             times = [time_run(args, env) for _ in range(a.runs)]
-            n_samplers = 8 if samplers == "all" else 1
+            n_samplers = len(DEFAULT_SAMPLERS) if samplers == "all" else 1  # what --samplers all means
             profile = synthetic_profile(n_models)
             np_s, np_winner = numpy_select_s(profile, samplers, steps)
-            names = list(SAMPLERS) if samplers == "all" else [samplers]
+            names = list(DEFAULT_SAMPLERS) if samplers == "all" else [samplers]
             best = select_config(cost_rows_measured(profile, None, names, 50, []), load_law()[0], 2.0,
                                  max_steps=steps).best
             row = {"models": n_models, "samplers": n_samplers, "max_steps": steps,
                    "grid": n_models * n_samplers * steps, "median_s": round(statistics.median(times), 3),
                    "min_s": round(min(times), 3), "max_s": round(max(times), 3), "runs": a.runs,
                    "select_in_process_ms": round(in_process_select_s(profile, samplers, steps) * 1e3, 1),
+                   "plan_in_process_ms": round(in_process_plan_s(profile, samplers, steps) * 1e3, 1),
                    "numpy_vectorised_best_only_ms": round(np_s * 1e3, 2),
                    "numpy_agrees": np_winner == f"{best.model}/{best.sampler}/{best.steps}"}
             rows.append(row)

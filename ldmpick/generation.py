@@ -59,7 +59,7 @@ class GenerateRequest:
 
 
 @dataclass
-class Settings:
+class RunSettings:
     """A request after validation, with every default filled in."""
 
     model: str
@@ -125,7 +125,7 @@ class PromptResult:
 
 @dataclass
 class GenerationResult:
-    settings: Settings
+    settings: RunSettings
     scheduler_class: str
     timesteps: list[float]  # the scheduler's timesteps: one UNet evaluation each
     load_ms: float  # loading the pipeline from disk and moving it to the device
@@ -139,36 +139,6 @@ class GenerationResult:
     def unet_evals(self) -> int:
         """Denoiser evaluations per prompt, as counted (a 2nd-order sampler such as Heun takes two per step)."""
         return self.evals_per_prompt or len(self.timesteps)
-
-
-# ---------------------------------------------------------------------------------------------- prediction
-
-
-@dataclass
-class Prediction:
-    """What a profile predicts for one prompt's batch, per part (ms), and the predicted FID when the selector chose."""
-
-    profile_id: str
-    text_encoder_ms: float
-    denoise_ms: float
-    vae_decode_ms: float
-    fid: float | None = None
-    budget_ms: float | None = None
-
-    @property
-    def total_ms(self) -> float:
-        return self.text_encoder_ms + self.denoise_ms + self.vae_decode_ms
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "profile": self.profile_id,
-            "text_encoder_ms": round(self.text_encoder_ms, 3),
-            "denoise_ms": round(self.denoise_ms, 3),
-            "vae_decode_ms": round(self.vae_decode_ms, 3),
-            "total_ms": round(self.total_ms, 3),
-            "fid": self.fid,
-            "budget_ms": self.budget_ms,
-        }
 
 
 def read_prompts_file(path: Path) -> list[str]:
@@ -187,35 +157,6 @@ def read_prompts_file(path: Path) -> list[str]:
     if not prompts:
         raise UsageError(f"--prompts-file '{path}' has no prompts (one per line)")
     return prompts
-
-
-def predict_latency(profile: Any, model_names: list[str], sampler: str, steps: int,
-                    percentile: float = 50) -> Prediction | None:
-    """``text_encoder + steps x (evals_per_step x denoiser_step + sampler overhead) + vae_decode`` from ``profile``,
-    each part the model's own (docs/profiling.md); ``None`` when the profile lacks the model (under any of
-    ``model_names``), its fixed parts, or the sampler."""
-    from ldmpick.samplers import SAMPLERS
-
-    model = next((m for m in profile.models if m.name in model_names and m.ok), None)
-    overhead = next((s for s in profile.samplers if s.name == sampler), None)
-    if model is None or overhead is None or sampler not in SAMPLERS:
-        return None
-    evals = SAMPLERS[sampler].evals_per_step  # ldmpick's own table, never the file's claim
-    per_step = evals * model.denoiser_step.at(percentile) + overhead.step_overhead.at(percentile)
-    te = model.text_encoder.at(percentile) if model.text_encoder else 0.0
-    vae = model.vae_decode.at(percentile) if model.vae_decode else 0.0
-    return Prediction(profile_id=profile.id, text_encoder_ms=te, denoise_ms=steps * per_step, vae_decode_ms=vae)
-
-
-def profile_mismatches(profile: Any, settings: Settings) -> list[str]:
-    """How the run differs from what the profile measured (each difference makes the prediction less exact)."""
-    ps = profile.settings
-    wanted = {"resolution": settings.resolution, "batch": settings.n, "cfg": settings.cfg, "mode": settings.mode,
-              "dtype": settings.dtype}
-    out = [f"{k} {getattr(ps, k)} (this run: {v})" for k, v in wanted.items() if getattr(ps, k) != v]
-    if ps.device.split(":")[0] != settings.device.split(":")[0]:
-        out.append(f"device {ps.device} (this run: {settings.device})")
-    return out
 
 
 def load_profile_for(ref: str | None, device: str, models: list[str] | None = None) -> Any:
@@ -250,105 +191,6 @@ def scheduler_class_name(sampler: str) -> str:
     if sampler.startswith("own:"):
         return sampler[4:]
     return get_sampler(sampler).scheduler_class
-
-
-@dataclass
-class Choice:
-    """The configuration ``generate`` runs when the selector filled in what the user left open."""
-
-    model: str
-    sampler: str
-    steps: int
-    predicted_fid: float | None = None
-    predicted_ms: float | None = None
-    notes: list[str] = field(default_factory=list)
-    guidance: float | None = None  # the guidance scale the chosen model's quality was calibrated at, if it was
-
-    def to_json(self) -> dict[str, Any]:
-        return {"model": self.model, "sampler": self.sampler, "steps": self.steps,
-                "predicted_fid": self.predicted_fid, "predicted_ms": self.predicted_ms, "guidance": self.guidance}
-
-
-def select_for_generation(profile: Any, budget_ms: float, model: str | None = None, sampler: str | None = None,
-                          steps: int | None = None, resolution: int | None = None) -> Choice:
-    """Ask the selector for the best configuration within ``budget_ms`` among the profile's models that have
-    weights (what ``--model``/``--sampler``/``--steps`` fix is kept). If the best size overall has no weights (the
-    paper's family has none), a note says so."""
-    from ldmpick.catalogue import resolve_model, resolve_trusted_name
-    from ldmpick.quality_law import load_law
-    from ldmpick.selector import check_settings, cost_rows_measured, select_config
-
-    if model is not None:
-        resolve_model(model)  # an unknown name is a one-line error that suggests the closest one
-    if profile is None:
-        raise UsageError("--budget needs a profile of this device; measure one with "
-                         "'ldmpick profile --models <your model>' (or give --model, --sampler and --steps)")
-    if resolution is not None:
-        check_settings(profile, resolution, None, None)
-    law, _ = load_law()
-    samplers = [sampler] if sampler else [s.name for s in profile.samplers]
-    with_weights: list[str] = []
-    for m in profile.models:
-        if not m.ok:
-            continue
-        if model is not None:
-            # the user named the model: resolve what they typed (a folder is fine); the profile's labels are compared
-            if not (model in (m.name, m.source) or m.name == Path(model).name):
-                continue
-            ref, resolve = model, resolve_model
-        else:
-            # names in a profile, which may be someone else's, are labels: never opened as paths
-            ref, resolve = m.name, resolve_trusted_name
-        try:
-            spec = resolve(ref)
-        except LdmpickError:
-            continue
-        if spec is not None and spec.has_weights:
-            with_weights.append(m.name)
-    if model is not None:
-        if not with_weights:
-            raise UsageError(f"profile '{profile.id}' has no measurement of model '{model}' with weights; measure it "
-                             f"with 'ldmpick profile --models {model}'")
-    if not with_weights:
-        raise UsageError(f"profile '{profile.id}' measures no model that has weights (the paper's family has none); "
-                         "register one with 'ldmpick models add' and profile it, or give --model, --sampler, --steps")
-    budget_s = budget_ms / 1e3
-    notes: list[str] = []
-    rows = cost_rows_measured(profile, with_weights, samplers, 50, [])
-    if steps is not None:
-        best = None
-        for r in rows:
-            if (law.is_distilled_sampler(r.sampler) and not r.distilled) and not sampler:
-                continue
-            if law.uncalibrated_sampler(r.model, r.sampler) or law.quality_basis(r.model, r.sampler) is None:
-                continue
-            lat = r.fixed + steps * r.per_step
-            q = law.predict_fid(r.unet_params, r.sampler, steps, model=r.model).value
-            if lat <= budget_s and (best is None or (q, lat) < (best[0], best[1])):
-                best = (q, lat, r)
-        if best is None:
-            raise UsageError(f"no model with weights runs {steps} steps within {budget_ms:.0f} ms on this profile")
-        q, lat, r = best
-        chosen = Choice(model or r.model, r.sampler, steps, predicted_fid=q, predicted_ms=lat * 1e3)
-    else:
-        sel = select_config(rows, law, budget_s)
-        chosen = Choice(model or sel.best.model, sel.best.sampler, sel.best.steps, predicted_fid=sel.best.quality,
-                        predicted_ms=sel.best.latency * 1e3)
-    try:
-        everyone = select_config(cost_rows_measured(profile, None, samplers, 50, []), law, budget_s).best
-        if everyone.model not in with_weights and everyone.quality < (chosen.predicted_fid or 0) - 1e-9:
-            notes.append(f"note: the best size for this budget is {everyone.model} ({everyone.sampler}, "
-                         f"{everyone.steps} steps, predicted FID {everyone.quality:.1f}), which has no weights; "
-                         f"using {chosen.model}, the best model that has")
-    except LdmpickError:
-        pass
-    fam = law.calibrated_for(chosen.model, chosen.sampler, "fid")
-    scale = f"calibrated on {fam.dataset}" if fam else "on the paper's scale"
-    chosen.guidance = fam.guidance if fam else None
-    notes.append(f"selected {chosen.model}, {chosen.sampler}, {chosen.steps} steps within {budget_ms:.0f} ms "
-                 f"(predicted {chosen.predicted_ms:.0f} ms, FID {chosen.predicted_fid:.1f} {scale})")
-    chosen.notes = notes
-    return chosen
 
 
 # ---------------------------------------------------------------------------------------------- validation
@@ -423,7 +265,7 @@ def resolve_sampler(name: str | None, spec: ModelSpec) -> str:
     return name
 
 
-def resolve_settings(req: GenerateRequest) -> tuple[Settings, ModelSpec]:
+def resolve_settings(req: GenerateRequest) -> tuple[RunSettings, ModelSpec]:
     """Validate everything that can be checked before loading a model; fill in the defaults."""
     if not req.prompts:
         raise UsageError("no prompt given; pass PROMPT or --prompts-file")
@@ -459,7 +301,7 @@ def resolve_settings(req: GenerateRequest) -> tuple[Settings, ModelSpec]:
     check_resolution(resolution, spec)
     assert spec.path is not None
     guidance = float(req.guidance) if req.guidance is not None else spec.guidance
-    settings = Settings(
+    settings = RunSettings(
         model=spec.name, source=spec.source, path=spec.path, sampler=sampler, steps=req.steps, seed=req.seed,
         n=req.n, negative_prompt=req.negative_prompt, guidance=guidance, resolution=resolution,
         device=device, dtype=dtype, mode=mode, family=spec.family,
@@ -603,7 +445,7 @@ def _generators(device: str, seeds: list[int]) -> list[Any]:
     return [torch.Generator(device).manual_seed(s) for s in seeds]
 
 
-def _call_kwargs(pipe: Any, spec: ModelSpec, settings: Settings, prompt: str, steps: int, generators: list[Any],
+def _call_kwargs(pipe: Any, spec: ModelSpec, settings: RunSettings, prompt: str, steps: int, generators: list[Any],
                  notes: list[str]) -> dict[str, Any]:
     """The arguments of ``pipe(...)`` for this family, leaving out what its ``__call__`` does not take."""
     wanted: dict[str, Any] = dict(prompt=prompt, num_inference_steps=steps, height=settings.resolution,
@@ -621,22 +463,30 @@ def _call_kwargs(pipe: Any, spec: ModelSpec, settings: Settings, prompt: str, st
     return {k: v for k, v in wanted.items() if k in accepted}
 
 
+def run_plan(plan: Any, progress: ProgressFn | None = None,
+             on_prompt: Callable[[PromptResult], None] | None = None) -> GenerationResult:
+    """Run a ``planning.GenerationPlan``: its request, with the settings it already resolved and checked."""
+    return generate(plan.request, progress=progress, on_prompt=on_prompt, resolved=(plan.settings, plan.spec))
+
+
 def generate(
     req: GenerateRequest,
     progress: ProgressFn | None = None,
     on_prompt: Callable[[PromptResult], None] | None = None,
     pipeline: Any = None,
+    resolved: tuple[RunSettings, ModelSpec] | None = None,
 ) -> GenerationResult:
     """Load the model, then for each prompt run its pipeline for ``n`` images; time each part.
 
     ``on_prompt`` is called after each prompt's images are ready (so a caller can save them before the next prompt).
-    ``pipeline`` may be an already loaded pipeline of ``req.model`` (tests and benchmarks reuse one).
+    ``pipeline`` may be an already loaded pipeline of ``req.model`` (tests and benchmarks reuse one); ``resolved``
+    the request's settings and model as ``resolve_settings`` gave them (a plan's).
     """
     import torch
 
     from ldmpick.execution import install_runner
 
-    settings, spec = resolve_settings(req)
+    settings, spec = resolved if resolved is not None else resolve_settings(req)
     t0 = time.perf_counter()
     pipe = pipeline if pipeline is not None else load_pipeline(settings.path, settings.device, settings.dtype, spec)
     load_ms = (time.perf_counter() - t0) * 1e3

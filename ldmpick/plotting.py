@@ -2,7 +2,7 @@
 
 ``plot_quality_vs_latency`` draws, for every model and sampler a profile covers, the quality metric (FID, lower is
 better; or CLIP score, higher is better) on the y axis against the end-to-end latency per image that the profile
-predicts (``ldmpick.generation.predict_latency``) on a log x axis. Measured (calibrated) points are markers joined
+predicts (``ldmpick.costs.latency.predict``, the one latency formula) on a log x axis. Measured (calibrated) points are markers joined
 by thin lines; the quality law's predictions over steps are dashed lines. One colour per model (ordered by UNet
 parameters), one marker per sampler. It also draws the latency budget as a vertical line and the latency/quality
 Pareto frontier (the configurations no other is both at least as fast and at least as good as) as a step line.
@@ -13,16 +13,17 @@ matplotlib is imported inside the function (Agg backend); this module imports ne
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ldmpick.catalogue import format_params
 from ldmpick.errors import UsageError
-from ldmpick.generation import predict_latency
+from ldmpick.costs.latency import predict as predict_latency
 from ldmpick.quality_scales import SCALES
 from ldmpick.samplers import SAMPLERS
+from ldmpick.selector import pareto_frontier
 from ldmpick.storage import atomic_write_bytes
 
 FORMATS = (".png", ".svg")
@@ -56,20 +57,6 @@ class PlotPoint:
     steps: int
     latency_ms: float
     value: float
-
-
-def pareto_frontier(points: Iterable[PlotPoint], lower_is_better: bool = True) -> list[PlotPoint]:
-    """Points that no other point is at least as fast and at least as good as (and better in one), fastest first.
-
-    Of identical (latency, value) points only the first is kept."""
-    sign = 1.0 if lower_is_better else -1.0
-    best = float("inf")
-    out: list[PlotPoint] = []
-    for p in sorted(points, key=lambda p: (p.latency_ms, sign * p.value)):
-        if sign * p.value < best:
-            out.append(p)
-            best = sign * p.value
-    return out
 
 
 def _check_out(out: Path) -> str:
@@ -144,7 +131,7 @@ def plot_quality_vs_latency(points: list[Any], profile: Any, law: Any = None, bu
 
     basis = "measured" if measured else "law"
     data = [p for pts in (measured or predicted).values() for p in pts]
-    frontier = pareto_frontier(data, lower)
+    frontier = pareto_frontier(data, lower, cost=lambda p: p.latency_ms, value=lambda p: p.value)
     all_ms = [p.latency_ms for pts in (*measured.values(), *predicted.values()) for p in pts]
     scale, unit = (1000.0, "s") if max(all_ms) >= 10_000 else (1.0, "ms")
 

@@ -331,10 +331,18 @@ class SamplerOverhead:
 
     @classmethod
     def from_json(cls, data: Any, where: str) -> SamplerOverhead:
+        from ldmpick.samplers import SAMPLERS
+
         d = obj(data, where)
+        name = label(d, "name", where, MAX_NAME_CHARS)
+        evals = integer(d, "evals_per_step", where, minimum=1, maximum=16)
+        known = SAMPLERS.get(name)
+        if known is not None and evals != known.evals_per_step:  # latency is costed from ldmpick's table, never this
+            raise ProfileError(f"{where}: sampler '{name}' takes {known.evals_per_step} denoiser evaluation(s) per "
+                               f"step, not {evals}; the file is wrong or edited")
         return cls(
-            name=label(d, "name", where, MAX_NAME_CHARS),
-            evals_per_step=integer(d, "evals_per_step", where, minimum=1, maximum=16),
+            name=name,
+            evals_per_step=evals,
             step_overhead=LatencyStats.from_json(d.get("step_overhead"), f"{where}.step_overhead"),
         )
 

@@ -1,14 +1,10 @@
-"""The selector: the (model, sampler, steps) with the best predicted quality within a latency budget.
+"""The selector: the (model, sampler, steps) with the best predicted quality within a budget.
 
-For every model of a profile x sampler x steps 1..max_steps:
-
-    latency = text_encoder + steps x (evals_per_step x unet_step + sampler_overhead) + vae_decode
-
-from the profile (at the median, or another percentile), quality from the ``QualityLaw``. Configurations within the
-budget (and within device memory) compete; the best predicted metric wins, ties go to the lower latency.
-
-Under ``cost_model="flops"`` the candidates are the paper's family sizes and the cost is the paper's sampling cost
-(normalized cost x steps, x evaluations per step), with no profile: it reproduces Mei et al. 2024.
+For every ``CostRow`` (a model and a sampler, costed by one of the cost models of ``ldmpick.costs``) x steps
+1..max_steps: the cost is ``fixed + steps x per_step``, the quality comes from the ``QualityLaw``. Configurations
+within the budget compete; the best predicted metric wins, ties go to the lower cost. With ``headroom``, among the
+configurations whose predicted quality is within the best one's uncertainty, the one least likely to run over the
+budget (by the cost model's spread) is preferred. The selector knows no cost model by name.
 
 Pure Python, no torch / numpy: this is the ``recommend`` path and must answer in well under a second.
 """
@@ -16,48 +12,19 @@ Pure Python, no torch / numpy: this is the ``recommend`` path and must answer in
 from __future__ import annotations
 
 import math
-import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
+from ldmpick.costs import CostModel, CostRow, steps_within
 from ldmpick.errors import UsageError
-from ldmpick.profile_model import Profile
-from ldmpick.samplers import SAMPLERS, get_sampler
 from ldmpick.quality_law import Prediction, QualityLaw
 from ldmpick.quality_scales import lower_is_better, scale_of_metric
+from ldmpick.samplers import SAMPLERS
 
-MAX_BUDGET_S = 86_400.0
-BUDGET_RTOL = 1e-12  # a configuration fits a budget if its cost is within float rounding of it
-UNITS = {"": 1.0, "s": 1.0, "sec": 1.0, "secs": 1.0, "second": 1.0, "seconds": 1.0, "ms": 1e-3,
-         "millisecond": 1e-3, "milliseconds": 1e-3, "min": 60.0, "m": 60.0, "minute": 60.0, "minutes": 60.0}
-_BUDGET = re.compile(r"^\s*([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*([A-Za-z]*)\s*$")
-
-
-def parse_budget(text: str, unitless: bool = False) -> float:
-    """``'2s'``, ``'2'``, ``'1500ms'``, ``'0.5 s'`` -> seconds. With ``unitless`` (the flops axis) a plain number."""
-    if text is None or not str(text).strip():
-        raise UsageError("empty budget; give a latency such as '2s' or '1500ms'")
-    m = _BUDGET.match(str(text))
-    if not m:
-        raise UsageError(f"budget '{text}' is not a number with an optional unit (e.g. '2s', '1500ms', '0.5 s')")
-    number, unit = m.group(1), m.group(2).lower()
-    if unitless:
-        if unit:
-            raise UsageError(f"budget '{text}': under --cost-model flops the budget is in the paper's sampling-cost "
-                             "units (normalized cost x steps), without a unit, e.g. '--budget 3'")
-        scale = 1.0
-    elif unit not in UNITS:
-        raise UsageError(f"budget '{text}': unknown unit '{m.group(2)}' (use s or ms)")
-    else:
-        scale = UNITS[unit]
-    value = float(number) * scale
-    if not math.isfinite(value):
-        raise UsageError(f"budget '{text}' is too large")
-    if value <= 0:
-        raise UsageError(f"budget '{text}' must be positive")
-    if value > MAX_BUDGET_S and not unitless:
-        raise UsageError(f"budget '{text}' is more than a day; give a per-image latency such as '2s'")
-    return value
+T = TypeVar("T")
+MAX_STEPS_LIMIT = 10_000
+RISK_STEP = 0.01  # over-budget chances are compared in whole percent
 
 
 @dataclass
@@ -66,29 +33,20 @@ class Candidate:
     unet_params: int
     sampler: str
     steps: int
-    latency: float  # seconds (measured) or paper cost units (flops)
+    latency: float  # the cost, in the cost model's unit (seconds for measured latency)
     quality: float  # predicted FID (lower is better) or CLIP (higher is better)
     sigma: float
-    parts: dict[str, float] = field(default_factory=dict)  # seconds per part (measured cost model)
+    parts: dict[str, float] = field(default_factory=dict)  # the cost model's breakdown
     basis: str = ""
+    over_budget_chance: float | None = None  # for a cost with a spread: the share of runs over the budget
 
     def to_json(self) -> dict[str, Any]:
-        return {"model": self.model, "unet_params": self.unet_params, "sampler": self.sampler, "steps": self.steps,
-                "latency": round(self.latency, 6), "quality": round(self.quality, 4), "sigma": round(self.sigma, 4),
-                "parts": {k: round(v, 6) for k, v in self.parts.items()}, "basis": self.basis}
-
-
-@dataclass
-class CostRow:
-    """What one (model, sampler) costs: fixed part + per step, in the budget's unit."""
-
-    model: str
-    unet_params: int
-    sampler: str
-    fixed: float
-    per_step: float
-    parts: dict[str, float]  # fixed parts and per-step parts, for the breakdown
-    distilled: bool = False  # a few-step distilled model: distilled samplers (lcm, scm) fit it
+        doc = {"model": self.model, "unet_params": self.unet_params, "sampler": self.sampler, "steps": self.steps,
+               "latency": round(self.latency, 6), "quality": round(self.quality, 4), "sigma": round(self.sigma, 4),
+               "parts": {k: round(v, 6) for k, v in self.parts.items()}, "basis": self.basis}
+        if self.over_budget_chance is not None:
+            doc["over_budget_chance"] = round(self.over_budget_chance, 4)
+        return doc
 
 
 @dataclass
@@ -97,12 +55,23 @@ class Selection:
     top: list[Candidate]
     frontier: list[Candidate]
     budget: float
-    unit: str  # "s" or "cost"
+    cost: CostModel
     metric: str
-    cost_model: str
     explanation: str
     considered: int
     excluded: list[str]
+    rows: list[CostRow] = field(default_factory=list)  # the usable rows the candidates came from
+
+    @property
+    def unit(self) -> str:
+        return self.cost.unit
+
+    def row_of(self, c: Candidate) -> CostRow:
+        return next(r for r in self.rows if (r.model, r.sampler) == (c.model, c.sampler))
+
+    def describe_cost(self, c: Candidate) -> str:
+        """The candidate's cost with its parts, as the cost model writes it."""
+        return self.cost.describe(self.row_of(c), c.steps)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -110,71 +79,13 @@ class Selection:
             "top": [c.to_json() for c in self.top],
             "frontier": [c.to_json() for c in self.frontier],
             "budget": self.budget,
-            "unit": self.unit,
+            "unit": self.cost.unit,
             "metric": self.metric,
-            "cost_model": self.cost_model,
+            "cost_model": self.cost.name,
             "explanation": self.explanation,
             "considered": self.considered,
             "excluded": self.excluded,
         }
-
-
-def cost_rows_measured(profile: Profile, models: list[str] | None, samplers: list[str], percentile: float,
-                       excluded: list[str]) -> list[CostRow]:
-    """Per (model, sampler that fits it): fixed seconds (the model's own text-encoder stack and VAE decode) and
-    seconds per step. Evaluations per step come from ldmpick's sampler table, never from the file."""
-    memory = profile.device.get("memory_bytes")
-    names = models if models is not None else profile.model_names()
-    measured = {s.name for s in profile.samplers}
-    rows = []
-    for name in names:
-        m = profile.model(name)
-        if not m.ok:
-            excluded.append(f"{name}: {m.status.replace('_', ' ')}")
-            continue
-        if memory and m.peak_memory_bytes and m.peak_memory_bytes > memory:
-            excluded.append(f"{name}: needs more memory than the device has")
-            continue
-        if m.text_encoder is None or m.vae_decode is None:
-            excluded.append(f"{name}: the profile lacks its text encoder or VAE measurement; measure it again")
-            continue
-        te = m.text_encoder.at(percentile) / 1e3
-        vae = m.vae_decode.at(percentile) / 1e3
-        step = m.denoiser_step.at(percentile) / 1e3
-        for s in samplers:
-            if not m.fits_sampler(s) or (m.samplers is None and s not in measured):
-                continue  # (a version-1 model fits every sampler its profile measured)
-            try:
-                over = profile.sampler(s)
-                evals = get_sampler(s).evals_per_step
-            except UsageError:
-                note = f"sampler {s}: not in the profile"
-                if note not in excluded:
-                    excluded.append(note)
-                continue
-            per_step = evals * step + over.step_overhead.at(percentile) / 1e3
-            rows.append(CostRow(name, m.denoiser_params, s, te + vae, per_step,
-                                {"text_encoder": te, "vae_decode": vae, "unet_step": step,
-                                 "evals_per_step": float(evals),
-                                 "sampler_overhead": over.step_overhead.at(percentile) / 1e3},
-                                distilled=m.distilled))
-    return rows
-
-
-def cost_rows_flops(law: QualityLaw, models: list[str] | None, samplers: list[str]) -> list[CostRow]:
-    """Per (family size, sampler): the paper's normalized cost per step (x evaluations per step)."""
-    params = {name: n for name, n, _ in law.size_points}
-    names = models if models is not None else [n for n in law.norm_cost if n in params]
-    rows = []
-    for name in names:
-        if name not in law.norm_cost or name not in params:
-            raise UsageError(f"--cost-model flops knows only the paper's family sizes ({', '.join(law.norm_cost)}); "
-                             f"'{name}' has no normalized cost")
-        for s in samplers:
-            evals = get_sampler(s).evals_per_step
-            rows.append(CostRow(name, params[name], s, 0.0, law.norm_cost[name] * evals,
-                                {"norm_cost": law.norm_cost[name], "evals_per_step": float(evals)}))
-    return rows
 
 
 def _predict(law: QualityLaw, metric: str, row: CostRow, steps: int) -> Prediction | None:
@@ -191,22 +102,8 @@ def _better(metric: str, a: Candidate, b: Candidate) -> bool:
     return a.latency < b.latency
 
 
-def select_config(
-    rows: list[CostRow],
-    law: QualityLaw,
-    budget: float,
-    metric: str = "fid",
-    max_steps: int = 100,
-    top_k: int = 5,
-    unit: str = "s",
-    cost_model: str = "measured",
-    excluded: list[str] | None = None,
-) -> Selection:
-    """Best configuration within ``budget`` over ``rows`` x steps 1..max_steps."""
-    scale_of_metric(metric)  # an unknown metric is a one-line error
-    if not 1 <= max_steps <= 10_000:
-        raise UsageError(f"--max-steps must be between 1 and 10000 (got {max_steps})")
-    excluded = list(excluded or [])
+def _usable_rows(rows: list[CostRow], law: QualityLaw, metric: str, excluded: list[str]) -> list[CostRow]:
+    """The rows the law can rank on ``metric``'s scale; the others are noted in ``excluded``."""
     usable = []
     uncalibrated: dict[str, list[str]] = {}
     no_data: dict[str, list[str]] = {}
@@ -219,7 +116,7 @@ def select_config(
         if law.uncalibrated_sampler(r.model, r.sampler, metric):
             uncalibrated.setdefault(r.sampler, []).append(r.model)
             continue
-        if cost_model == "measured" and law.quality_basis(r.model, r.sampler, metric) is None:
+        if law.quality_basis(r.model, r.sampler, metric) is None:
             no_data.setdefault(r.model, []).append(r.sampler)
             continue
         usable.append(r)
@@ -240,18 +137,37 @@ def select_config(
         raise UsageError(f"the candidates' quality is measured on different scales ({groups}); "
                          "compare models of one group at a time with --models, or calibrate them together "
                          "with the same --samples and --guidance")
-    fastest = min(r.fixed + r.per_step for r in usable)
-    if budget < fastest:
-        fmt = _fmt_s if unit == "s" else _fmt_cost
-        best_row = min(usable, key=lambda r: r.fixed + r.per_step)
+    return usable
+
+
+def select_config(
+    rows: list[CostRow],
+    law: QualityLaw,
+    budget: float,
+    metric: str = "fid",
+    max_steps: int = 100,
+    top_k: int = 5,
+    excluded: list[str] | None = None,
+    headroom: bool = False,
+    min_steps: int = 1,
+) -> Selection:
+    """Best configuration within ``budget`` (in the rows' cost unit) over ``rows`` x steps min_steps..max_steps;
+    with ``headroom``, the one least likely to run over the budget among those as good within the uncertainty."""
+    scale_of_metric(metric)  # an unknown metric is a one-line error
+    if not 1 <= max_steps <= MAX_STEPS_LIMIT:
+        raise UsageError(f"--max-steps must be between 1 and {MAX_STEPS_LIMIT} (got {max_steps})")
+    excluded = list(excluded or [])
+    usable = _usable_rows(rows, law, metric, excluded)
+    cost = usable[0].cost
+    fastest_row = min(usable, key=lambda r: r.at(1))
+    if budget < fastest_row.at(1):
         raise UsageError(
-            f"budget {fmt(budget)} is below the fastest possible configuration: {fmt(fastest)} "
-            f"({best_row.model}, {best_row.sampler}, 1 step); raise the budget"
+            f"budget {cost.format(budget)} is below the fastest possible configuration: "
+            f"{cost.format(fastest_row.at(1))} ({fastest_row.model}, {fastest_row.sampler}, 1 step); raise the budget"
         )
     best: Candidate | None = None
     per_pair: list[Candidate] = []
     all_in_budget: list[Candidate] = []
-    considered = 0
     capped: dict[str, list[str]] = {}
     for r in usable:
         n_max = steps_within(r, budget, max_steps)
@@ -260,13 +176,12 @@ def select_config(
             n_max = cap
             capped.setdefault(str(cap), []).append(f"{r.model} {r.sampler}")
         pair_best: Candidate | None = None
-        for steps in range(1, n_max + 1):
-            considered += 1
+        for steps in range(min_steps, n_max + 1):
             pred = _predict(law, metric, r, steps)
             if pred is None:  # fewer steps than the scale's data for this model: no extrapolation
                 continue
-            c = Candidate(r.model, r.unet_params, r.sampler, steps, r.fixed + steps * r.per_step, pred.value,
-                          pred.sigma, basis=pred.basis)
+            c = Candidate(r.model, r.unet_params, r.sampler, steps, r.at(steps), pred.value, pred.sigma,
+                          basis=pred.basis)
             all_in_budget.append(c)
             if pair_best is None or _better(metric, c, pair_best):
                 pair_best = c
@@ -274,29 +189,79 @@ def select_config(
             per_pair.append(pair_best)
             if best is None or _better(metric, pair_best, best):
                 best = pair_best
-        elif n_max >= 1:  # a published scale with data only at more steps than the budget affords
+        elif n_max >= min_steps:  # a published scale with data only at more steps than the budget affords
             excluded.append(f"{r.model} {r.sampler}: no {scale_of_metric(metric).label} data at {n_max} steps or "
                             "fewer (no extrapolation below the published step counts)")
-    if best is None:
-        raise UsageError("no candidate configurations within the budget: " + "; ".join(excluded))
+    if best is None:  # the budget admits one step of the fastest row, but not min_steps of any with data
+        if min_steps > 1:
+            raise UsageError(f"nothing runs {min_steps} steps within {cost.format(budget)} "
+                             f"({', '.join(sorted({r.model for r in usable}))}); raise the budget or lower --steps")
+        raise UsageError(f"no candidate configurations within {cost.format(budget)}: "
+                         + ("; ".join(excluded) or "no quality data for any of them on this scale"))
     for cap, pairs in capped.items():
         excluded.append(f"more than {cap} steps of {', '.join(pairs)}: beyond the calibrated steps")
     row_of = {(r.model, r.sampler): r for r in usable}
-    for c in [best] + per_pair:
-        c.parts = _parts(row_of[(c.model, c.sampler)], c.steps, unit)
+    best_quality = best
+    if headroom and cost.has_distribution:
+        best = _with_headroom(best, all_in_budget, row_of, budget, metric)
     key = (lambda c: (c.quality, c.latency)) if lower_is_better(metric) else (lambda c: (-c.quality, c.latency))
     top = sorted(per_pair, key=key)[:top_k]
-    frontier = pareto_frontier(all_in_budget, metric)
-    for c in frontier:
-        c.parts = _parts(row_of[(c.model, c.sampler)], c.steps, unit)
-    explanation = explain(best, usable, law, metric, budget, unit, cost_model, max_steps)
-    close = [c for c in top[1:] if c.model != best.model and abs(c.quality - best.quality) < max(c.sigma, best.sigma)]
+    if best not in top:
+        top = [best] + top[: top_k - 1]
+    frontier = pareto_frontier(all_in_budget, lower_is_better(metric))
+    for c in {id(c): c for c in [best] + top + frontier}.values():
+        r = row_of[(c.model, c.sampler)]
+        c.parts = cost.parts(r, c.steps)
+        if c.over_budget_chance is None:
+            c.over_budget_chance = cost.over_budget_chance(r, c.steps, budget)
+    explanation = explain(best, usable, law, metric, budget, cost, max_steps)
+    if best is not best_quality:
+        explanation += _headroom_note(best, best_quality, metric, cost, budget)
+    close = [c for c in top if c is not best and c is not best_quality and c.model != best.model
+             and abs(c.quality - best.quality) < max(c.sigma, best.sigma)]
     if close:
         c = close[0]
-        qf = f"{c.quality:.2f}" if lower_is_better(metric) else f"{c.quality:.4f}"
-        explanation += (f" {c.model} with {c.sampler} at {c.steps} steps ({qf}) is within the prediction's "
-                        "uncertainty of it: either is a sound choice.")
-    return Selection(best, top, frontier, budget, unit, metric, cost_model, explanation, considered, excluded)
+        explanation += (f" {c.model} with {c.sampler} at {c.steps} steps ({_fmt_q(metric, c.quality)}) is within the "
+                        "prediction's uncertainty of it: either is a sound choice.")
+    return Selection(best, top, frontier, budget, cost, metric, explanation, len(all_in_budget), excluded, usable)
+
+
+def _with_headroom(best: Candidate, cands: list[Candidate], row_of: dict[tuple[str, str], CostRow], budget: float,
+                   metric: str) -> Candidate:
+    """Among the candidates whose predicted quality is within ``best``'s uncertainty, the one least likely to run
+    over the budget (in whole percent); of equally likely ones, the best predicted."""
+    near = [c for c in cands if abs(c.quality - best.quality) <= best.sigma]
+    for c in near:
+        r = row_of[(c.model, c.sampler)]
+        c.over_budget_chance = r.cost.over_budget_chance(r, c.steps, budget)
+
+    def risk(c: Candidate) -> int:
+        return math.ceil((c.over_budget_chance or 0.0) / RISK_STEP - 1e-9)
+
+    choice = best
+    for c in near:
+        if risk(c) < risk(choice) or (risk(c) == risk(choice) and _better(metric, c, choice)):
+            choice = c
+    return choice
+
+
+def _headroom_note(chosen: Candidate, best: Candidate, metric: str, cost: CostModel, budget: float) -> str:
+    return (f" It is preferred to {best.model} with {best.sampler} at {best.steps} steps "
+            f"({_fmt_q(metric, best.quality)}, {cost.format(best.latency)}), whose predicted quality is within the "
+            f"uncertainty of it but which runs over {cost.format(budget)} in {_pct(best.over_budget_chance)} of runs "
+            f"against {_pct(chosen.over_budget_chance)}: more headroom for the same expected quality.")
+
+
+def _pct(chance: float | None) -> str:
+    if chance is None:
+        return "-"
+    if chance == 0:
+        return "0%"
+    return "<1%" if chance < 0.01 else f"{chance * 100:.0f}%"
+
+
+def _fmt_q(metric: str, value: float) -> str:
+    return f"{value:.2f}" if lower_is_better(metric) else f"{value:.4f}"
 
 
 def no_data_note(model: str, samplers: list[str], metric: str) -> str:
@@ -313,46 +278,21 @@ def no_data_note(model: str, samplers: list[str], metric: str) -> str:
     return f"{model}: no quality data on this scale ({scale.label}) for {', '.join(samplers)} ({how})"
 
 
-def steps_within(row: CostRow, budget: float, max_steps: int) -> int:
-    """The most steps (up to ``max_steps``) of ``row`` whose total cost is within ``budget``; 0 if none."""
-    if row.fixed > budget:
-        return 0
-    if row.per_step <= 0:
-        return max_steps
-    n = min(max_steps, int((budget - row.fixed) / row.per_step + 1e-9))
-    # the epsilon above absorbs float rounding (0.2 x 15 cost units is a budget of 3); it must not overshoot more
-    while n > 0 and row.fixed + n * row.per_step > budget * (1 + BUDGET_RTOL):
-        n -= 1
-    return max(n, 0)
-
-
-def _parts(row: CostRow, steps: int, unit: str) -> dict[str, float]:
-    if unit != "s":
-        return {"sampling_cost": steps * row.per_step}
-    p = row.parts
-    return {"text_encoder": p["text_encoder"], "denoise": steps * row.per_step, "vae_decode": p["vae_decode"],
-            "unet_step": p["unet_step"], "sampler_overhead_per_step": p["sampler_overhead"]}
-
-
-def pareto_frontier(cands: list[Candidate], metric: str) -> list[Candidate]:
-    """Configurations no other one beats on both latency and quality, from fastest to best."""
-    sign = 1.0 if lower_is_better(metric) else -1.0
-    out: list[Candidate] = []
+def pareto_frontier(items: Iterable[T], lower_is_better: bool = True,
+                    cost: Callable[[T], float] = lambda c: c.latency,  # type: ignore[attr-defined]
+                    value: Callable[[T], float] = lambda c: c.quality) -> list[T]:  # type: ignore[attr-defined]
+    """The items no other one is at least as cheap and at least as good as (weakly dominated ones dropped: of
+    equal cost only the best, of equal quality only the cheapest, quality differences within 1e-9 relative are
+    ties), from cheapest to best."""
+    sign = 1.0 if lower_is_better else -1.0
+    out: list[T] = []
     best_q = math.inf
-    for c in sorted(cands, key=lambda c: (c.latency, sign * c.quality)):
-        q = sign * c.quality
-        if q < best_q - 1e-9:
+    for c in sorted(items, key=lambda c: (cost(c), sign * value(c))):
+        q = sign * value(c)
+        if q < best_q - 1e-9 * max(1.0, abs(best_q) if math.isfinite(best_q) else 1.0):
             out.append(c)
             best_q = q
     return out
-
-
-def _fmt_s(x: float) -> str:
-    return f"{x * 1e3:.0f} ms" if x < 1 else f"{x:.2f} s"
-
-
-def _fmt_cost(x: float) -> str:
-    return f"{x:.2f} cost units"
 
 
 def _size_label(params: int) -> str:
@@ -361,16 +301,28 @@ def _size_label(params: int) -> str:
     return f"{params / 1e6:.0f}M" if params >= 1e7 else f"{params / 1e6:.1f}M"
 
 
-def explain(best: Candidate, rows: list[CostRow], law: QualityLaw, metric: str, budget: float, unit: str,
-            cost_model: str, max_steps: int) -> str:
-    """One paragraph: why this one, what the largest and the smallest models would get instead."""
-    fmt = _fmt_s if unit == "s" else _fmt_cost
+def explain(best: Candidate, rows: list[CostRow], law: QualityLaw, metric: str, budget: float, cost: CostModel,
+            max_steps: int) -> str:
+    """One paragraph: why this one, what the largest and the smallest models would get instead, how likely the
+    pick is to run over the budget."""
+    fmt = cost.format
     name = scale_of_metric(metric).label
-    qf = (lambda v: f"{v:.2f}") if lower_is_better(metric) else (lambda v: f"{v:.4f}")
+
+    def qf(v: float) -> str:
+        return _fmt_q(metric, v)
+
     parts = [
         f"Within {fmt(budget)}, {best.model} ({_size_label(best.unet_params)}) with {best.sampler} at {best.steps} "
         f"steps has the best predicted {name}: {qf(best.quality)} ± {qf(best.sigma)}, at {fmt(best.latency)}."
     ]
+    row = next(r for r in rows if (r.model, r.sampler) == (best.model, best.sampler))
+    chance = best.over_budget_chance
+    if chance is None:
+        chance = cost.over_budget_chance(row, best.steps, budget)
+    if chance is not None:
+        share = ("no runs are expected over the budget, even with every part at its slowest measurement" if chance == 0
+                 else f"{_pct(chance)} of runs are expected over the budget")
+        parts.append(f"Planned on {cost.plan_basis(row)}: {share}.")
     by_size = sorted({(r.unet_params, r.model) for r in rows})
     for params, model in (by_size[-1], by_size[0]):
         if model == best.model:
@@ -383,7 +335,7 @@ def explain(best: Candidate, rows: list[CostRow], law: QualityLaw, metric: str, 
             steps = min(steps, cap)
         if steps < 1:
             parts.append(f"The {_size_label(params)} model does not fit the budget at all "
-                         f"(one step with the fixed costs takes {fmt(r.fixed + r.per_step)}).")
+                         f"(one step with the fixed costs takes {fmt(r.at(1))}).")
         elif params > best.unet_params:
             pred = _predict(law, metric, r, steps)
             parts.append(f"The {_size_label(params)} model would afford only {steps} {r.sampler} steps here: "
@@ -396,13 +348,7 @@ def explain(best: Candidate, rows: list[CostRow], law: QualityLaw, metric: str, 
             k, q = max(preds, key=lambda t: (-t[1] if lower_is_better(metric) else t[1], -t[0]))
             parts.append(f"The {_size_label(params)} model could run up to {steps} {r.sampler} steps; its best, "
                          f"{k} steps, predicts {name} {qf(q)}, limited by its size.")
-    if cost_model == "measured":
-        per_step = {r.model: r.parts.get("unet_step", 0.0) for r in rows}
-        lo, hi = min(per_step.values()), max(per_step.values())
-        if hi > 0 and lo / hi > 0.6 and len(per_step) > 1:
-            parts.append("On this profile every size costs about the same per step "
-                         f"({_fmt_s(lo)}-{_fmt_s(hi)}), so the step budget does not favour small models as the "
-                         "paper's FLOP axis would.")
+    parts += cost.observations(rows)
     if best.basis.startswith("calibrated:"):
         parts.append(f"Quality is as measured by 'ldmpick calibrate' on {best.basis.split(':', 1)[1]} (its own scale, "
                      "not comparable with the paper's FIDs), fitted per model and sampler.")
@@ -415,31 +361,10 @@ def explain(best: Candidate, rows: list[CostRow], law: QualityLaw, metric: str, 
                "published-held": "held at its value at the most published steps"}.get(best.basis, best.basis)
         parts.append(f"Quality is {scale_of_metric(metric).description}, {how}; values on other scales are not "
                      "compared with it.")
-    best_row = next((r for r in rows if (r.model, r.sampler) == (best.model, best.sampler)), None)
-    pred = _predict(law, metric, best_row, best.steps) if best_row is not None else None
+    pred = _predict(law, metric, row, best.steps)
     if pred is not None and pred.flags:  # held past the data, steps or sampler not stated by the source, ...
         parts.append("Note: " + "; ".join(pred.flags) + ".")
     return " ".join(parts)
-
-
-def check_settings(profile: Profile, resolution: int | None, batch: int | None, cfg: bool | None,
-                   mode: str | None = None) -> None:
-    """The requested resolution / batch / guidance / execution mode must be what the profile measured."""
-    s = profile.settings
-    wanted = []
-    if mode is not None and mode != s.mode:
-        wanted.append(f"--mode {mode}")
-    if resolution is not None and resolution != s.resolution:
-        wanted.append(f"--resolution {resolution}")
-    if batch is not None and batch != s.batch:
-        wanted.append(f"--batch {batch}")
-    if cfg is not None and cfg != s.cfg:
-        wanted.append("--cfg" if cfg else "--no-cfg")
-    if wanted:
-        raise UsageError(
-            f"profile '{profile.id}' was measured at {s.describe()}; measure one with "
-            f"'ldmpick profile {' '.join(wanted)}' (or pick another with --profile)"
-        )
 
 
 def sampler_names(text: str | None) -> list[str]:

@@ -290,11 +290,12 @@ def _user_points(samples: int, value_scale: float) -> list:
 def test_your_calibration_at_another_sample_count_is_not_ranked_against_the_shipped_one():
     """FID's bias depends on the sample count: a user's 32-image calibration of demo-c8 must not be compared with the
     shipped 512-image fits of the other demo models (a clear error names both), but works on its own."""
+    from ldmpick.costs.latency import cost_rows as cost_rows_measured
     from ldmpick.profile_model import load_profile
     from ldmpick.profile_store import shipped_profiles_dir
     from ldmpick.quality_fit import fit_law
     from ldmpick.quality_table import read_table, shipped_table_path
-    from ldmpick.selector import cost_rows_measured, select_config
+    from ldmpick.selector import select_config
 
     shipped = (read_table(shipped_table_path().read_text(), "t"), "t")
     law = fit_law([shipped, (_user_points(32, 1.25), "mine")])

@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 
 from ldmpick.errors import UsageError
-from ldmpick.plotting import PlotPoint, PlotSummary, pareto_frontier, plot_quality_vs_latency
+from ldmpick.plotting import PlotPoint, PlotSummary, plot_quality_vs_latency
 from ldmpick.profile_model import LatencyStats, ModelLatency, Profile, SamplerOverhead, Settings, load_profile
 from ldmpick.quality_law import load_law
 from ldmpick.quality_table import QualityPoint
+from ldmpick.selector import pareto_frontier as one_frontier
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED_PROFILE = REPO / "profiles" / "cpu-amd-epyc-2core-128px-fp32-eager.json"
@@ -157,6 +158,11 @@ def test_missing_folder_and_empty_data_are_refused(tmp_path: Path):
     with pytest.raises(UsageError, match="budget must be positive"):
         plot_quality_vs_latency(measured_points(), make_profile(), out=tmp_path / "p.png", budget_ms=0)
     assert list(tmp_path.iterdir()) == []
+
+
+def pareto_frontier(points, lower_is_better=True):
+    """The one frontier (the selector's) over plotted points."""
+    return one_frontier(points, lower_is_better, cost=lambda p: p.latency_ms, value=lambda p: p.value)
 
 
 def test_pareto_frontier_equals_brute_force_on_random_points():

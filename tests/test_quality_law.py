@@ -7,10 +7,11 @@ import json
 import pytest
 
 from ldmpick.errors import UsageError
+from ldmpick.costs.flops import cost_rows as cost_rows_flops
 from ldmpick.quality_fit import fit_law
 from ldmpick.quality_law import QualityLaw, load_law, shipped_law_path
 from ldmpick.quality_table import QualityPoint, read_table, shipped_table_path
-from ldmpick.selector import cost_rows_flops, select_config
+from ldmpick.selector import select_config
 
 TABLE1 = {"ldm-39m": 25.30, "ldm-83m": 24.30, "ldm-145m": 24.18, "ldm-223m": 23.76, "ldm-318m": 22.83,
           "ldm-430m": 22.35, "ldm-558m": 22.15, "ldm-704m": 21.82, "ldm-866m": 21.55, "ldm-2b": 20.98, "ldm-5b": 20.14}
@@ -37,7 +38,7 @@ def test_smooth_size_term_is_honest_about_its_fit(law):
 
 
 def test_paper_cost_3_ddim_best_size_is_83m(law):
-    sel = select_config(cost_rows_flops(law, None, ["ddim"]), law, 3.0, unit="cost", cost_model="flops")
+    sel = select_config(cost_rows_flops(law, None, ["ddim"]), law, 3.0)
     assert sel.best.model == "ldm-83m"
     assert sel.best.steps == 23  # 3 / 0.13
     # and the paper's step counts for the other sizes at that cost
@@ -47,11 +48,11 @@ def test_paper_cost_3_ddim_best_size_is_83m(law):
 
 def test_small_models_win_small_costs_large_models_large_costs(law):
     rows = cost_rows_flops(law, None, ["ddim"])
-    small = select_config(rows, law, 1.0, unit="cost", cost_model="flops").best
-    large = select_config(rows, law, 400.0, unit="cost", cost_model="flops").best
+    small = select_config(rows, law, 1.0).best
+    large = select_config(rows, law, 400.0).best
     assert small.unet_params <= params(law, "ldm-145m")
     assert large.model == "ldm-5b"
-    winners = [select_config(rows, law, b, unit="cost", cost_model="flops").best.unet_params
+    winners = [select_config(rows, law, b).best.unet_params
                for b in (0.5, 1, 2, 3, 6, 12, 25, 50, 100, 250, 500)]
     assert winners == sorted(winners)  # the best size grows with the budget
 
@@ -359,11 +360,15 @@ def test_malformed_tables_are_one_line_errors(tmp_path):
 
 
 def _row(model: str, sampler: str, per_step: float, fixed: float = 0.5):
-    from ldmpick.selector import CostRow
+    from ldmpick.costs import CostRow
+    from ldmpick.costs.latency import MODEL, LatencyBreakdown, PartSpread
+
+    def flat(ms: float) -> PartSpread:
+        return PartSpread((ms,), ms, True)
 
     return CostRow(model, 1_000_000_000, sampler, fixed, per_step,
-                   {"text_encoder": fixed / 2, "vae_decode": fixed / 2, "unet_step": per_step, "evals_per_step": 1.0,
-                    "sampler_overhead": 0.0})
+                   LatencyBreakdown(flat(fixed / 2 * 1e3), flat(per_step * 1e3), flat(0.0), flat(fixed / 2 * 1e3), 1,
+                                    50.0), MODEL)
 
 
 def test_recommend_on_a_published_scale_ranks_only_what_was_published(law):
@@ -379,7 +384,7 @@ def test_recommend_on_a_published_scale_ranks_only_what_was_published(law):
     sel = select_config(rows, law, 12.0, metric="mjhq-fid")
     assert {c.model for c in sel.top} >= {"sdxl-base"}  # 50 steps fit now
     assert "Note: the source does not state its sampler." not in sel.explanation  # the pick's sampler is stated
-    with pytest.raises(UsageError, match="no candidate configurations within the budget: sdxl-base euler: no MJHQ"):
+    with pytest.raises(UsageError, match="no candidate configurations within 8.00 s: sdxl-base euler: no MJHQ"):
         select_config([_row("sdxl-base", "euler", 0.2)], law, 8.0, metric="mjhq-fid")
     # GenEval, higher is better: SANA-Sprint 1.6B (0.77) at its fewest steps with that score
     sel = select_config(rows, law, 8.0, metric="geneval")

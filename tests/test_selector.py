@@ -9,23 +9,29 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ldmpick.errors import UsageError
+from ldmpick.costs import CostRow, cost_model
+from ldmpick.costs.flops import cost_rows as cost_rows_flops
+from ldmpick.costs.latency import MODEL as LATENCY
+from ldmpick.costs.latency import LatencyBreakdown, PartSpread
+from ldmpick.costs.latency import cost_rows as cost_rows_measured
+from ldmpick.planning import check_settings
 from ldmpick.profile_choice import choose_profile
 from ldmpick.profile_model import LatencyStats, ModelLatency, Profile, SamplerOverhead, Settings
 from ldmpick.quality_law import QualityLaw, StepCurve, load_law, shipped_law_path
-from ldmpick.selector import (
-    CostRow,
-    check_settings,
-    cost_rows_flops,
-    cost_rows_measured,
-    parse_budget,
-    select_config,
-)
+from ldmpick.selector import select_config
 
 LAW = load_law(shipped_law_path())[0]
 PARAMS = {m: n for m, n, _ in LAW.size_points}
+FLOPS = cost_model("flops")
 
 
-@pytest.mark.parametrize("text, seconds", [("2s", 2.0), ("2", 2.0), ("1500ms", 1.5), ("0.5 s", 0.5), (" 3 S ", 3.0),
+def parse_budget(text, unitless=False):
+    return (FLOPS if unitless else LATENCY).parse_budget(text)
+
+
+
+
+@pytest.mark.parametrize("text, seconds", [("2s", 2.0), ("1500ms", 1.5), ("0.5 s", 0.5), (" 3 S ", 3.0),
                                            ("1e3ms", 1.0), (".25s", 0.25), ("1 min", 60.0), ("2 seconds", 2.0)])
 def test_budgets_people_write(text, seconds):
     assert parse_budget(text) == pytest.approx(seconds)
@@ -33,7 +39,8 @@ def test_budgets_people_write(text, seconds):
 
 @pytest.mark.parametrize("text, message", [
     ("", "empty budget"), ("   ", "empty budget"), ("abc", "not a number"), ("-1s", "must be positive"),
-    ("0", "must be positive"), ("0ms", "must be positive"), ("1e400", "too large"), ("2 parsecs", "unknown unit"),
+    ("0s", "must be positive"), ("0ms", "must be positive"), ("2", "budget '2' has no unit; write '2s' for seconds"),
+    ("1e400s", "too large"), ("2 parsecs", "unknown unit"),
     ("nan", "not a number"), ("inf", "not a number"), ("2s 3s", "not a number"), ("100000s", "more than a day"),
 ])
 def test_budgets_refused_with_one_line(text, message):
@@ -84,7 +91,7 @@ H100_GRAPH = {"ldm-39m": 4.8, "ldm-866m": 12.3, "ldm-2b": 21.4, "ldm-5b": 41.8}
 
 
 def test_h100_eager_profile_changes_the_paper_answer():
-    flops = select_config(cost_rows_flops(LAW, None, ["ddim"]), LAW, 3.0, unit="cost", cost_model="flops").best
+    flops = select_config(cost_rows_flops(LAW, None, ["ddim"]), LAW, 3.0).best
     assert flops.model == "ldm-83m"
     # the same number of UNet evaluations of the 83M model (23 steps) in eager mode on an H100
     budget = (6 + 24 + 23 * (40.0 + 0.5)) / 1e3
@@ -158,9 +165,14 @@ def brute_force(rows: list[CostRow], law: QualityLaw, budget: float, max_steps: 
     return best
 
 
+def _flat(ms: float) -> PartSpread:
+    return PartSpread((ms,), ms, True)
+
+
 row_strategy = st.builds(
-    lambda m, s, fixed, per: CostRow(m, PARAMS[m], s, fixed, per, {"text_encoder": fixed / 2, "vae_decode": fixed / 2,
-                                                                    "unet_step": per, "sampler_overhead": 0.0}),
+    lambda m, s, fixed, per: CostRow(m, PARAMS[m], s, fixed, per,
+                                     LatencyBreakdown(_flat(fixed / 2 * 1e3), _flat(per * 1e3), _flat(0.0),
+                                                      _flat(fixed / 2 * 1e3), 1, 50.0), LATENCY),
     st.sampled_from(sorted(PARAMS)), st.sampled_from(["ddim", "dpmpp-2m", "euler", "heun", "unipc", "ddpm"]),
     st.floats(0.0, 0.5), st.floats(0.001, 0.3),
 )

@@ -23,12 +23,13 @@ from typer.testing import CliRunner
 from ldmpick.catalogue import load_registry, resolve_trusted_name, save_registry, update_registry
 from ldmpick.cli import app
 from ldmpick.errors import LdmpickError, UsageError
+from ldmpick.costs.latency import cost_rows as cost_rows_measured
 from ldmpick.profile_choice import choose_profile
 from ldmpick.profile_device import DEVICE_FIELDS, device_key, validate_device
 from ldmpick.profile_export import export_markdown
 from ldmpick.profile_model import parse_profile_text
 from ldmpick.quality_law import load_law
-from ldmpick.selector import cost_rows_measured, select_config
+from ldmpick.selector import select_config
 
 from conftest import write_config_folder
 

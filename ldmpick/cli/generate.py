@@ -49,23 +49,24 @@ def generate_cmd(
 ) -> None:
     """Generate images with the chosen (or selected) model, sampler and steps; compare measured with predicted latency.
 
-    With --budget the selector picks what --model/--sampler/--steps leave open. The images and a JSON record of
-    the run go to the --out folder (created if its parent exists)."""
+    With --budget the selector picks what --model/--sampler/--steps leave open, planning on the run's p90 latency.
+    The images and a JSON record of the run go to the --out folder (created if its parent exists)."""
     from ldmpick import generation as gen
     from ldmpick.execution import apply_threads
     from ldmpick.generation_record import GenerationRecord
-    from ldmpick.generation_setup import prepare_generation
+    from ldmpick.latency_drift import check_run
+    from ldmpick.planning import plan_generation
 
     prompts = read_prompts(prompt, prompts_file)
-    setup = prepare_generation(
+    plan = plan_generation(
         prompts, out=out or Path("ldmpick-images"), budget=budget, model=model, sampler=sampler, steps=steps,
         seed=seed, n=n, negative_prompt=negative_prompt, guidance=guidance, resolution=resolution, device=device,
         dtype=dtype, mode=mode, profile=profile, notify=notice)
-    settings = setup.settings
+    settings = plan.settings
     advice = apply_threads(threads).advice(settings.device)
     if advice:
         notice(advice)
-    record = GenerationRecord(setup, command_line())
+    record = GenerationRecord(plan, command_line())
     with progress_bar(f"loading {settings.model}", disable=json_out) as bar:
         def tick(done: int, total: int) -> None:
             per_prompt = total // len(prompts)
@@ -73,19 +74,22 @@ def generate_cmd(
                        description=f"prompt {min(done // per_prompt + (done % per_prompt > 0), len(prompts))}/"
                                    f"{len(prompts)}, {settings.n} image(s), {settings.sampler} x {settings.steps}")
 
-        result = gen.generate(setup.request, progress=tick, on_prompt=record.add_prompt)
+        result = gen.run_plan(plan, progress=tick, on_prompt=record.add_prompt)
     record.finish(result)
     for line in result.notes:
         notice(f"note: {line}")
-    exceeded = setup.over_budget(result)
+    exceeded = plan.over_budget(result)
     if json_out:
-        print_json({**record.doc, "sidecar": str(record.sidecar), "out": str(setup.folder)})
+        print_json({**record.doc, "sidecar": str(record.sidecar), "out": str(plan.folder)})
     else:
-        render_generation(result, setup.prediction, record)
+        render_generation(result, plan.latency, record)
     if exceeded:
         worst = max(p.times.total_ms for p in exceeded)
         notice(f"warning: budget exceeded: {len(exceeded)} of {len(result.prompts)} prompt batch(es) took longer than "
-               f"{setup.budget_ms:.0f} ms (slowest {worst:.0f} ms)")
+               f"{plan.budget_ms:.0f} ms (slowest {worst:.0f} ms)")
+    drift = check_run(plan, result)
+    if drift:
+        notice(drift)
 
 
 def render_generation(result: Any, prediction: Any, record: Any) -> None:
@@ -105,6 +109,12 @@ def render_generation(result: Any, prediction: Any, record: Any) -> None:
         table.add_row(label, f"{pred:.1f} ms" if pred is not None else "-", f"{m:.1f} ms",
                       f"{m / pred:.2f}x" if pred else "-")
     console().print(table)
+    if prediction is not None and prediction.planned_ms is not None:
+        chance = prediction.over_budget_chance
+        risk = "" if chance is None or prediction.budget_ms is None else \
+            f"; {chance * 100:.0f}% of runs predicted over the {prediction.budget_ms:.0f} ms budget"
+        console().print(f"predicted p{prediction.percentile:g} latency {prediction.planned_ms:.1f} ms (the latency "
+                        f"planned on){risk}")
     console().print(f"{len(record.doc['images'])} image(s) in '{record.folder}' (settings in "
                     f"'{record.sidecar.name}'); load {result.load_ms / 1e3:.1f} s, setup {result.setup_ms / 1e3:.1f} s "
                     "(not in the totals)")

@@ -27,9 +27,11 @@ def plot_cmd(
     from ldmpick.catalogue import parse_model_list
     from ldmpick.plot_data import plot_points
     from ldmpick.plotting import plot_quality_vs_latency
+    from ldmpick.costs import cost_model
+    from ldmpick.costs.latency import NAME as LATENCY
     from ldmpick.profile_choice import choose_profile
     from ldmpick.quality_law import load_law
-    from ldmpick.selector import parse_budget, sampler_names
+    from ldmpick.selector import sampler_names
 
     model_list = parse_model_list(models) if models else None
     choice = choose_profile(profile, models=model_list)
@@ -37,7 +39,7 @@ def plot_cmd(
     law, _ = load_law(law_file)
     summary = plot_quality_vs_latency(
         plot_points(law, metric), choice.profile,
-        law=None if no_law else law, budget_ms=parse_budget(budget) * 1e3 if budget else None,
+        law=None if no_law else law, budget_ms=cost_model(LATENCY).parse_budget(budget) * 1e3 if budget else None,
         out=out or Path("quality_vs_latency.png"), metric=metric,
         samplers=sampler_names(samplers) if samplers else None, models=model_list)
     notice(f"plot written to '{summary.path}'")

@@ -9,12 +9,16 @@ import typer
 from ldmpick.cli.options import (BatchOpt, BudgetOpt, CfgOpt, JsonOpt, LawOpt, MetricOpt, ModelsOpt, ModeOpt,
                                  ProfileOpt, ResolutionOpt, SamplersOpt)
 from ldmpick.cli.render import console, make_table, notice, print_json
+from ldmpick.costs import DEFAULT, REGISTRY, cost_model
+
+COST_HELP = ("What the budget counts: " + "; ".join(f"{name} ({cost_model(name).summary})" for name in REGISTRY)
+             + ". See docs/costs.md.")
 
 
 def recommend_cmd(
     budget: BudgetOpt,
     profile: ProfileOpt = None,
-    percentile: Annotated[float, typer.Option("--percentile", help="Plan on this latency percentile (50 = median, 90 = p90).")] = 50.0,
+    percentile: Annotated[float, typer.Option("--percentile", help="Plan on this percentile of the run's latency, built from the parts' measured spreads (90: about 1 run in 10 over the budget; 50: the median).")] = 90.0,
     metric: MetricOpt = "fid",
     models: ModelsOpt = None,
     samplers: SamplersOpt = None,
@@ -23,7 +27,7 @@ def recommend_cmd(
     batch: BatchOpt = None,
     cfg: CfgOpt = None,
     mode: ModeOpt = None,
-    cost_model: Annotated[str, typer.Option("--cost-model", help="measured (the profile's latencies) or flops (the paper's normalized cost; no profile).")] = "measured",
+    cost_model: Annotated[str, typer.Option("--cost-model", help=COST_HELP)] = DEFAULT,
     top: Annotated[int, typer.Option("--top", help="Rows in the top-k table.")] = 5,
     law_file: LawOpt = None,
     json_out: JsonOpt = False,
@@ -42,19 +46,19 @@ def recommend_cmd(
 
 
 def render_selection(sel: Any, source: dict[str, Any]) -> None:
-    """The pick with its latency breakdown, the top-k, the Pareto frontier (thinned) and the explanation."""
+    """The pick with its cost breakdown, the top-k, the Pareto frontier (thinned) and the explanation. The cost
+    model (``sel.cost``) formats every cost: this knows none of them by name."""
     from rich.table import Table
 
     from ldmpick.catalogue import format_params
 
-    lat = (lambda x: f"{x * 1e3:.0f} ms" if x < 1 else f"{x:.2f} s") if sel.unit == "s" else (lambda x: f"{x:.2f}")
     from ldmpick.quality_scales import SCALES
 
+    cost = sel.cost
     qname = SCALES[sel.metric].label
     b = sel.best
     out = console()
-    head = Table(title=f"Recommended within {lat(sel.budget)}" + (" (paper cost units)" if sel.unit != "s" else ""),
-                 show_header=False)
+    head = Table(title=f"Recommended within {cost.format(sel.budget)}", show_header=False)
     head.add_column("", style="bold")
     head.add_column("")
     head.add_row("model", f"{b.model} ({format_params(b.unet_params)} UNet params)")
@@ -62,21 +66,17 @@ def render_selection(sel: Any, source: dict[str, Any]) -> None:
     head.add_row("steps", str(b.steps))
     q = (lambda v: f"{v:.2f}") if SCALES[sel.metric].lower_is_better else (lambda v: f"{v:.4f}")
     head.add_row(f"predicted {qname}", f"{q(b.quality)} ± {q(b.sigma)}")
-    if sel.unit == "s":
-        p = b.parts
-        fine = (lambda x: f"{x * 1e3:.1f} ms" if x < 1 else f"{x:.3f} s")  # parts precise enough to add up
-        head.add_row("predicted latency", f"{fine(b.latency)} = text encoder {fine(p['text_encoder'])} + "
-                     f"{b.steps} steps x {fine(p['denoise'] / b.steps)} + VAE decode {fine(p['vae_decode'])}")
-    else:
-        head.add_row("sampling cost", f"{b.latency:.2f} (normalized cost x steps)")
+    head.add_row(f"predicted {cost.axis}", sel.describe_cost(b))
+    if b.over_budget_chance is not None:
+        head.add_row("chance over budget", f"{b.over_budget_chance * 100:.0f}%")
     if "profile" in source:
         head.add_row("profile", f"{source['profile']} ({source['device']})")
     out.print(head)
-    cost = "latency" if sel.unit == "s" else "cost"
-    topt = make_table(f"Top {len(sel.top)} (best steps per model and sampler)",
-                      ("#", "model", "sampler", "steps", cost, qname))
-    for i, c in enumerate(sel.top, 1):
-        topt.add_row(str(i), c.model, c.sampler, str(c.steps), lat(c.latency), f"{q(c.quality)} ± {q(c.sigma)}")
+    topt = make_table(f"Top {len(sel.top)} (best steps per model and sampler; * recommended)",
+                      ("#", "model", "sampler", "steps", cost.axis, qname))
+    for i, c in enumerate(sel.top, 1):  # the recommended row is marked (with headroom it need not be the first)
+        topt.add_row(f"{i}*" if c is b else str(i), c.model, c.sampler, str(c.steps),
+                     cost.format(c.latency, precise=True), f"{q(c.quality)} ± {q(c.sigma)}")
     out.print(topt)
     shown = sel.frontier
     if len(shown) > 15:  # thin a long frontier evenly, always keeping its best end
@@ -84,9 +84,9 @@ def render_selection(sel: Any, source: dict[str, Any]) -> None:
         shown = [shown[i] for i in idx]
     thinned = f"; {len(shown)} of its {len(sel.frontier)} points shown, --json has all" if len(shown) < len(sel.frontier) else ""
     front = make_table(f"Pareto frontier within the budget (no configuration is both faster and better{thinned})",
-                       (cost, "model", "sampler", "steps", qname))
+                       (cost.axis, "model", "sampler", "steps", qname))
     for c in shown:
-        front.add_row(lat(c.latency), c.model, c.sampler, str(c.steps), q(c.quality))
+        front.add_row(cost.format(c.latency, precise=True), c.model, c.sampler, str(c.steps), q(c.quality))
     out.print(front)
     out.print(sel.explanation, soft_wrap=True)
     if sel.excluded:

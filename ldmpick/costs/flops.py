@@ -1,0 +1,89 @@
+"""The paper's cost model: normalized sampling cost (Mei et al. 2024) = normalized cost per evaluation x
+evaluations per step x steps, for the paper's family sizes, with no profile. It reproduces the paper's answers.
+
+Pure Python: this is the ``recommend`` path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ldmpick.costs import CostRow, clip_text, positive, split_budget
+from ldmpick.errors import UsageError
+
+NAME = "flops"
+
+
+@dataclass(frozen=True)
+class FlopBreakdown:
+    norm_cost: float  # the paper's normalized cost of one denoiser evaluation of this size
+    evals_per_step: int  # from ldmpick's sampler table
+
+
+def fmt_cost(x: float) -> str:
+    return f"{x:.2f} cost units"
+
+
+class FlopCost:
+    name = NAME
+    summary = "the paper's normalized sampling cost, no profile"
+    unit = "cost"
+    axis = "cost"
+    needs_profile = False
+    has_distribution = False
+
+    def parse_budget(self, text: str) -> float:
+        """A plain number of the paper's sampling-cost units (normalized cost x steps)."""
+        value, unit = split_budget(text, "'3'")
+        if unit:
+            raise UsageError(f"budget '{clip_text(str(text))}': under --cost-model flops the budget is in the paper's "
+                             "sampling-cost units (normalized cost x steps), without a unit, e.g. '--budget 3'")
+        return positive(value, text)
+
+    def format(self, value: float, precise: bool = False) -> str:
+        return f"{value:.3f}" if precise else fmt_cost(value)
+
+    def rows(self, *, profile: Any, law: Any, models: list[str] | None, samplers: list[str], percentile: float,
+             excluded: list[str]) -> list[CostRow]:
+        """Per (family size, sampler): the paper's normalized cost per step (x evaluations per step)."""
+        from ldmpick.samplers import get_sampler
+
+        params = {name: n for name, n, _ in law.size_points}
+        names = models if models is not None else [n for n in law.norm_cost if n in params]
+        rows = []
+        for name in names:
+            if name not in law.norm_cost or name not in params:
+                raise UsageError(f"--cost-model flops knows only the paper's family sizes "
+                                 f"({', '.join(law.norm_cost)}); '{name}' has no normalized cost")
+            for s in samplers:
+                evals = get_sampler(s).evals_per_step
+                rows.append(CostRow(name, params[name], s, 0.0, law.norm_cost[name] * evals,
+                                    FlopBreakdown(law.norm_cost[name], evals), MODEL))
+        return rows
+
+    def parts(self, row: CostRow, steps: int) -> dict[str, float]:
+        return {"sampling_cost": steps * row.per_step, "norm_cost": row.breakdown.norm_cost,
+                "evals_per_step": float(row.breakdown.evals_per_step)}
+
+    def describe(self, row: CostRow, steps: int) -> str:
+        b: FlopBreakdown = row.breakdown
+        evals = f" x {b.evals_per_step} evaluations" if b.evals_per_step != 1 else ""
+        return f"{row.at(steps):.2f} = normalized cost {b.norm_cost:g}{evals} x {steps} steps"
+
+    def over_budget_chance(self, row: CostRow, steps: int, budget: float) -> float | None:
+        return None  # a count, not a measurement: it has no spread
+
+    def plan_basis(self, row: CostRow) -> str:
+        return "the paper's sampling cost"
+
+    def observations(self, rows: list[CostRow]) -> list[str]:
+        return []
+
+
+MODEL = FlopCost()
+
+
+def cost_rows(law: Any, models: list[str] | None, samplers: list[str]) -> list[CostRow]:
+    """``MODEL.rows`` for the law's family sizes (no profile)."""
+    return MODEL.rows(profile=None, law=law, models=models, samplers=samplers, percentile=50.0, excluded=[])

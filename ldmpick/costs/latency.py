@@ -1,0 +1,283 @@
+"""The measured cost model: seconds per image (one prompt's batch) from a latency profile.
+
+The one latency formula of ldmpick, for every part at one percentile ``q`` of its measured spread:
+
+    latency(q) = text_encoder(q) + steps x (evals_per_step x denoiser_step(q) + sampler_overhead(q)) + vae_decode(q)
+
+with ``evals_per_step`` from ldmpick's sampler table (``ldmpick.samplers``), never from the profile file. Adding
+the parts at the same percentile treats them as moving together (a busy or throttled machine slows every part),
+which is the cautious reading: the run's p90 built this way is at least the p90 of the sum of independent parts.
+So ``over_budget_chance`` is the share of runs expected slower than a budget, from the profile's own spreads.
+
+Pure Python (no torch or numpy): this is the ``recommend`` path.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from ldmpick.costs import CostRow, clip_text, positive, split_budget
+from ldmpick.errors import UsageError
+
+NAME = "measured"
+MAX_BUDGET_S = 86_400.0
+UNITS = {"s": 1.0, "sec": 1.0, "secs": 1.0, "second": 1.0, "seconds": 1.0, "ms": 1e-3,
+         "millisecond": 1e-3, "milliseconds": 1e-3, "min": 60.0, "m": 60.0, "minute": 60.0, "minutes": 60.0}
+SAME_COST_RATIO = 0.6  # per-step costs closer than this (smallest / largest) are "about the same"
+
+
+@dataclass(frozen=True)
+class PartSpread:
+    """The measured spread of one part, in milliseconds: a quantile function over its raw samples (or, for a file
+    without samples, over its min / p10 / median / p90 / max)."""
+
+    knots: tuple[float, ...]  # sorted samples, or the five summary values
+    median_ms: float
+    from_samples: bool
+
+    @classmethod
+    def of(cls, stats: Any) -> PartSpread:
+        if stats.samples_ms:
+            return cls(tuple(sorted(stats.samples_ms)), stats.median_ms, True)
+        return cls((stats.min_ms, stats.p10_ms, stats.median_ms, stats.p90_ms, stats.max_ms), stats.median_ms, False)
+
+    @classmethod
+    def zero(cls) -> PartSpread:
+        return cls((0.0,), 0.0, True)
+
+    def at(self, percentile: float) -> float:
+        """Milliseconds at ``percentile`` (0-100), linear between knots; the median is the profile's own."""
+        if percentile == 50:
+            return self.median_ms
+        xs = self.knots
+        if self.from_samples:
+            pos = percentile / 100 * (len(xs) - 1)
+            lo = min(int(math.floor(pos)), len(xs) - 1)
+            hi = min(lo + 1, len(xs) - 1)
+            return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+        grid = (0.0, 10.0, 50.0, 90.0, 100.0)
+        i = min(max(bisect.bisect_right(grid, percentile) - 1, 0), len(grid) - 2)
+        return xs[i] + (xs[i + 1] - xs[i]) * (percentile - grid[i]) / (grid[i + 1] - grid[i])
+
+
+@dataclass(frozen=True)
+class LatencyBreakdown:
+    """Where one (model, sampler)'s seconds come from: each part's measured spread and the sampler's evaluations
+    per step (from ldmpick's sampler table)."""
+
+    text_encoder: PartSpread
+    denoiser_step: PartSpread
+    sampler_overhead: PartSpread
+    vae_decode: PartSpread
+    evals_per_step: int
+    percentile: float  # the percentile the row's fixed / per_step are at
+
+    def parts_ms(self, steps: int, percentile: float) -> tuple[float, float, float]:
+        """(text encoder, denoising loop, VAE decode) in ms at ``percentile`` of each part."""
+        per_step = self.evals_per_step * self.denoiser_step.at(percentile) + self.sampler_overhead.at(percentile)
+        return self.text_encoder.at(percentile), steps * per_step, self.vae_decode.at(percentile)
+
+    def seconds(self, steps: int, percentile: float) -> float:
+        return sum(self.parts_ms(steps, percentile)) / 1e3
+
+
+@dataclass
+class LatencyPrediction:
+    """What a profile predicts for one prompt's batch: the parts at the median (ms), the latency planned on (at
+    ``percentile``) and, with a budget, the chance of running over it."""
+
+    profile_id: str
+    text_encoder_ms: float
+    denoise_ms: float
+    vae_decode_ms: float
+    percentile: float = 50.0
+    planned_ms: float | None = None  # the run's latency at ``percentile``
+    budget_ms: float | None = None
+    over_budget_chance: float | None = None
+    fid: float | None = None  # the predicted quality on the FID scale, when there is one (sidecar field)
+
+    @property
+    def total_ms(self) -> float:
+        return self.text_encoder_ms + self.denoise_ms + self.vae_decode_ms
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "profile": self.profile_id,
+            "text_encoder_ms": round(self.text_encoder_ms, 3),
+            "denoise_ms": round(self.denoise_ms, 3),
+            "vae_decode_ms": round(self.vae_decode_ms, 3),
+            "total_ms": round(self.total_ms, 3),
+            "percentile": self.percentile,
+            "planned_ms": round(self.planned_ms, 3) if self.planned_ms is not None else None,
+            "fid": self.fid,
+            "budget_ms": self.budget_ms,
+            "over_budget_chance": (round(self.over_budget_chance, 4) if self.over_budget_chance is not None
+                                   else None),
+        }
+
+
+def breakdown(profile: Any, model: Any, sampler: str, percentile: float,
+              without_fixed: bool = False) -> LatencyBreakdown | str:
+    """The breakdown of ``model`` (a profile's ``ModelLatency``) with ``sampler``, or why there is none. With
+    ``without_fixed`` a missing text-encoder or VAE measurement counts as zero (a denoiser-only profile's loop)."""
+    from ldmpick.samplers import get_sampler
+
+    if (model.text_encoder is None or model.vae_decode is None) and not without_fixed:
+        return f"{model.name}: the profile lacks its text encoder or VAE measurement; measure it again"
+    overhead = next((s for s in profile.samplers if s.name == sampler), None)
+    if overhead is None:
+        return f"sampler {sampler}: not in the profile"
+
+    def spread(stats: Any) -> PartSpread:
+        return PartSpread.of(stats) if stats is not None else PartSpread.zero()
+
+    return LatencyBreakdown(spread(model.text_encoder), PartSpread.of(model.denoiser_step),
+                            PartSpread.of(overhead.step_overhead), spread(model.vae_decode),
+                            get_sampler(sampler).evals_per_step, percentile)
+
+
+def predict(profile: Any, model_names: list[str], sampler: str, steps: int, percentile: float = 50.0,
+            budget_ms: float | None = None) -> LatencyPrediction | None:
+    """The profile's prediction for ``steps`` of ``sampler`` with the first ok model called any of
+    ``model_names`` (a part the profile did not measure counts as zero); ``None`` when the profile lacks the model
+    or the sampler."""
+    from ldmpick.samplers import SAMPLERS
+
+    model = next((m for m in profile.models if m.name in model_names and m.ok), None)
+    if model is None or sampler not in SAMPLERS:
+        return None
+    b = breakdown(profile, model, sampler, percentile, without_fixed=True)
+    return None if isinstance(b, str) else prediction(profile.id, b, steps, budget_ms)
+
+
+def prediction(profile_id: str, b: LatencyBreakdown, steps: int, budget_ms: float | None) -> LatencyPrediction:
+    te, denoise, vae = b.parts_ms(steps, 50)
+    chance = None if budget_ms is None else chance_over(b, steps, budget_ms / 1e3)
+    return LatencyPrediction(profile_id, te, denoise, vae, b.percentile, b.seconds(steps, b.percentile) * 1e3,
+                             budget_ms, chance)
+
+
+def chance_over(b: LatencyBreakdown, steps: int, budget_s: float) -> float:
+    """The share of runs of ``steps`` expected slower than ``budget_s`` (to 0.1%), from the parts' spreads."""
+    if b.seconds(steps, 100) <= budget_s:
+        return 0.0
+    if b.seconds(steps, 0) > budget_s:
+        return 1.0
+    lo, hi = 0.0, 100.0  # seconds(lo) <= budget < seconds(hi); the run's latency rises with the percentile
+    while hi - lo > 0.05:
+        mid = (lo + hi) / 2
+        if b.seconds(steps, mid) <= budget_s:
+            lo = mid
+        else:
+            hi = mid
+    return round(1 - lo / 100, 3)
+
+
+def fmt_seconds(x: float) -> str:
+    return f"{x * 1e3:.0f} ms" if x < 1 else f"{x:.2f} s"
+
+
+def fmt_fine(x: float) -> str:
+    """Precise enough that the parts of a breakdown add up."""
+    return f"{x * 1e3:.1f} ms" if x < 1 else f"{x:.3f} s"
+
+
+class LatencyCost:
+    name = NAME
+    summary = "seconds per image, from the measured profile"
+    unit = "s"
+    axis = "latency"
+    needs_profile = True
+    has_distribution = True
+
+    def parse_budget(self, text: str) -> float:
+        """``'2s'``, ``'1500ms'``, ``'0.5 s'``, ``'1 min'`` -> seconds. A bare number is refused: is '2' seconds
+        or milliseconds? The message says how to write either."""
+        value, unit = split_budget(text, "'2s' or '1500ms'")
+        shown = clip_text(str(text))
+        if not unit:
+            raise UsageError(f"budget '{shown}' has no unit; write '{shown.strip()}s' for seconds or "
+                             f"'{shown.strip()}ms' for milliseconds")
+        if unit not in UNITS:
+            raise UsageError(f"budget '{shown}': unknown unit '{clip_text(unit, 12)}' (use s or ms)")
+        seconds = positive(value * UNITS[unit], text)
+        if seconds > MAX_BUDGET_S:
+            raise UsageError(f"budget '{shown}' is more than a day; give a per-image latency such as '2s'")
+        return seconds
+
+    def format(self, value: float, precise: bool = False) -> str:
+        return fmt_fine(value) if precise else fmt_seconds(value)
+
+    def rows(self, *, profile: Any, law: Any, models: list[str] | None, samplers: list[str], percentile: float,
+             excluded: list[str]) -> list[CostRow]:
+        """Per (model, sampler that fits it): the model's own fixed seconds (its text-encoder stack and VAE decode)
+        and seconds per step, at ``percentile`` of each part."""
+        memory = profile.device.get("memory_bytes")
+        names = models if models is not None else profile.model_names()
+        measured = {s.name for s in profile.samplers}
+        rows = []
+        for name in names:
+            m = profile.model(name)
+            if not m.ok:
+                excluded.append(f"{name}: {m.status.replace('_', ' ')}")
+                continue
+            if memory and m.peak_memory_bytes and m.peak_memory_bytes > memory:
+                excluded.append(f"{name}: needs more memory than the device has")
+                continue
+            for s in samplers:
+                if not m.fits_sampler(s) or (m.samplers is None and s not in measured):
+                    continue  # (a version-1 model fits every sampler its profile measured)
+                b = breakdown(profile, m, s, percentile)
+                if isinstance(b, str):
+                    if b not in excluded:
+                        excluded.append(b)
+                    if b.startswith(f"{name}:"):
+                        break
+                    continue
+                te, _, vae = b.parts_ms(0, percentile)
+                per_step = b.parts_ms(1, percentile)[1]
+                rows.append(CostRow(name, m.denoiser_params, s, (te + vae) / 1e3, per_step / 1e3, b, MODEL,
+                                    distilled=m.distilled))
+        return rows
+
+    def parts(self, row: CostRow, steps: int) -> dict[str, float]:
+        b: LatencyBreakdown = row.breakdown
+        q = b.percentile
+        return {"text_encoder": b.text_encoder.at(q) / 1e3, "denoise": steps * row.per_step,
+                "vae_decode": b.vae_decode.at(q) / 1e3, "unet_step": b.denoiser_step.at(q) / 1e3,
+                "evals_per_step": float(b.evals_per_step),
+                "sampler_overhead_per_step": b.sampler_overhead.at(q) / 1e3}
+
+    def describe(self, row: CostRow, steps: int) -> str:
+        p = self.parts(row, steps)
+        return (f"{fmt_fine(row.at(steps))} = text encoder {fmt_fine(p['text_encoder'])} + {steps} steps x "
+                f"{fmt_fine(row.per_step)} + VAE decode {fmt_fine(p['vae_decode'])}")
+
+    def over_budget_chance(self, row: CostRow, steps: int, budget: float) -> float | None:
+        return chance_over(row.breakdown, steps, budget)
+
+    def plan_basis(self, row: CostRow) -> str:
+        q = row.breakdown.percentile
+        return f"the run's p{q:g} (each part at its p{q:g} of the profile's measurements)"
+
+    def observations(self, rows: list[CostRow]) -> list[str]:
+        per_step = {r.model: r.breakdown.denoiser_step.at(r.breakdown.percentile) / 1e3 for r in rows}
+        lo, hi = min(per_step.values()), max(per_step.values())
+        if hi > 0 and lo / hi > SAME_COST_RATIO and len(per_step) > 1:
+            return ["On this profile every size costs about the same per step "
+                    f"({fmt_seconds(lo)}-{fmt_seconds(hi)}), so the step budget does not favour small models as the "
+                    "paper's FLOP axis would."]
+        return []
+
+
+MODEL = LatencyCost()
+
+
+def cost_rows(profile: Any, models: list[str] | None, samplers: list[str], percentile: float,
+              excluded: list[str]) -> list[CostRow]:
+    """``MODEL.rows`` for a profile (the law is not needed for measured costs)."""
+    return MODEL.rows(profile=profile, law=None, models=models, samplers=samplers, percentile=percentile,
+                      excluded=excluded)

@@ -1,0 +1,405 @@
+"""The planning layer: what to run and what to expect, for ``recommend``, ``generate`` and ``plot`` alike.
+
+``plan_selection`` chooses the cost model's rows (a measured profile, or the paper's FLOP cost), checks the
+request against the profile and asks the selector for the best configuration within a budget. ``plan_generation``
+settles everything ``generate`` runs: the selection of what --model / --sampler / --steps leave open (the same
+``plan_selection``, among models with weights), the guidance scale (said, never silently changed), the execution
+mode, the checked settings, the output folder, and the prediction: latency with its parts (the one formula of
+``ldmpick.costs.latency``), the chance of running over the budget, quality, and how the run differs from what the
+profile measured. ``generation`` only runs a plan.
+
+No printing: notices go to the ``notify`` callback as they arise, so that they come in order with any error that
+follows. The ``plan_selection`` path imports no torch, diffusers or scipy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ldmpick.costs import DEFAULT, cost_model
+from ldmpick.errors import LdmpickError, UsageError, unknown_name
+
+MODES = ("eager", "cudagraph", "compile")
+PLAN_PERCENTILE = 90.0  # plan on the run's p90: at most about 1 run in 10 over the budget
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff")
+Notify = Callable[[str], None]
+
+
+def _quiet(message: str) -> None:
+    pass
+
+
+# ---------------------------------------------------------------------------------------------- profile settings
+
+
+def settings_mismatches(profile: Any, *, resolution: int | None = None, batch: int | None = None,
+                        cfg: bool | None = None, mode: str | None = None, dtype: str | None = None,
+                        device: str | None = None) -> list[tuple[str, Any, Any]]:
+    """How a request differs from what ``profile`` measured: (setting, measured, requested) for each requested
+    setting (``None``: not requested) that differs."""
+    s = profile.settings
+    out = [(name, getattr(s, name), want) for name, want in
+           (("mode", mode), ("resolution", resolution), ("batch", batch), ("cfg", cfg), ("dtype", dtype))
+           if want is not None and want != getattr(s, name)]
+    if device is not None and s.device.split(":")[0] != device.split(":")[0]:
+        out.append(("device", s.device, device))
+    return out
+
+
+def check_settings(profile: Any, resolution: int | None, batch: int | None, cfg: bool | None,
+                   mode: str | None = None) -> None:
+    """The requested resolution / batch / guidance / execution mode must be what the profile measured."""
+    flags = {"mode": lambda v: f"--mode {v}", "resolution": lambda v: f"--resolution {v}",
+             "batch": lambda v: f"--batch {v}", "cfg": lambda v: "--cfg" if v else "--no-cfg"}
+    wanted = [flags[name](want) for name, _, want in
+              settings_mismatches(profile, resolution=resolution, batch=batch, cfg=cfg, mode=mode)]
+    if wanted:
+        raise UsageError(
+            f"profile '{profile.id}' was measured at {profile.settings.describe()}; measure one with "
+            f"'ldmpick profile {' '.join(wanted)}' (or pick another with --profile)"
+        )
+
+
+# ---------------------------------------------------------------------------------------------- selection
+
+
+@dataclass
+class SelectionPlan:
+    """A selection and where its numbers came from."""
+
+    selection: Any  # selector.Selection
+    source: dict[str, Any]  # the law file, and for a measured cost the profile, its choice and settings
+    profile: Any | None = None
+    law: Any = None
+
+
+def plan_selection(budget: str | float, *, profile: Any = None, profile_ref: str | None = None,
+                   percentile: float = PLAN_PERCENTILE, metric: str = "fid", models: list[str] | None = None,
+                   samplers: list[str] | None = None, max_steps: int = 100, resolution: int | None = None,
+                   batch: int | None = None, cfg: bool | None = None, mode: str | None = None,
+                   cost: str = DEFAULT, top: int = 5, law: Any = None, law_file: Path | None = None,
+                   steps: int | None = None, notify: Notify = _quiet) -> SelectionPlan:
+    """The best configuration within ``budget`` (text in the cost model's unit, or a number in it). The profile is
+    ``profile`` when given (a loaded one), else chosen by ``choose_profile`` from ``profile_ref``. With ``steps``
+    only that step count is considered."""
+    from ldmpick.profile_choice import choose_profile
+    from ldmpick.quality_law import load_law
+    from ldmpick.quality_scales import scale_of_metric
+    from ldmpick.selector import select_config
+
+    cm = cost_model(cost)
+    if not 1 <= percentile <= 99:
+        raise UsageError(f"--percentile must be between 1 and 99 (got {percentile:g})")
+    if top < 1:
+        raise UsageError("--top must be at least 1")
+    scale_of_metric(metric)  # an unknown metric is a one-line error naming the valid ones
+    if mode is not None and mode not in MODES:
+        raise unknown_name("execution mode", mode, MODES)
+    value = cm.parse_budget(budget) if isinstance(budget, str) else float(budget)
+    sampler_list = samplers if samplers is not None else _all_samplers()
+    law_path = None
+    if law is None:
+        law, law_path = load_law(law_file)
+    source: dict[str, Any] = {"law": str(law_path)} if law_path is not None else {}
+    excluded: list[str] = []
+    if cm.needs_profile:
+        if profile is None:
+            choice = choose_profile(profile_ref, resolution=resolution, batch=batch, cfg=cfg, mode=mode, models=models)
+            notify(choice.notice)
+            profile = choice.profile
+            source.update(profile_path=str(choice.path), profile_choice=choice.how)
+        check_settings(profile, resolution, batch, cfg, mode)
+        st = profile.settings
+        names = models or [m.name for m in profile.models]
+        on_paper_scale = any(law.scale_of(m, metric) == "the paper's scale" for m in names)
+        if metric == "fid" and (st.resolution != 512 or not st.cfg) and on_paper_scale:
+            notify(f"note: the latencies are for {st.describe()}, but predicted FIDs are on the paper's scale "
+                   "(512 px, guidance 7.5): the law has no resolution or guidance input")
+        source.update(profile=profile.id, device=profile.device_name, settings=st.to_json())
+    rows = cm.rows(profile=profile, law=law, models=models, samplers=sampler_list, percentile=percentile,
+                   excluded=excluded)
+    selection = select_config(rows, law, value, metric=metric, max_steps=steps or max_steps, top_k=top,
+                              excluded=excluded, headroom=True, min_steps=steps or 1)
+    return SelectionPlan(selection, source, profile, law)
+
+
+def _all_samplers() -> list[str]:
+    from ldmpick.selector import sampler_names
+
+    return sampler_names(None)
+
+
+# ---------------------------------------------------------------------------------------------- generation
+
+
+@dataclass
+class QualityPrediction:
+    """The law's prediction for the run (``quality_law.Prediction``) with the metric and the scale it is on."""
+
+    metric: str
+    scale: str
+    predicted: Any  # quality_law.Prediction: value, sigma, basis
+
+    @property
+    def value(self) -> float:
+        return self.predicted.value
+
+    def to_json(self) -> dict[str, Any]:
+        p = self.predicted
+        return {"metric": self.metric, "value": round(p.value, 4), "sigma": round(p.sigma, 4), "basis": p.basis,
+                "scale": self.scale}
+
+
+@dataclass(frozen=True)
+class QualityQuery:
+    """What the quality law is asked about: a model (with its denoiser size) and a sampler."""
+
+    model: str
+    unet_params: int
+    sampler: str
+
+
+@dataclass
+class Guidance:
+    scale: float | None  # None: the model's own default, filled in by generation.resolve_settings
+    why: str
+
+
+@dataclass
+class GenerationPlan:
+    """What ``generate`` runs and what it expects."""
+
+    request: Any  # generation.GenerateRequest
+    settings: Any  # generation.RunSettings
+    spec: Any  # catalogue.ModelSpec
+    folder: Path
+    guidance: Guidance
+    profile: Any | None = None
+    selection: Any | None = None  # selector.Selection, when the selector chose what was left open
+    latency: Any | None = None  # costs.latency.LatencyPrediction
+    quality: QualityPrediction | None = None
+    mismatches: list[str] = field(default_factory=list)
+    budget_ms: float | None = None
+
+    def choice_json(self) -> dict[str, Any] | None:
+        """The sidecar's ``selection``: what the selector chose, its planned latency and quality."""
+        if self.selection is None:
+            return None
+        b = self.selection.best
+        return {"model": b.model, "sampler": b.sampler, "steps": b.steps,
+                "predicted_fid": round(b.quality, 3), "predicted_ms": round(b.latency * 1e3, 3),
+                "over_budget_chance": b.over_budget_chance, "guidance": self.guidance.scale}
+
+    def over_budget(self, result: Any) -> list[Any]:
+        """The prompts (of a ``GenerationResult``) whose batch took longer than the budget."""
+        return [p for p in result.prompts if self.budget_ms is not None and p.times.total_ms > self.budget_ms]
+
+
+def plan_generation(prompts: list[str], *, out: Path, budget: str | None = None, model: str | None = None,
+                    sampler: str | None = None, steps: int | None = None, seed: int | None = None, n: int = 1,
+                    negative_prompt: str = "", guidance: float | None = None, resolution: int | None = None,
+                    device: str | None = None, dtype: str | None = None, mode: str | None = None,
+                    profile: str | None = None, notify: Notify = _quiet) -> GenerationPlan:
+    """Everything ``generation.generate`` needs, checked before the model is loaded (the output folder is made
+    once the settings are known to be valid)."""
+    import secrets
+
+    from ldmpick import generation as gen
+    from ldmpick.costs import latency
+    from ldmpick.quality_law import load_law
+
+    budget_s = cost_model(latency.NAME).parse_budget(budget) if budget is not None else None
+    budget_ms = budget_s * 1e3 if budget_s is not None else None
+    _check_out(Path(out), len(prompts) * n)
+    if device is None:
+        device = gen.default_device()
+    pending: list[str] = []  # said once the request is known to be valid, so that an error stays one line
+    prof = _generation_profile(profile, device, notify, pending.append)
+    law = load_law()[0]
+    selection = None
+    # --model and --steps without --sampler (and no budget): the model's own saved scheduler
+    own_scheduler = model is not None and steps is not None and sampler is None and budget_s is None
+    if (model is None or sampler is None or steps is None) and not own_scheduler:
+        if budget_s is None:
+            raise UsageError("give --budget, or --model and --steps (and --sampler, else the model's own scheduler)")
+        selection = _select_runnable(prof, law, budget_s, model, sampler, steps, resolution, n, pending)
+        model, sampler, steps = selection.best.model if model is None else model, selection.best.sampler, \
+            selection.best.steps
+    assert model is not None and steps is not None
+    chosen = _guidance(law, model, sampler, guidance)
+    if mode is None and prof is not None and prof.settings.device.split(":")[0] == device.split(":")[0]:
+        mode = prof.settings.mode
+    req = gen.GenerateRequest(
+        model=model, prompts=prompts, sampler=sampler, steps=steps,
+        seed=seed if seed is not None else secrets.randbelow(2**31), n=n, negative_prompt=negative_prompt,
+        guidance=chosen.scale, resolution=resolution, device=device, dtype=dtype, mode=mode,
+    )
+    settings, spec = gen.resolve_settings(req)  # fail fast, before the output folder and the model load
+    if guidance is None:
+        pending.append(f"guidance {settings.guidance:g}: {chosen.why} (set --guidance to change)")
+    from ldmpick.outputs import prepare_out_dir
+
+    folder = prepare_out_dir(out)
+    for line in pending:
+        notify(line)
+    plan = GenerationPlan(req, settings, spec, folder, chosen, prof, selection, budget_ms=budget_ms)
+    if prof is not None:
+        plan.latency = latency.predict(prof, [settings.model, spec.source, str(spec.path), spec.path.name],
+                                       settings.sampler, settings.steps, PLAN_PERCENTILE, budget_ms)
+        if plan.latency is None:
+            notify(f"note: profile '{prof.id}' has no measurement of '{settings.model}' with '{settings.sampler}'; "
+                   f"no latency prediction (measure it with 'ldmpick profile --models {spec.source}')")
+        plan.mismatches = [f"{name} {measured} (this run: {want})" for name, measured, want in settings_mismatches(
+            prof, resolution=settings.resolution, batch=settings.n, cfg=settings.cfg, mode=settings.mode,
+            dtype=settings.dtype, device=settings.device)]
+        if plan.mismatches and plan.latency is not None:
+            notify(f"warning: the profile measured {', '.join(plan.mismatches)}; the prediction may be off")
+    elif budget_ms is not None:
+        notify("note: no profile of this device; the budget cannot be checked before the run "
+               "(measure one with 'ldmpick profile')")
+    plan.quality = _quality(law, settings, spec, selection)
+    if plan.latency is not None and plan.quality is not None and plan.quality.metric == "fid":
+        plan.latency.fid = round(plan.quality.value, 3)
+    return plan
+
+
+def _check_out(out: Path, images: int) -> None:
+    """``generate`` writes a folder of numbered images and a JSON record: an image file name is refused."""
+    out = out.expanduser()
+    if out.suffix.lower() in IMAGE_SUFFIXES and not out.is_dir():
+        what = "one image" if images == 1 else f"{images} images"
+        raise UsageError(f"--out '{out}' looks like an image file name, but generate writes a folder ({what}, "
+                         f"numbered, with a JSON record of the run); give a folder, e.g. --out "
+                         f"'{out.with_suffix('')}'")
+
+
+def _generation_profile(ref: str | None, device: str, notify: Notify, later: Notify) -> Any | None:
+    """The profile ``generate`` plans on: the one profile-choice policy (``profile_choice.choose_profile``, through
+    ``generation.load_profile_for``: --profile, $LDMPICK_PROFILE, else the best-ranked profile that measures models
+    with weights here), said by name (``later``, once the request is valid); a profile of another device is warned
+    of at once."""
+    from ldmpick.generation import load_profile_for
+
+    choice = load_profile_for(ref, device)
+    if choice is None:
+        return None
+    if not choice.this_device:
+        notify(f"warning: {choice.notice}")
+    else:
+        later(choice.notice)
+    return choice.profile
+
+
+def _select_runnable(prof: Any, law: Any, budget_s: float, model: str | None, sampler: str | None,
+                     steps: int | None, resolution: int | None, n: int, notes: list[str]) -> Any:
+    """``plan_selection`` among the profile's models that have weights (what --model / --sampler / --steps fix is
+    kept); a note when the best size overall has none."""
+    from ldmpick.catalogue import resolve_model
+
+    if model is not None:
+        resolve_model(model)  # an unknown name is a one-line error that suggests the closest one
+    if prof is None:
+        raise UsageError("--budget needs a profile of this device; measure one with "
+                         "'ldmpick profile --models <your model>' (or give --model, --sampler and --steps)")
+    if prof.settings.batch != n:
+        raise UsageError(f"profile '{prof.id}' was measured at batch {prof.settings.batch}; choosing within a budget "
+                         f"for --n {n} needs a profile measured with 'ldmpick profile --batch {n}' (or give --model, "
+                         "--sampler and --steps)")
+    runnable = _models_with_weights(prof, model)
+    samplers = [sampler] if sampler else [s.name for s in prof.samplers]
+    plan = plan_selection(budget_s, profile=prof, models=runnable, samplers=samplers, resolution=resolution,
+                          law=law, steps=steps)
+    sel = plan.selection
+    try:
+        everyone = plan_selection(budget_s, profile=prof, samplers=samplers, resolution=resolution, law=law,
+                                  steps=steps).selection.best
+        if everyone.model not in runnable and everyone.quality < sel.best.quality - 1e-9:
+            notes.append(f"note: the best size for this budget is {everyone.model} ({everyone.sampler}, "
+                         f"{everyone.steps} steps, predicted FID {everyone.quality:.1f}), which has no weights; "
+                         f"using {sel.best.model}, the best model that has")
+    except LdmpickError:
+        pass
+    b = sel.best
+    fam = law.calibrated_for(b.model, b.sampler, "fid")
+    scale = f"calibrated on {fam.dataset}" if fam else "on the paper's scale"
+    chance = f", {_percent(b.over_budget_chance)} chance of running over" if b.over_budget_chance is not None else ""
+    notes.append(f"selected {b.model}, {b.sampler}, {b.steps} steps within {budget_s * 1e3:.0f} ms "
+                 f"(planned {b.latency * 1e3:.0f} ms at p{PLAN_PERCENTILE:g}{chance}; FID {b.quality:.1f} {scale})")
+    return sel
+
+
+def _percent(chance: float) -> str:
+    return "<1%" if 0 < chance < 0.01 else f"{chance * 100:.0f}%"
+
+
+def _models_with_weights(prof: Any, model: str | None) -> list[str]:
+    """The profile's ok models that have weights here (``model``, when named, matched by what the user typed)."""
+    from ldmpick.catalogue import resolve_model, resolve_trusted_name
+
+    found: list[str] = []
+    for m in prof.models:
+        if not m.ok:
+            continue
+        if model is not None:
+            # the user named the model: resolve what they typed (a folder is fine); the profile's labels are compared
+            if not (model in (m.name, m.source) or m.name == Path(model).name):
+                continue
+            ref, resolve = model, resolve_model
+        else:
+            # names in a profile, which may be someone else's, are labels: never opened as paths
+            ref, resolve = m.name, resolve_trusted_name
+        try:
+            spec = resolve(ref)
+        except LdmpickError:
+            continue
+        if spec is not None and spec.has_weights:
+            found.append(m.name)
+    if model is not None and not found:
+        raise UsageError(f"profile '{prof.id}' has no measurement of model '{model}' with weights; measure it "
+                         f"with 'ldmpick profile --models {model}'")
+    if not found:
+        raise UsageError(f"profile '{prof.id}' measures no model that has weights (the paper's family has none); "
+                         "register one with 'ldmpick models add' and profile it, or give --model, --sampler, --steps")
+    return found
+
+
+def _guidance(law: Any, model: str, sampler: str | None, given: float | None) -> Guidance:
+    """The guidance scale and why: the user's; else the scale the model's quality was calibrated at (with this
+    sampler, else with the model's other samplers: one calibration, one guidance); else the model's own default."""
+    if given is not None:
+        return Guidance(given, "--guidance")
+    fam = law.calibrated_for(model, sampler, "fid") if sampler is not None else None
+    if fam is None:
+        fams = [f for f in law.calibrated if model in f.floors and f.guidance is not None]
+        fam = max(fams, key=lambda f: (f.origin == "yours", f.points)) if fams else None
+    if fam is not None and fam.guidance is not None:
+        why = f"the scale {model}'s quality was calibrated at"
+        if sampler is not None and sampler not in fam.curves:
+            why += f" (with {', '.join(fam.curves)}; not {sampler})"
+        return Guidance(fam.guidance, why)
+    return Guidance(None, "the model's own default (its card's, else its family's)")
+
+
+def _quality(law: Any, settings: Any, spec: Any, selection: Any | None) -> QualityPrediction | None:
+    """The predicted FID of the run: the selector's, else the law's for the configuration given in full (none for
+    the model's own scheduler or a model without quality data on the scale)."""
+    from ldmpick.quality_law import Prediction
+    from ldmpick.selector import _predict
+
+    if settings.sampler.startswith("own:"):
+        return None
+    if selection is not None and (selection.best.model, selection.best.sampler, selection.best.steps) == \
+            (settings.model, settings.sampler, settings.steps):
+        b = selection.best
+        return QualityPrediction("fid", law.scale_of(b.model, "fid"), Prediction(b.quality, b.sigma, b.basis))
+    if law.quality_basis(settings.model, settings.sampler) is None or \
+            law.uncalibrated_sampler(settings.model, settings.sampler):
+        return None
+    try:
+        pred = _predict(law, "fid", QualityQuery(settings.model, spec.unet_params, settings.sampler), settings.steps)
+    except LdmpickError:
+        return None
+    return QualityPrediction("fid", law.scale_of(settings.model, "fid"), pred)
