@@ -42,8 +42,8 @@ BudgetOpt = Annotated[Optional[str], typer.Option(
     "--budget", "-b", help="Latency per image batch: '2s', '1500ms', '0.5 s' (recommend --cost-model flops: cost "
                            "units, e.g. 3).")]
 ProfileOpt = Annotated[Optional[str], typer.Option(
-    "--profile", "-p", help="Profile id, name prefix or file (default: $LDMPICK_PROFILE, then the newest fitting "
-                            "profile of this device).")]
+    "--profile", "-p", help="Profile id, name prefix or file (default: $LDMPICK_PROFILE, then the profile that "
+                            "best covers the asked models and settings, preferring this device's).")]
 LawOpt = Annotated[Optional[Path], typer.Option(
     "--law", help="Quality law file (default: your refit, else the shipped one).")]
 MetricOpt = Annotated[str, typer.Option(
