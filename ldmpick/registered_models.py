@@ -87,11 +87,11 @@ def register(name: str, source: str, force: bool = False) -> Registration:
 
 def unregister(name: str) -> str:
     """Forget a registered name (the checkpoint's files are not touched); returns what it pointed to."""
-    from ldmpick.catalogue import FAMILY_CHANNELS, update_registry
+    from ldmpick.catalogue import is_builtin, update_registry
     from ldmpick.errors import unknown_name
 
-    if name in FAMILY_CHANNELS:
-        raise UsageError(f"'{name}' is a built-in family model and cannot be removed")
+    if is_builtin(name):  # the paper's family, the demo family, the released-model catalogue
+        raise UsageError(f"'{name}' is a built-in model (shipped with ldmpick) and cannot be removed")
     removed: list[str] = []
 
     def remove(registry: dict[str, str]) -> None:

@@ -71,7 +71,9 @@ def test_config_only_folder_registers_with_a_note(tmp_path):
     (["add", "a/b", "."], "model name 'a/b' must be 1-64 letters, digits"),
     (["add", "x", "/definitely/not/here"], "'/definitely/not/here' is neither an existing folder nor a hub id"),
     (["add", "x", "someone/not-cached"], "hub model 'someone/not-cached' is not in the local Hugging Face cache"),
-    (["remove", "ldm-39m"], "'ldm-39m' is a built-in family model and cannot be removed"),
+    (["remove", "ldm-39m"], "'ldm-39m' is a built-in model (shipped with ldmpick) and cannot be removed"),
+    (["remove", "demo-c8"], "'demo-c8' is a built-in model (shipped with ldmpick) and cannot be removed"),
+    (["remove", "flux-dev"], "'flux-dev' is a built-in model (shipped with ldmpick) and cannot be removed"),
     (["remove", "ghost"], "no model named 'ghost' is registered (none are; see 'ldmpick models add')"),
 ])
 def test_registry_errors(tmp_path, monkeypatch, args, message):
