@@ -75,12 +75,14 @@ def store_results(cal: Any, partial: Path) -> tuple[Path, int]:
 
 
 def refit(req: Any, command: str) -> tuple[list[Any], Path]:
-    """Refit the user's law (under the table's lock); returns the calibrated families of this request's data set
-    and where the law went."""
+    """Refit the user's law (under the table's lock); returns the calibrated families fitted to this request's
+    protocol (data set, guidance and sample count: FID's bias depends on the sample count, so a family measured at
+    another count is another family) and where the law went."""
     from ldmpick.law_refit import refit_user_law
 
     law, target = refit_user_law(command)
-    return [f for f in law.calibrated if f.dataset == req.dataset], target
+    return [f for f in law.calibrated if f.dataset == req.dataset and f.guidance == req.guidance
+            and f.samples in (None, req.samples)], target
 
 
 @contextmanager
