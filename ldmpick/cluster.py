@@ -71,6 +71,8 @@ def connected(address: str | None, num_cpus: int | None = None) -> Iterator[Clus
     """
     ray = _ray()
     address = address or LOCAL
+    if address not in (LOCAL, "auto"):
+        check_reachable(address)
     if ray.is_initialized():
         yield cluster_info(address)
         return
@@ -89,6 +91,28 @@ def connected(address: str | None, num_cpus: int | None = None) -> Iterator[Clus
         yield cluster_info(address)
     finally:
         ray.shutdown()
+
+
+CONNECT_TIMEOUT_S = 5.0
+
+
+def check_reachable(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+    """Refuse, in one line and within ``timeout_s``, a Ray address nothing answers at (Ray itself would retry for
+    minutes). ``address``: ``host:port`` or ``ray://host:port``."""
+    import socket
+
+    hostport = address.split("://", 1)[1] if "://" in address else address
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UsageError(f"--cluster '{address}': give 'local', 'auto', or a Ray address host:port "
+                         "(e.g. head:6379 or ray://head:10001)")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        why = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or exc.__class__.__name__)
+        raise RuntimeFailure(f"cannot reach the Ray cluster at '{address}' ({why}); is 'ray start --head' running "
+                             "there, and is the port open?") from None
 
 
 # ---------------------------------------------------------------------------------------------- calibrate

@@ -141,21 +141,21 @@ class GenerationResult:
         return self.evals_per_prompt or len(self.timesteps)
 
 
+MAX_PROMPTS_FILE_BYTES = 16 * 1024 * 1024
+MAX_PROMPTS = 100_000
+
+
 def read_prompts_file(path: Path) -> list[str]:
-    """Prompts from a UTF-8 text file, one per line (blank lines skipped); one-line errors for bad files."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise UsageError(f"--prompts-file '{path}' does not exist") from None
-    except OSError as exc:
-        raise UsageError(f"--prompts-file '{path}' cannot be read ({exc.strerror})") from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise UsageError(f"--prompts-file '{path}' is not UTF-8 text (bad byte at offset {exc.start})") from None
+    """Prompts from a UTF-8 text file, one per line (blank lines skipped); read through ``file_input`` (a regular
+    file under 16 MB: never a FIFO or ``/dev/zero``); one-line errors for bad files."""
+    from ldmpick.file_input import read_text_file
+
+    text = read_text_file(path, "--prompts-file", MAX_PROMPTS_FILE_BYTES)
     prompts = [line.strip() for line in text.splitlines() if line.strip()]
     if not prompts:
         raise UsageError(f"--prompts-file '{path}' has no prompts (one per line)")
+    if len(prompts) > MAX_PROMPTS:
+        raise UsageError(f"--prompts-file '{path}' has {len(prompts)} prompts; at most {MAX_PROMPTS} per run")
     return prompts
 
 

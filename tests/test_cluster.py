@@ -188,3 +188,14 @@ def test_profile_on_the_cluster_stores_one_profile_per_device_type(local_cluster
     assert prof.id == doc["profiles"][0]["profile"] and prof.device["kind"] == "cpu"
     assert prof.device["name"] == doc["profiles"][0]["device"]
     assert [m.name for m in prof.models] == ["tiny-small"] and prof.models[0].ok
+
+
+@pytest.mark.parametrize("address, message, code", [
+    ("127.0.0.1:1", "cannot reach the Ray cluster at '127.0.0.1:1'", 1),  # nothing listens: Ray would retry minutes
+    ("nowhere", "give 'local', 'auto', or a Ray address host:port", 2),
+])
+def test_an_unreachable_cluster_address_is_one_line_at_once(address, message, code):
+    result = runner.invoke(app, ["calibrate", "--models", "demo-c8", "--samplers", "ddim", "--steps", "1",
+                                 "--samples", "4", "--cluster", address])
+    assert result.exit_code == code, result.output
+    assert message in result.output and "Traceback" not in result.output

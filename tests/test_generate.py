@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -263,6 +264,10 @@ def test_prompt_sources(tiny, tmp_path):
     one_line_error(runner.invoke(app, base + ["--prompts-file", str(latin1)]),
                    f"--prompts-file '{latin1}' is not UTF-8 text (bad byte at offset 3)")
     one_line_error(runner.invoke(app, base + ["--prompts-file", str(tmp_path / "nope.txt")]), "does not exist")
+    fifo = tmp_path / "prompts.fifo"
+    os.mkfifo(fifo)
+    for special in ("/dev/zero", str(fifo)):  # once read until memory ran out, or hung
+        one_line_error(runner.invoke(app, base + ["--prompts-file", special]), "is not a regular file")
     one_line_error(runner.invoke(app, base + ["x", "--prompts-file", str(empty)]), "give PROMPT or --prompts-file, not both")
     one_line_error(runner.invoke(app, base), "no prompt given; pass PROMPT or --prompts-file")
 
