@@ -92,11 +92,15 @@ def parse_json(text: str, where: str, max_depth: int = DEFAULT_MAX_DEPTH,
     if nesting_depth(text, max_depth) > max_depth:
         raise error(f"{where} is nested more than {max_depth} levels deep; refusing it")
     try:
-        data = json.loads(text, parse_constant=_reject_constant)
+        data = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
     except json.JSONDecodeError as exc:
         raise error(f"{where} is not valid JSON (line {exc.lineno}: {exc.msg}); truncated download?") from None
-    except (ValueError, RecursionError) as exc:
+    except ValueError as exc:
+        if "integer string conversion" in str(exc):  # Python's guard on huge integer literals
+            raise error(f"{where} holds a number with thousands of digits; not a measurement") from None
         raise error(f"{where}: {exc}") from None
+    except RecursionError:
+        raise error(f"{where} is nested too deeply; refusing it") from None
     bad = first_unpaired_surrogate(data)
     if bad is not None:
         raise error(f"{where} holds an unpaired UTF-16 surrogate (U+{ord(bad):04X}); not valid text")
@@ -150,6 +154,16 @@ def first_unpaired_surrogate(data: Any) -> str | None:
         elif isinstance(item, list):
             stack.extend(item)
     return None
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object, refusing a key given twice (which one would win is not something a file should leave open)."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"the key '{key[:60]}' appears twice in one object")
+        out[key] = value
+    return out
 
 
 def _reject_constant(name: str) -> Any:

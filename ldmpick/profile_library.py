@@ -52,6 +52,8 @@ def import_profile(path: Path, force: bool = False) -> tuple[Any, Path]:
     profile = load_profile(path)
     if not profile.complete:
         raise UsageError(f"'{path}' is a partial (interrupted) profile; finish it with 'ldmpick profile --resume'")
+    if not any(m.ok for m in profile.models):
+        raise UsageError(f"'{path}' measures no model (nothing to recommend from); refusing it")
     for shipped in list_profile_files(shipped_profiles_dir()):
         try:
             shipped_id = load_profile(shipped).id

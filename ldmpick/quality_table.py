@@ -63,7 +63,10 @@ def load_tables(extra: list[Path]) -> list[tuple[list[QualityPoint], str]]:
     if user_table_path().exists() and user_table_path() not in paths:
         paths.append(user_table_path())
     for path in paths:
-        tables.append((read_table(read_text_file(path, "quality table", MAX_TABLE_BYTES), f"'{path}'"), str(path)))
+        points = read_table(read_text_file(path, "quality table", MAX_TABLE_BYTES), f"'{path}'")
+        if not points and path in extra:
+            raise UsageError(f"quality table '{path}' has no data rows (columns: {', '.join(TABLE_COLUMNS)})")
+        tables.append((points, str(path)))
     return tables
 
 
@@ -118,6 +121,11 @@ def _number(row: dict, key: str, kind: type, minimum: float, optional: bool = Fa
     return value
 
 
+# what a quality table's ``metric`` column may hold, and the largest value that is still a measurement of it
+TABLE_METRICS = {"fid": 1e5, "clip": 100.0, "prompt_acc": 1.0}
+MAX_TABLE_STEPS = 10_000
+
+
 def _point(row: dict) -> QualityPoint:
     texts = {}
     for key in ("model", "sampler", "metric", "dataset", "series", "source"):
@@ -128,11 +136,23 @@ def _point(row: dict) -> QualityPoint:
         raise ValueError("model and metric must not be empty")
     if None in row:
         raise ValueError("the row has more fields than the header")
-    return QualityPoint(
+    metric = texts["metric"]
+    if metric not in TABLE_METRICS:
+        import difflib
+
+        close = difflib.get_close_matches(metric, list(TABLE_METRICS), n=1, cutoff=0.5)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        raise ValueError(f"unknown metric '{metric}'{hint} (valid: {', '.join(TABLE_METRICS)})")
+    point = QualityPoint(
         unet_params=_number(row, "unet_params", int, 1, optional=True),
         steps=_number(row, "steps", int, 1), guidance=_number(row, "guidance", float, 0, optional=True),
         resolution=_number(row, "resolution", int, 1), value=_number(row, "value", float, 0),
         num_samples=_number(row, "num_samples", int, 1, optional=True), **texts)
+    if point.value > TABLE_METRICS[metric]:
+        raise ValueError(f"'value' {point.value:g} is not a plausible {metric} (at most {TABLE_METRICS[metric]:g})")
+    if point.steps > MAX_TABLE_STEPS:
+        raise ValueError(f"'steps' {point.steps} is more than {MAX_TABLE_STEPS}")
+    return point
 
 
 # ---------------------------------------------------------------------------------------------- published results

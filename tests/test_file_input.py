@@ -23,6 +23,8 @@ def test_reads_a_json_file_and_drops_a_byte_order_mark(tmp_path):
     ("[" * 40 + "]" * 40, "nested more than"),
     ('{"name": "x\\ud800y"}', "unpaired"),
     ('{"a": ', "not valid JSON"),
+    ('{"a": 1, "a": 2}', "appears twice"),
+    ('{"a": ' + "1" * 5000 + "}", "thousands of digits"),
     ("   ", "empty"),
 ])
 def test_strict_json_refusals_are_one_line(text, needle):

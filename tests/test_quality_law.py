@@ -396,3 +396,22 @@ def test_prompt_accuracy_is_its_own_scale_not_clip(law):
     assert pred is not None and 0 <= pred.value <= 1 and pred.basis.startswith("calibrated:")
     assert law.predict("demo-c8", "ddim", 8, "clip") is None  # the paper's CLIP: its family only
     assert law.predict("ldm-866m", "ddim", 8, "prompt-acc") is None  # accuracy exists only where measured
+
+
+HEADER = "model,unet_params,sampler,steps,guidance,resolution,metric,value,num_samples,dataset,series,source\n"
+
+
+@pytest.mark.parametrize("rows, message", [
+    ("".join(f"ldm-83m,83000000,ddim,{k},7.5,512,fid,1e{300 - k},1,d,s,src\n" for k in (1, 2, 3)),
+     "is not a plausible fid"),  # once fitted to C = 2000 ± 529081 and recommended 'FID -1323'
+    ("ldm-84m,,dpim,20,7.5,512,fud,25.0,1,d,s,src\n", "unknown metric 'fud'; did you mean 'fid'?"),
+    ("ldm-83m,83000000,ddim,100000000000000000000,7.5,512,fid,20,1,d,s,src\n", "'steps'"),
+    ("", "has no data rows"),
+])
+def test_fit_refuses_tables_that_cannot_be_measurements(tmp_path, rows, message):
+    table = tmp_path / "t.csv"
+    table.write_text(HEADER + rows if rows else "")
+    r = runner.invoke(app, ["fit", "--table", str(table), "--out", str(tmp_path / "law.json")])
+    assert r.exit_code == 2, r.output
+    assert message in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "law.json").exists()

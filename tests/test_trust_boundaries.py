@@ -341,3 +341,17 @@ def test_markup_in_a_local_profile_does_not_break_profiles_list(tmp_path):
     device_column = "".join(line.split("│")[4].strip() for line in r.stdout.splitlines()
                             if line.count("│") > 4)
     assert MARKUP_NAME.replace(" ", "") in device_column.replace(" ", "")  # the name as written, folded over lines
+
+
+def test_a_profile_that_measures_no_model_is_not_imported(tmp_path):
+    from typer.testing import CliRunner
+
+    from ldmpick.cli import app
+    from test_profile_file import make_profile
+
+    empty = make_profile()
+    empty.models = []
+    f = tmp_path / "empty.json"
+    f.write_text(empty.dumps())
+    r = CliRunner().invoke(app, ["profiles", "import", str(f)])
+    assert r.exit_code == 2 and "measures no model" in r.output, r.output
