@@ -358,7 +358,12 @@ def _models_with_weights(prof: Any, model: str | None) -> list[str]:
         if spec is not None and spec.has_weights:
             found.append(m.name)
     if model is not None and not found:
-        raise UsageError(f"profile '{prof.id}' has no measurement of model '{model}' with weights; measure it "
+        spec = resolve_model(model)
+        if not spec.has_weights:  # profiling would not help: there is nothing to generate with
+            problems = "; ".join(spec.weight_problems()) or f"model '{model}' has no weights here"
+            raise UsageError(f"{problems}; generate needs a model with weights: register a local checkpoint with "
+                             "'ldmpick models add NAME FOLDER' (or a cached hub id)")
+        raise UsageError(f"profile '{prof.id}' has no measurement of model '{model}'; measure it "
                          f"with 'ldmpick profile --models {model}'")
     if not found:
         raise UsageError(f"profile '{prof.id}' measures no model that has weights (the paper's family has none); "

@@ -389,7 +389,8 @@ class Profile:
 
         close = difflib.get_close_matches(name, self.model_names(), n=1, cutoff=0.5)
         hint = f"; did you mean '{close[0]}'?" if close else ""
-        raise ProfileError(f"profile '{self.id}' has no model '{name}'{hint} (it has: {', '.join(self.model_names())})")
+        raise ProfileError(f"profile '{self.id}' has no model '{name}'{hint} (it has: {', '.join(self.model_names())}); "
+                           f"measure it with 'ldmpick profile --models {name}'")
 
     def model_names(self) -> list[str]:
         return [m.name for m in self.models]

@@ -51,7 +51,7 @@ MetricOpt = Annotated[str, typer.Option(
     "fid (the paper's FID for its family, or your calibration's), clip (the paper's CLIP), prompt-acc (your "
     "calibration's prompt accuracy, e.g. the demo world), or a published scale: mjhq-fid, mjhq-clip, geneval, dpg, "
     "imagereward, coco-fid, coco-clip, coco5k-fid, coco5k-clip, coco10k-fid, laion6-fid, laion6-clip "
-    "('ldmpick law scales' lists them).")]
+    "('ldmpick law --scales' lists them).")]
 
 # ---------------------------------------------------------------------------------------------- how to run
 
