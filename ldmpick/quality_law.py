@@ -574,6 +574,7 @@ def predict_query(law: QualityLaw, model: str, sampler: str, steps: list[int], m
     from ldmpick.samplers import SAMPLERS
 
     scale = scale_of_metric(metric)
+    _check_model_name(law, model)
     known = set(SAMPLERS) | {s.sampler for s in law.published if s.sampler}
     if sampler not in known:
         raise unknown_name("sampler", sampler, known)
@@ -586,3 +587,17 @@ def predict_query(law: QualityLaw, model: str, sampler: str, steps: list[int], m
                                    {"value": None, "interval": None, "basis": "no quality data on this scale"})})
     return {"model": model, "sampler": sampler, "metric": metric, "scale": scale.description,
             "lower_is_better": scale.lower_is_better, "interval_level": law.intervals.level, "predictions": out}
+
+
+def _check_model_name(law: QualityLaw, model: str) -> None:
+    """A model the query can be about: one ldmpick knows (catalogue, registry), one the law has data for, or a local
+    folder; anything else is a typo, answered with the closest name (not with "no quality data")."""
+    from pathlib import Path
+
+    from ldmpick.catalogue import known_names
+    from ldmpick.errors import unknown_name
+
+    names = set(known_names()) | {m for m, _, _ in law.size_points} | set(law.anchors)
+    names |= {m for f in law.calibrated for m in f.floors} | {s.model for s in law.published if s.model}
+    if model not in names and not Path(model).expanduser().is_dir():
+        raise unknown_name("model", model, names)

@@ -415,3 +415,8 @@ def test_fit_refuses_tables_that_cannot_be_measurements(tmp_path, rows, message)
     assert r.exit_code == 2, r.output
     assert message in r.output and "Traceback" not in r.output
     assert not (tmp_path / "law.json").exists()
+
+
+def test_a_law_query_for_a_misspelt_model_suggests_the_closest_name():
+    r = runner.invoke(app, ["law", "--model", "ldm-8m", "--sampler", "ddim", "--steps", "4"])
+    assert r.exit_code == 2 and "unknown model 'ldm-8m'; did you mean 'ldm-83m'?" in r.output, r.output
