@@ -35,6 +35,7 @@ class RuntimeFailure(LdmpickError):
 def unknown_name(kind: str, name: str, valid: Iterable[str]) -> UsageError:
     """An error for an unknown ``kind`` called ``name``, suggesting the closest valid name."""
     valid = sorted(valid)
-    close = difflib.get_close_matches(name, valid, n=1, cutoff=0.5)
-    hint = f"; did you mean '{close[0]}'?" if close else ""
+    by_lower = {v.lower(): v for v in valid}  # 'FID' -> 'fid': case is the likeliest slip
+    close = difflib.get_close_matches(name.lower(), list(by_lower), n=1, cutoff=0.5)
+    hint = f"; did you mean '{by_lower[close[0]]}'?" if close else ""
     return UsageError(f"unknown {kind} '{name}'{hint} (valid: {', '.join(valid)})")

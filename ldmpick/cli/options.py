@@ -92,13 +92,16 @@ ResumeOpt = Annotated[bool, typer.Option("--resume", help="Continue an interrupt
 
 def int_list(text: str, option: str, example: str = "1,2,4,8") -> list[int]:
     """A comma-separated list of integers, for ``option``; one-line usage errors."""
-    try:
-        values = [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise UsageError(f"{option} must be comma-separated integers like '{example}', got '{text}'") from None
-    if not values:
+    shown = text if len(text) <= 40 else text[:40] + "..."
+    items = text.split(",")
+    if not text.strip():
         raise UsageError(f"{option} is empty; give integers like '{example}'")
-    return values
+    if len(items) > 1000 or any(not x.strip() for x in items):
+        raise UsageError(f"{option} must be comma-separated integers like '{example}', got '{shown}'")
+    try:
+        return [int(x) for x in items]
+    except ValueError:
+        raise UsageError(f"{option} must be comma-separated integers like '{example}', got '{shown}'") from None
 
 
 def command_line() -> str:
