@@ -60,13 +60,12 @@ class PlotPoint:
 
 
 def _check_out(out: Path) -> str:
+    from ldmpick.output_paths import check_output_file
+
+    out = check_output_file(out, example="plot.png")  # a folder, or a folder that does not exist: said as such
     suffix = out.suffix.lower()
     if suffix not in FORMATS:
         raise UsageError(f"cannot write plot '{out}': unknown format '{out.suffix or '(none)'}' (use .png or .svg)")
-    if not out.parent.is_dir():
-        raise UsageError(f"cannot write plot '{out}': folder '{out.parent}' does not exist")
-    if out.is_dir():
-        raise UsageError(f"cannot write plot '{out}': it is a folder")
     return suffix[1:]
 
 

@@ -151,6 +151,8 @@ def test_unknown_suffix_is_refused(tmp_path: Path, name: str):
 def test_missing_folder_and_empty_data_are_refused(tmp_path: Path):
     with pytest.raises(UsageError, match="does not exist"):
         plot_quality_vs_latency(measured_points(), make_profile(), out=tmp_path / "nope" / "p.png")
+    with pytest.raises(UsageError, match="is a folder; give a file name such as"):  # not "unknown format '(none)'"
+        plot_quality_vs_latency(measured_points(), make_profile(), out=tmp_path)
     with pytest.raises(UsageError) as err:
         plot_quality_vs_latency([], make_profile(), out=tmp_path / "p.png")
     assert str(err.value).startswith("nothing to plot: no calibrated fid points") and "\n" not in str(err.value)
