@@ -345,8 +345,9 @@ def run_calibration(req: CalibrationRequest, progress: ProgressFn | None = None,
     tasks = shard_tasks(req, todo)
     finished = shards.load(tasks) if shards is not None else {}
     pending = {c: [t for t in tasks if t.config == c] for c in todo}
-    ref_features = reference_features(req)
     runner = runner if runner is not None else LocalShardRunner(req)
+    local = runner.measurer.feature_extractor() if isinstance(runner, LocalShardRunner) else None
+    ref_features = reference_features(req, local)  # here: with the extractor the shards use, loaded once
     t_start, images_done = time.perf_counter(), 0
 
     def finish_ready() -> None:
@@ -359,7 +360,7 @@ def run_calibration(req: CalibrationRequest, progress: ProgressFn | None = None,
             cal.results.append(CalibrationResult(
                 model=spec.name, unet_params=spec.unet_params, sampler=c[1], steps=c[2], fid=round(fid, 4),
                 prompt_acc=round(acc["mean"], 4) if acc else None, prompt_all=round(acc["all"], 4) if acc else None,
-                samples=req.samples, resolution=_resolution(spec), seconds=round(sum(p.seconds for p in parts), 2)))
+                samples=req.samples, resolution=spec.native_resolution, seconds=round(sum(p.seconds for p in parts), 2)))
             count += 1
             if checkpoint is not None:
                 checkpoint(cal)
@@ -382,25 +383,20 @@ def run_calibration(req: CalibrationRequest, progress: ProgressFn | None = None,
     return cal
 
 
-def _resolution(spec: Any) -> int:
-    from ldmpick.generation import native_resolution
-
-    return native_resolution(spec)
-
-
-def reference_features(req: CalibrationRequest) -> Any:
+def reference_features(req: CalibrationRequest, features: Callable[[Any], Any] | None = None) -> Any:
     """The reference side of FID, once per run: the world judge's features of real demo-world images, or
-    Inception's of the user's reference folder."""
+    Inception's of the user's reference folder. ``features``: an extractor already loaded (the local shard
+    measurer's), else one is loaded here."""
+    if features is None:
+        from ldmpick.calibration_shards import ShardMeasurer
+
+        features = ShardMeasurer(req).feature_extractor()
     if req.reference is None:
         from ldmpick.demo_world import dataset
-        from ldmpick.image_quality import load_judge
 
         ref_images, _, _ = dataset(req.seed + REFERENCE_SEED_OFFSET, REFERENCE_IMAGES)
-        return load_judge(req.judge_weights).features(ref_images)
-    from ldmpick.image_quality import InceptionFeatures
-
-    inception = InceptionFeatures(req.inception_weights, req.device)  # type: ignore[arg-type]
-    return inception.features(read_reference_images(req.reference))
+        return features(ref_images)
+    return features(read_reference_images(req.reference))
 
 
 def profile_id_for(req: CalibrationRequest) -> str:

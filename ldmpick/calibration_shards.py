@@ -108,14 +108,19 @@ class ShardMeasurer:
             base = read_prompts_file(req.prompts_file)
             self._prompts = [base[i % len(base)] for i in range(req.samples)]
 
+    def feature_extractor(self) -> Any:
+        """The function from uint8 images to feature vectors (the world judge's, or Inception's), loaded once."""
+        self._prepare()
+        return self._features
+
     def _pipeline(self, model: str) -> tuple[Any, int]:
         if self._pipe is None or self._pipe[0] != model:
             from ldmpick.catalogue import resolve_model
-            from ldmpick.generation import load_pipeline, native_resolution
+            from ldmpick.generation import load_pipeline
 
             self._pipe = None  # free the previous model first
             spec = resolve_model(model)
-            self._pipe = (model, load_pipeline(spec.path, self.req.device, self.req.dtype), native_resolution(spec))
+            self._pipe = (model, load_pipeline(spec.path, self.req.device, self.req.dtype), spec.native_resolution)
         return self._pipe[1], self._pipe[2]
 
     def measure(self, task: ShardTask) -> ShardResult:
@@ -146,15 +151,15 @@ def assemble(task_results: list[ShardResult]) -> tuple[Any, dict[str, float] | N
     (``{attribute: fraction, "mean": ..., "all": ...}``, as ``Judge.prompt_accuracy`` gives it)."""
     import numpy as np
 
+    from ldmpick.image_quality import accuracy_from_hits
+
     parts = sorted(task_results, key=lambda r: r.task.start)
     n = sum(r.task.images for r in parts)
     feats = np.concatenate([np.asarray(r.features) for r in parts])
     if parts[0].attribute_hits is None:
         return feats, None
-    names = list(parts[0].attribute_hits)
-    per = {a: sum(r.attribute_hits[a] for r in parts) / n for a in names}  # type: ignore[index]
-    every = sum(r.all_hits for r in parts) / n  # type: ignore[misc]
-    return feats, {**per, "mean": sum(per.values()) / len(names), "all": every}
+    hits = {a: sum(r.attribute_hits[a] for r in parts) for a in parts[0].attribute_hits}  # type: ignore[index]
+    return feats, accuracy_from_hits(hits, sum(r.all_hits for r in parts), n)  # type: ignore[misc]
 
 
 # ---------------------------------------------------------------------------------------------- finished shards

@@ -214,10 +214,6 @@ def resolution_multiple(spec: ModelSpec) -> int:
     return spec.resolution_multiple
 
 
-def native_resolution(spec: ModelSpec) -> int:
-    return spec.native_resolution
-
-
 def check_resolution(resolution: int, spec: ModelSpec) -> None:
     from ldmpick.profiling import check_resolution as check
 
@@ -297,7 +293,7 @@ def resolve_settings(req: GenerateRequest) -> tuple[RunSettings, ModelSpec]:
     sampler = resolve_sampler(req.sampler, spec)
     if mode not in spec.adapter.fast_modes:
         raise UsageError(f"mode '{mode}' is not supported for the {spec.family} family")
-    resolution = req.resolution if req.resolution is not None else native_resolution(spec)
+    resolution = req.resolution if req.resolution is not None else spec.native_resolution
     check_resolution(resolution, spec)
     assert spec.path is not None
     guidance = float(req.guidance) if req.guidance is not None else spec.guidance

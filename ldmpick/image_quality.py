@@ -162,8 +162,7 @@ class Judge:
         """Per attribute, the fraction of images showing what their caption asked for; ``mean`` over attributes;
         ``all`` the fraction of images with every attribute right."""
         hits, every = self.attribute_hits(images, scenes)
-        per = {a: hits[a] / len(scenes) for a in ATTRIBUTES}
-        return {**per, "mean": sum(per.values()) / len(ATTRIBUTES), "all": every / len(scenes)}
+        return accuracy_from_hits(hits, every, len(scenes))
 
     def attribute_hits(self, images: Any, scenes: list[Any]) -> tuple[dict[str, int], int]:
         """Per attribute, how many images show what their caption asked for; and how many get every attribute
@@ -175,6 +174,13 @@ class Judge:
         hits = {a: sum(int(p == w) for p, w in zip(pred[a], want[a])) for a in ATTRIBUTES}
         every = sum(all(pred[a][i] == want[a][i] for a in ATTRIBUTES) for i in range(len(scenes)))
         return hits, every
+
+
+def accuracy_from_hits(hits: dict[str, int], every: int, n: int) -> dict[str, float]:
+    """Prompt accuracy from counts over ``n`` images: per attribute the fraction shown as asked, ``mean`` over the
+    attributes, ``all`` the fraction with every attribute right (counts add up across a calibration's shards)."""
+    per = {a: hits[a] / n for a in hits}
+    return {**per, "mean": sum(per.values()) / len(per), "all": every / n}
 
 
 def load_judge(weights: Path | None = None) -> Judge:

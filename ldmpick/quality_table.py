@@ -138,11 +138,9 @@ def _point(row: dict) -> QualityPoint:
         raise ValueError("the row has more fields than the header")
     metric = texts["metric"]
     if metric not in TABLE_METRICS:
-        import difflib
+        from ldmpick.errors import unknown_name
 
-        close = difflib.get_close_matches(metric, list(TABLE_METRICS), n=1, cutoff=0.5)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
-        raise ValueError(f"unknown metric '{metric}'{hint} (valid: {', '.join(TABLE_METRICS)})")
+        raise ValueError(str(unknown_name("metric", metric, TABLE_METRICS)))  # the row number is added above
     point = QualityPoint(
         unet_params=_number(row, "unet_params", int, 1, optional=True),
         steps=_number(row, "steps", int, 1), guidance=_number(row, "guidance", float, 0, optional=True),

@@ -160,6 +160,7 @@ class ParamCountCache:
 
     _shipped: dict[str, int] | None = None
     _user: dict[str, int] | None = None
+    _user_from: Any = None  # the user cache file _user was read from (LDMPICK_HOME may change: tests)
     MAX_BYTES = 4 * 1024 * 1024
 
     @staticmethod
@@ -201,8 +202,8 @@ class ParamCountCache:
         if key in cls._shipped:
             return cls._shipped[key]
         path = cls.user_path()
-        if cls._user is None or getattr(cls, "_user_from", None) != path:
-            cls._user, cls._user_from = cls._read(path), path  # LDMPICK_HOME may change (tests)
+        if cls._user is None or cls._user_from != path:
+            cls._user, cls._user_from = cls._read(path), path
         return cls._user.get(key)
 
     @classmethod
