@@ -13,7 +13,7 @@ import sys, time, json
 import numpy as np, torch
 from diffusers import StableDiffusionPipeline, DDPMScheduler, UNet2DConditionModel, DDIMScheduler
 from ldmpick.demo_world import dataset
-from ldmpick.demo_train import demo_unet_config, SCHEDULER_ARGS, MAX_TOKENS
+from ldmpick.demo_train import SCHEDULER_ARGS, MAX_TOKENS
 from ldmpick.image_quality import load_judge
 from ldmpick.calibration import generate_images
 
@@ -30,7 +30,10 @@ with torch.no_grad():
     ids = tok(captions + [""], padding="max_length", max_length=MAX_TOKENS, truncation=True, return_tensors="pt").input_ids
     emb = te(ids)[0]
 cond, uncond = emb[:-1], emb[-1:]
-cfg = demo_unet_config(c)
+cfg = dict(  # the shipped (v1) family's UNet shape, which this bench measured (8x8 latents)
+    sample_size=8, in_channels=4, out_channels=4, block_out_channels=(c, 2 * c),
+    down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+    layers_per_block=1, attention_head_dim=2, cross_attention_dim=32, norm_num_groups=4)
 if variant == "xattn":
     cfg.update(down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D"), attention_head_dim=8)
 torch.manual_seed(0); gen = torch.Generator().manual_seed(0)

@@ -34,7 +34,7 @@ def test_every_demo_model_resolves_with_weights_and_training_facts():
 
 def test_shipped_weights_fit_the_budget():
     total = sum(p.stat().st_size for p in DEMO_MODELS_DIR.rglob("*") if p.is_file())
-    assert total <= 30 * 2**20, total
+    assert total <= 30_000_000, total  # issue 13: at most 30 MB of weights in all
 
 
 @pytest.mark.slow
@@ -58,18 +58,69 @@ def test_demo_model_loads_and_generates_offline_and_deterministically():
 
 
 def test_demo_train_cli_writes_loadable_folders(tmp_path):
-    r = runner.invoke(app, ["demo", "train", "--out", str(tmp_path), "--channels", "4", "--images", "64",
-                            "--vae-steps", "2", "--unet-steps", "2", "--threads", "1"])
+    r = runner.invoke(app, ["demo", "train", "--out", str(tmp_path), "--channels", "8", "--images", "64",
+                            "--vae-steps", "2", "--unet-steps", "2", "--batch", "8", "--threads", "1"])
     assert r.exit_code == 0, r.output
-    assert set(json.loads(r.stdout)) == {"demo-c4"}
-    spec = resolve_model(str(tmp_path / "demo-c4"))
-    assert spec.unet_config["block_out_channels"] == [4, 8]
-    facts = json.loads((tmp_path / "demo-c4" / "training.json").read_text())
-    assert facts["data_images"] == 64 and facts["steps"] == 2 and facts["seed"] == 0
+    assert set(json.loads(r.stdout)) == {"demo-c8"}
+    spec = resolve_model(str(tmp_path / "demo-c8"))
+    assert spec.unet_config["block_out_channels"] == [8, 16] and spec.unet_config["sample_size"] == 16
+    facts = json.loads((tmp_path / "demo-c8" / "training.json").read_text())
+    assert facts["recipe"]["n_images"] == 64 and facts["recipe"]["unet_steps"] == 2 and facts["recipe"]["seed"] == 0
+    family = json.loads((tmp_path / "family_training.json").read_text())
+    assert set(family["models"]) == {"demo-c8"} and family["total_wall_s"] > 0
+    assert not (tmp_path / "_checkpoints" / "demo-c8").exists()  # a finished model leaves no checkpoint
+
+
+def test_demo_training_resumes_from_its_checkpoint_to_the_same_weights(tmp_path, monkeypatch):
+    """A run killed after a checkpoint and rerun ends with exactly the weights of an uninterrupted run, and a run
+    into the same folder reuses the VAE trained there instead of training another."""
+    from safetensors.torch import load_file
+
+    from ldmpick import demo_train
+    from ldmpick.demo_train import TrainingRecipe, train_family
+
+    recipe = TrainingRecipe(n_images=64, vae_steps=2, unet_steps=5, batch=8, vae_batch=8, checkpoint_every=2)
+    train_family(tmp_path / "straight", channels=(8,), recipe=recipe)
+
+    real_save = demo_train.UNetCheckpoint.save
+
+    def save_then_die(self, step, *args):
+        real_save(self, step, *args)
+        if step == 4:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(demo_train.UNetCheckpoint, "save", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train_family(tmp_path / "killed", channels=(8,), recipe=recipe)
+    assert json.loads((tmp_path / "killed" / "_checkpoints" / "demo-c8" / "state.json").read_text())["step"] == 4
+    assert not (tmp_path / "killed" / "demo-c8").exists()
+    monkeypatch.setattr(demo_train.UNetCheckpoint, "save", real_save)
+    said: list[str] = []
+    train_family(tmp_path / "killed", channels=(8,), recipe=recipe, progress=said.append)
+    assert any("resuming at step 4/5" in m for m in said) and any("using the VAE trained earlier" in m for m in said)
+    a = load_file(tmp_path / "straight" / "demo-c8" / "unet" / "diffusion_pytorch_model.safetensors")
+    b = load_file(tmp_path / "killed" / "demo-c8" / "unet" / "diffusion_pytorch_model.safetensors")
+    assert a.keys() == b.keys() and all(torch_equal(a[k], b[k]) for k in a)
+    # another recipe does not pick up a checkpoint or VAE of this one
+    other = TrainingRecipe(n_images=64, vae_steps=3, unet_steps=5, batch=8, vae_batch=8, checkpoint_every=2)
+    said.clear()
+    train_family(tmp_path / "killed", channels=(8,), recipe=other, progress=said.append)
+    assert not any("resuming" in m or "trained earlier" in m for m in said)
+
+
+def torch_equal(x, y) -> bool:
+    import torch
+
+    return bool(torch.equal(x, y))
+
+
+def test_demo_train_needs_an_out_folder_and_never_overwrites_the_shipped_models():
+    r = runner.invoke(app, ["demo", "train", "--unet-steps", "1"])
+    assert r.exit_code == 2 and r.stderr.startswith("error: give --out FOLDER"), r.output
 
 
 @pytest.mark.parametrize("channels, message", [("8,x", "--channels must be comma-separated integers"),
-                                               ("6", "positive multiple of 4")])
+                                               ("12", "positive multiple of 8")])
 def test_demo_train_bad_channels(tmp_path, channels, message):
     r = runner.invoke(app, ["demo", "train", "--out", str(tmp_path), "--channels", channels])
     assert r.exit_code == 2, r.output

@@ -16,23 +16,32 @@ app = command_group("The demo model family trained here on a procedural shapes w
 @app.command("train")
 def demo_train_cmd(
     out: OutOpt = None,
-    channels: Annotated[str, typer.Option("--channels", help="Base channel counts of the UNets, comma-separated.")] = "8,12,16,24,32",
+    channels: Annotated[str, typer.Option("--channels", help="Base channel counts of the UNets, comma-separated (multiples of 8).")] = "8,16,80",
     seed: SeedOpt = 0,
-    images: Annotated[int, typer.Option("--images", min=64, max=1_000_000, help="Number of world samples to train "
-                                                                                 "on (at least one batch, 64).")] = 8192,
-    vae_steps: Annotated[int, typer.Option("--vae-steps", min=1, help="Optimizer steps of the autoencoder.")] = 600,
-    unet_steps: Annotated[int, typer.Option("--unet-steps", min=1, help="Optimizer steps of each UNet.")] = 2000,
+    images: Annotated[int, typer.Option("--images", min=32, max=1_000_000, help="Number of world samples to train "
+                                                                                 "on (at least one batch).")] = 16384,
+    vae_steps: Annotated[int, typer.Option("--vae-steps", min=1, help="Optimizer steps of the autoencoder.")] = 1000,
+    unet_steps: Annotated[int, typer.Option("--unet-steps", min=1, help="Optimizer steps of each UNet.")] = 8000,
+    batch: Annotated[int, typer.Option("--batch", min=1, max=4096, help="UNet training batch.")] = 32,
     threads: ThreadsOpt = 1,
 ) -> None:
     """Train the VAE and one UNet per channel count on the demo world; write diffusers folders with training.json
-    to the --out folder (default: the package's demo_models folder)."""
-    from ldmpick.catalogue import DEMO_MODELS_DIR
-    from ldmpick.demo_train import train_family
+    to the --out folder (required: the shipped demo models were trained by an earlier recipe, see docs/demo.md, and
+    are not overwritten). This is the recipe of the next demo family (c8/c16/c80 at 16x16 latents). Resumable: rerun the same command after an
+    interruption and it continues from the last checkpoint (every 250 steps); runs of different --channels into the
+    same --out can go in parallel (they share one VAE, trained once)."""
+    from ldmpick.demo_train import TrainingRecipe, train_family
 
-    report = train_family(out or DEMO_MODELS_DIR, channels=tuple(int_list(channels, "--channels", "8,16,32")),
-                          seed=0 if seed is None else seed, n_images=images, vae_steps=vae_steps,
-                          unet_steps=unet_steps, threads=1 if threads is None else threads, progress=notice)
-    print_json({name: {k: facts[k] for k in ("unet_params", "steps", "wall_s", "final_loss_mean_last50")}
+    if out is None:
+        raise UsageError("give --out FOLDER: the shipped demo models come from an earlier recipe (docs/demo.md) and "
+                         "'demo train' does not overwrite them")
+
+    recipe = TrainingRecipe(seed=0 if seed is None else seed, n_images=images, vae_steps=vae_steps,
+                            unet_steps=unet_steps, batch=batch, vae_batch=min(32, batch))
+    report = train_family(out, channels=tuple(int_list(channels, "--channels", "8,16,80")),
+                          recipe=recipe, threads=1 if threads is None else threads, progress=notice)
+    print_json({name: {"unet_params": facts["unet_params"], "steps": facts["recipe"]["unet_steps"],
+                       "wall_s": facts["wall_s"], "final_loss_mean_last50": facts["final_loss_mean_last50"]}
                 for name, facts in report["models"].items()})
 
 
