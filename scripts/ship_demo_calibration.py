@@ -1,0 +1,46 @@
+"""Put a calibration of the demo family into the shipped quality table (ldmpick/data/quality_points.csv).
+
+Drops the shipped rows of every demo model, appends the demo rows of ``--table`` (a quality table written by
+``ldmpick calibrate``, e.g. ``$LDMPICK_HOME/quality_points.csv``), naming ``--profile-id`` as their source (the
+latency profile shipped with them), and replaces the table's closing "Demo family" comment paragraph with the text
+of ``--note``. Refit the shipped law afterwards: ``ldmpick fit --out ldmpick/data/quality_law.json``.
+
+    python scripts/ship_demo_calibration.py --table /work/calib_home/quality_points.csv \\
+        --profile-id 20261128...-amd-epyc-32px-b1-cfg-fp32-eager --note demo_note.txt
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+from pathlib import Path
+
+from ldmpick.catalogue import DEMO_MODELS
+from ldmpick.quality_table import read_table, shipped_table_path, table_text
+from ldmpick.storage import atomic_write_text
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--table", required=True, type=Path)
+    ap.add_argument("--profile-id", required=True)
+    ap.add_argument("--note", required=True, type=Path, help="text of the new 'Demo family' comment paragraph")
+    args = ap.parse_args()
+    shipped_path = shipped_table_path()
+    text = shipped_path.read_text(encoding="utf-8")
+    comment = [ln[2:] if ln.startswith("# ") else ln[1:] for ln in text.splitlines()
+               if ln.startswith("#") and not ln.startswith("# schema:")]
+    cut = next((i for i, ln in enumerate(comment) if ln.startswith("Demo family")), len(comment))
+    note = args.note.read_text(encoding="utf-8").strip().splitlines()
+    kept = [p for p in read_table(text, "shipped") if p.model not in DEMO_MODELS]
+    new = [replace(p, source=f"calibrated:{args.profile_id}")
+           for p in read_table(args.table.read_text(encoding="utf-8"), str(args.table)) if p.model in DEMO_MODELS]
+    if not new:
+        raise SystemExit(f"{args.table} has no rows of the demo family ({', '.join(DEMO_MODELS)})")
+    atomic_write_text(shipped_path, table_text(kept + new, "\n".join(comment[:cut] + note)))
+    print(f"{shipped_path}: {len(kept)} other rows kept, {len(new)} demo rows written")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
