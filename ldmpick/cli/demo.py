@@ -27,9 +27,9 @@ def demo_train_cmd(
 ) -> None:
     """Train the VAE and one UNet per channel count on the demo world; write diffusers folders with training.json
     to the --out folder (required: the shipped demo models were trained by an earlier recipe, see docs/demo.md, and
-    are not overwritten). This is the recipe of the next demo family (c8/c16/c80 at 16x16 latents). Resumable: rerun the same command after an
-    interruption and it continues from the last checkpoint (every 250 steps); runs of different --channels into the
-    same --out can go in parallel (they share one VAE, trained once)."""
+    are not overwritten). This is the recipe of the next demo family (c8/c16/c80 at 16x16 latents). Resumable:
+    rerun the same command after an interruption and it continues from the last checkpoint (every 250 steps); runs
+    of different --channels into the same --out can go in parallel (they share one VAE, trained once)."""
     from ldmpick.demo_train import TrainingRecipe, train_family
 
     if out is None:
