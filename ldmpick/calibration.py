@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ldmpick.errors import LdmpickError, UsageError
+from ldmpick.samplers import steps_text
 
 PARTIAL_SCHEMA = "ldmpick.calibration-partial/1"
 DEMO_DATASET = "demo-world-32px"
@@ -365,7 +366,7 @@ def run_calibration(req: CalibrationRequest, progress: ProgressFn | None = None,
             if checkpoint is not None:
                 checkpoint(cal)
             if progress is not None:
-                progress(count, total, f"{c[0]} {c[1]} {c[2]} steps: FID {fid:.2f}")
+                progress(count, total, f"{c[0]} {c[1]} {steps_text(c[2])}: FID {fid:.2f}")
 
     finish_ready()  # configurations whose shards all finished before an interruption
     for result in runner.run([t for t in tasks if t.key not in finished]):
@@ -375,7 +376,7 @@ def run_calibration(req: CalibrationRequest, progress: ProgressFn | None = None,
         images_done += result.task.images
         if progress is not None:
             rate = images_done / max(time.perf_counter() - t_start, 1e-9)
-            progress(count, total, f"{result.task.model} {result.task.sampler} {result.task.steps} steps: "
+            progress(count, total, f"{result.task.model} {result.task.sampler} {steps_text(result.task.steps)}: "
                                    f"{rate:.1f} images/s{runner.describe()}")
         finish_ready()
     order = {(specs[c[0]].name, c[1], c[2]): i for i, c in enumerate(req.configs())}

@@ -21,6 +21,7 @@ from typing import Any
 
 from ldmpick.costs import DEFAULT, cost_model
 from ldmpick.errors import LdmpickError, UsageError, unknown_name
+from ldmpick.samplers import steps_text
 
 MODES = ("eager", "cudagraph", "compile")
 PLAN_PERCENTILE = 90.0  # plan on the run's p90: at most about 1 run in 10 over the budget
@@ -318,7 +319,7 @@ def _select_runnable(prof: Any, law: Any, budget_s: float, model: str | None, sa
                                   steps=steps).selection.best
         if everyone.model not in runnable and everyone.quality < sel.best.quality - 1e-9:
             notes.append(f"note: the best size for this budget is {everyone.model} ({everyone.sampler}, "
-                         f"{everyone.steps} steps, predicted FID {everyone.quality:.1f}), which has no weights; "
+                         f"{steps_text(everyone.steps)}, predicted FID {everyone.quality:.1f}), which has no weights; "
                          f"using {sel.best.model}, the best model that has")
     except LdmpickError:
         pass
@@ -326,7 +327,7 @@ def _select_runnable(prof: Any, law: Any, budget_s: float, model: str | None, sa
     fam = law.calibrated_for(b.model, b.sampler, "fid")
     scale = f"calibrated on {fam.dataset}" if fam else "on the paper's scale"
     chance = f", {_percent(b.over_budget_chance)} chance of running over" if b.over_budget_chance is not None else ""
-    notes.append(f"selected {b.model}, {b.sampler}, {b.steps} steps within {budget_s * 1e3:.0f} ms "
+    notes.append(f"selected {b.model}, {b.sampler}, {steps_text(b.steps)} within {budget_s * 1e3:.0f} ms "
                  f"(planned {b.latency * 1e3:.0f} ms at p{PLAN_PERCENTILE:g}{chance}; FID {b.quality:.1f} {scale})")
     return sel
 

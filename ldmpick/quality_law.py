@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ldmpick.errors import UsageError
+from ldmpick.samplers import steps_text
 from ldmpick.quality_scales import (CALIBRATED_METRIC, INTERVAL_LEVEL, Z_LEVEL, IntervalFit, PublishedSeries, interval,
                                     scale_of_metric)
 
@@ -285,7 +286,7 @@ class QualityLaw:
                     else self.predict_clip(n, sampler, steps, model=model))
         pred.scale = self.scale_of(model, metric)
         if not all(math.isfinite(v) for v in (pred.value, pred.sigma)):
-            raise UsageError(f"the quality law gives no finite value for {model} with {sampler} at {steps} steps; "
+            raise UsageError(f"the quality law gives no finite value for {model} with {sampler} at {steps_text(steps)}; "
                              "refit it with 'ldmpick fit'")
         return pred
 

@@ -14,6 +14,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from ldmpick.samplers import steps_text
+
 
 @dataclass(frozen=True)
 class Scale:
@@ -160,7 +162,7 @@ class PublishedSeries:
             raise ValueError(f"below the fewest published steps ({first[0]})")
         if steps >= last[0]:
             if steps > last[0]:
-                flags.append(f"held at its value at {last[0]} steps: no published data past {last[0]} steps")
+                flags.append(f"held at its value at {steps_text(last[0])}: no published data past {steps_text(last[0])}")
             low, high, sigma = interval(last[1], 0.0, k_interp, floor)
             return last[1], low, high, sigma, "published" if steps == last[0] else "published-held", flags
         for (k0, v0), (k1, v1) in zip(self.points, self.points[1:]):

@@ -119,3 +119,8 @@ def sampler_for_scheduler(class_name: str, config: dict[str, Any] | None = None)
                                                                                    "SCMScheduler")):
             return s.name
     return None
+
+
+def steps_text(n: int, sampler: str = "") -> str:
+    """'1 step', '8 steps', '1 unipc step': how many denoising steps, in words people read."""
+    return f"{n} {sampler + ' ' if sampler else ''}{'step' if n == 1 else 'steps'}"

@@ -20,7 +20,7 @@ from ldmpick.costs import CostModel, CostRow, steps_within
 from ldmpick.errors import UsageError
 from ldmpick.quality_law import Prediction, QualityLaw
 from ldmpick.quality_scales import lower_is_better, scale_of_metric
-from ldmpick.samplers import SAMPLERS
+from ldmpick.samplers import SAMPLERS, steps_text
 
 T = TypeVar("T")
 MAX_STEPS_LIMIT = 10_000
@@ -190,7 +190,7 @@ def select_config(
             if best is None or _better(metric, pair_best, best):
                 best = pair_best
         elif n_max >= min_steps:  # a published scale with data only at more steps than the budget affords
-            excluded.append(f"{r.model} {r.sampler}: no {scale_of_metric(metric).label} data at {n_max} steps or "
+            excluded.append(f"{r.model} {r.sampler}: no {scale_of_metric(metric).label} data at {steps_text(n_max)} or "
                             "fewer (no extrapolation below the published step counts)")
     if best is None:  # the budget admits one step of the fastest row, but not min_steps of any with data
         if min_steps > 1:
@@ -221,7 +221,7 @@ def select_config(
              and abs(c.quality - best.quality) < max(c.sigma, best.sigma)]
     if close:
         c = close[0]
-        explanation += (f" {c.model} with {c.sampler} at {c.steps} steps ({_fmt_q(metric, c.quality)}) is within the "
+        explanation += (f" {c.model} with {c.sampler} at {steps_text(c.steps)} ({_fmt_q(metric, c.quality)}) is within the "
                         "prediction's uncertainty of it: either is a sound choice.")
     return Selection(best, top, frontier, budget, cost, metric, explanation, len(all_in_budget), excluded, usable)
 
@@ -246,7 +246,7 @@ def _with_headroom(best: Candidate, cands: list[Candidate], row_of: dict[tuple[s
 
 
 def _headroom_note(chosen: Candidate, best: Candidate, metric: str, cost: CostModel, budget: float) -> str:
-    return (f" It is preferred to {best.model} with {best.sampler} at {best.steps} steps "
+    return (f" It is preferred to {best.model} with {best.sampler} at {steps_text(best.steps)} "
             f"({_fmt_q(metric, best.quality)}, {cost.format(best.latency)}), whose predicted quality is within the "
             f"uncertainty of it but which runs over {cost.format(budget)} in {_pct(best.over_budget_chance)} of runs "
             f"against {_pct(chosen.over_budget_chance)}: more headroom for the same expected quality.")
@@ -312,8 +312,8 @@ def explain(best: Candidate, rows: list[CostRow], law: QualityLaw, metric: str, 
         return _fmt_q(metric, v)
 
     parts = [
-        f"Within {fmt(budget)}, {best.model} ({_size_label(best.unet_params)}) with {best.sampler} at {best.steps} "
-        f"steps has the best predicted {name}: {qf(best.quality)} ± {qf(best.sigma)}, at {fmt(best.latency)}."
+        f"Within {fmt(budget)}, {best.model} ({_size_label(best.unet_params)}) with {best.sampler} at "
+        f"{steps_text(best.steps)} has the best predicted {name}: {qf(best.quality)} ± {qf(best.sigma)}, at {fmt(best.latency)}."
     ]
     row = next(r for r in rows if (r.model, r.sampler) == (best.model, best.sampler))
     chance = best.over_budget_chance
@@ -338,7 +338,7 @@ def explain(best: Candidate, rows: list[CostRow], law: QualityLaw, metric: str, 
                          f"(one step with the fixed costs takes {fmt(r.at(1))}).")
         elif params > best.unet_params:
             pred = _predict(law, metric, r, steps)
-            parts.append(f"The {_size_label(params)} model would afford only {steps} {r.sampler} steps here: "
+            parts.append(f"The {_size_label(params)} model would afford only {steps_text(steps, r.sampler)} here: "
                          + (f"predicted {name} {qf(pred.value)}." if pred is not None
                             else f"no {name} data at so few steps."))
         else:  # its best within the budget, not merely its most steps
@@ -346,15 +346,15 @@ def explain(best: Candidate, rows: list[CostRow], law: QualityLaw, metric: str, 
             if not preds:
                 continue
             k, q = max(preds, key=lambda t: (-t[1] if lower_is_better(metric) else t[1], -t[0]))
-            parts.append(f"The {_size_label(params)} model could run up to {steps} {r.sampler} steps; its best, "
-                         f"{k} steps, predicts {name} {qf(q)}, limited by its size.")
+            parts.append(f"The {_size_label(params)} model could run up to {steps_text(steps, r.sampler)}; its "
+                         f"best, {steps_text(k)}, predicts {name} {qf(q)}, limited by its size.")
     parts += cost.observations(rows)
     if best.basis.startswith("calibrated:"):
         parts.append(f"Quality is as measured by 'ldmpick calibrate' on {best.basis.split(':', 1)[1]} (its own scale, "
                      "not comparable with the paper's FIDs), fitted per model and sampler.")
     elif best.basis == "anchor":
         a = law.anchors[best.model]
-        parts.append(f"{best.model} has its own quality anchor (FID {a.fid:g} at {a.steps} {a.sampler} steps, "
+        parts.append(f"{best.model} has its own quality anchor (FID {a.fid:g} at {steps_text(a.steps, a.sampler)}, "
                      f"{a.source}): the law's step curve is applied relative to it.")
     elif best.basis.startswith("published"):
         how = {"published": "as published", "published-interpolated": "interpolated between published step counts",

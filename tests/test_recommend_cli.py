@@ -141,3 +141,13 @@ def test_the_id_in_the_notice_can_be_passed_back_as_profile():
     r = runner.invoke(app, ["recommend", "--budget", "3s", "--profile", pid, "--json"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["source"]["profile"] == pid
+
+
+def test_one_step_is_said_as_one_step_everywhere_in_the_explanation():
+    """At a budget where only 1-step configurations fit, the explanation reads '1 step', never '1 steps'."""
+    from ldmpick.samplers import steps_text
+
+    assert (steps_text(1), steps_text(8), steps_text(1, "unipc")) == ("1 step", "8 steps", "1 unipc step")
+    r = runner.invoke(app, ["recommend", "--budget", "15ms", "--models", "demo-c8,demo-c16,demo-c24,demo-c32"])
+    assert r.exit_code == 0, r.output
+    assert " at 1 step " in r.stdout and "1 steps" not in r.stdout and "1 dpmpp-2m steps" not in r.stdout

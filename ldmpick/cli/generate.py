@@ -12,6 +12,7 @@ from ldmpick.cli.options import (BudgetOpt, DeviceOpt, DtypeOpt, GuidanceOpt, Js
                                  ThreadsOpt, command_line)
 from ldmpick.cli.render import console, make_table, notice, print_json, progress_bar
 from ldmpick.errors import UsageError
+from ldmpick.samplers import steps_text
 
 
 def read_prompts(prompt: Optional[str], prompts_file: Optional[Path]) -> list[str]:
@@ -98,7 +99,7 @@ def render_generation(result: Any, prediction: Any, record: Any) -> None:
     n_prompts = len(result.prompts)
     measured = {part: sorted(getattr(p.times, part) for p in result.prompts)[n_prompts // 2]
                 for part in ("text_encoder_ms", "denoise_ms", "vae_decode_ms", "total_ms")}
-    title = (f"{s.model} — {s.sampler} ({result.scheduler_class}) x {s.steps} steps, {s.resolution}px, "
+    title = (f"{s.model} — {s.sampler} ({result.scheduler_class}) x {steps_text(s.steps)}, {s.resolution}px, "
              f"{s.n} image(s)/prompt, {s.dtype}, {s.mode} on {s.device}")
     table = make_table(title + ("" if n_prompts == 1 else f"\nmedian over {n_prompts} prompts"),
                        ("part", "predicted", "measured", "measured / predicted"), left=("part",))

@@ -11,6 +11,7 @@ from typing import Any
 
 from ldmpick.costs import CostRow, clip_text, positive, split_budget
 from ldmpick.errors import UsageError
+from ldmpick.samplers import steps_text
 
 NAME = "flops"
 
@@ -69,7 +70,7 @@ class FlopCost:
     def describe(self, row: CostRow, steps: int) -> str:
         b: FlopBreakdown = row.breakdown
         evals = f" x {b.evals_per_step} evaluations" if b.evals_per_step != 1 else ""
-        return f"{row.at(steps):.2f} = normalized cost {b.norm_cost:g}{evals} x {steps} steps"
+        return f"{row.at(steps):.2f} = normalized cost {b.norm_cost:g}{evals} x {steps_text(steps)}"
 
     def over_budget_chance(self, row: CostRow, steps: int, budget: float) -> float | None:
         return None  # a count, not a measurement: it has no spread

@@ -21,6 +21,7 @@ from typing import Any
 
 from ldmpick.costs import CostRow, clip_text, positive, split_budget
 from ldmpick.errors import UsageError
+from ldmpick.samplers import steps_text
 
 NAME = "measured"
 MAX_BUDGET_S = 86_400.0
@@ -253,7 +254,7 @@ class LatencyCost:
 
     def describe(self, row: CostRow, steps: int) -> str:
         p = self.parts(row, steps)
-        return (f"{fmt_fine(row.at(steps))} = text encoder {fmt_fine(p['text_encoder'])} + {steps} steps x "
+        return (f"{fmt_fine(row.at(steps))} = text encoder {fmt_fine(p['text_encoder'])} + {steps_text(steps)} x "
                 f"{fmt_fine(row.per_step)} + VAE decode {fmt_fine(p['vae_decode'])}")
 
     def over_budget_chance(self, row: CostRow, steps: int, budget: float) -> float | None:
