@@ -151,3 +151,4 @@ def test_one_step_is_said_as_one_step_everywhere_in_the_explanation():
     r = runner.invoke(app, ["recommend", "--budget", "15ms", "--models", "demo-c8,demo-c16,demo-c24,demo-c32"])
     assert r.exit_code == 0, r.output
     assert " at 1 step " in r.stdout and "1 steps" not in r.stdout and "1 dpmpp-2m steps" not in r.stdout
+    assert "-parameter denoiser)" in r.stdout  # not "UNet params": transformer families have no UNet

@@ -61,7 +61,7 @@ def render_selection(sel: Any, source: dict[str, Any]) -> None:
     head = Table(title=f"Recommended within {cost.format(sel.budget)}", show_header=False)
     head.add_column("", style="bold")
     head.add_column("")
-    head.add_row("model", f"{b.model} ({format_params(b.unet_params)} UNet params)")
+    head.add_row("model", f"{b.model} ({format_params(b.unet_params)}-parameter denoiser)")
     head.add_row("sampler", b.sampler)
     head.add_row("steps", str(b.steps))
     q = (lambda v: f"{v:.2f}") if SCALES[sel.metric].lower_is_better else (lambda v: f"{v:.4f}")
