@@ -60,7 +60,7 @@ class TrainingRecipe:
     vae_batch: int = 32
     vae_lr: float = 2e-3
     unet_steps: int = 8000
-    beta_schedule: str = BETA_SCHEDULE
+    beta_schedule: str = BETA_SCHEDULE  # recorded so that a checkpoint of another schedule is never resumed
     batch: int = 32
     lr: float = 2e-3          # peak of a one-cycle schedule: linear warm-up, cosine decay to lr / 1000
     warmup: float = 0.05
@@ -74,6 +74,8 @@ class TrainingRecipe:
                              f"got {self.n_images}")
         if min(self.vae_steps, self.unet_steps, self.batch, self.vae_batch, self.checkpoint_every) < 1:
             raise UsageError("steps, batches and the checkpoint interval must be at least 1")
+        if self.beta_schedule != BETA_SCHEDULE:  # SCHEDULER_ARGS is the one schedule the trainer and pipelines use
+            raise UsageError(f"the demo family trains with the '{BETA_SCHEDULE}' schedule, got '{self.beta_schedule}'")
 
     def vae_facts(self) -> dict[str, Any]:
         return dict(seed=self.seed, n_images=self.n_images, steps=self.vae_steps, batch=self.vae_batch,
@@ -257,9 +259,9 @@ class UNetCheckpoint:
         return step, list(state["losses"]), float(state["wall_s"])
 
     def save(self, step: int, unet, opt, gen, losses: list[float], wall_s: float) -> None:
-        from safetensors.torch import save_file
+        from safetensors.torch import save
 
-        from ldmpick.storage import atomic_write_json
+        from ldmpick.storage import atomic_write_bytes, atomic_write_json
 
         self.folder.mkdir(parents=True, exist_ok=True)
         moments = {}
@@ -269,9 +271,7 @@ class UNetCheckpoint:
                             f"{i}.exp_avg": st["exp_avg"], f"{i}.exp_avg_sq": st["exp_avg_sq"]})
         for name, tensors in (("unet", {k: v.contiguous() for k, v in unet.state_dict().items()}),
                               ("optimizer", moments), ("rng", {"generator": gen.get_state()})):
-            tmp = self.folder / f".{name}.safetensors.tmp"
-            save_file(tensors, str(tmp))
-            tmp.replace(self.folder / f"{name}.safetensors")
+            atomic_write_bytes(self.folder / f"{name}.safetensors", save(tensors))
         atomic_write_json(self.folder / "state.json", dict(key=self.key, step=step, losses=losses,
                                                            wall_s=round(wall_s, 1), segments=self.thread_segments()))
 
