@@ -102,6 +102,8 @@ def choose_profile(ref: str | None = None, *, device: str | None = None, device_
                 not c.local and c.path.name == "default.json", p.created)
 
     best = max(candidates, key=rank)
+    if models and usable is None and not covers(best.profile):
+        raise NoProfileError(_not_measured(models, candidates))
     p = best.profile
     this_device = p.device_key == device_key_now
     at_native = at_settings(p) and resolution is None and any(native(m) for m in p.model_names())
@@ -155,6 +157,26 @@ def _candidates() -> list[_Candidate]:
             if p.complete:
                 found.append(_Candidate(path, p, local))
     return found
+
+
+def _not_measured(models: list[str], candidates: list[_Candidate]) -> str:
+    """Why no profile serves ``models``: a name nobody knows (with the closest known one), or which profile
+    measures which model (a recommendation compares models of one profile only: one device, one setting)."""
+    import difflib
+
+    from ldmpick.catalogue import known_names
+
+    where = {m: [c.profile.id for c in candidates if m in c.profile.model_names()] for m in models}
+    names = set(known_names()) | {n for c in candidates for n in c.profile.model_names()}
+    for m in models:
+        if not where[m] and m not in names:
+            close = difflib.get_close_matches(m, sorted(names), n=1, cutoff=0.6)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            return (f"unknown model '{m}'{hint} (no profile measures it, and it is not a model ldmpick knows: "
+                    "'ldmpick models list')")
+    measured = "; ".join(f"{m}: {', '.join(repr(i) for i in ids[:2]) if ids else 'none'}" for m, ids in where.items())
+    return (f"no profile measures all of {', '.join(models)} ({measured}); measure them together on this machine: "
+            f"'ldmpick profile --models {','.join(models)}'")
 
 
 def _why(covers: bool, at_native: bool, models: list[str] | None, p: Profile) -> str:
