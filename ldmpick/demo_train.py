@@ -46,8 +46,19 @@ TEXT_CONFIG = dict(hidden_size=TEXT_DIM, intermediate_size=64, num_hidden_layers
 # family (issue 13): FID got worse with more steps past 4 for demo-c8 and demo-c16 (694 -> 1369 at 32 steps) and
 # prompt accuracy stayed at chance, so the family keeps SD's schedule (docs/demo.md).
 BETA_SCHEDULE = "scaled_linear"
+# "trailing" spacing: a 1-step sample starts from t = 999 with every sampler (SD's "leading" starts ddim/euler at
+# t = 1, pure noise read as a clean image). Sampling only: training draws t uniformly whatever the spacing.
+# Zero terminal SNR with v-prediction (Lin et al. 2024, "Common Diffusion Noise Schedules and Sample Steps are
+# Flawed"): SD's betas leave sqrt(alpha_bar) = 0.068 of the image in the latent at t = 999, and at 16x16 latents the
+# noisy latent's mean still shows the background colour (the mean of 256 positions has noise std 1/16), so an
+# epsilon model learned to read the background off the noise instead of the caption and sampled it at random
+# (background accuracy at chance after 4,000 steps). Rescaled betas leave no signal at t = 999; epsilon is
+# undefined there, so the UNet predicts v.
+PREDICTION_TYPE = "v_prediction"
+ZERO_TERMINAL_SNR = True
 SCHEDULER_ARGS = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule=BETA_SCHEDULE,
-                      steps_offset=1, clip_sample=False, set_alpha_to_one=False)
+                      steps_offset=1, clip_sample=False, set_alpha_to_one=False, timestep_spacing="trailing",
+                      rescale_betas_zero_snr=ZERO_TERMINAL_SNR, prediction_type=PREDICTION_TYPE)
 
 
 @dataclass(frozen=True)
@@ -60,7 +71,9 @@ class TrainingRecipe:
     vae_batch: int = 32
     vae_lr: float = 2e-3
     unet_steps: int = 8000
-    beta_schedule: str = BETA_SCHEDULE  # recorded so that a checkpoint of another schedule is never resumed
+    beta_schedule: str = BETA_SCHEDULE  # these three are recorded so that a checkpoint of another schedule or
+    prediction_type: str = PREDICTION_TYPE  # objective is never resumed; SCHEDULER_ARGS is the one the trainer
+    zero_terminal_snr: bool = ZERO_TERMINAL_SNR  # and the pipelines use
     batch: int = 32
     lr: float = 2e-3          # peak of a one-cycle schedule: linear warm-up, cosine decay to lr / 1000
     warmup: float = 0.05
@@ -74,8 +87,10 @@ class TrainingRecipe:
                              f"got {self.n_images}")
         if min(self.vae_steps, self.unet_steps, self.batch, self.vae_batch, self.checkpoint_every) < 1:
             raise UsageError("steps, batches and the checkpoint interval must be at least 1")
-        if self.beta_schedule != BETA_SCHEDULE:  # SCHEDULER_ARGS is the one schedule the trainer and pipelines use
-            raise UsageError(f"the demo family trains with the '{BETA_SCHEDULE}' schedule, got '{self.beta_schedule}'")
+        fixed = dict(beta_schedule=BETA_SCHEDULE, prediction_type=PREDICTION_TYPE, zero_terminal_snr=ZERO_TERMINAL_SNR)
+        for name, value in fixed.items():
+            if getattr(self, name) != value:
+                raise UsageError(f"the demo family trains with {name} = {value!r}, got {getattr(self, name)!r}")
 
     def vae_facts(self) -> dict[str, Any]:
         return dict(seed=self.seed, n_images=self.n_images, steps=self.vae_steps, batch=self.vae_batch,
@@ -284,7 +299,8 @@ class UNetCheckpoint:
 
 def train_unet(c: int, latents, cond, uncond, recipe: TrainingRecipe, checkpoint: UNetCheckpoint,
                say: Callable[[str], None]):
-    """Epsilon objective, caption dropout for classifier-free guidance, AdamW with a one-cycle learning rate."""
+    """v (or epsilon) objective on the zero-terminal-SNR schedule, caption dropout for classifier-free guidance, AdamW
+    with a one-cycle learning rate."""
     import torch
     from diffusers import DDPMScheduler, UNet2DConditionModel
 
@@ -309,7 +325,8 @@ def train_unet(c: int, latents, cond, uncond, recipe: TrainingRecipe, checkpoint
         zt = noise_sched.add_noise(z0, noise, t)
         drop = (torch.rand(batch, generator=gen) < recipe.caption_dropout)[:, None, None]
         ctx = torch.where(drop, uncond.expand_as(cond[idx]), cond[idx])
-        loss = torch.nn.functional.mse_loss(unet(zt, t, encoder_hidden_states=ctx).sample, noise)
+        target = noise_sched.get_velocity(z0, noise, t) if recipe.prediction_type == "v_prediction" else noise
+        loss = torch.nn.functional.mse_loss(unet(zt, t, encoder_hidden_states=ctx).sample, target)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(unet.parameters(), recipe.grad_clip)
@@ -372,7 +389,7 @@ def train_family(out: Path, channels: tuple[int, ...] = DEMO_CHANNELS, recipe: T
         _save_pipeline(folder, unet, vae, text_encoder, tokenizer)
         facts = dict(model=name, base_channels=c, unet_params=sum(p.numel() for p in unet.parameters()),
                      world="ldmpick.demo_world", image_size=int(x.shape[-1]), latent_size=LATENT_SIZE,
-                     recipe=asdict(recipe), objective="epsilon", lr_schedule="one-cycle (linear warm-up, cosine)",
+                     recipe=asdict(recipe), objective=recipe.prediction_type, lr_schedule="one-cycle (linear warm-up, cosine)",
                      threads=threads, thread_segments=checkpoint.thread_segments(), torch=torch.__version__,
                      device="cpu", wall_s=round(wall, 1),
                      data_s=round(data_s, 2), final_loss_mean_last50=round(float(np.mean(losses[-50:])), 5),

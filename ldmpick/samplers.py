@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ldmpick.errors import unknown_name
+from ldmpick.errors import UsageError, unknown_name
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,24 @@ def make_scheduler(name: str, base_config: dict[str, Any] | None = None):  # -> 
         shift = config.get("flow_shift") or config.get("shift") or 1.0
         config.update(shift=shift, flow_shift=shift)
     config.update(sampler.scheduler_kwargs())
+    if not runs_schedule(name, config):
+        # from_config would drop the key silently and sample with other betas than the model was trained on
+        raise UsageError(f"sampler '{name}' cannot run this model: its schedule has zero terminal SNR "
+                         f"(rescale_betas_zero_snr), which diffusers' {sampler.scheduler_class} does not support")
     return cls.from_config(config)
+
+
+def runs_schedule(name: str, scheduler_config: dict[str, Any]) -> bool:
+    """Whether sampler ``name`` can sample with the betas of ``scheduler_config``: a zero-terminal-SNR schedule
+    needs a scheduler class that rescales its betas too (imports diffusers only for such a schedule)."""
+    if not scheduler_config.get("rescale_betas_zero_snr"):
+        return True
+    import inspect
+
+    import diffusers
+
+    cls = getattr(diffusers, get_sampler(name).scheduler_class)
+    return "rescale_betas_zero_snr" in inspect.signature(cls.__init__).parameters
 
 
 def sampler_for_scheduler(class_name: str, config: dict[str, Any] | None = None) -> str | None:

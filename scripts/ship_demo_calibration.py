@@ -1,7 +1,8 @@
 """Put a calibration of the demo family into the shipped quality table (ldmpick/data/quality_points.csv).
 
-Drops the shipped rows of every demo model, appends the demo rows of ``--table`` (a quality table written by
-``ldmpick calibrate``, e.g. ``$LDMPICK_HOME/quality_points.csv``), naming ``--profile-id`` as their source (the
+Drops the shipped rows of every demo model (also of demo models no longer shipped), appends the demo rows of each
+``--table`` (quality tables written by ``ldmpick calibrate``, e.g. ``$LDMPICK_HOME/quality_points.csv``; several when
+the models were calibrated in parallel), naming ``--profile-id`` as their source (the
 latency profile shipped with them), and replaces the table's closing "Demo family" comment paragraph with the text
 of ``--note``. Refit the shipped law afterwards: ``ldmpick fit --out ldmpick/data/quality_law.json``.
 
@@ -22,7 +23,7 @@ from ldmpick.storage import atomic_write_text
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--table", required=True, type=Path)
+    ap.add_argument("--table", required=True, type=Path, nargs="+")
     ap.add_argument("--profile-id", required=True)
     ap.add_argument("--note", required=True, type=Path, help="text of the new 'Demo family' comment paragraph")
     args = ap.parse_args()
@@ -32,11 +33,12 @@ def main() -> int:
                if ln.startswith("#") and not ln.startswith("# schema:")]
     cut = next((i for i, ln in enumerate(comment) if ln.startswith("Demo family")), len(comment))
     note = args.note.read_text(encoding="utf-8").strip().splitlines()
-    kept = [p for p in read_table(text, "shipped") if p.model not in DEMO_MODELS]
-    new = [replace(p, source=f"calibrated:{args.profile_id}")
-           for p in read_table(args.table.read_text(encoding="utf-8"), str(args.table)) if p.model in DEMO_MODELS]
-    if not new:
-        raise SystemExit(f"{args.table} has no rows of the demo family ({', '.join(DEMO_MODELS)})")
+    kept = [p for p in read_table(text, "shipped") if not p.model.startswith("demo-")]
+    new = [replace(p, source=f"calibrated:{args.profile_id}") for table in args.table
+           for p in read_table(table.read_text(encoding="utf-8"), str(table)) if p.model in DEMO_MODELS]
+    missing = sorted(set(DEMO_MODELS) - {p.model for p in new})
+    if missing:
+        raise SystemExit(f"{', '.join(map(str, args.table))}: no rows of {', '.join(missing)}")
     atomic_write_text(shipped_path, table_text(kept + new, "\n".join(comment[:cut] + note)))
     print(f"{shipped_path}: {len(kept)} other rows kept, {len(new)} demo rows written")
     return 0

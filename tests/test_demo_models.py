@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from ldmpick.catalogue import DEMO_MODELS, DEMO_MODELS_DIR, resolve_model
 from ldmpick.cli import app
+from ldmpick.demo_train import TrainingRecipe
 
 runner = CliRunner()
 
@@ -77,7 +78,7 @@ def test_demo_training_resumes_from_its_checkpoint_to_the_same_weights(tmp_path,
     from safetensors.torch import load_file
 
     from ldmpick import demo_train
-    from ldmpick.demo_train import TrainingRecipe, train_family
+    from ldmpick.demo_train import train_family
 
     recipe = TrainingRecipe(n_images=64, vae_steps=2, unet_steps=5, batch=8, vae_batch=8, checkpoint_every=2)
     train_family(tmp_path / "straight", channels=(8,), recipe=recipe)
@@ -186,3 +187,26 @@ def test_demo_option_values_are_refused_before_any_training(tmp_path, args, frag
     r = runner.invoke(app, ["demo", *args, "--out", str(tmp_path)])
     assert r.exit_code == 2 and r.stderr.startswith("error: ") and r.stderr.count("\n") == 1, r.output
     assert f"Invalid value for '{fragment}'" in r.stderr and not any(tmp_path.iterdir())
+
+
+def test_the_demo_schedule_has_zero_terminal_snr_and_only_samplers_that_honour_it_run_it():
+    """The family trains with v-prediction on rescaled betas (no signal left at t = 999, so the background must come
+    from the caption). A sampler whose diffusers class cannot rescale its betas would sample with other betas than
+    the model learned: it is refused with one line, and not offered for such a model."""
+    from diffusers import DDIMScheduler
+
+    from ldmpick.demo_train import SCHEDULER_ARGS
+    from ldmpick.errors import UsageError
+    from ldmpick.samplers import make_scheduler
+
+    config = dict(DDIMScheduler(**SCHEDULER_ARGS).config)
+    for name in ("ddim", "dpmpp-2m", "euler", "unipc"):
+        s = make_scheduler(name, config)
+        assert s.config.rescale_betas_zero_snr and s.config.prediction_type == "v_prediction", name
+        s.set_timesteps(1)
+        assert int(s.timesteps[0]) == 999, name  # trailing spacing: one step starts from pure noise
+    assert float(DDIMScheduler(**SCHEDULER_ARGS).alphas_cumprod[-1]) < 1e-6
+    with pytest.raises(UsageError, match="^sampler 'heun' cannot run this model: its schedule has zero terminal SNR"):
+        make_scheduler("heun", config)
+    with pytest.raises(UsageError, match="prediction_type = 'v_prediction', got 'epsilon'"):
+        TrainingRecipe(prediction_type="epsilon").check()

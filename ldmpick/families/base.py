@@ -18,6 +18,8 @@ from functools import lru_cache
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
+from ldmpick.samplers import runs_schedule
+
 if TYPE_CHECKING:  # pragma: no cover
     from ldmpick.catalogue import ModelSpec
 
@@ -351,7 +353,7 @@ class Family:
         out = list(self.samplers)
         if spec.distilled:
             out += [s for s in self.distilled_samplers if s not in out]
-        return out
+        return [s for s in out if runs_schedule(s, spec.scheduler_config or {})]
 
     # ------------------------------------------------------------------ text encoders
     def text_encoders(self, spec: ModelSpec) -> list[TextEncoder]:
