@@ -55,7 +55,7 @@ def unet_flops(model: str) -> float:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profile", required=True)
-    ap.add_argument("--models", default="demo-c8,demo-c12,demo-c16,demo-c24,demo-c32")
+    ap.add_argument("--models", default="demo-c8,demo-c16,demo-c80")
     ap.add_argument("--samplers", default="ddim,dpmpp-2m,euler,unipc")
     ap.add_argument("--steps", default="1,2,4,8,16,32,50")
     ap.add_argument("--fit-steps", default="1,4,16,50", help="the step counts the law is fitted on")

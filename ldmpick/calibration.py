@@ -154,7 +154,7 @@ def validate_request(req: CalibrationRequest) -> None:
         check_table_name(spec.name)
         if not spec.has_weights:
             raise UsageError(f"model '{m}' has no weights (the paper's family has none); calibrate a model that can "
-                             "generate, e.g. the demo family: --models demo-c8,demo-c16,demo-c32")
+                             "generate, e.g. the demo family: --models demo-c8,demo-c16,demo-c80")
     if req.reference is None:
         if req.prompts_file is not None or req.inception_weights is not None:
             raise UsageError("--prompts-file and --inception-weights go with --reference (a folder of real images); "

@@ -4,6 +4,7 @@ images offline on a CPU in seconds. Also ``ldmpick demo train`` end to end on a 
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -25,12 +26,18 @@ def test_every_demo_model_resolves_with_weights_and_training_facts():
             assert list((spec.path / comp).glob("*.safetensors"))
             assert not [p for p in (spec.path / comp).iterdir() if p.suffix in {".bin", ".pt", ".ckpt", ".pkl"}]
         facts = json.loads((spec.path / "training.json").read_text())
-        for key in ("seed", "data_images", "steps", "wall_s", "unet_params", "base_channels"):
+        for key in ("recipe", "wall_s", "thread_segments", "unet_params", "base_channels", "torch"):
             assert key in facts, key
+        assert facts["recipe"] == asdict(TrainingRecipe())  # 'ldmpick demo train' as it is reproduces them
+        assert spec.scheduler_config["rescale_betas_zero_snr"] and spec.scheduler_config["prediction_type"] == "v_prediction"
+        assert "heun" not in spec.adapter.fitting_samplers(spec) and "ddim" in spec.adapter.fitting_samplers(spec)
         assert spec.unet_config["block_out_channels"] == [facts["base_channels"], 2 * facts["base_channels"]]
         assert facts["unet_params"] == spec.unet_params
         params.append(spec.unet_params)
     assert params == sorted(params) and len(set(params)) == len(params)  # sizes grow with c
+    family = json.loads((DEMO_MODELS_DIR / "family_training.json").read_text())
+    assert family["schema"] == "ldmpick.demo-training/1" and set(family["models"]) == set(DEMO_MODELS)
+    assert family["total_wall_s"] >= sum(m["wall_s"] for m in family["models"].values())  # issue 13: stated
 
 
 def test_shipped_weights_fit_the_budget():

@@ -47,17 +47,17 @@ def save_local(p: Profile) -> Profile:
     return p
 
 
-ALL_DEMO = ["demo-c8", "demo-c12", "demo-c16"]
+ALL_DEMO = ["demo-c8", "demo-c16"]
 
 
 def test_a_local_profile_at_512px_does_not_hide_the_shipped_native_one(shipped):
     """Issue 11 item 18: after profiling two demo models at 512 px, the demo commands still use the shipped 32 px
     profile that covers the asked models, and say so."""
     save_profile(demo_profile(ALL_DEMO, 32, "2026-01-01T00:00:00Z"), shipped / "demo.json")
-    local = save_local(demo_profile(["demo-c8", "demo-c12"], 512, "2026-06-01T00:00:00Z"))
+    local = save_local(demo_profile(["demo-c8", "demo-c16"], 512, "2026-06-01T00:00:00Z"))
     c = choose_profile(None, device_key_now=CPU, models=ALL_DEMO)
     assert c.how == "shipped-match" and c.path.name == "demo.json"
-    assert "that measures demo-c8, demo-c12, demo-c16" in c.notice
+    assert "that measures demo-c8, demo-c16" in c.notice
     # no models asked (generate --budget): the one at the models' native resolution
     c = choose_profile(None, device_key_now=CPU, usable=lambda p: True)
     assert c.path.name == "demo.json" and "native 32 px" in c.notice
@@ -98,7 +98,7 @@ def test_generation_and_calibration_use_the_same_policy(shipped, monkeypatch):
     save_local(demo_profile(["demo-c8"], 512, "2026-06-01T00:00:00Z"))
     choice = load_profile_for(None, "cpu")
     assert choice is not None and choice.path.name == "demo.json"
-    assert load_profile_for(None, "cpu", models=["demo-c24"]) is None  # no profile measures it
+    assert load_profile_for(None, "cpu", models=["demo-c80"]) is None  # no profile measures it
     other = save_local(demo_profile(["demo-c8"], 64, "2026-03-01T00:00:00Z", device="Other CPU"))
     monkeypatch.setenv("LDMPICK_PROFILE", other.id)
     assert load_profile_for(None, "cpu").profile.id == other.id
@@ -106,6 +106,6 @@ def test_generation_and_calibration_use_the_same_policy(shipped, monkeypatch):
 
 def test_recommend_says_which_profile_it_used(shipped):
     save_profile(demo_profile(ALL_DEMO, 32, "2026-01-01T00:00:00Z"), shipped / "demo.json")
-    save_local(demo_profile(["demo-c8", "demo-c12"], 512, "2026-06-01T00:00:00Z"))
+    save_local(demo_profile(["demo-c8", "demo-c16"], 512, "2026-06-01T00:00:00Z"))
     r = runner.invoke(app, ["recommend", "--budget", "10s", "--models", "demo-c8,demo-c16", "--metric", "fid"])
     assert "demo-c8, demo-c16" in r.stderr and "has no model" not in r.stderr, r.stderr
