@@ -62,12 +62,28 @@ def import_profile(path: Path, force: bool = False) -> tuple[Any, Path]:
         if shipped_id == profile.id:
             raise UsageError(f"'{path}' has the id of the shipped profile '{shipped.stem}' ('{profile.id}'); "
                              "it is available without importing (see 'ldmpick profiles list')")
+    _check_builtin_names(profile, path)
     target = stored_profile_path(profile)
     if target.exists() and not force:
         raise UsageError(f"a profile with id '{profile.id}' already exists; use --force to replace it")
     profiles_dir().mkdir(parents=True, exist_ok=True)
     save_profile(profile, target)
     return profile, target
+
+
+def _check_builtin_names(profile: Any, path: Path) -> None:
+    """A model under a name ldmpick defines (ldm-83m, sdxl-base, demo-c8) must be that model: the law predicts its
+    quality by the name, so another model renamed to it (its parameter count gives it away) is refused."""
+    from ldmpick.catalogue import format_params, is_builtin, resolve_model
+
+    for m in profile.models:
+        if not is_builtin(m.name) or m.denoiser_params <= 0:
+            continue
+        ours = resolve_model(m.name).denoiser_params
+        if abs(m.denoiser_params - ours) > 0.01 * ours:
+            raise UsageError(f"'{path}': its model '{m.name}' has {format_params(m.denoiser_params)} parameters, "
+                             f"ldmpick's '{m.name}' has {format_params(ours)}; another model under a built-in name "
+                             "would get that model's quality predictions: rename it in the file")
 
 
 def export_profile(ref: str, fmt: str) -> tuple[Any, str]:

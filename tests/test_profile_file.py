@@ -269,6 +269,19 @@ def test_an_imported_profile_cannot_take_over_the_defaults(tmp_path: Path, monke
     assert "samples_ms must be a list of at most 10000 numbers" in _import(samples).stderr
 
 
+def test_import_refuses_another_model_under_a_built_in_name(tmp_path: Path):
+    """A shared profile whose 'ldm-866m' has 12M parameters is not ldmpick's ldm-866m: recommend would predict its
+    quality as the 866M model's. Refused with one line naming both counts; under its own name it imports."""
+    renamed = tmp_path / "renamed.json"
+    renamed.write_text(_mutate(lambda d: d["models"][1].update(denoiser_params=12_000_000)))
+    assert "its model 'ldm-866m' has 12.0M parameters, ldmpick's 'ldm-866m' has 865.9M" in _import(renamed).stderr
+    mine = tmp_path / "mine.json"
+    mine.write_text(_mutate(lambda d: d["models"][1].update(name="my-866m", source="my-866m",
+                                                             denoiser_params=12_000_000)))
+    r = runner.invoke(app, ["profiles", "import", str(mine)])
+    assert r.exit_code == 0, r.output
+
+
 def test_import_accepts_a_byte_order_mark(tmp_path: Path):
     f = tmp_path / "bom.json"
     f.write_bytes(b"\xef\xbb\xbf" + make_profile().dumps().encode())
