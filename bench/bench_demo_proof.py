@@ -2,10 +2,10 @@
 
 On the demo family (trained here, shipped), with a latency profile of this machine:
 
-1. measure FID and prompt accuracy over the whole grid (models x samplers x steps 1,2,4,8,16,32,50) with
+1. measure FID and prompt accuracy over the whole grid (models x samplers x steps 1,2,4,8,16,32) with
    ``ldmpick.calibration`` at ``--seed`` (prompts, reference images and initial noise all follow the seed);
-2. fit the law on part of the grid only (``--fit-steps``, default 1,4,16,50) and report how well it predicts the
-   held-out step counts (2, 8, 32), both the fitted form alone and the form corrected by its measured residuals;
+2. fit the law on part of the grid only (``--fit-steps``, default 1,4,16,32) and report how well it predicts the
+   held-out step counts (2 and 8), both the fitted form alone and the form corrected by its measured residuals;
 3. for each budget, pick a configuration by four policies:
    - **recommend**: ``select_config`` over every step count 1..100 with the law of step 2 and the profile;
    - **oracle**: the best configuration of the *whole* measured grid whose profile latency fits the budget;
@@ -57,8 +57,8 @@ def main() -> int:
     ap.add_argument("--profile", required=True)
     ap.add_argument("--models", default="demo-c8,demo-c16,demo-c80")
     ap.add_argument("--samplers", default="ddim,dpmpp-2m,euler,unipc")
-    ap.add_argument("--steps", default="1,2,4,8,16,32,50")
-    ap.add_argument("--fit-steps", default="1,4,16,50", help="the step counts the law is fitted on")
+    ap.add_argument("--steps", default="1,2,4,8,16,32")
+    ap.add_argument("--fit-steps", default="1,4,16,32", help="the step counts the law is fitted on")
     ap.add_argument("--check-seed", type=int, default=1, help="seed of the fresh measurements that decide")
     ap.add_argument("--samples", type=int, default=256)
     ap.add_argument("--seed", type=int, default=0)
@@ -170,10 +170,10 @@ def main() -> int:
         return r.fixed + steps * r.per_step
 
     fastest = min(r.fixed + r.per_step for r in rows)
-    slowest = max(latency(m, s, 50) for m in models for s in samplers)
+    slowest = max(latency(m, s, max(grid_steps)) for m in models for s in samplers)
     if args.budgets:
         budgets = [float(b) / 1e3 for b in args.budgets.split(",")]
-    else:  # 6 budgets, log-spaced from just above the fastest configuration to the 50-step largest model
+    else:  # 6 budgets, log-spaced from just above the fastest configuration to the largest model at the grid's most steps
         lo, hi = fastest * 1.5, slowest
         budgets = [round(lo * (hi / lo) ** (i / 5), 4) for i in range(6)]
 
