@@ -173,7 +173,7 @@ def main() -> int:
     slowest = max(latency(m, s, max(grid_steps)) for m in models for s in samplers)
     if args.budgets:
         budgets = [float(b) / 1e3 for b in args.budgets.split(",")]
-    else:  # 6 budgets, log-spaced from just above the fastest configuration to the largest model at the grid's most steps
+    else:  # 6 budgets, log-spaced from just above the fastest configuration to the largest model's longest run
         lo, hi = fastest * 1.5, slowest
         budgets = [round(lo * (hi / lo) ** (i / 5), 4) for i in range(6)]
 
