@@ -22,10 +22,8 @@ from pathlib import Path
 
 def load(folder: Path, c: int):
     """(pipeline, training step or 'final') for model demo-c<c> under ``folder``."""
-    import torch
     from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
     from safetensors.torch import load_file
-    from transformers import CLIPTextConfig, CLIPTextModel
 
     from ldmpick import demo_train as dt
 
@@ -41,10 +39,7 @@ def load(folder: Path, c: int):
                              f"{getattr(recipe, name)!r}")
     vae = AutoencoderKL.from_pretrained(folder / "_vae" / "vae", use_safetensors=True).eval()
     tok = dt.demo_tokenizer()
-    eos = tok.convert_tokens_to_ids("<|endoftext|>")
-    torch.manual_seed(state["key"]["seed"])  # the text encoder is random-initialised with the recipe's seed
-    te = CLIPTextModel(CLIPTextConfig(vocab_size=len(tok), bos_token_id=tok.convert_tokens_to_ids("<|startoftext|>"),
-                                      eos_token_id=eos, pad_token_id=eos, **dt.TEXT_CONFIG)).eval()
+    te = dt.demo_text_encoder(tok, state["key"]["seed"])
     unet = UNet2DConditionModel(**dt.demo_unet_config(c))
     unet.load_state_dict(load_file(ck / "unet.safetensors"))
     pipe = StableDiffusionPipeline(unet=unet.eval(), vae=vae, text_encoder=te, tokenizer=tok,

@@ -150,6 +150,18 @@ def demo_tokenizer():  # -> transformers.CLIPTokenizer
                          unk_token="<|endoftext|>", pad_token="<|endoftext|>")
 
 
+def demo_text_encoder(tokenizer, seed: int):  # -> transformers.CLIPTextModel
+    """The family's text encoder: random-initialised from ``seed`` (the recipe's) and frozen (eval mode)."""
+    import torch
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    eos = tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    torch.manual_seed(seed)
+    return CLIPTextModel(CLIPTextConfig(
+        vocab_size=len(tokenizer), bos_token_id=tokenizer.convert_tokens_to_ids("<|startoftext|>"), eos_token_id=eos,
+        pad_token_id=eos, **TEXT_CONFIG)).eval()
+
+
 def _save_pipeline(folder: Path, unet, vae, text_encoder, tokenizer) -> None:
     """Write a pipeline folder under a temporary name and rename it into place (a crash leaves no half folder)."""
     from diffusers import DDIMScheduler, StableDiffusionPipeline
@@ -346,7 +358,6 @@ def train_family(out: Path, channels: tuple[int, ...] = DEMO_CHANNELS, recipe: T
     """Train (or reuse) the VAE, then one UNet per ``c`` in ``channels``; write ``out/demo-c<c>/`` pipeline folders."""
     import numpy as np
     import torch
-    from transformers import CLIPTextConfig, CLIPTextModel
 
     from ldmpick.storage import atomic_write_json
 
@@ -368,12 +379,7 @@ def train_family(out: Path, channels: tuple[int, ...] = DEMO_CHANNELS, recipe: T
 
     # Text encoder: random-initialised and frozen; embeddings precomputed once.
     tokenizer = demo_tokenizer()
-    eos = tokenizer.convert_tokens_to_ids("<|endoftext|>")
-    torch.manual_seed(recipe.seed)
-    text_encoder = CLIPTextModel(CLIPTextConfig(
-        vocab_size=len(tokenizer), bos_token_id=tokenizer.convert_tokens_to_ids("<|startoftext|>"), eos_token_id=eos,
-        pad_token_id=eos, **TEXT_CONFIG))
-    text_encoder.eval()
+    text_encoder = demo_text_encoder(tokenizer, recipe.seed)
     with torch.no_grad():
         ids = tokenizer(captions + [""], padding="max_length", max_length=MAX_TOKENS, truncation=True,
                         return_tensors="pt").input_ids
@@ -389,7 +395,8 @@ def train_family(out: Path, channels: tuple[int, ...] = DEMO_CHANNELS, recipe: T
         _save_pipeline(folder, unet, vae, text_encoder, tokenizer)
         facts = dict(model=name, base_channels=c, unet_params=sum(p.numel() for p in unet.parameters()),
                      world="ldmpick.demo_world", image_size=int(x.shape[-1]), latent_size=LATENT_SIZE,
-                     recipe=asdict(recipe), objective=recipe.prediction_type, lr_schedule="one-cycle (linear warm-up, cosine)",
+                     recipe=asdict(recipe), objective=recipe.prediction_type,
+                     lr_schedule="one-cycle (linear warm-up, cosine)",
                      threads=threads, thread_segments=checkpoint.thread_segments(), torch=torch.__version__,
                      device="cpu", wall_s=round(wall, 1),
                      data_s=round(data_s, 2), final_loss_mean_last50=round(float(np.mean(losses[-50:])), 5),
