@@ -4,13 +4,15 @@ An explicit reference wins (``--profile``), then ``$LDMPICK_PROFILE``. Otherwise
 profile competes, ranked by, in order:
 
 1. it measures every asked model (with none asked: not only the demo models, unless the caller's ``usable`` says
-   what it needs);
-2. it was measured at the asked settings (resolution, batch, guidance, mode); with no resolution asked, at the
+   what it needs); a model under a built-in name counts only if it is the installed one (same parameter count: a
+   profile of an older demo family measured other weights under the same names);
+2. its built-in models are all the installed ones;
+3. it was measured at the asked settings (resolution, batch, guidance, mode); with no resolution asked, at the
    native resolution of its models (the demo models: 32 px);
-3. it was measured on this device;
-4. it is the user's own (local) rather than shipped;
-5. it is the shipped ``default.json``;
-6. it is the newest.
+4. it was measured on this device;
+5. it is the user's own (local) rather than shipped;
+6. it is the shipped ``default.json``;
+7. it is the newest.
 
 The choice carries the profile, its file, how it was chosen and a one-line notice saying which profile and why, so
 that every command can say it. Torch-free: this is the ``recommend`` path.
@@ -67,8 +69,22 @@ def choose_profile(ref: str | None = None, *, device: str | None = None, device_
         if value:
             return _named(value, how, device_key_now)
 
+    installed: dict[str, int | None] = {}
+
+    def stale(p: Profile) -> set[str]:
+        """Its models under built-in names that are not the installed models of those names."""
+        out = set()
+        for m in p.models:
+            if m.ok and m.denoiser_params > 0:
+                if m.name not in installed:
+                    installed[m.name] = _installed_params(m.name)
+                ours = installed[m.name]
+                if ours and abs(m.denoiser_params - ours) > 0.01 * ours:
+                    out.add(m.name)
+        return out
+
     def covers(p: Profile) -> bool:
-        names = p.model_names()
+        names = set(p.model_names()) - stale(p)
         if models:
             return all(m in names for m in models)
         return usable is not None or not all(n.startswith("demo-") for n in names)
@@ -96,14 +112,14 @@ def choose_profile(ref: str | None = None, *, device: str | None = None, device_
     if not candidates:
         raise NoProfileError("no profile found; measure this machine with 'ldmpick profile'")
 
-    def rank(c: _Candidate) -> tuple[bool, bool, bool, bool, bool, str]:
+    def rank(c: _Candidate) -> tuple[bool, bool, bool, bool, bool, bool, str]:
         p = c.profile
-        return (covers(p), at_settings(p), p.device_key == device_key_now, c.local,
+        return (covers(p), not stale(p), at_settings(p), p.device_key == device_key_now, c.local,
                 not c.local and c.path.name == "default.json", p.created)
 
     best = max(candidates, key=rank)
     if models and usable is None and not covers(best.profile):
-        raise NoProfileError(_not_measured(models, candidates))
+        raise NoProfileError(_not_measured(models, candidates, stale))
     p = best.profile
     this_device = p.device_key == device_key_now
     at_native = at_settings(p) and resolution is None and any(native(m) for m in p.model_names())
@@ -159,14 +175,22 @@ def _candidates() -> list[_Candidate]:
     return found
 
 
-def _not_measured(models: list[str], candidates: list[_Candidate]) -> str:
-    """Why no profile serves ``models``: a name nobody knows (with the closest known one), or which profile
-    measures which model (a recommendation compares models of one profile only: one device, one setting)."""
+def _not_measured(models: list[str], candidates: list[_Candidate], stale: Callable[[Profile], set[str]]) -> str:
+    """Why no profile serves ``models``: a name nobody knows (with the closest known one), which profile
+    measures which model (a recommendation compares models of one profile only: one device, one setting), or that
+    the only profiles of a model measured an older model under its name."""
     import difflib
 
     from ldmpick.catalogue import known_names
 
-    where = {m: [c.profile.id for c in candidates if m in c.profile.model_names()] for m in models}
+    where = {m: [c.profile.id for c in candidates if m in c.profile.model_names() and m not in stale(c.profile)]
+             for m in models}
+    for m in models:
+        older = [c.profile.id for c in candidates if m in stale(c.profile)]
+        if not where[m] and older:
+            return (f"no profile measures the installed '{m}': '{older[0]}' measured another model under that name "
+                    f"(another parameter count; an older release?); measure it: 'ldmpick profile --models "
+                    f"{','.join(models)}'")
     names = set(known_names()) | {n for c in candidates for n in c.profile.model_names()}
     for m in models:
         if not where[m] and m not in names:
@@ -186,6 +210,19 @@ def _why(covers: bool, at_native: bool, models: list[str] | None, p: Profile) ->
     if at_native:
         parts.append(f"at their native {p.settings.resolution} px")
     return f" ({' '.join(parts)})" if parts else ""
+
+
+def _installed_params(name: str) -> int | None:
+    """Denoiser parameters of the model this installation defines under a built-in name (None for other names, or
+    when it cannot say); built-in counts are cached, so this does not import torch."""
+    from ldmpick.catalogue import is_builtin, resolve_model
+
+    if not is_builtin(name):
+        return None
+    try:
+        return int(resolve_model(name).denoiser_params)
+    except (LdmpickError, OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def native_resolution(name: str) -> int | None:

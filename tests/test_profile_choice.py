@@ -18,7 +18,14 @@ runner = CliRunner()
 CPU = "cpu:Test CPU:4"
 
 
-def demo_profile(models: list[str], resolution: int, created: str, device: str = "Test CPU") -> Profile:
+def demo_profile(models: list[str], resolution: int, created: str, device: str = "Test CPU",
+                 params: dict[str, int] | None = None) -> Profile:
+    """A profile of ``models`` with their installed parameter counts (or ``params``' for the names it has)."""
+    from ldmpick.catalogue import resolve_model
+
+    def count(m: str) -> int:
+        return (params or {}).get(m) or resolve_model(m).denoiser_params
+
     def st(ms: float) -> LatencyStats:
         return LatencyStats.from_samples([ms, ms * 1.01, ms * 0.99])
 
@@ -26,7 +33,7 @@ def demo_profile(models: list[str], resolution: int, created: str, device: str =
         settings=Settings(device="cpu", dtype="fp32", resolution=resolution, batch=1, cfg=True, mode="eager",
                           warmup=1, repeats=3, max_seconds_per_model=1.0, threads=2),
         device={"kind": "cpu", "name": device, "cpu_cores": 4},
-        models=[ModelLatency(m, "ok", 1_000_000 * (i + 1), st(5.0 * (i + 1)), family="demo", cfg=False)
+        models=[ModelLatency(m, "ok", count(m), st(5.0 * (i + 1)), family="demo", cfg=False)
                 for i, m in enumerate(models)],
         samplers=[SamplerOverhead("ddim", 1, st(0.1))],
         created=created,
@@ -74,6 +81,23 @@ def test_own_profile_at_native_resolution_beats_the_shipped_one(shipped):
     # another device's covering profile is used only with a warning that says so
     c = choose_profile(None, device_key_now="cpu:Other CPU:8", models=["demo-c8"])
     assert not c.this_device and "NOT this machine's" in c.notice
+
+
+def test_a_profile_of_older_models_under_the_same_names_is_not_used_for_the_installed_ones(shipped):
+    """After the demo family is retrained, a user's profile of the old demo-c8 (another parameter count) must not be
+    preferred to the shipped profile of the installed demo-c8: its latencies are another model's."""
+    save_profile(demo_profile(ALL_DEMO, 32, "2026-01-01T00:00:00Z"), shipped / "demo.json")
+    old = save_local(demo_profile(ALL_DEMO, 32, "2026-06-01T00:00:00Z", params={"demo-c8": 51_000, "demo-c16": 9}))
+    assert choose_profile(None, device_key_now=CPU, models=["demo-c8"]).path.name == "demo.json"
+    assert choose_profile(None, device_key_now=CPU, usable=lambda p: True).path.name == "demo.json"
+    (shipped / "demo.json").unlink()
+    with pytest.raises(NoProfileError, match=f"no profile measures the installed 'demo-c8': '{old.id}' measured "
+                                             "another model under that name"):
+        choose_profile(None, device_key_now=CPU, models=["demo-c8"])
+    # the same local profile with the installed counts is the user's own, and wins
+    mine = save_local(demo_profile(ALL_DEMO, 32, "2026-07-01T00:00:00Z"))
+    assert mine.id != old.id
+    assert choose_profile(None, device_key_now=CPU, models=["demo-c8"]).profile.id == mine.id
 
 
 def test_explicit_ref_and_environment_win(shipped, monkeypatch):
