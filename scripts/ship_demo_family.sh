@@ -6,7 +6,8 @@
 #   2. the demo latency profile of this machine    -> profiles/cpu-amd-epyc-2core-demo-32px-fp32-eager.json
 #      (needs a quiet machine: nothing else running; the load average is recorded in the file)
 #   3. the calibration (FID and prompt accuracy, 256 images per configuration, steps 1-32, 4 samplers) into a
-#      throwaway LDMPICK_HOME, one process per sampler pair (each one thread)
+#      throwaway LDMPICK_HOME, one process per sampler pair (each one thread); CAL_MODELS=a,b calibrates only those
+#      models (the others' tables already under $CAL/<name>/data/, e.g. calibrated while a bigger model trained)
 #   4. the calibrated rows into ldmpick/data/quality_points.csv (scripts/ship_demo_calibration.py, naming the new
 #      profile), the law refitted (ldmpick/data/quality_law.json), parameter counts, the CLI reference
 # Then rerun the proof and the colour check by hand (docs/demo.md says how) and update the docs' numbers.
@@ -40,7 +41,7 @@ if [ "$FROM" -le 2 ]; then
 fi
 if [ "$FROM" -le 3 ]; then
   mkdir -p "$CAL/a" "$CAL/b"
-  common=(calibrate --models "$MODELS" --steps 1,2,4,8,16,32 --samples 256 --no-fit --threads 1)
+  common=(calibrate --models "${CAL_MODELS:-$MODELS}" --steps 1,2,4,8,16,32 --samples 256 --no-fit --threads 1)
   LDMPICK_HOME="$CAL/a" ldmpick "${common[@]}" --samplers ddim,dpmpp-2m > "$CAL/a.log" 2>&1 &
   a=$!
   LDMPICK_HOME="$CAL/b" ldmpick "${common[@]}" --samplers euler,unipc > "$CAL/b.log" 2>&1 &
@@ -50,7 +51,10 @@ if [ "$FROM" -le 3 ]; then
 fi
 if [ "$FROM" -le 4 ]; then
   PID="$(python -c "import json,sys; print(json.load(open(sys.argv[1]))['id'])" "$PROFILE")"
-  python scripts/ship_demo_calibration.py --table "$CAL/a/data/quality_points.csv" "$CAL/b/data/quality_points.csv" \
+  shopt -s nullglob
+  tables=("$CAL"/*/data/quality_points.csv)
+  [ "${#tables[@]}" -gt 0 ] || { echo "error: no calibration tables under $CAL" >&2; exit 1; }
+  python scripts/ship_demo_calibration.py --table "${tables[@]}" \
     --profile-id "$PID" --note "$NOTE"
   ldmpick fit --out ldmpick/data/quality_law.json
   python scripts/build_param_counts.py
