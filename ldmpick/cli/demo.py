@@ -26,15 +26,15 @@ def demo_train_cmd(
     threads: ThreadsOpt = 1,
 ) -> None:
     """Train the VAE and one UNet per channel count on the demo world; write diffusers folders with training.json
-    to the --out folder (required: the shipped demo models were trained by an earlier recipe, see docs/demo.md, and
-    are not overwritten). This is the recipe of the next demo family (c8/c16/c80 at 16x16 latents). Resumable:
-    rerun the same command after an interruption and it continues from the last checkpoint (every 250 steps); runs
-    of different --channels into the same --out can go in parallel (they share one VAE, trained once)."""
+    to the --out folder. The defaults reproduce the shipped family (demo-c8/c16/c80; its recipe and times are in
+    each folder's training.json and in family_training.json). Resumable: rerun the same command after an
+    interruption and it continues from the last checkpoint (every 250 steps); runs of different --channels into the
+    same --out can go in parallel (they share one VAE, trained once)."""
     from ldmpick.demo_train import TrainingRecipe, train_family
 
     if out is None:
-        raise UsageError("give --out FOLDER: the shipped demo models come from an earlier recipe (docs/demo.md) and "
-                         "'demo train' does not overwrite them")
+        raise UsageError("give --out FOLDER: training writes there and never over the installed demo models "
+                         "(scripts/ship_demo_family.sh puts a finished run into the package)")
 
     recipe = TrainingRecipe(seed=0 if seed is None else seed, n_images=images, vae_steps=vae_steps,
                             unet_steps=unet_steps, batch=batch, vae_batch=min(32, batch))
