@@ -32,6 +32,14 @@ if [ "$FROM" -le 1 ]; then
   done
   for m in ${MODELS//,/ }; do cp -r "$RUN/$m" ldmpick/demo_models/; done
   cp "$RUN/family_training.json" ldmpick/demo_models/
+  # diffusers records where a component was loaded from (the run's folder): not a fact of the shipped model
+  python - ldmpick/demo_models/demo-c*/*/config.json <<'PY'
+import json, sys
+for path in sys.argv[1:]:
+    cfg = json.load(open(path))
+    if cfg.pop("_name_or_path", None) is not None:
+        open(path, "w").write(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
+PY
   du -sb ldmpick/demo_models
 fi
 if [ "$FROM" -le 2 ]; then
