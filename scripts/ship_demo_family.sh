@@ -27,8 +27,10 @@ if [ "$FROM" -le 1 ]; then
   for m in ${MODELS//,/ }; do
     [ -f "$RUN/$m/training.json" ] || { echo "error: $RUN/$m is not a finished model folder" >&2; exit 2; }
   done
+  python -c "import json,sys; m=json.load(open(sys.argv[1]))['models']; miss=set(sys.argv[2].split(','))-set(m); \
+sys.exit(f'error: {sys.argv[1]} lacks {sorted(miss)}' if miss else 0)" "$RUN/family_training.json" "$MODELS"
   for old in ldmpick/demo_models/demo-c*/; do
-    git rm -rq --ignore-unmatch "$old"; rm -rf "$old"
+    git rm -rqf --ignore-unmatch "$old"; rm -rf "$old"
   done
   for m in ${MODELS//,/ }; do cp -r "$RUN/$m" ldmpick/demo_models/; done
   cp "$RUN/family_training.json" ldmpick/demo_models/
@@ -40,6 +42,7 @@ for path in sys.argv[1:]:
     if cfg.pop("_name_or_path", None) is not None:
         open(path, "w").write(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
 PY
+  git add ldmpick/demo_models
   du -sb ldmpick/demo_models
 fi
 if [ "$FROM" -le 2 ]; then
@@ -54,8 +57,10 @@ if [ "$FROM" -le 3 ]; then
   a=$!
   LDMPICK_HOME="$CAL/b" ldmpick "${common[@]}" --samplers euler,unipc > "$CAL/b.log" 2>&1 &
   b=$!
+  trap 'kill "$a" "$b" 2>/dev/null' EXIT
   wait "$a" || { echo "error: calibration a failed: $CAL/a.log" >&2; exit 1; }
   wait "$b" || { echo "error: calibration b failed: $CAL/b.log" >&2; exit 1; }
+  trap - EXIT
 fi
 if [ "$FROM" -le 4 ]; then
   PID="$(python -c "import json,sys; print(json.load(open(sys.argv[1]))['id'])" "$PROFILE")"
@@ -64,7 +69,8 @@ if [ "$FROM" -le 4 ]; then
   [ "${#tables[@]}" -gt 0 ] || { echo "error: no calibration tables under $CAL" >&2; exit 1; }
   python scripts/ship_demo_calibration.py --table "${tables[@]}" \
     --profile-id "$PID" --note "$NOTE"
-  ldmpick fit --out ldmpick/data/quality_law.json
+  # in an empty LDMPICK_HOME: the shipped law is fitted on the shipped table only, never on this user's own rows
+  LDMPICK_HOME="$(mktemp -d)" ldmpick fit --out ldmpick/data/quality_law.json
   python scripts/build_param_counts.py
   python scripts/gen_cli_reference.py
 fi

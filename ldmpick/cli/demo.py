@@ -8,7 +8,10 @@ import typer
 
 from ldmpick.cli.options import OutOpt, SeedOpt, ThreadsOpt, int_list
 from ldmpick.cli.render import command_group, notice, print_json
+from ldmpick.demo_train import DEMO_CHANNELS
 from ldmpick.errors import UsageError
+
+DEFAULT_CHANNELS = ",".join(str(c) for c in DEMO_CHANNELS)  # the shipped family's
 
 app = command_group("The demo model family trained here on a procedural shapes world.")
 
@@ -16,7 +19,7 @@ app = command_group("The demo model family trained here on a procedural shapes w
 @app.command("train")
 def demo_train_cmd(
     out: OutOpt = None,
-    channels: Annotated[str, typer.Option("--channels", help="Base channel counts of the UNets, comma-separated (multiples of 8).")] = "8,16,80",
+    channels: Annotated[str, typer.Option("--channels", help="Base channel counts of the UNets, comma-separated (multiples of 8).")] = DEFAULT_CHANNELS,
     seed: SeedOpt = 0,
     images: Annotated[int, typer.Option("--images", min=32, max=1_000_000, help="Number of world samples to train "
                                                                                  "on (at least one batch).")] = 16384,
@@ -38,7 +41,7 @@ def demo_train_cmd(
 
     recipe = TrainingRecipe(seed=0 if seed is None else seed, n_images=images, vae_steps=vae_steps,
                             unet_steps=unet_steps, batch=batch, vae_batch=min(32, batch))
-    report = train_family(out, channels=tuple(int_list(channels, "--channels", "8,16,80")),
+    report = train_family(out, channels=tuple(int_list(channels, "--channels", DEFAULT_CHANNELS)),
                           recipe=recipe, threads=1 if threads is None else threads, progress=notice)
     print_json({name: {"unet_params": facts["unet_params"], "steps": facts["recipe"]["unet_steps"],
                        "wall_s": facts["wall_s"], "final_loss_mean_last50": facts["final_loss_mean_last50"]}
