@@ -249,6 +249,10 @@ def main() -> int:
         "mean_fid_where_largest_fits": {p: mean_of(p, with_big) for p in ("recommend", "largest")},
         "flop_rule_over_budget": sum(bool(r["flop_rule"] and r["flop_rule"]["over_budget"]) for r in results),
         "oracle_models_by_budget": [r["oracle"]["config"][0] for r in results],
+        # the paper's trade-off, measured: budgets where the largest model fits but recommend picks a smaller one
+        # and that smaller model's fresh FID is better than the largest model's
+        "smaller_model_wins_at_ms": [r["budget_ms"] for r in with_big if r["recommend"]["config"][0] != largest
+                                     and r["recommend"]["fid"] < r["largest"]["fid"]],
         "held_out_median_abs_error_pct": held_err,
         "law_fit_residual_rms_log": round(fam.rms_log, 4),
     }
@@ -271,7 +275,9 @@ def main() -> int:
         "grid": [dict(measured[c]) for c in req.configs()],
         "check_measurements": list(fresh.values()),
     }
-    Path(args.out).write_text(json.dumps(doc, indent=2) + "\n")
+    from ldmpick.storage import atomic_write_text
+
+    atomic_write_text(Path(args.out), json.dumps(doc, indent=2) + "\n")
     print(json.dumps(summary, indent=2))
     return 0
 
