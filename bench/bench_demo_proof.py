@@ -196,10 +196,11 @@ def main() -> int:
             big_cfg = (largest, pick.sampler, steps_within(pick, b, 100))
         # the FLOP rule: per-step cost proportional to FLOPs, scaled to the largest model's measured step
         ref = next(r for r in rows if r.model == largest and r.sampler == samplers[0])
-        unit = ref.parts["unet_step"] / flops[largest]
+        unit = ref.breakdown.denoiser_step.at(ref.breakdown.percentile) / 1e3 / flops[largest]  # s per FLOP
         best_flop = None
         for r in rows:
-            per_step = r.parts["evals_per_step"] * flops[r.model] * unit + r.parts["sampler_overhead"]
+            bd = r.breakdown
+            per_step = bd.evals_per_step * flops[r.model] * unit + bd.sampler_overhead.at(bd.percentile) / 1e3
             n = min(100, int((b - r.fixed) / per_step)) if b > r.fixed else 0
             for k in range(1, n + 1):
                 q = law.predict_fid(r.unet_params, r.sampler, k, model=r.model).value
