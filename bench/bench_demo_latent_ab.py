@@ -1,6 +1,7 @@
 """Bench (issue 13): A/B -- does a c16 demo UNet learn to read its caption as well at 16x16 latents as at 8x8? Only the VAE differs.
 
-Run from the repository root (it reads the shipped demo-c16 folder and a v2 VAE at /work/demo_run/_vae/vae; edit the paths).
+Run from the repository root of a checkout before the v3 family shipped (it reads that v1 demo-c16 folder, 8x8
+latents, e.g. `git worktree add /tmp/v1 0d60431`, and a v2 VAE at /work/demo_run/_vae/vae; edit the paths).
     python bench/bench_demo_latent_ab.py 8x8 1500 32
     python bench/bench_demo_latent_ab.py 16x16 1500 32
 """
@@ -15,6 +16,8 @@ torch.set_num_threads(1)
 SCHED = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", steps_offset=1, clip_sample=False, set_alpha_to_one=False)
 base = StableDiffusionPipeline.from_pretrained("ldmpick/demo_models/demo-c16", safety_checker=None, requires_safety_checker=False)
 te, tok = base.text_encoder, base.tokenizer
+if len(base.vae.config.block_out_channels) != 3:
+    sys.exit("this demo-c16 is not the v1 model (8x8 latents): run from a checkout before the v3 family shipped")
 vae = base.vae if arm == "8x8" else AutoencoderKL.from_pretrained("/work/demo_run/_vae/vae").eval()
 size = 8 if arm == "8x8" else 16
 n = 16384

@@ -129,6 +129,7 @@ class Calibration:
 
 def validate_request(req: CalibrationRequest) -> None:
     from ldmpick.catalogue import resolve_model
+    from ldmpick.generation import resolve_sampler
     from ldmpick.samplers import get_sampler
 
     if not req.models:
@@ -154,7 +155,9 @@ def validate_request(req: CalibrationRequest) -> None:
         check_table_name(spec.name)
         if not spec.has_weights:
             raise UsageError(f"model '{m}' has no weights (the paper's family has none); calibrate a model that can "
-                             "generate, e.g. the demo family: --models demo-c8,demo-c16,demo-c32")
+                             "generate, e.g. the demo family: --models demo-c8,demo-c16,demo-c80")
+        for sampler in req.samplers:
+            resolve_sampler(sampler, spec)
     if req.reference is None:
         if req.prompts_file is not None or req.inception_weights is not None:
             raise UsageError("--prompts-file and --inception-weights go with --reference (a folder of real images); "

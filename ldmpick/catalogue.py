@@ -36,8 +36,10 @@ FAMILY_CHANNELS: dict[str, int] = {
 
 # The demo family trained here on ldmpick.demo_world (``ldmpick demo train``), shipped as diffusers folders inside
 # the package: name -> folder under ldmpick/demo_models/. The number is the base channel count c.
+from ldmpick.demo_train import DEMO_CHANNELS  # noqa: E402  (no torch at import)
+
 DEMO_MODELS_DIR = Path(__file__).resolve().parent / "demo_models"
-DEMO_MODELS: dict[str, str] = {f"demo-c{c}": f"demo-c{c}" for c in (8, 12, 16, 24, 32)}
+DEMO_MODELS: dict[str, str] = {f"demo-c{c}": f"demo-c{c}" for c in DEMO_CHANNELS}
 
 
 def family_unet_config(c: int, sample_size: int = 64) -> dict[str, Any]:

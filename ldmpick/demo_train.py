@@ -1,7 +1,7 @@
 """Train the demo model family on the procedural world (``ldmpick.demo_world``): standard diffusers pipeline folders.
 
-This is the recipe of the *next* demo family (issue 13: demo-c8/c16/c80 at 16x16 latents, in training). The shipped
-family (demo-c8 ... demo-c32 at 8x8 latents) was trained by the earlier code: ``git show 8126eb4:ldmpick/demo_train.py``.
+This is the recipe of the shipped family (demo-c8, demo-c16, demo-c80 at 16x16 latents; docs/demo.md). The first
+family (demo-c8 ... demo-c32 at 8x8 latents) was trained by earlier code: ``git show 8126eb4:ldmpick/demo_train.py``.
 
 One small ``AutoencoderKL`` (32 px -> 16x16x4 latents), one small ``CLIPTextModel`` (random-initialised and frozen:
 its embeddings of the world's captions are distinct, and the UNets learn to read them) with a ``CLIPTokenizer`` built

@@ -255,7 +255,9 @@ def resolve_sampler(name: str | None, spec: ModelSpec) -> str:
     if name not in fitting:
         why = ("a flow-matching model" if spec.adapter.flow_matching else "not a flow-matching model") \
             if sampler.flow != spec.adapter.flow_matching else \
-            "not distilled for it" if sampler.distilled_only else f"not one of the {spec.family} family's"
+            "not distilled for it" if sampler.distilled_only else \
+            "its diffusers class cannot rescale the betas of this zero-terminal-SNR model" \
+            if name in spec.adapter.family_samplers(spec) else f"not one of the {spec.family} family's"
         raise UsageError(f"sampler '{name}' does not fit '{spec.name}' ({spec.family} family: {why}); "
                          f"it takes: {', '.join(fitting)}")
     return name

@@ -424,6 +424,8 @@ def fit_law(tables: list[tuple[list[QualityPoint], str]], command: str = "",
     import numpy
     import scipy
 
+    from ldmpick.quality_table import shipped_table_digest
+
     provenance = {
         "source": "; ".join(sorted({where for _, where in tables})),
         "data": sorted({p.source for p in points}),
@@ -437,6 +439,7 @@ def fit_law(tables: list[tuple[list[QualityPoint], str]], command: str = "",
         # converged offset) give for it: where the single power law misses its own data
         "step_curve_fit": fit_residuals,
         "published_table": "ldmpick/data/published_quality.csv (scripts/build_published_quality.py)",
+        "shipped_table_sha256": shipped_table_digest(),
     }
     return QualityLaw(size_points=size_points, smooth_a=a, smooth_b=b, smooth_cov=cov, smooth_rms=rms,
                       curves=curves, clip_points=clip_points, clip_per_fid=clip_per_fid, anchors=anchors,

@@ -560,12 +560,39 @@ MAX_LAW_BYTES = 20_000_000  # law files larger than this are refused
 
 
 def load_law(path: Path | None = None) -> tuple[QualityLaw, Path]:
-    """The law to use: ``path``, else the user's refitted law, else the shipped default."""
+    """The law to use: ``path``, else the user's refitted law if it was fitted on this installation's shipped
+    quality table, else the shipped default (``stale_user_law`` says when the user's was passed over, and
+    ``STALE_LAW_NOTICE`` what to tell the user)."""
     from ldmpick.file_input import read_json_file
 
     if path is None:
-        path = user_law_path() if user_law_path().exists() else shipped_law_path()
+        path = shipped_law_path()
+        if user_law_path().exists():
+            user = QualityLaw.from_json(read_json_file(user_law_path(), "quality law file", MAX_LAW_BYTES))
+            if not _fitted_on_older_table(user):
+                return user, user_law_path()
     return QualityLaw.from_json(read_json_file(Path(path), "quality law file", MAX_LAW_BYTES)), Path(path)
+
+
+STALE_LAW_NOTICE = ("note: your refitted quality law was fitted on another ldmpick's shipped quality table; using "
+                    "the shipped law: run 'ldmpick fit' to refit it with your calibrations")
+
+
+def stale_user_law() -> bool:
+    """Whether the user has a refitted law that ``load_law`` passes over: it was fitted on another shipped quality
+    table (an older ldmpick's, or one that did not record it) and would predict with that table's data."""
+    from ldmpick.file_input import read_json_file
+
+    if not user_law_path().exists():
+        return False
+    return _fitted_on_older_table(QualityLaw.from_json(read_json_file(user_law_path(), "quality law file",
+                                                                      MAX_LAW_BYTES)))
+
+
+def _fitted_on_older_table(law: QualityLaw) -> bool:
+    from ldmpick.quality_table import shipped_table_digest
+
+    return law.provenance.get("shipped_table_sha256") != shipped_table_digest()  # none recorded: fitted before 0.1
 
 
 def predict_query(law: QualityLaw, model: str, sampler: str, steps: list[int], metric: str = "fid") -> dict[str, Any]:

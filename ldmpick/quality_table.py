@@ -53,8 +53,17 @@ def user_table_path() -> Path:
     return data_dir() / "quality_points.csv"
 
 
+def shipped_table_digest() -> str:
+    """sha256 of the shipped quality table: a law records the table it was fitted on."""
+    import hashlib
+
+    return hashlib.sha256(shipped_table_path().read_bytes()).hexdigest()
+
+
 def load_tables(extra: list[Path]) -> list[tuple[list[QualityPoint], str]]:
-    """The shipped quality table, then ``extra`` tables, then the user's (calibrated) table if it exists."""
+    """The shipped quality table, then ``extra`` tables, then the user's (calibrated) table if it exists. Rows of
+    those under a built-in model name whose parameter count is not the installed model's (a calibration of an older
+    demo family) are left out: they measured another model. ``left_out_rows`` says which."""
     from ldmpick.file_input import read_text_file
 
     tables = [(read_table(read_text_file(shipped_table_path(), "shipped quality table", MAX_TABLE_BYTES),
@@ -66,8 +75,27 @@ def load_tables(extra: list[Path]) -> list[tuple[list[QualityPoint], str]]:
         points = read_table(read_text_file(path, "quality table", MAX_TABLE_BYTES), f"'{path}'")
         if not points and path in extra:
             raise UsageError(f"quality table '{path}' has no data rows (columns: {', '.join(TABLE_COLUMNS)})")
-        tables.append((points, str(path)))
+        stale = left_out_rows(points)
+        tables.append(([p for p in points if p.model not in stale], str(path)))
     return tables
+
+
+def left_out_rows(points: list[QualityPoint]) -> dict[str, int]:
+    """Models of ``points`` under a built-in name whose rows give another parameter count than the installed
+    model's (name -> the rows' count): another model under that name, whose quality says nothing about this one."""
+    from ldmpick.catalogue import is_builtin, resolve_model
+    from ldmpick.errors import LdmpickError
+
+    out: dict[str, int] = {}
+    for name in sorted({p.model for p in points if p.unet_params and is_builtin(p.model)}):
+        try:
+            ours = resolve_model(name).denoiser_params
+        except (LdmpickError, OSError, ValueError, KeyError, TypeError):
+            continue
+        theirs = next(p.unet_params for p in points if p.model == name and p.unet_params)
+        if ours and abs(theirs - ours) > 0.01 * ours:
+            out[name] = theirs
+    return out
 
 
 def table_text(points: list[QualityPoint], comment: str) -> str:

@@ -13,10 +13,11 @@ of ``--note``. Refit the shipped law afterwards: ``ldmpick fit --out ldmpick/dat
 from __future__ import annotations
 
 import argparse
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
-from ldmpick.catalogue import DEMO_MODELS
+from ldmpick.catalogue import DEMO_MODELS, resolve_model
 from ldmpick.quality_table import read_table, shipped_table_path, table_text
 from ldmpick.storage import atomic_write_text
 
@@ -39,6 +40,18 @@ def main() -> int:
     missing = sorted(set(DEMO_MODELS) - {p.model for p in new})
     if missing:
         raise SystemExit(f"{', '.join(map(str, args.table))}: no rows of {', '.join(missing)}")
+    keys = Counter((p.model, p.sampler, p.steps, p.metric, p.guidance) for p in new)
+    twice = sorted(k for k, n in keys.items() if n > 1)
+    if twice:
+        raise SystemExit(f"the tables measure {len(twice)} configurations twice, e.g. {twice[0]}: give each once")
+    if len({p.num_samples for p in new}) > 1:
+        raise SystemExit(f"the tables mix sample counts {sorted({p.num_samples for p in new})}: one protocol only")
+    for name in DEMO_MODELS:
+        ours = resolve_model(name).denoiser_params
+        theirs = {p.unet_params for p in new if p.model == name}
+        if theirs != {ours}:
+            raise SystemExit(f"rows of {name} have {sorted(theirs)} parameters, the installed model {ours}: "
+                             "calibrate the installed models")
     atomic_write_text(shipped_path, table_text(kept + new, "\n".join(comment[:cut] + note)))
     print(f"{shipped_path}: {len(kept)} other rows kept, {len(new)} demo rows written")
     return 0

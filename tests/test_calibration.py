@@ -93,7 +93,7 @@ def test_calibrate_writes_rows_with_provenance_and_the_refit_moves_the_law_towar
     assert path == user_law_path()
     mine = after.calibrated_for("demo-c8", "ddim", "fid")
     assert mine.points == 8 and mine.dataset == "demo-world-32px"  # your calibration replaces the shipped one
-    assert after.calibrated_for("demo-c32", "ddim", "fid").points > 8  # other models keep the shipped fit
+    assert after.calibrated_for("demo-c80", "ddim", "fid").points > 8  # other models keep the shipped fit
 
     def miss(law):
         return np.mean([abs(np.log(law.predict_fid(r.unet_params, r.sampler, r.steps, model=r.model).value / r.value))
@@ -289,7 +289,7 @@ def _user_points(samples: int, value_scale: float) -> list:
 
 def test_your_calibration_at_another_sample_count_is_not_ranked_against_the_shipped_one():
     """FID's bias depends on the sample count: a user's 32-image calibration of demo-c8 must not be compared with the
-    shipped 512-image fits of the other demo models (a clear error names both), but works on its own."""
+    shipped 256-image fits of the other demo models (a clear error names both), but works on its own."""
     from ldmpick.costs.latency import cost_rows as cost_rows_measured
     from ldmpick.profile_model import load_profile
     from ldmpick.profile_store import shipped_profiles_dir
@@ -299,9 +299,9 @@ def test_your_calibration_at_another_sample_count_is_not_ranked_against_the_ship
 
     shipped = (read_table(shipped_table_path().read_text(), "t"), "t")
     law = fit_law([shipped, (_user_points(32, 1.25), "mine")])
-    assert "32 samples (yours)" in law.scale_of("demo-c8") and "512 samples (shipped)" in law.scale_of("demo-c32")
+    assert "32 samples (yours)" in law.scale_of("demo-c8") and "256 samples (shipped)" in law.scale_of("demo-c80")
     prof = load_profile(shipped_profiles_dir() / "cpu-amd-epyc-2core-demo-32px-fp32-eager.json")
-    rows = cost_rows_measured(prof, ["demo-c8", "demo-c32"], ["ddim", "unipc"], 50, [])
+    rows = cost_rows_measured(prof, ["demo-c8", "demo-c80"], ["ddim", "unipc"], 50, [])
     with pytest.raises(UsageError, match="different scales.*--samples"):
         select_config(rows, law, 0.06)
     mine = select_config(cost_rows_measured(prof, ["demo-c8"], ["ddim", "unipc"], 50, []), law, 0.2)
@@ -314,17 +314,17 @@ def test_your_calibration_with_the_shipped_protocol_replaces_only_the_configurat
     from ldmpick.quality_table import read_table, shipped_table_path
 
     shipped = (read_table(shipped_table_path().read_text(), "t"), "t")
-    law = fit_law([shipped, (_user_points(512, 1.5), "mine")])
+    law = fit_law([shipped, (_user_points(256, 1.5), "mine")])
     fam = law.calibrated_for("demo-c8", "ddim", "fid")
-    assert fam.origin == "yours" and fam.samples == 512
-    assert fam.covers("demo-c8", "euler") and fam.covers("demo-c32", "ddim")  # the shipped rest is kept
-    ddim4 = next(p for p in _user_points(512, 1.5) if p.sampler == "ddim" and p.steps == 4 and p.metric == "fid")
+    assert fam.origin == "yours" and fam.samples == 256
+    assert fam.covers("demo-c8", "euler") and fam.covers("demo-c80", "ddim")  # the shipped rest is kept
+    ddim4 = next(p for p in _user_points(256, 1.5) if p.sampler == "ddim" and p.steps == 4 and p.metric == "fid")
     assert law.predict_fid(ddim4.unet_params, "ddim", 4, model="demo-c8").value == pytest.approx(ddim4.value)
 
 
 def test_plot_cli_draws_the_shipped_demo_calibration(tmp_path: Path):
     out = tmp_path / "fid.png"
-    r = runner.invoke(app, ["plot", "--budget", "60ms", "--models", "demo-c8,demo-c32", "-o", str(out), "--json"])
+    r = runner.invoke(app, ["plot", "--budget", "60ms", "--models", "demo-c8,demo-c80", "-o", str(out), "--json"])
     assert r.exit_code == 0, r.output
     doc = json.loads(r.stdout)
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and doc["basis"] == "measured"

@@ -204,7 +204,7 @@ def test_recommend_and_generate_make_the_same_plan(tmp_path):
 
 
 @needs_demo
-@pytest.mark.parametrize("sampler", ["heun", "euler-a", "ddim"])
+@pytest.mark.parametrize("sampler", ["ddpm", "euler-a", "ddim"])
 def test_guidance_never_changes_silently(tmp_path, sampler):
     r = runner.invoke(app, ["generate", "a red circle", "--model", "demo-c8", "--sampler", sampler, "--steps", "2",
                             "--seed", "1", "--out", str(tmp_path / "o"), "--json"])

@@ -150,7 +150,16 @@ def test_one_step_is_said_as_one_step_everywhere_in_the_explanation():
     from ldmpick.samplers import steps_text
 
     assert (steps_text(1), steps_text(8), steps_text(1, "unipc")) == ("1 step", "8 steps", "1 unipc step")
-    r = runner.invoke(app, ["recommend", "--budget", "15ms", "--models", "demo-c8,demo-c16,demo-c24,demo-c32"])
+    from ldmpick.catalogue import DEMO_MODELS
+    from ldmpick.costs.latency import cost_rows
+    from ldmpick.profile_choice import choose_profile
+
+    models = list(DEMO_MODELS)
+    rows = cost_rows(choose_profile(None, models=models).profile, models, ["ddim", "dpmpp-2m", "euler", "unipc"],
+                     90.0, [])
+    one, two = (min(r.fixed + k * r.per_step for r in rows) for k in (1, 2))
+    budget_ms = (one + two) / 2 * 1e3  # a 1-step configuration fits, no 2-step one does
+    r = runner.invoke(app, ["recommend", "--budget", f"{budget_ms:.2f}ms", "--models", ",".join(models)])
     assert r.exit_code == 0, r.output
     assert " at 1 step " in r.stdout and "1 steps" not in r.stdout and "1 dpmpp-2m steps" not in r.stdout
     assert "-parameter denoiser)" in r.stdout  # not "UNet params": transformer families have no UNet

@@ -10,15 +10,16 @@ import typer
 from ldmpick.cli.options import (BatchOpt, DeviceOpt, DtypeOpt, GuidanceOpt, JsonOpt, ModelsOpt, PromptsFileOpt,
                                  ResumeOpt, SamplersOpt, SeedOpt, StepListOpt, ThreadsOpt, command_line, int_list)
 from ldmpick.cli.render import console, make_table, notice, print_json, progress_bar
+from ldmpick.catalogue import DEMO_MODELS
 
-DEMO_FAMILY = "demo-c8,demo-c12,demo-c16,demo-c24,demo-c32"
+DEMO_FAMILY = ",".join(DEMO_MODELS)
 
 
 def calibrate_cmd(
     models: ModelsOpt = DEMO_FAMILY,
     samplers: SamplersOpt = "ddim,dpmpp-2m,euler,unipc",
-    steps: StepListOpt = "1,2,4,8,16,32,50",
-    samples: Annotated[int, typer.Option("--samples", help="Images generated (and measured) per configuration (FID depends on it: the shipped demo calibration used 512).")] = 512,
+    steps: StepListOpt = "1,2,4,8,16,32",
+    samples: Annotated[int, typer.Option("--samples", help="Images generated (and measured) per configuration (FID depends on it: the shipped demo calibration used 256).")] = 256,
     seed: SeedOpt = 0,
     guidance: GuidanceOpt = None,
     batch: BatchOpt = 256,

@@ -8,7 +8,10 @@ import typer
 
 from ldmpick.cli.options import OutOpt, SeedOpt, ThreadsOpt, int_list
 from ldmpick.cli.render import command_group, notice, print_json
+from ldmpick.demo_train import DEMO_CHANNELS
 from ldmpick.errors import UsageError
+
+DEFAULT_CHANNELS = ",".join(str(c) for c in DEMO_CHANNELS)  # the shipped family's
 
 app = command_group("The demo model family trained here on a procedural shapes world.")
 
@@ -16,7 +19,7 @@ app = command_group("The demo model family trained here on a procedural shapes w
 @app.command("train")
 def demo_train_cmd(
     out: OutOpt = None,
-    channels: Annotated[str, typer.Option("--channels", help="Base channel counts of the UNets, comma-separated (multiples of 8).")] = "8,16,80",
+    channels: Annotated[str, typer.Option("--channels", help="Base channel counts of the UNets, comma-separated (multiples of 8).")] = DEFAULT_CHANNELS,
     seed: SeedOpt = 0,
     images: Annotated[int, typer.Option("--images", min=32, max=1_000_000, help="Number of world samples to train "
                                                                                  "on (at least one batch).")] = 16384,
@@ -26,19 +29,19 @@ def demo_train_cmd(
     threads: ThreadsOpt = 1,
 ) -> None:
     """Train the VAE and one UNet per channel count on the demo world; write diffusers folders with training.json
-    to the --out folder (required: the shipped demo models were trained by an earlier recipe, see docs/demo.md, and
-    are not overwritten). This is the recipe of the next demo family (c8/c16/c80 at 16x16 latents). Resumable:
-    rerun the same command after an interruption and it continues from the last checkpoint (every 250 steps); runs
-    of different --channels into the same --out can go in parallel (they share one VAE, trained once)."""
+    to the --out folder. The defaults reproduce the shipped family (demo-c8/c16/c80; its recipe and times are in
+    each folder's training.json and in family_training.json). Resumable: rerun the same command after an
+    interruption and it continues from the last checkpoint (every 250 steps); runs of different --channels into the
+    same --out can go in parallel (they share one VAE, trained once)."""
     from ldmpick.demo_train import TrainingRecipe, train_family
 
     if out is None:
-        raise UsageError("give --out FOLDER: the shipped demo models come from an earlier recipe (docs/demo.md) and "
-                         "'demo train' does not overwrite them")
+        raise UsageError("give --out FOLDER: training writes there and never over the installed demo models "
+                         "(scripts/ship_demo_family.sh puts a finished run into the package)")
 
     recipe = TrainingRecipe(seed=0 if seed is None else seed, n_images=images, vae_steps=vae_steps,
                             unet_steps=unet_steps, batch=batch, vae_batch=min(32, batch))
-    report = train_family(out, channels=tuple(int_list(channels, "--channels", "8,16,80")),
+    report = train_family(out, channels=tuple(int_list(channels, "--channels", DEFAULT_CHANNELS)),
                           recipe=recipe, threads=1 if threads is None else threads, progress=notice)
     print_json({name: {"unet_params": facts["unet_params"], "steps": facts["recipe"]["unet_steps"],
                        "wall_s": facts["wall_s"], "final_loss_mean_last50": facts["final_loss_mean_last50"]}

@@ -42,7 +42,7 @@ def law_cmd(
     """Show the fitted quality law: its parameters with uncertainty and a predicted-FID grid per sampler (one column
     per --steps). With --model and --sampler: one prediction per --steps on the --metric scale, with its interval
     and basis (the published rows it rests on; interpolated, held, anchored or fitted), or 'no quality data'."""
-    from ldmpick.quality_law import load_law, predict_query
+    from ldmpick.quality_law import STALE_LAW_NOTICE, load_law, predict_query, stale_user_law
     from ldmpick.quality_scales import SCALES, scale_of_metric
 
     scale_of_metric(metric)  # a typo is an error before anything else is said
@@ -61,6 +61,8 @@ def law_cmd(
     if min(grid) < 1 or max(grid) > 10_000:
         raise UsageError("--steps needs integers between 1 and 10000")
     law, path = load_law(law_file)
+    if law_file is None and stale_user_law():
+        notice(STALE_LAW_NOTICE)
     if model is not None or sampler is not None:
         if model is None or sampler is None:
             raise UsageError("a prediction needs both --model and --sampler (and --steps)")

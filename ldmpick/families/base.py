@@ -349,11 +349,16 @@ class Family:
 
     # ------------------------------------------------------------------ samplers
     def fitting_samplers(self, spec: ModelSpec) -> list[str]:
-        """Samplers that fit this model: the family's own, plus the distilled ones when the model is distilled."""
+        """Samplers that fit this model: the family's (``family_samplers``) that can run its noise schedule (a
+        zero-terminal-SNR model rules out the samplers whose diffusers class cannot rescale its betas)."""
+        return [s for s in self.family_samplers(spec) if runs_schedule(s, spec.scheduler_config or {})]
+
+    def family_samplers(self, spec: ModelSpec) -> list[str]:
+        """The family's samplers for this model: its own, plus the distilled ones when the model is distilled."""
         out = list(self.samplers)
         if spec.distilled:
             out += [s for s in self.distilled_samplers if s not in out]
-        return [s for s in out if runs_schedule(s, spec.scheduler_config or {})]
+        return out
 
     # ------------------------------------------------------------------ text encoders
     def text_encoders(self, spec: ModelSpec) -> list[TextEncoder]:

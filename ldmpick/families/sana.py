@@ -34,7 +34,7 @@ class Sana(Family):
     def guidance_distilled(self, spec: ModelSpec) -> bool:
         return bool(self.denoiser_config(spec).get("guidance_embeds"))
 
-    def fitting_samplers(self, spec: ModelSpec) -> list[str]:
+    def family_samplers(self, spec: ModelSpec) -> list[str]:
         return ["scm"] if self.is_sprint(spec) else list(self.samplers)
 
     def vae_class(self, spec: ModelSpec) -> str:

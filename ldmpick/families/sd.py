@@ -32,7 +32,7 @@ class UNetFamily(Family):
     def guidance_distilled(self, spec: ModelSpec) -> bool:
         return self.denoiser_config(spec).get("time_cond_proj_dim") is not None
 
-    def fitting_samplers(self, spec: ModelSpec) -> list[str]:
+    def family_samplers(self, spec: ModelSpec) -> list[str]:
         """LCM only for consistency-distilled UNets (a guidance embedding or an LCM scheduler); adversarially
         distilled ones (SDXL-Turbo) keep the ordinary samplers at few steps."""
         lcm = self.guidance_distilled(spec) or spec.component_classes.get("scheduler") == "LCMScheduler"
