@@ -87,7 +87,7 @@ def plan_selection(budget: str | float, *, profile: Any = None, profile_ref: str
     ``profile`` when given (a loaded one), else chosen by ``choose_profile`` from ``profile_ref``. With ``steps``
     only that step count is considered."""
     from ldmpick.profile_choice import choose_profile
-    from ldmpick.quality_law import STALE_LAW_NOTICE, load_law, stale_user_law
+    from ldmpick.quality_law import STALE_LAW_NOTICE, load_law, passed_over_user_law
     from ldmpick.quality_scales import scale_of_metric
     from ldmpick.selector import select_config
 
@@ -104,7 +104,7 @@ def plan_selection(budget: str | float, *, profile: Any = None, profile_ref: str
     law_path = None
     if law is None:
         law, law_path = load_law(law_file)
-        if law_file is None and stale_user_law():
+        if law_file is None and passed_over_user_law(law_path):
             notify(STALE_LAW_NOTICE)
     source: dict[str, Any] = {"law": str(law_path)} if law_path is not None else {}
     excluded: list[str] = []
@@ -212,7 +212,7 @@ def plan_generation(prompts: list[str], *, out: Path, budget: str | None = None,
 
     from ldmpick import generation as gen
     from ldmpick.costs import latency
-    from ldmpick.quality_law import STALE_LAW_NOTICE, load_law, stale_user_law
+    from ldmpick.quality_law import STALE_LAW_NOTICE, load_law, passed_over_user_law
 
     budget_s = cost_model(latency.NAME).parse_budget(budget) if budget is not None else None
     budget_ms = budget_s * 1e3 if budget_s is not None else None
@@ -221,8 +221,8 @@ def plan_generation(prompts: list[str], *, out: Path, budget: str | None = None,
         device = gen.default_device()
     pending: list[str] = []  # said once the request is known to be valid, so that an error stays one line
     prof = _generation_profile(profile, device, notify, pending.append)
-    law = load_law()[0]
-    if stale_user_law():
+    law, law_path = load_law()
+    if passed_over_user_law(law_path):
         pending.append(STALE_LAW_NOTICE)
     selection = None
     # --model and --steps without --sampler (and no budget): the model's own saved scheduler

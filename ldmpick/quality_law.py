@@ -561,7 +561,7 @@ MAX_LAW_BYTES = 20_000_000  # law files larger than this are refused
 
 def load_law(path: Path | None = None) -> tuple[QualityLaw, Path]:
     """The law to use: ``path``, else the user's refitted law if it was fitted on this installation's shipped
-    quality table, else the shipped default (``stale_user_law`` says when the user's was passed over, and
+    quality table, else the shipped default (``passed_over_user_law`` says when the user's was passed over, and
     ``STALE_LAW_NOTICE`` what to tell the user)."""
     from ldmpick.file_input import read_json_file
 
@@ -578,15 +578,10 @@ STALE_LAW_NOTICE = ("note: your refitted quality law was fitted on another ldmpi
                     "the shipped law: run 'ldmpick fit' to refit it with your calibrations")
 
 
-def stale_user_law() -> bool:
-    """Whether the user has a refitted law that ``load_law`` passes over: it was fitted on another shipped quality
-    table (an older ldmpick's, or one that did not record it) and would predict with that table's data."""
-    from ldmpick.file_input import read_json_file
-
-    if not user_law_path().exists():
-        return False
-    return _fitted_on_older_table(QualityLaw.from_json(read_json_file(user_law_path(), "quality law file",
-                                                                      MAX_LAW_BYTES)))
+def passed_over_user_law(used: Path) -> bool:
+    """Whether ``load_law()`` (which returned the law at ``used``) passed over a refitted law of the user's: it was
+    fitted on another shipped quality table (an older ldmpick's, or one that did not record it). No second read."""
+    return used != user_law_path() and user_law_path().exists()
 
 
 def _fitted_on_older_table(law: QualityLaw) -> bool:

@@ -63,7 +63,7 @@ def shipped_table_digest() -> str:
 def load_tables(extra: list[Path]) -> list[tuple[list[QualityPoint], str]]:
     """The shipped quality table, then ``extra`` tables, then the user's (calibrated) table if it exists. Rows of
     those under a built-in model name whose parameter count is not the installed model's (a calibration of an older
-    demo family) are left out: they measured another model. ``left_out_rows`` says which."""
+    demo family) are left out: they measured another model. ``stale_rows`` says which."""
     from ldmpick.file_input import read_text_file
 
     tables = [(read_table(read_text_file(shipped_table_path(), "shipped quality table", MAX_TABLE_BYTES),
@@ -78,6 +78,20 @@ def load_tables(extra: list[Path]) -> list[tuple[list[QualityPoint], str]]:
         stale = left_out_rows(points)
         tables.append(([p for p in points if p.model not in stale], str(path)))
     return tables
+
+
+def stale_rows(extra: list[Path]) -> list[tuple[str, dict[str, int]]]:
+    """For ``extra`` tables and the user's: where ``load_tables`` left rows out, and whose (``left_out_rows``)."""
+    from ldmpick.file_input import read_text_file
+
+    paths = list(extra) + ([user_table_path()] if user_table_path().exists() and user_table_path() not in extra
+                           else [])
+    out = []
+    for path in paths:
+        stale = left_out_rows(read_table(read_text_file(path, "quality table", MAX_TABLE_BYTES), f"'{path}'"))
+        if stale:
+            out.append((str(path), stale))
+    return out
 
 
 def left_out_rows(points: list[QualityPoint]) -> dict[str, int]:

@@ -23,8 +23,12 @@ def fit_cmd(
     """Refit the quality scaling law from the shipped quality table (and yours) and write a versioned law file
     to --out, by default into your user data folder."""
     from ldmpick.law_refit import fit_and_write
+    from ldmpick.quality_table import stale_rows
 
     law, target = fit_and_write(list(table or []), out, command_line())
+    for where, stale in stale_rows(list(table or [])):
+        notice(f"note: left out the rows of {', '.join(sorted(stale))} in '{where}': another model under a built-in "
+               "name (another parameter count; a calibration of an older release?)")
     notice(f"law written to '{target}' (size-term residual RMS {law.smooth_rms:.2f} FID)")
     render_law(law, json_out, int_list(DEFAULT_GRID, "--steps"))
 
@@ -42,7 +46,7 @@ def law_cmd(
     """Show the fitted quality law: its parameters with uncertainty and a predicted-FID grid per sampler (one column
     per --steps). With --model and --sampler: one prediction per --steps on the --metric scale, with its interval
     and basis (the published rows it rests on; interpolated, held, anchored or fitted), or 'no quality data'."""
-    from ldmpick.quality_law import STALE_LAW_NOTICE, load_law, predict_query, stale_user_law
+    from ldmpick.quality_law import STALE_LAW_NOTICE, load_law, passed_over_user_law, predict_query
     from ldmpick.quality_scales import SCALES, scale_of_metric
 
     scale_of_metric(metric)  # a typo is an error before anything else is said
@@ -61,7 +65,7 @@ def law_cmd(
     if min(grid) < 1 or max(grid) > 10_000:
         raise UsageError("--steps needs integers between 1 and 10000")
     law, path = load_law(law_file)
-    if law_file is None and stale_user_law():
+    if law_file is None and passed_over_user_law(path):
         notice(STALE_LAW_NOTICE)
     if model is not None or sampler is not None:
         if model is None or sampler is None:
