@@ -16,6 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from ldmpick.demo_train import DEMO_CHANNELS  # the shipped family's sizes (no torch at import)
 from ldmpick.errors import ModelError, UsageError, unknown_name
 from ldmpick.samplers import SD_SCHEDULER_CONFIG
 
@@ -36,8 +37,6 @@ FAMILY_CHANNELS: dict[str, int] = {
 
 # The demo family trained here on ldmpick.demo_world (``ldmpick demo train``), shipped as diffusers folders inside
 # the package: name -> folder under ldmpick/demo_models/. The number is the base channel count c.
-from ldmpick.demo_train import DEMO_CHANNELS  # noqa: E402  (no torch at import)
-
 DEMO_MODELS_DIR = Path(__file__).resolve().parent / "demo_models"
 DEMO_MODELS: dict[str, str] = {f"demo-c{c}": f"demo-c{c}" for c in DEMO_CHANNELS}
 
