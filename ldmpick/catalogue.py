@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ldmpick.demo_train import DEMO_CHANNELS  # the shipped family's sizes (no torch at import)
-from ldmpick.errors import ModelError, UsageError, unknown_name
+from ldmpick.errors import LdmpickError, ModelError, UsageError, unknown_name
 from ldmpick.samplers import SD_SCHEDULER_CONFIG
 
 # Base channel count c of each size of the paper's family (Mei et al. 2024, arXiv 2404.01367, Table 1).
@@ -335,6 +335,25 @@ def known_names() -> list[str]:
 def is_builtin(name: str) -> bool:
     """A name ldmpick defines itself (the paper's family, the demo family, the released-model catalogue)."""
     return name in FAMILY_CHANNELS or name in DEMO_MODELS or name in catalogue_entries()
+
+
+def installed_params(name: str) -> int | None:
+    """Denoiser parameters of the model this installation defines under a built-in name; None for any other name,
+    or when they cannot be read. Built-in counts are cached on disk, so this does not import torch."""
+    if not is_builtin(name):
+        return None
+    try:
+        return int(resolve_model(name).denoiser_params)
+    except (LdmpickError, OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def other_model_under_builtin_name(name: str, params: int, installed: int | None = None) -> bool:
+    """Whether measurements labelled ``name`` with ``params`` denoiser parameters are of another model than the one
+    this installation defines under that built-in name (a profile or calibration of an older demo family, or a
+    renamed model): their latencies and quality say nothing about it. ``installed``: the count if already known."""
+    ours = installed_params(name) if installed is None else installed
+    return bool(ours and params > 0 and abs(params - ours) > 0.01 * ours)
 
 
 def resolve_model(name: str) -> ModelSpec:

@@ -59,6 +59,7 @@ def choose_profile(ref: str | None = None, *, device: str | None = None, device_
     ``device_key_now`` (a ``device_key``) says which device this is (default: this machine's GPU, else its CPU);
     ``usable`` drops candidates the caller cannot use (generate: those without a model that has weights).
     Raises ``NoProfileError`` when no profile qualifies."""
+    from ldmpick.catalogue import installed_params, other_model_under_builtin_name
     from ldmpick.profile_device import device_key
 
     if device_key_now is None:
@@ -73,15 +74,11 @@ def choose_profile(ref: str | None = None, *, device: str | None = None, device_
 
     def stale(p: Profile) -> set[str]:
         """Its models under built-in names that are not the installed models of those names."""
-        out = set()
         for m in p.models:
-            if m.ok and m.denoiser_params > 0:
-                if m.name not in installed:
-                    installed[m.name] = _installed_params(m.name)
-                ours = installed[m.name]
-                if ours and abs(m.denoiser_params - ours) > 0.01 * ours:
-                    out.add(m.name)
-        return out
+            if m.name not in installed:
+                installed[m.name] = installed_params(m.name)
+        return {m.name for m in p.models if m.ok and other_model_under_builtin_name(m.name, m.denoiser_params,
+                                                                                     installed[m.name])}
 
     def covers(p: Profile) -> bool:
         names = set(p.model_names()) - stale(p)
@@ -210,19 +207,6 @@ def _why(covers: bool, at_native: bool, models: list[str] | None, p: Profile) ->
     if at_native:
         parts.append(f"at their native {p.settings.resolution} px")
     return f" ({' '.join(parts)})" if parts else ""
-
-
-def _installed_params(name: str) -> int | None:
-    """Denoiser parameters of the model this installation defines under a built-in name (None for other names, or
-    when it cannot say); built-in counts are cached, so this does not import torch."""
-    from ldmpick.catalogue import is_builtin, resolve_model
-
-    if not is_builtin(name):
-        return None
-    try:
-        return int(resolve_model(name).denoiser_params)
-    except (LdmpickError, OSError, ValueError, KeyError, TypeError):
-        return None
 
 
 def native_resolution(name: str) -> int | None:

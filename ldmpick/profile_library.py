@@ -74,13 +74,11 @@ def import_profile(path: Path, force: bool = False) -> tuple[Any, Path]:
 def _check_builtin_names(profile: Any, path: Path) -> None:
     """A model under a name ldmpick defines (ldm-83m, sdxl-base, demo-c8) must be that model: the law predicts its
     quality by the name, so another model renamed to it (its parameter count gives it away) is refused."""
-    from ldmpick.catalogue import format_params, is_builtin, resolve_model
+    from ldmpick.catalogue import format_params, installed_params, other_model_under_builtin_name
 
     for m in profile.models:
-        if not is_builtin(m.name) or m.denoiser_params <= 0:
-            continue
-        ours = resolve_model(m.name).denoiser_params
-        if abs(m.denoiser_params - ours) > 0.01 * ours:
+        ours = installed_params(m.name)
+        if other_model_under_builtin_name(m.name, m.denoiser_params, ours):
             raise UsageError(f"'{path}': its model '{m.name}' has {format_params(m.denoiser_params)} parameters, "
                              f"ldmpick's '{m.name}' has {format_params(ours)}; another model under a built-in name "
                              "would get that model's quality predictions: rename it in the file")

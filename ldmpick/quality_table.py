@@ -97,19 +97,13 @@ def stale_rows(extra: list[Path]) -> list[tuple[str, dict[str, int]]]:
 def left_out_rows(points: list[QualityPoint]) -> dict[str, int]:
     """Models of ``points`` under a built-in name whose rows give another parameter count than the installed
     model's (name -> the rows' count): another model under that name, whose quality says nothing about this one."""
-    from ldmpick.catalogue import is_builtin, resolve_model
-    from ldmpick.errors import LdmpickError
+    from ldmpick.catalogue import other_model_under_builtin_name
 
-    out: dict[str, int] = {}
-    for name in sorted({p.model for p in points if p.unet_params and is_builtin(p.model)}):
-        try:
-            ours = resolve_model(name).denoiser_params
-        except (LdmpickError, OSError, ValueError, KeyError, TypeError):
-            continue
-        theirs = next(p.unet_params for p in points if p.model == name and p.unet_params)
-        if ours and abs(theirs - ours) > 0.01 * ours:
-            out[name] = theirs
-    return out
+    first = {}
+    for p in points:
+        if p.unet_params:
+            first.setdefault(p.model, p.unet_params)
+    return {name: n for name, n in sorted(first.items()) if other_model_under_builtin_name(name, n)}
 
 
 def table_text(points: list[QualityPoint], comment: str) -> str:
