@@ -114,7 +114,12 @@ def check_run(plan: Any, result: Any) -> str | None:
     runs with the profile's own settings count: a run that differs from them is expected to miss."""
     if plan.latency is None or plan.mismatches or not result.prompts:
         return None
-    drift = record_run(plan.profile.id, run_ratios(plan.latency, result.prompts))
+    try:
+        drift = record_run(plan.profile.id, run_ratios(plan.latency, result.prompts))
+    except OSError as exc:  # a read-only or full LDMPICK_HOME must not fail a run whose images are written
+        where = exc.filename or history_path(plan.profile.id).parent
+        return (f"warning: latency history not kept (cannot write '{where}': {exc.strerror or exc}); "
+                "the images and the run record were written")
     if drift is None:
         return None
     import shlex

@@ -308,3 +308,21 @@ def test_plan_selection_is_the_one_recommend_uses():
     assert set(PARAMS) >= {c.model for c in plan.selection.top}
     flops = recommend("3", cost_model="flops", samplers="ddim")
     assert (flops.selection.best.model, flops.selection.best.steps) == ("ldm-83m", 23)
+
+
+def test_an_unwritable_drift_history_is_a_warning_not_a_failed_run(tmp_path, monkeypatch):
+    """The images and the run record are already written when the latency history is kept: a read-only or full
+    LDMPICK_HOME must not turn the finished run into an error."""
+    from types import SimpleNamespace
+
+    from ldmpick.latency_drift import PARTS, check_run
+
+    blocker = tmp_path / "home-is-a-file"
+    blocker.write_text("x")
+    monkeypatch.setenv("LDMPICK_HOME", str(blocker))
+    parts = {p: 1.0 for p in PARTS}
+    plan = SimpleNamespace(latency=SimpleNamespace(**parts), mismatches=[], profile=SimpleNamespace(id="p1"))
+    result = SimpleNamespace(prompts=[SimpleNamespace(times=SimpleNamespace(**parts))])
+    message = check_run(plan, result)
+    assert message is not None and message.startswith("warning: latency history not kept (cannot write ")
+    assert "home-is-a-file" in message and "\n" not in message
