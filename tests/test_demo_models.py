@@ -214,6 +214,17 @@ def test_demo_option_values_are_refused_before_any_training(tmp_path, args, frag
     assert f"Invalid value for '{fragment}'" in r.stderr and not any(tmp_path.iterdir())
 
 
+def test_train_judge_never_writes_over_the_installed_judge_by_default():
+    """The installed judge measured every shipped FID; retraining it in place (the old default) silently made later
+    calibrations incomparable with the shipped rows."""
+    from ldmpick.image_quality import judge_weights_path
+
+    before = judge_weights_path().stat().st_mtime_ns
+    r = runner.invoke(app, ["demo", "train-judge", "--steps", "1", "--images", "128"])
+    assert r.exit_code == 2 and r.stderr.startswith("error: give --out FOLDER") and r.stderr.count("\n") == 1, r.output
+    assert judge_weights_path().stat().st_mtime_ns == before
+
+
 def test_the_demo_schedule_has_zero_terminal_snr_and_only_samplers_that_honour_it_run_it():
     """The family trains with v-prediction on rescaled betas (no signal left at t = 999, so the background must come
     from the caption). A sampler whose diffusers class cannot rescale its betas would sample with other betas than

@@ -58,11 +58,14 @@ def demo_train_judge_cmd(
     threads: ThreadsOpt = 1,
 ) -> None:
     """Train the world judge: the feature network of the demo FID and the attribute classifier of prompt accuracy.
-    Writes world_judge.safetensors/.json to the --out folder (default: the package's data folder); --seed is the
-    world seed of the training images (not the UNets' seed)."""
+    Writes world_judge.safetensors/.json to the --out folder (never over the installed judge, which every shipped
+    FID was measured with); --seed is the world seed of the training images (not the UNets' seed)."""
     from ldmpick.image_quality import train_judge
 
-    if out is not None and not out.is_dir():
+    if out is None:
+        raise UsageError("give --out FOLDER: the judge is written there and never over the installed one, which "
+                         "measured every shipped FID and prompt accuracy")
+    if not out.is_dir():
         raise UsageError(f"--out '{out}' is not a folder")
     facts = train_judge(out, seed=1 if seed is None else seed, n_images=images, steps=steps,
                         threads=1 if threads is None else threads, progress=notice)
