@@ -163,3 +163,13 @@ def test_one_step_is_said_as_one_step_everywhere_in_the_explanation():
     assert r.exit_code == 0, r.output
     assert " at 1 step " in r.stdout and "1 steps" not in r.stdout and "1 dpmpp-2m steps" not in r.stdout
     assert "-parameter denoiser)" in r.stdout  # not "UNet params": transformer families have no UNet
+
+
+def test_a_sampler_that_fits_none_of_the_models_is_named_with_what_they_take():
+    """heun cannot rescale the demo models' zero-terminal-SNR betas: asking for it alone used to end in 'no models or
+    samplers', which sent people looking for a missing model."""
+    r = runner.invoke(app, ["recommend", "--budget", "100ms", "--models", "demo-c8,demo-c16,demo-c80",
+                            "--samplers", "heun"])
+    assert r.exit_code == 2 and r.stderr.splitlines()[-1].startswith("error: "), r.output
+    assert ("demo-c8, demo-c16, demo-c80: no sampler asked for fits them (heun; they take: ddim, ddpm, dpmpp-2m"
+            in r.stderr), r.stderr

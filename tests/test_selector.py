@@ -41,6 +41,7 @@ def test_budgets_people_write(text, seconds):
     ("", "empty budget"), ("   ", "empty budget"), ("abc", "not a number"), ("-1s", "must be positive"),
     ("0s", "must be positive"), ("0ms", "must be positive"), ("2", "budget '2' has no unit; write '2s' for seconds"),
     ("1e400s", "too large"), ("2 parsecs", "unknown unit"),
+    ("2m", "is 'm' minutes or milliseconds\\? write '2min' or '2ms'"), ("0.5 m", "write '0.5min' or '0.5ms'"),
     ("nan", "not a number"), ("inf", "not a number"), ("2s 3s", "not a number"), ("100000s", "more than a day"),
 ])
 def test_budgets_refused_with_one_line(text, message):

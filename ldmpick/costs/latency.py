@@ -26,7 +26,8 @@ from ldmpick.samplers import steps_text
 NAME = "measured"
 MAX_BUDGET_S = 86_400.0
 UNITS = {"s": 1.0, "sec": 1.0, "secs": 1.0, "second": 1.0, "seconds": 1.0, "ms": 1e-3,
-         "millisecond": 1e-3, "milliseconds": 1e-3, "min": 60.0, "m": 60.0, "minute": 60.0, "minutes": 60.0}
+         "millisecond": 1e-3, "milliseconds": 1e-3, "min": 60.0, "minute": 60.0, "minutes": 60.0}
+# 'm' is refused, not guessed: '2m' reads as two minutes to some and as a typo of '2ms' to others
 SAME_COST_RATIO = 0.6  # per-step costs closer than this (smallest / largest) are "about the same"
 
 
@@ -202,8 +203,10 @@ class LatencyCost:
         if not unit:
             raise UsageError(f"budget '{shown}' has no unit; write '{shown.strip()}s' for seconds or "
                              f"'{shown.strip()}ms' for milliseconds")
+        if unit == "m":
+            raise UsageError(f"budget '{shown}': is 'm' minutes or milliseconds? write '{value:g}min' or '{value:g}ms'")
         if unit not in UNITS:
-            raise UsageError(f"budget '{shown}': unknown unit '{clip_text(unit, 12)}' (use s or ms)")
+            raise UsageError(f"budget '{shown}': unknown unit '{clip_text(unit, 12)}' (use s, ms or min)")
         seconds = positive(value * UNITS[unit], text)
         if seconds > MAX_BUDGET_S:
             raise UsageError(f"budget '{shown}' is more than a day; give a per-image latency such as '2s'")
@@ -220,6 +223,7 @@ class LatencyCost:
         names = models if models is not None else profile.model_names()
         measured = {s.name for s in profile.samplers}
         rows = []
+        unfit: dict[tuple[str, ...], list[str]] = {}  # what the models no asked sampler fits take -> the models
         for name in names:
             m = profile.model(name)
             if not m.ok:
@@ -228,9 +232,11 @@ class LatencyCost:
             if memory and m.peak_memory_bytes and m.peak_memory_bytes > memory:
                 excluded.append(f"{name}: needs more memory than the device has")
                 continue
-            for s in samplers:
-                if not m.fits_sampler(s) or (m.samplers is None and s not in measured):
-                    continue  # (a version-1 model fits every sampler its profile measured)
+            fitting = [s for s in samplers if m.fits_sampler(s) and not (m.samplers is None and s not in measured)]
+            if not fitting:  # (a version-1 model fits every sampler its profile measured)
+                unfit.setdefault(tuple(m.samplers if m.samplers is not None else sorted(measured)), []).append(name)
+                continue
+            for s in fitting:
                 b = breakdown(profile, m, s, percentile)
                 if isinstance(b, str):
                     if b not in excluded:
@@ -242,6 +248,10 @@ class LatencyCost:
                 per_step = b.parts_ms(1, percentile)[1]
                 rows.append(CostRow(name, m.denoiser_params, s, (te + vae) / 1e3, per_step / 1e3, b, MODEL,
                                     distilled=m.distilled))
+        for takes, names in unfit.items():
+            them = "it" if len(names) == 1 else "them"
+            excluded.append(f"{', '.join(names)}: no sampler asked for fits {them} ({', '.join(samplers) or 'none'}; "
+                            f"{'it takes' if len(names) == 1 else 'they take'}: {', '.join(takes)})")
         return rows
 
     def parts(self, row: CostRow, steps: int) -> dict[str, float]:
