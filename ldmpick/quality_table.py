@@ -41,6 +41,7 @@ class QualityPoint:
 TABLE_COLUMNS = ["model", "unet_params", "sampler", "steps", "guidance", "resolution", "metric", "value",
                  "num_samples", "dataset", "series", "source"]
 MAX_TABLE_BYTES = 20_000_000  # quality tables larger than this are refused
+USER_TABLE_COMMENT = "Your measured quality points (ldmpick calibrate)."
 
 
 def shipped_table_path() -> Path:
@@ -104,6 +105,39 @@ def left_out_rows(points: list[QualityPoint]) -> dict[str, int]:
         if p.unet_params:
             first.setdefault(p.model, p.unet_params)
     return {name: n for name, n in sorted(first.items()) if other_model_under_builtin_name(name, n)}
+
+
+def forget_user_rows(models: list[str]) -> tuple[Path, dict[str, int]]:
+    """Remove every row of ``models`` from the user's quality table (what ``ldmpick calibrate`` added), atomically
+    and under the table's lock; the rows of other models stay. Returns the table and the rows removed per model.
+    Nothing is written unless every name has rows: a name that is no model, or a model without rows, is a one-line
+    error."""
+    from ldmpick.catalogue import known_names
+    from ldmpick.errors import unknown_name
+    from ldmpick.file_input import read_text_file
+    from ldmpick.storage import atomic_write_text, file_lock
+
+    names = list(dict.fromkeys(m.strip() for m in models if m.strip()))
+    if not names:
+        raise UsageError("empty model list; name the models whose calibrated rows to forget, like 'demo-c8,demo-c16'")
+    path = user_table_path()
+    if not path.exists():
+        raise UsageError(f"you have no quality table of your own ('{path}'): no calibrated rows to forget "
+                         "('ldmpick calibrate' adds them)")
+    with file_lock(path):
+        points = read_table(read_text_file(path, "quality table", MAX_TABLE_BYTES), f"'{path}'")
+        counts = {name: sum(p.model == name for p in points) for name in names}
+        present = sorted({p.model for p in points})
+        for name, count in counts.items():
+            if count:
+                continue
+            if name not in known_names():
+                raise unknown_name("model", name, set(known_names()) | set(present))
+            has = f"it has rows of: {', '.join(present)}" if present else "it has no rows"
+            raise UsageError(f"no rows of '{name}' to forget in your quality table '{path}' ({has})")
+        kept = [p for p in points if p.model not in counts]
+        atomic_write_text(path, table_text(kept, USER_TABLE_COMMENT))
+    return path, counts
 
 
 def table_text(points: list[QualityPoint], comment: str) -> str:

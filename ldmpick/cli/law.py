@@ -18,17 +18,27 @@ DEFAULT_GRID = "1,2,4,8,15,25,50,100"
 def fit_cmd(
     out: OutOpt = None,
     table: Annotated[Optional[list[Path]], typer.Option("--table", help="Extra quality table(s) (CSV) to fit on.")] = None,
+    forget: Annotated[Optional[str], typer.Option(
+        "--forget", metavar="MODEL[,MODEL...]",
+        help="First remove every row of these models from your quality table (what 'ldmpick calibrate' added), "
+             "so that the shipped rows count for them again; then refit.")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Refit the quality scaling law from the shipped quality table (and yours) and write a versioned law file
-    to --out, by default into your user data folder."""
+    to --out, by default into your user data folder. With --forget, your calibrated rows of those models are
+    removed from your quality table first."""
     from ldmpick.law_refit import fit_and_write
-    from ldmpick.quality_table import stale_rows
+    from ldmpick.quality_table import forget_user_rows, stale_rows
 
+    if forget is not None:
+        where, counts = forget_user_rows(forget.split(","))
+        notice(f"forgot {sum(counts.values())} rows of your quality table '{where}' ("
+               + ", ".join(f"{m}: {n}" for m, n in counts.items()) + ")")
     law, target = fit_and_write(list(table or []), out, command_line())
     for where, stale in stale_rows(list(table or [])):
         notice(f"note: left out the rows of {', '.join(sorted(stale))} in '{where}': another model under a built-in "
-               "name (another parameter count; a calibration of an older release?)")
+               "name (another parameter count; a calibration of an older release?); "
+               f"'ldmpick fit --forget {','.join(sorted(stale))}' removes them")
     notice(f"law written to '{target}' (size-term residual RMS {law.smooth_rms:.2f} FID)")
     render_law(law, json_out, int_list(DEFAULT_GRID, "--steps"))
 

@@ -1,0 +1,61 @@
+"""Defects a new user found on the installed wheel, each pinned by a test (scratch LDMPICK_HOME, no GPU, no network)."""
+
+from __future__ import annotations
+
+from typer.testing import CliRunner
+
+from ldmpick.catalogue import resolve_model
+from ldmpick.cli import app
+from ldmpick.quality_table import QualityPoint, load_tables, table_text, user_table_path
+
+runner = CliRunner()
+
+
+# ---------------------------------------------------------------------------------- 1: forgetting your calibration
+
+def small_calibration(model: str, dataset: str = "demo-world-32px") -> list[QualityPoint]:
+    """What 'ldmpick calibrate --models MODEL --samplers ddim,euler --steps 1,2,4,8 --samples 8' adds."""
+    params = resolve_model(model).denoiser_params
+    return [QualityPoint(model, params, s, k, 2.0, 32, metric, 900.0 / k if metric == "fid" else 0.5, 8,
+                         dataset, f"calibrated:{dataset}", "calibrated:a-test-profile")
+            for s in ("ddim", "euler") for k in (1, 2, 4, 8) for metric in ("fid", "prompt_acc")]
+
+
+def write_user_table(points: list[QualityPoint]) -> None:
+    user_table_path().parent.mkdir(parents=True, exist_ok=True)
+    user_table_path().write_text(table_text(points, "mine"), "utf-8")
+
+
+DEMO = ["recommend", "--budget", "60ms", "--models", "demo-c8,demo-c16,demo-c80", "--json"]
+
+
+def test_fit_forget_removes_your_rows_of_a_model_and_the_demo_works_again():
+    write_user_table(small_calibration("demo-c8") + small_calibration("ldm-83m", "my-prompts"))
+    assert runner.invoke(app, ["fit"]).exit_code == 0
+    r = runner.invoke(app, DEMO)
+    assert r.exit_code == 2 and "different scales" in r.stderr
+    r = runner.invoke(app, ["fit", "--forget", "demo-c8", "--json"])
+    assert r.exit_code == 0, r.output
+    assert "forgot 16 rows" in r.stderr and "demo-c8: 16" in r.stderr and "law written to" in r.stderr
+    user_rows = load_tables([])[-1][0]
+    assert {p.model for p in user_rows} == {"ldm-83m"} and len(user_rows) == 16  # the other model's rows stay
+    r = runner.invoke(app, DEMO)
+    assert r.exit_code == 0, r.output
+    # demo-c8's shipped rows count again (unipc and dpmpp-2m: the small calibration measured only ddim and euler)
+    r = runner.invoke(app, ["recommend", "--budget", "60ms", "--models", "demo-c8", "--samplers", "unipc", "--json"])
+    assert r.exit_code == 0, r.output
+
+
+def test_fit_forget_of_an_unknown_model_or_one_without_rows_is_one_line_and_writes_nothing():
+    write_user_table(small_calibration("demo-c8"))
+    before = user_table_path().read_bytes()
+    for names, message in (("demo-c9", "unknown model 'demo-c9'; did you mean 'demo-c8'?"),
+                           ("demo-c8,demo-c16", "no rows of 'demo-c16' to forget"),
+                           (",", "empty model list")):
+        r = runner.invoke(app, ["fit", "--forget", names])
+        assert r.exit_code == 2, r.output
+        assert message in r.stderr and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.output
+    assert user_table_path().read_bytes() == before
+    user_table_path().unlink()
+    r = runner.invoke(app, ["fit", "--forget", "demo-c8"])
+    assert r.exit_code == 2 and "no quality table of your own" in r.stderr
