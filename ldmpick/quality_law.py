@@ -603,6 +603,17 @@ def predict_query(law: QualityLaw, model: str, sampler: str, steps: list[int], m
         raise unknown_name("sampler", sampler, known)
     if not steps or min(steps) < 1 or max(steps) > 10_000:
         raise UsageError("--steps needs integers between 1 and 10000")
+    if sampler in SAMPLERS:  # a sampler that cannot run the model has no quality to predict (nor to calibrate)
+        from ldmpick.catalogue import resolve_model
+        from ldmpick.errors import LdmpickError
+
+        try:
+            spec = resolve_model(model)
+        except LdmpickError:  # a name only the law's data knows: nothing to check it against
+            spec = None
+        misfit = spec.adapter.sampler_misfit(spec, sampler) if spec is not None else None
+        if misfit:
+            raise UsageError(misfit)
     out = []
     for k in steps:
         pred = law.predict(model, sampler, k, metric)

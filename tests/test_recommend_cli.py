@@ -173,3 +173,11 @@ def test_a_sampler_that_fits_none_of_the_models_is_named_with_what_they_take():
     assert r.exit_code == 2 and r.stderr.splitlines()[-1].startswith("error: "), r.output
     assert ("demo-c8, demo-c16, demo-c80: no sampler asked for fits them (heun; they take: ddim, ddpm, dpmpp-2m"
             in r.stderr), r.stderr
+
+
+def test_law_refuses_a_sampler_the_model_cannot_run_instead_of_suggesting_a_calibration_that_fails():
+    r = runner.invoke(app, ["law", "--model", "demo-c16", "--sampler", "heun", "--steps", "4"])
+    assert r.exit_code == 2 and r.stderr.splitlines()[-1].startswith("error: sampler 'heun' does not fit 'demo-c16'")
+    assert "ldmpick calibrate" not in r.stdout + r.stderr
+    r = runner.invoke(app, ["law", "--model", "demo-c16", "--sampler", "ddim", "--steps", "4", "--json"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["predictions"][0]["value"] > 0, r.output

@@ -353,6 +353,21 @@ class Family:
         zero-terminal-SNR model rules out the samplers whose diffusers class cannot rescale its betas)."""
         return [s for s in self.family_samplers(spec) if runs_schedule(s, spec.scheduler_config or {})]
 
+    def sampler_misfit(self, spec: ModelSpec, name: str) -> str | None:
+        """Why the registered sampler ``name`` cannot run this model, as a one-line error (None: it fits)."""
+        from ldmpick.samplers import get_sampler
+
+        fitting = self.fitting_samplers(spec)
+        if name in fitting:
+            return None
+        sampler = get_sampler(name)
+        why = ("a flow-matching model" if self.flow_matching else "not a flow-matching model") \
+            if sampler.flow != self.flow_matching else \
+            "not distilled for it" if sampler.distilled_only else \
+            "its diffusers class cannot rescale the betas of this zero-terminal-SNR model" \
+            if name in self.family_samplers(spec) else f"not one of the {spec.family} family's"
+        return f"sampler '{name}' does not fit '{spec.name}' ({spec.family} family: {why}); it takes: {', '.join(fitting)}"
+
     def family_samplers(self, spec: ModelSpec) -> list[str]:
         """The family's samplers for this model: its own, plus the distilled ones when the model is distilled."""
         out = list(self.samplers)
