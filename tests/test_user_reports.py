@@ -59,3 +59,47 @@ def test_fit_forget_of_an_unknown_model_or_one_without_rows_is_one_line_and_writ
     user_table_path().unlink()
     r = runner.invoke(app, ["fit", "--forget", "demo-c8"])
     assert r.exit_code == 2 and "no quality table of your own" in r.stderr
+
+
+# ---------------------------------------------------------------------------- 2: an ambiguous profile prefix
+
+def import_a_local_copy_of_a_shipped_profile(tmp_path) -> str:
+    """Import the shipped 128 px profile as if measured on 2026-11-25 (another id); returns its id."""
+    import json
+
+    from ldmpick.profile_store import list_profile_files, shipped_profiles_dir
+
+    shipped = next(p for p in list_profile_files(shipped_profiles_dir()) if "128px" in p.name)
+    doc = json.loads(shipped.read_text("utf-8"))
+    doc["created"] = "2026-11-25T10:00:00Z"
+    doc.pop("id", None)
+    mine = tmp_path / "mine.json"
+    mine.write_text(json.dumps(doc), "utf-8")
+    r = runner.invoke(app, ["profiles", "import", str(mine)])
+    assert r.exit_code == 0, r.output
+    return json.loads(runner.invoke(app, ["profiles", "list", "--json"]).stdout)[0]["id"]
+
+
+def test_a_prefix_of_local_and_shipped_profiles_is_ambiguous_and_an_exact_id_still_wins(tmp_path):
+    import json
+
+    local_id = import_a_local_copy_of_a_shipped_profile(tmp_path)
+    assert local_id.startswith("20261125")
+    rows = json.loads(runner.invoke(app, ["profiles", "list", "--json"]).stdout)
+    assert len(rows) == 4 and all(row["id"].startswith("2026") for row in rows)
+    r = runner.invoke(app, ["profiles", "export", "2026"])
+    assert r.exit_code == 2, r.output
+    assert "ambiguous" in r.stderr and "4 profiles match" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    for row in rows:  # every match is listed, local and shipped
+        assert f"{row['where']} {row['id']}" in r.stderr
+    # an exact id (or a prefix of one profile only) names that profile, local or shipped
+    for row in rows:
+        for ref in (row["id"], row["id"][:-1]):
+            r = runner.invoke(app, ["profiles", "export", ref])
+            assert r.exit_code == 0, r.output
+            assert json.loads(r.stdout)["id"] == row["id"]
+    r = runner.invoke(app, ["profiles", "export", "20261125"])  # the local one only
+    assert r.exit_code == 0 and json.loads(r.stdout)["id"] == local_id
+    # a shipped profile's file name still works
+    r = runner.invoke(app, ["profiles", "show", "cpu-amd-epyc-2core-demo", "--json"])
+    assert r.exit_code == 0, r.output
