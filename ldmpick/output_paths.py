@@ -1,10 +1,21 @@
-"""Checks of the file names a user gives for writing (``--out``), before any work is done. No printing."""
+"""Checks of the file and folder names a user gives for writing (``--out``), before any work is done. No printing."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from ldmpick.errors import UsageError
+
+
+def output_path(text: str | Path) -> Path:
+    """An ``--out`` value as typed -> its path. An empty one is refused: ``Path("")`` is the current folder, which
+    nobody means by typing nothing (``-o "$UNSET_VARIABLE"``). Usable as a typer ``parser`` (which also passes it
+    an option's default, a path already)."""
+    if isinstance(text, Path):
+        return text
+    if not text.strip():
+        raise UsageError("--out is empty; name a file or folder ('.' is the current folder)")
+    return Path(text)
 
 
 def check_output_file(out: Path, example: str | None = None) -> Path:
@@ -15,5 +26,27 @@ def check_output_file(out: Path, example: str | None = None) -> Path:
         hint = f" such as '{out / example}'" if example else ""
         raise UsageError(f"--out '{out}' is a folder; give a file name{hint}")
     if not out.parent.is_dir():
-        raise UsageError(f"--out: folder '{out.parent}' does not exist")
+        raise missing_folder(out.parent)
     return out
+
+
+def check_output_folder(out: Path) -> Path:
+    """``out`` with ``~`` expanded, if it can be the output folder: an existing folder, or a new one whose parent
+    exists (ldmpick creates only the last level). Not created here."""
+    out = out.expanduser()
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out '{out}' is a file, not a folder")
+    if not out.exists() and not out.parent.is_dir():
+        raise missing_folder(out.parent, " (ldmpick creates only the last level)")
+    return out
+
+
+def missing_folder(folder: Path, note: str = "") -> UsageError:
+    """The error for writing into ``folder``, which is not a folder: the file that stands where a folder of its path
+    should be, or else the folder that does not exist."""
+    for above in (folder, *folder.parents):
+        if above.exists():
+            if not above.is_dir():
+                return UsageError(f"--out: '{above}' is a file, not a folder")
+            break
+    return UsageError(f"--out: folder '{folder}' does not exist{note}")
