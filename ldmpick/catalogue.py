@@ -383,6 +383,29 @@ def resolve_model(name: str) -> ModelSpec:
     raise unknown_name("model", name, known_names())
 
 
+def local_model_name(folder: Path) -> str:
+    """The name a local diffusers folder given by path goes by in profiles, quality tables and generation records:
+    its folder's name."""
+    return Path(folder).expanduser().resolve().name
+
+
+def model_label(name: str) -> str:
+    """The name profiles, quality tables and the law keep a model asked for as ``name`` under (what profiling and
+    calibration record as ``resolve_model(name).name``): a folder given by path -> ``local_model_name``; any other
+    name (built-in, registered, hub id, or a label a profile holds) as it is. Reads no config, imports no torch:
+    this is the ``recommend`` path, where ``--models`` takes the same folders as ``profile``."""
+    name = name.strip()
+    if not name or is_builtin(name) or name in load_registry():
+        return name
+    path = Path(name).expanduser()
+    return local_model_name(path) if path.is_dir() else name
+
+
+def model_labels(names: list[str] | None) -> list[str] | None:
+    """``model_label`` of each name (order kept, duplicates dropped); None stays None."""
+    return None if names is None else list(dict.fromkeys(model_label(n) for n in names))
+
+
 def resolve_trusted_name(label: str) -> ModelSpec | None:
     """Resolve a model label read from a profile file, which may have come from someone else.
 
@@ -512,7 +535,7 @@ def load_local_spec(folder: Path, name: str | None = None, kind: str = "local", 
     if "scheduler" in components and isinstance(components["scheduler"].get("_class_name"), str):
         classes["scheduler"] = components["scheduler"]["_class_name"]
     spec = ModelSpec(
-        name=name or folder.resolve().name,
+        name=name or local_model_name(folder),
         kind=kind,
         family=family.name,
         pipeline_class=pipeline_class,

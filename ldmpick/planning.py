@@ -112,7 +112,7 @@ def plan_selection(budget: str | float, *, profile: Any = None, profile_ref: str
         if profile is None:
             choice = choose_profile(profile_ref, resolution=resolution, batch=batch, cfg=cfg, mode=mode, models=models)
             notify(choice.notice)
-            profile = choice.profile
+            profile, models = choice.profile, choice.models  # folders asked for: under the names profiles keep
             source.update(profile_path=str(choice.path), profile_choice=choice.how)
         check_settings(profile, resolution, batch, cfg, mode)
         st = profile.settings
@@ -220,17 +220,19 @@ def plan_generation(prompts: list[str], *, out: Path, budget: str | None = None,
     if device is None:
         device = gen.default_device()
     pending: list[str] = []  # said once the request is known to be valid, so that an error stays one line
-    prof = _generation_profile(profile, device, notify, pending.append)
+    own_scheduler = model is not None and steps is not None and sampler is None and budget_s is None
+    needs_selection = (model is None or sampler is None or steps is None) and not own_scheduler
+    prof, label = _generation_profile(profile, device, model, budget_s is not None and needs_selection, notify,
+                                      pending.append)
     law, law_path = load_law()
     if passed_over_user_law(law_path):
         pending.append(STALE_LAW_NOTICE)
     selection = None
     # --model and --steps without --sampler (and no budget): the model's own saved scheduler
-    own_scheduler = model is not None and steps is not None and sampler is None and budget_s is None
-    if (model is None or sampler is None or steps is None) and not own_scheduler:
+    if needs_selection:
         if budget_s is None:
             raise UsageError("give --budget, or --model and --steps (and --sampler, else the model's own scheduler)")
-        selection = _select_runnable(prof, law, budget_s, model, sampler, steps, resolution, n, pending)
+        selection = _select_runnable(prof, law, budget_s, model, label, sampler, steps, resolution, n, pending)
         model, sampler, steps = selection.best.model if model is None else model, selection.best.sampler, \
             selection.best.steps
     assert model is not None and steps is not None
@@ -281,27 +283,33 @@ def _check_out(out: Path, images: int) -> None:
                          f"'{out.with_suffix('')}'")
 
 
-def _generation_profile(ref: str | None, device: str, notify: Notify, later: Notify) -> Any | None:
-    """The profile ``generate`` plans on: the one profile-choice policy (``profile_choice.choose_profile``, through
-    ``generation.load_profile_for``: --profile, $LDMPICK_PROFILE, else the best-ranked profile that measures models
-    with weights here), said by name (``later``, once the request is valid); a profile of another device is warned
-    of at once."""
+def _generation_profile(ref: str | None, device: str, model: str | None, required: bool, notify: Notify,
+                        later: Notify) -> tuple[Any | None, str | None]:
+    """The profile ``generate`` plans on and the name it keeps --model under: the one profile-choice policy
+    (``profile_choice.choose_profile``, through ``generation.load_profile_for``: --profile, $LDMPICK_PROFILE, else
+    the best-ranked profile that measures --model, as recommend and plot choose, or with no --model one that
+    measures models with weights here), said by name (``later``, once the request is valid); a profile of another
+    device is warned of at once. ``required`` (a budget to select within, for --model): no profile of --model is
+    the error saying which profile measures what."""
+    from ldmpick.catalogue import model_label
     from ldmpick.generation import load_profile_for
 
-    choice = load_profile_for(ref, device)
+    choice = load_profile_for(ref, device, [model] if model is not None else None, required=required)
+    label = model_label(model) if model is not None else None
     if choice is None:
-        return None
+        return None, label
     if not choice.this_device:
         notify(f"warning: {choice.notice}")
     else:
         later(choice.notice)
-    return choice.profile
+    return choice.profile, label
 
 
-def _select_runnable(prof: Any, law: Any, budget_s: float, model: str | None, sampler: str | None,
-                     steps: int | None, resolution: int | None, n: int, notes: list[str]) -> Any:
+def _select_runnable(prof: Any, law: Any, budget_s: float, model: str | None, label: str | None,
+                     sampler: str | None, steps: int | None, resolution: int | None, n: int, notes: list[str]) -> Any:
     """``plan_selection`` among the profile's models that have weights (what --model / --sampler / --steps fix is
-    kept); a note when the best size overall has none."""
+    kept; ``label``: the name the profile keeps --model under); a note when the best size overall has none, and
+    one naming the models with weights here that the profile did not measure."""
     from ldmpick.catalogue import resolve_model
 
     if model is not None:
@@ -313,7 +321,9 @@ def _select_runnable(prof: Any, law: Any, budget_s: float, model: str | None, sa
         raise UsageError(f"profile '{prof.id}' was measured at batch {prof.settings.batch}; choosing within a budget "
                          f"for --n {n} needs a profile measured with 'ldmpick profile --batch {n}' (or give --model, "
                          "--sampler and --steps)")
-    runnable = _models_with_weights(prof, model)
+    runnable = _models_with_weights(prof, model, label)
+    if model is None:
+        notes.extend(_unmeasured_models(prof))
     samplers = [sampler] if sampler else [s.name for s in prof.samplers]
     plan = plan_selection(budget_s, profile=prof, models=runnable, samplers=samplers, resolution=resolution,
                           law=law, steps=steps)
@@ -340,8 +350,23 @@ def _percent(chance: float) -> str:
     return "<1%" if 0 < chance < 0.01 else f"{chance * 100:.0f}%"
 
 
-def _models_with_weights(prof: Any, model: str | None) -> list[str]:
-    """The profile's ok models that have weights here (``model``, when named, matched by what the user typed)."""
+def _unmeasured_models(prof: Any) -> list[str]:
+    """A note naming this installation's models with weights (the demo family, registered checkpoints) that
+    ``prof`` did not measure: ``generate --budget`` cannot choose them."""
+    from ldmpick.catalogue import DEMO_MODELS, load_registry
+    from ldmpick.generation import _has_weights
+
+    missing = [name for name in (*DEMO_MODELS, *sorted(load_registry()))
+               if name not in prof.model_names() and _has_weights(name)]
+    if not missing:
+        return []
+    return [f"note: not considered: {', '.join(missing)}: not measured by profile '{prof.id}' (measure with "
+            f"'ldmpick profile --models {','.join([*prof.model_names(), *missing])}')"]
+
+
+def _models_with_weights(prof: Any, model: str | None, label: str | None = None) -> list[str]:
+    """The profile's ok models that have weights here (``model``, when named, matched by ``label``: the name
+    profiles keep it under, ``catalogue.model_label``)."""
     from ldmpick.catalogue import resolve_model, resolve_trusted_name
 
     found: list[str] = []
@@ -350,7 +375,7 @@ def _models_with_weights(prof: Any, model: str | None) -> list[str]:
             continue
         if model is not None:
             # the user named the model: resolve what they typed (a folder is fine); the profile's labels are compared
-            if not (model in (m.name, m.source) or m.name == Path(model).name):
+            if m.name != (label or model):
                 continue
             ref, resolve = model, resolve_model
         else:

@@ -42,6 +42,7 @@ class ProfileChoice:
     how: str  # one of HOW: "--profile", "LDMPICK_PROFILE", "local", "shipped-match", "shipped-default"
     notice: str  # one line: which profile, and why
     this_device: bool  # measured on the device the command runs on
+    models: list[str] | None = None  # the asked models under the names profiles keep them by (catalogue.model_label)
 
 
 @dataclass(frozen=True)
@@ -58,9 +59,15 @@ def choose_profile(ref: str | None = None, *, device: str | None = None, device_
     """The profile to use (see the module's docstring for the order). ``device`` ("cpu", "cuda:1") or
     ``device_key_now`` (a ``device_key``) says which device this is (default: this machine's GPU, else its CPU);
     ``usable`` drops candidates the caller cannot use (generate: those without a model that has weights).
+    ``models`` may name folders, as ``profile --models`` does: each is compared under the name profiles keep it by
+    (``catalogue.model_label``), which the choice carries as ``models``.
     Raises ``NoProfileError`` when no profile qualifies."""
-    from ldmpick.catalogue import installed_params, other_model_under_builtin_name
+    from dataclasses import replace
+
+    from ldmpick.catalogue import installed_params, model_labels, other_model_under_builtin_name
     from ldmpick.profile_device import device_key
+
+    asked, models = models, model_labels(models)
 
     if device_key_now is None:
         from ldmpick.fingerprint import light_fingerprint
@@ -68,7 +75,7 @@ def choose_profile(ref: str | None = None, *, device: str | None = None, device_
         device_key_now = device_key(light_fingerprint(device))
     for how, value in (("--profile", ref), ("LDMPICK_PROFILE", os.environ.get("LDMPICK_PROFILE"))):
         if value:
-            return _named(value, how, device_key_now)
+            return replace(_named(value, how, device_key_now), models=models)
 
     installed: dict[str, int | None] = {}
 
@@ -116,24 +123,25 @@ def choose_profile(ref: str | None = None, *, device: str | None = None, device_
 
     best = max(candidates, key=rank)
     if models and usable is None and not covers(best.profile):
-        raise NoProfileError(_not_measured(models, candidates, stale))
+        raise NoProfileError(_not_measured(models, asked or models, candidates, stale))
     p = best.profile
     this_device = p.device_key == device_key_now
     at_native = at_settings(p) and resolution is None and any(native(m) for m in p.model_names())
     why = _why(covers(p), at_native, models, p)
     if best.local and this_device:
-        return ProfileChoice(p, best.path, "local", f"using your profile of this device '{p.id}'{why}", True)
+        return ProfileChoice(p, best.path, "local", f"using your profile of this device '{p.id}'{why}", True, models)
     if best.local:
         return ProfileChoice(p, best.path, "local",
                              f"using your profile '{p.id}'{why}, measured on another device ({p.device_name}) — "
-                             "latencies are NOT this machine's: run 'ldmpick profile'", False)
+                             "latencies are NOT this machine's: run 'ldmpick profile'", False, models)
     if this_device:
         return ProfileChoice(p, best.path, "shipped-match",
                              f"using the shipped reference profile of this device '{p.id}'{why}; "
-                             "run 'ldmpick profile' to measure your own machine", True)
+                             "run 'ldmpick profile' to measure your own machine", True, models)
     return ProfileChoice(p, best.path, "shipped-default",
                          f"no profile of this device{why}; using the shipped default '{p.id}' ({p.device_name}, "
-                         f"{p.settings.describe()}) — latencies are NOT this machine's: run 'ldmpick profile'", False)
+                         f"{p.settings.describe()}) — latencies are NOT this machine's: run 'ldmpick profile'", False,
+                         models)
 
 
 def _named(value: str, how: str, device_key_now: str) -> ProfileChoice:
@@ -172,13 +180,20 @@ def _candidates() -> list[_Candidate]:
     return found
 
 
-def _not_measured(models: list[str], candidates: list[_Candidate], stale: Callable[[Profile], set[str]]) -> str:
+def _not_measured(models: list[str], asked: list[str], candidates: list[_Candidate],
+                  stale: Callable[[Profile], set[str]]) -> str:
     """Why no profile serves ``models``: a name nobody knows (with the closest known one), which profile
     measures which model (a recommendation compares models of one profile only: one device, one setting), or that
-    the only profiles of a model measured an older model under its name."""
+    the only profiles of a model measured an older model under its name. ``asked``: the names as typed (the folders
+    that 'ldmpick profile --models' takes), one per distinct model."""
     import difflib
 
-    from ldmpick.catalogue import known_names
+    from ldmpick.catalogue import known_names, model_label
+
+    typed: dict[str, str] = {}
+    for name in asked:
+        typed.setdefault(model_label(name), name)
+    command = f"'ldmpick profile --models {','.join(typed.get(m, m) for m in models)}'"
 
     where = {m: [c.profile.id for c in candidates if m in c.profile.model_names() and m not in stale(c.profile)]
              for m in models}
@@ -186,18 +201,17 @@ def _not_measured(models: list[str], candidates: list[_Candidate], stale: Callab
         older = [c.profile.id for c in candidates if m in stale(c.profile)]
         if not where[m] and older:
             return (f"no profile measures the installed '{m}': '{older[0]}' measured another model under that name "
-                    f"(another parameter count; an older release?); measure it: 'ldmpick profile --models "
-                    f"{','.join(models)}'")
+                    f"(another parameter count; an older release?); measure it: {command}")
     names = set(known_names()) | {n for c in candidates for n in c.profile.model_names()}
     for m in models:
-        if not where[m] and m not in names:
+        if not where[m] and m not in names and not Path(typed.get(m, m)).expanduser().is_dir():
             close = difflib.get_close_matches(m, sorted(names), n=1, cutoff=0.6)
             hint = f"; did you mean '{close[0]}'?" if close else ""
             return (f"unknown model '{m}'{hint} (no profile measures it, and it is not a model ldmpick knows: "
                     "'ldmpick models list')")
     measured = "; ".join(f"{m}: {', '.join(repr(i) for i in ids[:2]) if ids else 'none'}" for m, ids in where.items())
     return (f"no profile measures all of {', '.join(models)} ({measured}); measure them together on this machine: "
-            f"'ldmpick profile --models {','.join(models)}'")
+            f"{command}")
 
 
 def _why(covers: bool, at_native: bool, models: list[str] | None, p: Profile) -> str:

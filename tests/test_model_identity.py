@@ -1,0 +1,79 @@
+"""Which model a name or folder is, command by command: generate picks its profile by --model as recommend does,
+a folder works wherever a model is named, a folder named like a built-in model is not that model, a registered
+folder that is gone says so, and a profile of fewer samplers than another says what it leaves out."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from test_profile_choice import ALL_DEMO, demo_profile, save_local, shipped  # noqa: F401 (shipped: a fixture)
+from typer.testing import CliRunner
+
+from ldmpick.catalogue import DEMO_MODELS_DIR, model_label, resolve_model
+from ldmpick.cli import app
+from ldmpick.planning import plan_generation
+from ldmpick.profile_choice import choose_profile
+from ldmpick.profile_store import save_profile
+
+runner = CliRunner()
+CPU = "cpu:Test CPU:4"
+ALL_THREE = [*ALL_DEMO, "demo-c80"]
+
+
+def plan(tmp_path: Path, **kw):
+    return plan_generation(["a red circle"], out=tmp_path / "out", device="cpu", **kw)
+
+
+def one_line_error(r, message: str) -> None:
+    assert r.exit_code != 0, r.output
+    last = r.stderr.splitlines()[-1]  # after any notice of which profile was used
+    assert last.startswith("error: ") and message in last, r.stderr
+    assert "Traceback" not in r.output
+
+
+# ---------------------------------------------------------------------------------------------- A
+
+
+def test_generate_plans_on_the_profile_that_measures_the_asked_model(shipped, tmp_path):  # noqa: F811
+    """A newer local profile of demo-c8/c16 must not hide the shipped one of demo-c80 from generate --model
+    demo-c80 (it did: 'has no measurement of model demo-c80', and no prediction without --budget)."""
+    save_profile(demo_profile(ALL_THREE, 32, "2026-01-01T00:00:00Z"), shipped / "demo.json")
+    save_local(demo_profile(ALL_DEMO, 32, "2026-06-01T00:00:00Z"))
+    notes: list[str] = []
+    p = plan(tmp_path, model="demo-c80", sampler="ddim", steps=2, notify=notes.append)
+    assert p.profile is not None and "demo-c80" in p.profile.model_names(), notes
+    assert p.latency is not None
+    p = plan(tmp_path, model="demo-c80", budget="10s", notify=notes.append)
+    assert p.selection.best.model == "demo-c80" and p.latency is not None
+
+
+def test_generate_without_a_model_names_the_models_its_profile_leaves_out(shipped, tmp_path):  # noqa: F811
+    save_profile(demo_profile(ALL_THREE, 32, "2026-01-01T00:00:00Z"), shipped / "demo.json")
+    local = save_local(demo_profile(ALL_DEMO, 32, "2026-06-01T00:00:00Z"))
+    notes: list[str] = []
+    p = plan(tmp_path, budget="10s", notify=notes.append)
+    assert p.profile.id == local.id
+    assert any(n.startswith("note: not considered: demo-c80: not measured by profile") for n in notes), notes
+
+
+# ---------------------------------------------------------------------------------------------- B
+
+
+def test_a_folder_is_named_as_its_profile_names_it(shipped, tmp_path):  # noqa: F811
+    """profile --models tr/mymodel stores 'mymodel'; recommend / generate --models tr/mymodel (relative or
+    absolute) find that profile (they said: unknown model 'tr/mymodel'; did you mean 'mymodel'?)."""
+    folder = tmp_path / "tr" / "mymodel"
+    shutil.copytree(DEMO_MODELS_DIR / "demo-c8", folder)
+    assert resolve_model(str(folder)).name == model_label(str(folder)) == "mymodel"
+    save_local(demo_profile(["mymodel"], 32, "2026-06-01T00:00:00Z", params={"mymodel": 70_000}))
+    c = choose_profile(None, device_key_now=CPU, models=[str(folder)])
+    assert c.models == ["mymodel"] and "mymodel" in c.profile.model_names()
+    r = runner.invoke(app, ["recommend", "--budget", "10s", "--models", str(folder)])
+    assert "unknown model" not in r.stderr and "that measures mymodel" in r.stderr, r.stderr
+    # an unprofiled folder: the command to measure it names the folder, not the label
+    other = tmp_path / "tr" / "unprofiled"
+    shutil.copytree(DEMO_MODELS_DIR / "demo-c8", other)
+    r = runner.invoke(app, ["recommend", "--budget", "10s", "--models", str(other)])
+    one_line_error(r, f"'ldmpick profile --models {other}'")
