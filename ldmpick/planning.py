@@ -254,8 +254,9 @@ def plan_generation(prompts: list[str], *, out: Path, budget: str | None = None,
         notify(line)
     plan = GenerationPlan(req, settings, spec, folder, chosen, prof, selection, budget_ms=budget_ms)
     if prof is not None:
-        plan.latency = latency.predict(prof, [settings.model, spec.source, str(spec.path), spec.path.name],
-                                       settings.sampler, settings.steps, PLAN_PERCENTILE, budget_ms)
+        # by the name the profile keeps the model under only: a folder named like a built-in model is not it
+        plan.latency = latency.predict(prof, [settings.model], settings.sampler, settings.steps, PLAN_PERCENTILE,
+                                       budget_ms)
         if plan.latency is None:
             notify(f"note: profile '{prof.id}' has no measurement of '{settings.model}' with '{settings.sampler}'; "
                    f"no latency prediction (measure it with 'ldmpick profile --models {spec.source}')")

@@ -11,7 +11,7 @@ import pytest
 from test_profile_choice import ALL_DEMO, demo_profile, save_local, shipped  # noqa: F401 (shipped: a fixture)
 from typer.testing import CliRunner
 
-from ldmpick.catalogue import DEMO_MODELS_DIR, model_label, resolve_model
+from ldmpick.catalogue import DEMO_MODELS_DIR, local_model_name, model_label, resolve_model
 from ldmpick.cli import app
 from ldmpick.planning import plan_generation
 from ldmpick.profile_choice import choose_profile
@@ -77,3 +77,24 @@ def test_a_folder_is_named_as_its_profile_names_it(shipped, tmp_path):  # noqa: 
     shutil.copytree(DEMO_MODELS_DIR / "demo-c8", other)
     r = runner.invoke(app, ["recommend", "--budget", "10s", "--models", str(other)])
     one_line_error(r, f"'ldmpick profile --models {other}'")
+
+
+# ---------------------------------------------------------------------------------------------- C
+
+
+def test_a_folder_named_like_a_built_in_model_is_not_that_model(shipped, tmp_path):  # noqa: F811
+    """A retrained tr/demo-c8 (same parameter count as the shipped one) must not inherit the shipped demo-c8's
+    profile or calibrated quality (it recorded "model": "demo-c8" and the shipped FID)."""
+    save_profile(demo_profile(ALL_THREE, 32, "2026-01-01T00:00:00Z"), shipped / "demo.json")
+    folder = tmp_path / "tr" / "demo-c8"
+    shutil.copytree(DEMO_MODELS_DIR / "demo-c8", folder)
+    assert local_model_name(folder) == "demo-c8@tr" == resolve_model(str(folder)).name
+    assert local_model_name(DEMO_MODELS_DIR / "demo-c8") == "demo-c8"  # the installed folder is the model
+    p = plan(tmp_path, model=str(folder), sampler="ddim", steps=2)
+    assert p.settings.model == "demo-c8@tr" and p.latency is None and p.quality is None
+    with pytest.raises(Exception, match="no profile measures all of demo-c8@tr"):
+        plan(tmp_path, model=str(folder), budget="10s")
+    # profiled under its own name, it is planned on its own measurement
+    mine = save_local(demo_profile(["demo-c8@tr"], 32, "2026-06-01T00:00:00Z", params={"demo-c8@tr": 70_000}))
+    p = plan(tmp_path, model=str(folder), sampler="ddim", steps=2)
+    assert p.profile.id == mine.id and p.latency is not None and p.quality is None
