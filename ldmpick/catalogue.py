@@ -372,7 +372,11 @@ def resolve_model(name: str) -> ModelSpec:
         return catalogue_spec(name)
     registry = load_registry()
     if name in registry:
-        spec = resolve_model(registry[name])
+        target = registry[name]
+        if not Path(target).expanduser().exists() and (Path(target).is_absolute() or not HUB_ID.match(target)):
+            raise ModelError(f"registered model '{name}' points to '{target}', which no longer exists (re-add it "
+                             f"with 'ldmpick models add {name} FOLDER --force' or 'ldmpick models remove {name}')")
+        spec = resolve_model(target)
         spec.name = name
         return spec
     path = Path(name).expanduser()

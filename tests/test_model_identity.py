@@ -4,6 +4,7 @@ folder that is gone says so, and a profile of fewer samplers than another says w
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 from test_profile_choice import ALL_DEMO, demo_profile, save_local, shipped  # noqa: F401 (shipped: a fixture)
 from typer.testing import CliRunner
 
-from ldmpick.catalogue import DEMO_MODELS_DIR, local_model_name, model_label, resolve_model
+from ldmpick.catalogue import DEMO_MODELS_DIR, local_model_name, model_label, resolve_model, save_registry
 from ldmpick.cli import app
 from ldmpick.planning import plan_generation
 from ldmpick.profile_choice import choose_profile
@@ -98,3 +99,17 @@ def test_a_folder_named_like_a_built_in_model_is_not_that_model(shipped, tmp_pat
     mine = save_local(demo_profile(["demo-c8@tr"], 32, "2026-06-01T00:00:00Z", params={"demo-c8@tr": 70_000}))
     p = plan(tmp_path, model=str(folder), sampler="ddim", steps=2)
     assert p.profile.id == mine.id and p.latency is not None and p.quality is None
+
+
+# ---------------------------------------------------------------------------------------------- D
+
+
+def test_a_registered_folder_that_is_gone_says_so(tmp_path):
+    save_registry({"mm": str(tmp_path / "gone")})
+    msg = (f"registered model 'mm' points to '{tmp_path / 'gone'}', which no longer exists (re-add it with "
+           "'ldmpick models add mm FOLDER --force' or 'ldmpick models remove mm')")
+    r = runner.invoke(app, ["generate", "hi", "--model", "mm", "--steps", "1", "--out", str(tmp_path / "o")])
+    one_line_error(r, msg)
+    r = runner.invoke(app, ["models", "list", "--json"])
+    row = next(x for x in json.loads(r.stdout) if x["name"] == "mm")
+    assert row["problem"] == msg and not row["weights"]

@@ -29,7 +29,7 @@ def models_list(json_out: JsonOpt = False) -> None:
         table.add_row(
             r["name"], r["kind"], r["family"] or "?",
             format_params(r["denoiser_params"]) if r["denoiser_params"] is not None else "?",
-            "yes" if r["weights"] else "no (config only)", r["problem"] or r["source"],
+            "yes" if r["weights"] else "no (config only)" if r["problem"] is None else "no", r["problem"] or r["source"],
         )
     console().print(table)
 
