@@ -87,6 +87,7 @@ def import_profile(path: Path, force: bool = False) -> tuple[Any, Path]:
             raise UsageError(f"'{path}' has the id of the shipped profile '{shipped.stem}' ('{profile.id}'); "
                              "it is available without importing (see 'ldmpick profiles list')")
     _check_builtin_names(profile, path)
+    _check_sampler_names(profile, path)
     target = stored_profile_path(profile)
     if target.exists() and not force:
         raise UsageError(f"a profile with id '{profile.id}' already exists; use --force to replace it")
@@ -106,6 +107,18 @@ def _check_builtin_names(profile: Any, path: Path) -> None:
             raise UsageError(f"'{path}': its model '{m.name}' has {format_params(m.denoiser_params)} parameters, "
                              f"ldmpick's '{m.name}' has {format_params(ours)}; another model under a built-in name "
                              "would get that model's quality predictions: rename it in the file")
+
+
+def _check_sampler_names(profile: Any, path: Path) -> None:
+    """Every sampler the profile names (its measured overheads, the samplers a model fits) must be one ldmpick has:
+    recommend would cost and pick a name generate cannot run."""
+    from ldmpick.errors import unknown_name
+    from ldmpick.samplers import SAMPLERS
+
+    names = [s.name for s in profile.samplers] + [n for m in profile.models for n in (m.samplers or [])]
+    for name in names:
+        if name not in SAMPLERS:
+            raise UsageError(f"'{path}': {unknown_name('sampler', name, SAMPLERS)}")
 
 
 def export_profile(ref: str, fmt: str) -> tuple[Any, str]:

@@ -507,15 +507,34 @@ def parse_profile_text(text: str, where: str = "profile") -> Profile:
 
     if len(text) > MAX_FILE_BYTES:
         raise ProfileError(f"{where} is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB; refusing it")
+    check_json_object_text(text, where)
     return profile_from_data(parse_json(text, where, MAX_JSON_DEPTH, ProfileError), where)
 
 
 def load_profile(path: Path) -> Profile:
     """Read and validate the profile file ``path`` (a regular file, at most ``MAX_FILE_BYTES``)."""
-    from ldmpick.file_input import read_json_file
+    from ldmpick.file_input import parse_json, read_text_file
 
-    data = read_json_file(Path(path), "profile", MAX_FILE_BYTES, MAX_JSON_DEPTH, ProfileError)
-    return profile_from_data(data, f"'{path}'")
+    text = read_text_file(Path(path), "profile", MAX_FILE_BYTES, ProfileError)
+    check_json_object_text(text, f"'{path}'")
+    return profile_from_data(parse_json(text, f"profile '{path}'", MAX_JSON_DEPTH, ProfileError), f"'{path}'")
+
+
+def check_json_object_text(text: str, where: str) -> None:
+    """Text that is not JSON from its first character on is another kind of file (a CSV or Markdown export, a web
+    page), not a truncated download, and is named as such. Anything else is left to ``parse_json``."""
+    start = text.lstrip("\ufeff \t\r\n")
+    if not start or start[0] in "{[":
+        return
+    try:
+        json.loads(start)
+        return  # a JSON number or string: 'must be a JSON object' says the rest
+    except ValueError:
+        pass
+    first = start.splitlines()[0]
+    shown = first if len(first) <= 40 else first[:40] + "..."
+    raise ProfileError(f"{where} is not a JSON profile (not valid JSON: it begins {shown!r}); share profiles as the "
+                       "JSON 'ldmpick profiles export ID' writes (its CSV and Markdown formats are for reading)")
 
 
 def profile_from_data(data: Any, where: str) -> Profile:

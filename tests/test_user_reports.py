@@ -159,3 +159,47 @@ def test_generate_into_a_folder_below_a_file_names_the_file(tmp_path):
     (tmp_path / "afile").write_text("")
     r = runner.invoke(app, [*GENERATE, "-o", str(tmp_path / "afile" / "sub")])
     assert r.exit_code == 2 and f"'{tmp_path / 'afile'}' is a file, not a folder" in r.stderr
+
+
+# ------------------------------------------------------------------ 4: importing a CSV, an unknown sampler name
+
+def test_importing_a_csv_says_it_is_not_a_json_profile_without_guessing_a_truncated_download(tmp_path):
+    r = runner.invoke(app, ["profiles", "export", "cpu-amd-epyc-2core-demo", "--format", "csv",
+                            "--out", str(tmp_path / "x.csv")])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["profiles", "import", str(tmp_path / "x.csv")])
+    assert r.exit_code == 2, r.output
+    line = r.stderr.strip()
+    assert len(line.splitlines()) == 1 and "Traceback" not in r.output
+    assert f"'{tmp_path / 'x.csv'}' is not a JSON profile (not valid JSON: it begins 'kind,name,status," in line
+    assert "truncated" not in line
+    # JSON cut short still reads as what it most likely is
+    r = runner.invoke(app, ["profiles", "export", "cpu-amd-epyc-2core-demo", "--out", str(tmp_path / "x.json")])
+    assert r.exit_code == 0, r.output
+    (tmp_path / "cut.json").write_text((tmp_path / "x.json").read_text("utf-8")[:500], "utf-8")
+    r = runner.invoke(app, ["profiles", "import", str(tmp_path / "cut.json")])
+    assert r.exit_code == 2 and "truncated download?" in r.stderr
+
+
+def test_importing_a_profile_with_an_unknown_sampler_is_refused_with_the_known_ones(tmp_path):
+    import json
+
+    from ldmpick.samplers import SAMPLERS
+    from ldmpick.storage import profiles_dir
+
+    shipped = json.loads(runner.invoke(app, ["profiles", "export", "cpu-amd-epyc-2core-demo"]).stdout)
+    shipped["created"] = "2026-11-25T10:00:00Z"  # another id than the shipped one
+    shipped.pop("id", None)
+    overhead = dict(shipped["samplers"][0], name="bogus")
+    fits = dict(shipped["models"][0], samplers=["ddim", "bogus"])
+    for n, doc in enumerate((dict(shipped, samplers=[*shipped["samplers"], overhead]),
+                             dict(shipped, models=[fits, *shipped["models"][1:]]))):
+        path = tmp_path / f"bogus{n}.json"
+        path.write_text(json.dumps(doc), "utf-8")
+        r = runner.invoke(app, ["profiles", "import", str(path)])
+        assert r.exit_code == 2, r.output
+        assert f"'{path}': unknown sampler 'bogus'" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+        assert f"(valid: {', '.join(sorted(SAMPLERS))})" in r.stderr
+    assert not list(profiles_dir().glob("*.json"))  # nothing was imported
+    (tmp_path / "good.json").write_text(json.dumps(shipped), "utf-8")
+    assert runner.invoke(app, ["profiles", "import", str(tmp_path / "good.json")]).exit_code == 0
