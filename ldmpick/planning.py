@@ -124,9 +124,54 @@ def plan_selection(budget: str | float, *, profile: Any = None, profile_ref: str
         source.update(profile=profile.id, device=profile.device_name, settings=st.to_json())
     rows = cm.rows(profile=profile, law=law, models=models, samplers=sampler_list, percentile=percentile,
                    excluded=excluded)
+    if cm.needs_profile:
+        excluded.extend(unmeasured_samplers(profile, models, sampler_list))
     selection = select_config(rows, law, value, metric=metric, max_steps=steps or max_steps, top_k=top,
                               excluded=excluded, headroom=True, min_steps=steps or 1)
     return SelectionPlan(selection, source, profile, law)
+
+
+def unmeasured_samplers(profile: Any, models: list[str] | None, samplers: list[str]) -> list[str]:
+    """One note per asked sampler that ``profile`` did not measure for some of ``models`` (default: its ok models)
+    though it fits them: one another profile measured for the same model, or, when the samplers were asked for by
+    name (not all of them), one of the model's family. A profile of fewer samplers than the shipped one narrows the
+    choice, and says so, with the command that measures them."""
+    from ldmpick.families import family_named
+    from ldmpick.profile_choice import samplers_measured_elsewhere
+    from ldmpick.samplers import SAMPLERS
+
+    by_name = set(samplers) != set(SAMPLERS)
+    elsewhere = samplers_measured_elsewhere(profile)
+    measured = {s.name for s in profile.samplers}
+    names = models if models is not None else [m.name for m in profile.models if m.ok]
+    missing: dict[str, list[str]] = {}  # sampler -> the models it fits but was not measured for
+    fits: dict[str, list[str]] = {}  # model -> the asked samplers that fit it
+    for m in profile.models:
+        if m.name not in names or not m.ok:
+            continue
+        expected = set(elsewhere.get(m.name, ()))
+        if by_name:
+            try:
+                fam = family_named(m.family)
+                expected |= {*fam.samplers, *(fam.distilled_samplers if m.distilled else ())}
+            except LdmpickError:
+                pass  # a family this installation does not know: which samplers fit it is unknown
+        fits[m.name] = [s for s in samplers if s in expected or (s in measured and m.fits_sampler(s))]
+        for s in fits[m.name]:
+            if s not in measured or not m.fits_sampler(s):
+                missing.setdefault(s, []).append(m.name)
+    if not missing:
+        return []
+    groups: dict[tuple[str, ...], list[str]] = {}  # models -> the samplers missing for exactly those
+    for s, ms in missing.items():
+        groups.setdefault(tuple(ms), []).append(s)
+    notes = []
+    for ms, group in groups.items():
+        samplers_arg = ",".join(s for s in samplers if any(s in fits[n] for n in ms))
+        notes.append(f"{'sampler' if len(group) == 1 else 'samplers'} {', '.join(group)}: not measured by profile "
+                     f"'{profile.id}' for {', '.join(ms)} (measure with 'ldmpick profile --models {','.join(ms)} "
+                     f"--samplers {samplers_arg}')")
+    return notes
 
 
 def _all_samplers() -> list[str]:

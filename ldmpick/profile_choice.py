@@ -180,6 +180,25 @@ def _candidates() -> list[_Candidate]:
     return found
 
 
+def samplers_measured_elsewhere(profile: Profile) -> dict[str, set[str]]:
+    """Per ok model of ``profile``: the samplers the other complete local and shipped profiles measured for the
+    same model (same name and denoiser parameter count). What a profile of fewer samplers than those leaves out."""
+    from ldmpick.catalogue import other_model_under_builtin_name
+
+    out: dict[str, set[str]] = {m.name: set() for m in profile.models if m.ok}
+    for c in _candidates():
+        if c.profile.id == profile.id:
+            continue
+        measured = {s.name for s in c.profile.samplers}
+        for m in c.profile.models:
+            ours = next((x for x in profile.models if x.name == m.name and x.ok), None)
+            if ours is None or not m.ok or other_model_under_builtin_name(m.name, m.denoiser_params,
+                                                                           ours.denoiser_params):
+                continue
+            out[m.name] |= {s for s in measured if m.fits_sampler(s)}
+    return out
+
+
 def _not_measured(models: list[str], asked: list[str], candidates: list[_Candidate],
                   stale: Callable[[Profile], set[str]]) -> str:
     """Why no profile serves ``models``: a name nobody knows (with the closest known one), which profile

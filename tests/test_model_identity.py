@@ -16,6 +16,7 @@ from ldmpick.catalogue import DEMO_MODELS_DIR, local_model_name, model_label, re
 from ldmpick.cli import app
 from ldmpick.planning import plan_generation
 from ldmpick.profile_choice import choose_profile
+from ldmpick.profile_model import LatencyStats, SamplerOverhead
 from ldmpick.profile_store import save_profile
 
 runner = CliRunner()
@@ -113,3 +114,24 @@ def test_a_registered_folder_that_is_gone_says_so(tmp_path):
     r = runner.invoke(app, ["models", "list", "--json"])
     row = next(x for x in json.loads(r.stdout) if x["name"] == "mm")
     assert row["problem"] == msg and not row["weights"]
+
+
+# ---------------------------------------------------------------------------------------------- E
+
+
+def _with_samplers(p, names: list[str]):
+    p.samplers = [SamplerOverhead(s, 1, LatencyStats.from_samples([0.1, 0.101, 0.099])) for s in names]
+    return p
+
+
+def test_a_profile_of_fewer_samplers_says_what_it_leaves_out(shipped):  # noqa: F811
+    save_profile(_with_samplers(demo_profile(ALL_DEMO, 32, "2026-01-01T00:00:00Z"), ["ddim", "euler", "unipc"]),
+                 shipped / "demo.json")
+    local = save_local(_with_samplers(demo_profile(ALL_DEMO, 32, "2026-06-01T00:00:00Z"), ["ddim"]))
+    r = runner.invoke(app, ["recommend", "--budget", "10s", "--models", "demo-c8", "--json"])
+    assert r.exit_code == 0, r.output
+    excluded = json.loads(r.stdout)["excluded"]
+    assert any(e.startswith(f"samplers euler, unipc: not measured by profile '{local.id}' for demo-c8 (measure with "
+                            "'ldmpick profile --models demo-c8 --samplers ") for e in excluded), excluded
+    r = runner.invoke(app, ["recommend", "--budget", "10s", "--models", "demo-c8", "--samplers", "unipc"])
+    one_line_error(r, f"sampler unipc: not measured by profile '{local.id}'")
