@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ldmpick.errors import RuntimeFailure, UsageError
+from ldmpick.output_paths import check_output_folder
 
 SIDECAR_SCHEMA = "ldmpick.generation/1"
 NUMBERED = re.compile(r"^(\d{4,})-")
@@ -36,12 +37,8 @@ def slugify(text: str, max_len: int = MAX_SLUG) -> str:
 
 def prepare_out_dir(out: Path) -> Path:
     """The output folder, created when its parent exists; a clear error when it cannot be written."""
-    out = Path(out).expanduser()
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out '{out}' is a file, not a folder")
+    out = check_output_folder(Path(out))
     if not out.exists():
-        if not out.parent.is_dir():
-            raise UsageError(f"--out: folder '{out.parent}' does not exist (ldmpick creates only the last level)")
         try:
             out.mkdir()
         except FileExistsError:

@@ -37,6 +37,7 @@ def test_fit_forget_removes_your_rows_of_a_model_and_the_demo_works_again():
     assert runner.invoke(app, ["fit"]).exit_code == 0
     r = runner.invoke(app, DEMO)
     assert r.exit_code == 2 and "different scales" in r.stderr
+    assert "drop your own rows with 'ldmpick fit --forget demo-c8'" in r.stderr  # the way out is named
     r = runner.invoke(app, ["fit", "--forget", "demo-c8", "--json"])
     assert r.exit_code == 0, r.output
     assert "forgot 16 rows" in r.stderr and "demo-c8: 16" in r.stderr and "law written to" in r.stderr
@@ -141,12 +142,8 @@ def test_output_folder_and_empty_out_checks(tmp_path):
 
 
 GENERATE = ["generate", "x", "--model", "demo-c8", "--sampler", "ddim", "--steps", "1"]
-NEEDS_WIRING = ("generate decides its folder in outputs.prepare_out_dir and parses -o with options.OutOpt (neither "
-                "ldmpick/output_paths.py): prepare_out_dir must call output_paths.check_output_folder, OutOpt must "
-                "parse with output_paths.output_path; then drop this mark")
 
 
-@pytest.mark.xfail(strict=True, reason=NEEDS_WIRING)
 def test_generate_refuses_an_empty_out(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     r = runner.invoke(app, [*GENERATE, "-o", ""])
@@ -154,7 +151,6 @@ def test_generate_refuses_an_empty_out(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []  # nothing written into the current folder
 
 
-@pytest.mark.xfail(strict=True, reason=NEEDS_WIRING)
 def test_generate_into_a_folder_below_a_file_names_the_file(tmp_path):
     (tmp_path / "afile").write_text("")
     r = runner.invoke(app, [*GENERATE, "-o", str(tmp_path / "afile" / "sub")])

@@ -15,12 +15,13 @@ from typing import Annotated, Optional
 import typer
 
 from ldmpick.errors import UsageError
+from ldmpick.output_paths import output_path
 
 # ---------------------------------------------------------------------------------------------- output
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of a table.")]
 OutOpt = Annotated[Optional[Path], typer.Option(
-    "--out", "-o", help="Where to write: see the description above (what is written, and where by default).")]
+    "--out", "-o", parser=output_path, metavar="<path>", help="Where to write: see the description above (what is written, and where by default).")]
 ForceOpt = Annotated[bool, typer.Option(
     "--force", help="Replace what is already there (a registered name, a local profile with the same id).")]
 
