@@ -134,9 +134,12 @@ def _usable_rows(rows: list[CostRow], law: QualityLaw, metric: str, excluded: li
             names.append(r.model)
     if len(scales) > 1:  # FIDs in different feature spaces / protocols cannot be ranked against each other
         groups = "; ".join(f"{', '.join(ms)} on {scale}" for scale, ms in scales.items())
+        yours = [m for scale, ms in scales.items() if scale.endswith("(yours)") for m in ms]
         raise UsageError(f"the candidates' quality is measured on different scales ({groups}); "
                          "compare models of one group at a time with --models, or calibrate them together "
-                         "with the same --samples and --guidance")
+                         "with the same --samples and --guidance"
+                         + (f"; or drop your own rows with 'ldmpick fit --forget {','.join(yours)}' (the shipped "
+                            "ones then count again)" if yours else ""))
     return usable
 
 

@@ -66,7 +66,7 @@ def test_export_import_round_trip_via_cli(tmp_path: Path):
     # listed, shown, re-import refused without --force
     r = runner.invoke(app, ["profiles", "list", "--json"])
     assert [row["id"] for row in json.loads(r.stdout) if row["where"] == "local"] == [pid]
-    r = runner.invoke(app, ["profiles", "show", pid[:10], "--json"])
+    r = runner.invoke(app, ["profiles", "show", pid[:16], "--json"])  # [:10] also prefixes a shipped id
     assert r.exit_code == 0 and json.loads(r.stdout)["id"] == pid
     r = runner.invoke(app, ["profiles", "import", str(src)])
     assert r.exit_code == 2 and "already exists" in r.stderr
