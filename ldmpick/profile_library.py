@@ -14,33 +14,9 @@ EXPORT_FORMATS = ("json", "csv", "markdown")
 def load_ref(ref: str) -> Any:  # -> Profile
     """The profile named by an id, a name prefix or a file."""
     from ldmpick.profile_model import load_profile
-
-    return load_profile(find_ref(ref))
-
-
-def find_ref(ref: str) -> Path:
-    """The file of the profile ``ref`` names: a file path; else the local or shipped profile whose id or file name is
-    ``ref`` (local first); else the one profile whose id or file name starts with ``ref``. A prefix of more than one
-    profile is an error listing them all, local and shipped alike (a local profile is not preferred: the user may
-    mean the shipped one)."""
-    import os
-
     from ldmpick.profile_store import find_profile
 
-    if Path(ref).suffix == ".json" or os.sep in ref or Path(ref).expanduser().exists():
-        return find_profile(ref)  # a file
-    rows = profile_rows()
-    names = [(row, {Path(row["file"]).stem} | ({row["id"]} if row["problem"] is None else set())) for row in rows]
-    exact = [row for row, keys in names if ref in keys]
-    matches = exact or [row for row, keys in names if any(k.startswith(ref) for k in keys)]
-    if len(matches) > 1 and not exact:
-        listed = "; ".join(f"{row['where']} {row['id']}" + ("" if Path(row["file"]).stem == row["id"]
-                                                           else f" in {row['file']}") for row in matches)
-        raise UsageError(f"profile name '{ref}' is ambiguous: {len(matches)} profiles match ({listed}); give more of "
-                         "it, or the whole id")
-    if matches:
-        return Path(matches[0]["path"])
-    return find_profile(ref)  # says there is none
+    return load_profile(find_profile(ref))
 
 
 def profile_rows() -> list[dict[str, Any]]:

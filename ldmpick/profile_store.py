@@ -40,7 +40,10 @@ def shipped_profiles_dir() -> Path:
 
 
 def find_profile(ref: str) -> Path:
-    """A profile file path, or the id/stem of one in the user folder or the shipped ones."""
+    """The file of the profile ``ref`` names: a file path; else the local or shipped profile whose file name or id is
+    ``ref`` (local first); else the one profile whose file name or id starts with ``ref``. A prefix of more than one
+    profile is an error listing them all, local and shipped alike (a local profile is not preferred: the user may
+    mean the shipped one)."""
     from ldmpick.storage import profiles_dir
 
     p = Path(ref).expanduser()
@@ -48,24 +51,26 @@ def find_profile(ref: str) -> Path:
         if not p.exists():
             raise ProfileError(f"profile file '{ref}' does not exist")
         return p
-    candidates = [d / f"{ref}.json" for d in (profiles_dir(), shipped_profiles_dir())]
-    for c in candidates:
-        if c.exists():
-            return c
-    # unique prefix of a file name or of a profile id (shipped files are named for people, ids are stamped)
-    files = [f for d in (profiles_dir(), shipped_profiles_dir()) for f in list_profile_files(d)]
-    matches = [f for f in files if f.stem.startswith(ref)]
-    if not matches:
-        for f in files:
+    folders = (("local", profiles_dir()), ("shipped", shipped_profiles_dir()))
+    for _, d in folders:
+        if (d / f"{ref}.json").exists():
+            return d / f"{ref}.json"
+    entries = []  # (where, file, id or None when the file does not load)
+    for where, d in folders:
+        for f in list_profile_files(d):
             try:
-                if load_profile(f).id.startswith(ref):
-                    matches.append(f)
+                entries.append((where, f, load_profile(f).id))
             except ProfileError:
-                continue
+                entries.append((where, f, None))
+    exact = [f for _, f, pid in entries if pid == ref]
+    if exact:
+        return exact[0]
+    matches = [(w, f, pid) for w, f, pid in entries if f.stem.startswith(ref) or (pid or "").startswith(ref)]
     if len(matches) == 1:
-        return matches[0]
-    if len(matches) > 1:
-        names = ", ".join(m.stem for m in matches[:4])
-        raise UsageError(f"profile name '{ref}' is ambiguous ({len(matches)} match: {names}); give more of it")
+        return matches[0][1]
+    if matches:
+        listed = "; ".join(f"{w} {pid or f.stem}" + ("" if f.stem == pid else f" in {f.name}") for w, f, pid in matches)
+        raise UsageError(f"profile name '{ref}' is ambiguous: {len(matches)} profiles match ({listed}); give more of "
+                         "it, or the whole id")
     raise ProfileError(f"no profile named '{ref}' (see 'ldmpick profiles list')")
 

@@ -107,6 +107,9 @@ def test_a_prefix_of_local_and_shipped_profiles_is_ambiguous_and_an_exact_id_sti
     # a shipped profile's file name still works
     r = runner.invoke(app, ["profiles", "show", "cpu-amd-epyc-2core-demo", "--json"])
     assert r.exit_code == 0, r.output
+    # recommend --profile goes by the same rule (one lookup, profile_store.find_profile)
+    r = runner.invoke(app, ["recommend", "--budget", "2s", "--profile", "2026"])
+    assert r.exit_code == 2 and "is ambiguous: 4 profiles match" in r.stderr, r.output
 
 
 # ------------------------------------------------------------------------- 3: empty --out, a file in the way
