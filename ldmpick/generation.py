@@ -252,16 +252,9 @@ def resolve_sampler(name: str | None, spec: ModelSpec) -> str:
     if name is None:
         cls = spec.component_classes.get("scheduler") or "PNDMScheduler"
         return sampler_for_scheduler(cls, spec.scheduler_config) or f"own:{cls}"
-    sampler = get_sampler(name)
-    fitting = spec.adapter.fitting_samplers(spec)
-    if name not in fitting:
-        why = ("a flow-matching model" if spec.adapter.flow_matching else "not a flow-matching model") \
-            if sampler.flow != spec.adapter.flow_matching else \
-            "not distilled for it" if sampler.distilled_only else \
-            "its diffusers class cannot rescale the betas of this zero-terminal-SNR model" \
-            if name in spec.adapter.family_samplers(spec) else f"not one of the {spec.family} family's"
-        raise UsageError(f"sampler '{name}' does not fit '{spec.name}' ({spec.family} family: {why}); "
-                         f"it takes: {', '.join(fitting)}")
+    misfit = spec.adapter.sampler_misfit(spec, name)  # (an unknown name: the registry's error, closest names)
+    if misfit:
+        raise UsageError(misfit)
     return name
 
 
