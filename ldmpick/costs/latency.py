@@ -223,7 +223,7 @@ class LatencyCost:
         names = models if models is not None else profile.model_names()
         measured = {s.name for s in profile.samplers}
         rows = []
-        unfit: dict[tuple[str, ...], list[str]] = {}  # what the models no asked sampler fits take -> the models
+        unfit: dict[tuple[str, ...], list[str]] = {}  # the samplers the profile has for them -> the models
         for name in names:
             m = profile.model(name)
             if not m.ok:
@@ -248,10 +248,10 @@ class LatencyCost:
                 per_step = b.parts_ms(1, percentile)[1]
                 rows.append(CostRow(name, m.denoiser_params, s, (te + vae) / 1e3, per_step / 1e3, b, MODEL,
                                     distilled=m.distilled))
-        for takes, names in unfit.items():
+        for has, names in unfit.items():  # (a profile lists per model the samplers it measured that fit it)
             them = "it" if len(names) == 1 else "them"
-            excluded.append(f"{', '.join(names)}: no sampler asked for fits {them} ({', '.join(samplers) or 'none'}; "
-                            f"{'it takes' if len(names) == 1 else 'they take'}: {', '.join(takes)})")
+            excluded.append(f"{', '.join(names)}: profile '{profile.id}' has none of the asked samplers for {them} "
+                            f"({', '.join(samplers) or 'none'}; it has: {', '.join(has)})")
         return rows
 
     def parts(self, row: CostRow, steps: int) -> dict[str, float]:
