@@ -614,6 +614,9 @@ def predict_query(law: QualityLaw, model: str, sampler: str, steps: list[int], m
         misfit = spec.adapter.sampler_misfit(spec, sampler) if spec is not None else None
         if misfit:
             raise UsageError(misfit)
+    from ldmpick.catalogue import model_label
+
+    model = model_label(model)  # a folder given by path: the name its calibration rows are kept under
     out = []
     for k in steps:
         pred = law.predict(model, sampler, k, metric)

@@ -182,3 +182,17 @@ def test_law_refuses_a_sampler_the_model_cannot_run_instead_of_suggesting_a_cali
     assert "ldmpick calibrate" not in r.stdout + r.stderr
     r = runner.invoke(app, ["law", "--model", "demo-c16", "--sampler", "ddim", "--steps", "4", "--json"])
     assert r.exit_code == 0 and json.loads(r.stdout)["predictions"][0]["value"] > 0, r.output
+
+
+def test_law_names_a_folder_as_its_calibration_rows_do(tmp_path):
+    """law --model tr/mymodel looks the quality up under the name calibrate keeps the folder's rows by, not under the
+    literal path (which no row ever has)."""
+    import shutil
+
+    from ldmpick.catalogue import DEMO_MODELS_DIR
+
+    folder = tmp_path / "tr" / "mymodel"
+    shutil.copytree(DEMO_MODELS_DIR / "demo-c8", folder)
+    r = runner.invoke(app, ["law", "--model", str(folder), "--sampler", "ddim", "--steps", "4", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["model"] == "mymodel"

@@ -41,7 +41,7 @@ def plot_cmd(
         plot_points(law, metric), choice.profile,
         law=None if no_law else law, budget_ms=cost_model(LATENCY).parse_budget(budget) * 1e3 if budget else None,
         out=out or Path("quality_vs_latency.png"), metric=metric,
-        samplers=sampler_names(samplers) if samplers else None, models=model_list)
+        samplers=sampler_names(samplers) if samplers else None, models=choice.models)
     notice(f"plot written to '{summary.path}'")
     if json_out:
         print_json(summary.to_json())
