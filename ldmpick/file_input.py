@@ -94,7 +94,10 @@ def parse_json(text: str, where: str, max_depth: int = DEFAULT_MAX_DEPTH,
     try:
         data = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
     except json.JSONDecodeError as exc:
-        raise error(f"{where} is not valid JSON (line {exc.lineno}: {exc.msg}); truncated download?") from None
+        # the text ends where the parser still wanted more (or inside a string it was reading)
+        cut_short = not text[exc.pos:].strip() or exc.msg.startswith("Unterminated string")
+        raise error(f"{where} is not valid JSON (line {exc.lineno}: {exc.msg})"
+                    + ("; truncated download?" if cut_short else "")) from None
     except ValueError as exc:
         if "integer string conversion" in str(exc):  # Python's guard on huge integer literals
             raise error(f"{where} holds a number with thousands of digits; not a measurement") from None

@@ -178,6 +178,15 @@ def test_importing_a_csv_says_it_is_not_a_json_profile_without_guessing_a_trunca
     (tmp_path / "cut.json").write_text((tmp_path / "x.json").read_text("utf-8")[:500], "utf-8")
     r = runner.invoke(app, ["profiles", "import", str(tmp_path / "cut.json")])
     assert r.exit_code == 2 and "truncated download?" in r.stderr
+    for cut in (499, 501, 502, 503):  # wherever it is cut, in a string or between tokens
+        (tmp_path / "cut.json").write_text((tmp_path / "x.json").read_text("utf-8")[:cut], "utf-8")
+        r = runner.invoke(app, ["profiles", "import", str(tmp_path / "cut.json")])
+        assert r.exit_code == 2 and "truncated download?" in r.stderr, (cut, r.stderr)
+    # a mistake in the middle of a whole file is not a truncated download
+    text = (tmp_path / "x.json").read_text("utf-8")
+    (tmp_path / "typo.json").write_text(text.replace(",", ";", 1), "utf-8")
+    r = runner.invoke(app, ["profiles", "import", str(tmp_path / "typo.json")])
+    assert r.exit_code == 2 and "is not valid JSON (line" in r.stderr and "truncated" not in r.stderr, r.stderr
 
 
 def test_importing_a_profile_with_an_unknown_sampler_is_refused_with_the_known_ones(tmp_path):
