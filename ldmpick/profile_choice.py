@@ -238,7 +238,7 @@ def _why(covers: bool, at_native: bool, models: list[str] | None, p: Profile) ->
     if covers and models:
         parts.append(f"that measures {', '.join(models)}")
     if at_native:
-        parts.append(f"at their native {p.settings.resolution} px")
+        parts.append(f"at {'its' if models and len(models) == 1 else 'their'} native {p.settings.resolution} px")
     return f" ({' '.join(parts)})" if parts else ""
 
 

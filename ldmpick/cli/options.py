@@ -16,6 +16,7 @@ import typer
 
 from ldmpick.errors import UsageError
 from ldmpick.output_paths import output_path
+from ldmpick.samplers import SAMPLERS
 
 # ---------------------------------------------------------------------------------------------- output
 
@@ -31,12 +32,13 @@ ModelsOpt = Annotated[Optional[str], typer.Option(
     "--models", "-m", help="Comma-separated model names, local diffusers folders or cached hub ids; 'all': the "
                            "paper's family (where no default is shown: every model of the profile).")]
 SamplersOpt = Annotated[Optional[str], typer.Option(
-    "--samplers", help="Comma-separated sampler names (ddim, ddpm, dpmpp-2m, euler, euler-a, unipc, heun, lcm), "
-                       "or 'all' (where no default is shown: all).")]
+    "--samplers", help=f"Comma-separated sampler names ({', '.join(SAMPLERS)}; each model runs those that fit "
+                       "it), or 'all' (where no default is shown: all).")]
 ModelOpt = Annotated[Optional[str], typer.Option(
     "--model", help="Registered name, local diffusers folder or cached hub id (overrides the selector).")]
 SamplerOpt = Annotated[Optional[str], typer.Option(
-    "--sampler", help="ddim, ddpm, dpmpp-2m, euler, euler-a, unipc, heun or lcm (overrides the selector).")]
+    "--sampler", help=f"{', '.join(list(SAMPLERS)[:-1])} or {list(SAMPLERS)[-1]}, as fits the model (overrides "
+                      "the selector).")]
 StepsOpt = Annotated[Optional[int], typer.Option("--steps", help="Sampling steps (overrides the selector).")]
 StepListOpt = Annotated[str, typer.Option("--steps", help="Step counts, comma-separated.")]
 BudgetOpt = Annotated[Optional[str], typer.Option(
