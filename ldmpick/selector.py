@@ -373,4 +373,4 @@ def explain(best: Candidate, rows: list[CostRow], law: QualityLaw, metric: str, 
 def sampler_names(text: str | None) -> list[str]:
     from ldmpick.samplers import parse_sampler_list
 
-    return parse_sampler_list(text) if text else list(SAMPLERS)
+    return parse_sampler_list(text) if text is not None else list(SAMPLERS)

@@ -196,3 +196,10 @@ def test_law_names_a_folder_as_its_calibration_rows_do(tmp_path):
     r = runner.invoke(app, ["law", "--model", str(folder), "--sampler", "ddim", "--steps", "4", "--json"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["model"] == "mymodel"
+
+
+@pytest.mark.parametrize("option, message", [("--models", "empty model list"), ("--samplers", "empty sampler list")])
+def test_an_empty_list_is_an_error_not_the_default(option, message):
+    """'--models ""' (an unset shell variable) meant every model in recommend but was an error in profile."""
+    r = runner.invoke(app, ["recommend", "--budget", "2s", option, ""])
+    assert r.exit_code == 2 and r.stderr.splitlines()[-1].startswith(f"error: {message}"), r.output

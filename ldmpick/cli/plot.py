@@ -33,7 +33,7 @@ def plot_cmd(
     from ldmpick.quality_law import load_law
     from ldmpick.selector import sampler_names
 
-    model_list = parse_model_list(models) if models else None
+    model_list = parse_model_list(models) if models is not None else None
     choice = choose_profile(profile, models=model_list)
     notice(choice.notice)
     law, _ = load_law(law_file)
@@ -41,7 +41,7 @@ def plot_cmd(
         plot_points(law, metric), choice.profile,
         law=None if no_law else law, budget_ms=cost_model(LATENCY).parse_budget(budget) * 1e3 if budget else None,
         out=out or Path("quality_vs_latency.png"), metric=metric,
-        samplers=sampler_names(samplers) if samplers else None, models=choice.models)
+        samplers=sampler_names(samplers) if samplers is not None else None, models=choice.models)
     notice(f"plot written to '{summary.path}'")
     if json_out:
         print_json(summary.to_json())
