@@ -126,8 +126,18 @@ def plan_selection(budget: str | float, *, profile: Any = None, profile_ref: str
                    excluded=excluded)
     if cm.needs_profile:
         excluded.extend(unmeasured_samplers(profile, models, sampler_list))
-    selection = select_config(rows, law, value, metric=metric, max_steps=steps or max_steps, top_k=top,
-                              excluded=excluded, headroom=True, min_steps=steps or 1)
+    try:
+        selection = select_config(rows, law, value, metric=metric, max_steps=steps or max_steps, top_k=top,
+                                  excluded=excluded, headroom=True, min_steps=steps or 1)
+    except UsageError as exc:
+        from ldmpick.catalogue import DEMO_MODELS
+
+        considered = {r.model for r in rows}
+        if models is None and "is below the fastest possible configuration" in str(exc) \
+                and not considered & set(DEMO_MODELS):
+            raise UsageError(f"{exc}, or name faster models with --models (the demo family trained here, 32 px: "
+                             f"--models {','.join(DEMO_MODELS)})") from None
+        raise
     return SelectionPlan(selection, source, profile, law)
 
 

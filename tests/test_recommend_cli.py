@@ -203,3 +203,13 @@ def test_an_empty_list_is_an_error_not_the_default(option, message):
     """'--models ""' (an unset shell variable) meant every model in recommend but was an error in profile."""
     r = runner.invoke(app, ["recommend", "--budget", "2s", option, ""])
     assert r.exit_code == 2 and r.stderr.splitlines()[-1].startswith(f"error: {message}"), r.output
+
+
+def test_a_budget_below_the_default_models_points_to_the_demo_family():
+    r = runner.invoke(app, ["recommend", "--budget", "60ms", "--profile", "cpu-amd-epyc-2core-128px-fp32-eager"])
+    assert r.exit_code == 2 and "is below the fastest possible configuration" in r.stderr, r.output
+    assert "--models demo-c8,demo-c16,demo-c80" in r.stderr
+    r = runner.invoke(app, ["recommend", "--budget", "60ms", "--models", "demo-c8,demo-c16,demo-c80", "--json"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["recommend", "--budget", "1ms", "--models", "demo-c8,demo-c16,demo-c80"])
+    assert r.exit_code == 2 and "raise the budget" in r.stderr and "--models demo" not in r.stderr, r.output
