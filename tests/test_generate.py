@@ -138,6 +138,7 @@ def test_generate_writes_pngs_with_metadata_and_a_sidecar(tiny, tmp_path):
     assert set(sidecar["prompts"][0]["measured"]) >= {"text_encoder_ms", "denoise_ms", "vae_decode_ms", "total_ms"}
     printed = json.loads(r.stdout)
     assert printed["images"] == sidecar["images"] and printed["sidecar"] == str(out / "0001-run.json")
+    assert printed["schema"] == sidecar["schema"]  # what --json prints is the sidecar's document, versioned alike
 
 
 def test_same_seed_same_image_and_no_overwrite(tiny, tmp_path):
