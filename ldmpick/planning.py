@@ -144,13 +144,16 @@ def plan_selection(budget: str | float, *, profile: Any = None, profile_ref: str
 def unmeasured_samplers(profile: Any, models: list[str] | None, samplers: list[str]) -> list[str]:
     """One note per asked sampler that ``profile`` did not measure for some of ``models`` (default: its ok models)
     though it fits them: one another profile measured for the same model, or, when the samplers were asked for by
-    name (not all of them), one of the model's family. A profile of fewer samplers than the shipped one narrows the
-    choice, and says so, with the command that measures them."""
+    name (not all of them), one that can run the model (its family's, for a model this installation cannot
+    resolve). A profile of fewer samplers than the shipped one narrows the choice, and says so, with the command
+    that measures them. Samplers asked for by name that cannot run a model get a note saying why."""
+    from ldmpick.catalogue import resolve_trusted_name
     from ldmpick.families import family_named
     from ldmpick.profile_choice import samplers_measured_elsewhere
     from ldmpick.samplers import SAMPLERS
 
     by_name = set(samplers) != set(SAMPLERS)
+    unfit: dict[tuple[str, str], list[str]] = {}  # (sampler, why it cannot run them) -> the models
     elsewhere = samplers_measured_elsewhere(profile)
     measured = {s.name for s in profile.samplers}
     names = models if models is not None else [m.name for m in profile.models if m.ok]
@@ -162,20 +165,29 @@ def unmeasured_samplers(profile: Any, models: list[str] | None, samplers: list[s
         expected = set(elsewhere.get(m.name, ()))
         if by_name:
             try:
-                fam = family_named(m.family)
-                expected |= {*fam.samplers, *(fam.distilled_samplers if m.distilled else ())}
+                spec = resolve_trusted_name(m.name)
             except LdmpickError:
-                pass  # a family this installation does not know: which samplers fit it is unknown
+                spec = None
+            if spec is not None:  # a model this installation knows: exactly the samplers that can run it
+                expected |= set(spec.adapter.fitting_samplers(spec))
+                for s in samplers:
+                    why = spec.adapter.misfit_reason(spec, s)
+                    if why is not None:
+                        unfit.setdefault((s, why), []).append(m.name)
+            else:
+                try:
+                    fam = family_named(m.family)
+                    expected |= {*fam.samplers, *(fam.distilled_samplers if m.distilled else ())}
+                except LdmpickError:
+                    pass  # a family this installation does not know: which samplers fit it is unknown
         fits[m.name] = [s for s in samplers if s in expected or (s in measured and m.fits_sampler(s))]
         for s in fits[m.name]:
             if s not in measured or not m.fits_sampler(s):
                 missing.setdefault(s, []).append(m.name)
-    if not missing:
-        return []
+    notes = [f"sampler {s}: does not fit {', '.join(ms)} ({why})" for (s, why), ms in unfit.items()]
     groups: dict[tuple[str, ...], list[str]] = {}  # models -> the samplers missing for exactly those
     for s, ms in missing.items():
         groups.setdefault(tuple(ms), []).append(s)
-    notes = []
     for ms, group in groups.items():
         samplers_arg = ",".join(s for s in samplers if any(s in fits[n] for n in ms))
         notes.append(f"{'sampler' if len(group) == 1 else 'samplers'} {', '.join(group)}: not measured by profile "

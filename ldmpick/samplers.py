@@ -21,6 +21,8 @@ class Sampler:
     distilled_only: bool = False  # only meaningful with a consistency-distilled model (LCM, SCM)
     extra_config: tuple[tuple[str, Any], ...] = ()
     flow: bool = False  # a flow-matching sampler (for flow-matching families: SD3, Flux, Sana)
+    # whether its diffusers class can rescale betas to zero terminal SNR (a test checks this against diffusers)
+    zero_snr: bool = True
 
     def scheduler_kwargs(self) -> dict[str, Any]:
         return dict(self.extra_config)
@@ -41,16 +43,16 @@ SAMPLERS: dict[str, Sampler] = {
         Sampler("euler", "EulerDiscreteScheduler", 1, 1),
         Sampler("euler-a", "EulerAncestralDiscreteScheduler", 1, 1),
         Sampler("unipc", "UniPCMultistepScheduler", 1, 2),
-        Sampler("heun", "HeunDiscreteScheduler", 2, 2),
+        Sampler("heun", "HeunDiscreteScheduler", 2, 2, zero_snr=False),
         Sampler("lcm", "LCMScheduler", 1, 1, distilled_only=True),
         # flow matching: the model's own shift is carried over from its scheduler config (make_scheduler)
-        Sampler("flow-euler", "FlowMatchEulerDiscreteScheduler", 1, 1, flow=True),
+        Sampler("flow-euler", "FlowMatchEulerDiscreteScheduler", 1, 1, flow=True, zero_snr=False),
         Sampler("flow-dpmpp-2m", "DPMSolverMultistepScheduler", 1, 2, flow=True,
                 extra_config=(("algorithm_type", "dpmsolver++"), ("solver_order", 2), ("use_flow_sigmas", True),
                               ("prediction_type", "flow_prediction"))),
         Sampler("flow-unipc", "UniPCMultistepScheduler", 1, 2, flow=True,
                 extra_config=(("use_flow_sigmas", True), ("prediction_type", "flow_prediction"))),
-        Sampler("scm", "SCMScheduler", 1, 1, distilled_only=True, flow=True),
+        Sampler("scm", "SCMScheduler", 1, 1, distilled_only=True, flow=True, zero_snr=False),
     ]
 }
 
@@ -115,15 +117,8 @@ def make_scheduler(name: str, base_config: dict[str, Any] | None = None):  # -> 
 
 def runs_schedule(name: str, scheduler_config: dict[str, Any]) -> bool:
     """Whether sampler ``name`` can sample with the betas of ``scheduler_config``: a zero-terminal-SNR schedule
-    needs a scheduler class that rescales its betas too (imports diffusers only for such a schedule)."""
-    if not scheduler_config.get("rescale_betas_zero_snr"):
-        return True
-    import inspect
-
-    import diffusers
-
-    cls = getattr(diffusers, get_sampler(name).scheduler_class)
-    return "rescale_betas_zero_snr" in inspect.signature(cls.__init__).parameters
+    needs a scheduler class that rescales its betas too (``Sampler.zero_snr``; no diffusers import)."""
+    return not scheduler_config.get("rescale_betas_zero_snr") or get_sampler(name).zero_snr
 
 
 def sampler_for_scheduler(class_name: str, config: dict[str, Any] | None = None) -> str | None:

@@ -246,3 +246,17 @@ def test_the_demo_schedule_has_zero_terminal_snr_and_only_samplers_that_honour_i
         make_scheduler("heun", config)
     with pytest.raises(UsageError, match="prediction_type = 'v_prediction', got 'epsilon'"):
         TrainingRecipe(prediction_type="epsilon").check()
+
+
+def test_each_samplers_zero_snr_flag_matches_its_diffusers_class():
+    """runs_schedule decides from Sampler.zero_snr without importing diffusers (law and recommend must stay fast);
+    the flag must say what the diffusers class can do."""
+    import inspect
+
+    import diffusers
+
+    from ldmpick.samplers import SAMPLERS
+
+    for name, s in SAMPLERS.items():
+        cls = getattr(diffusers, s.scheduler_class)
+        assert s.zero_snr == ("rescale_betas_zero_snr" in inspect.signature(cls.__init__).parameters), name

@@ -165,15 +165,21 @@ def test_one_step_is_said_as_one_step_everywhere_in_the_explanation():
     assert "-parameter denoiser)" in r.stdout  # not "UNet params": transformer families have no UNet
 
 
-def test_a_sampler_the_profile_has_for_none_of_the_models_is_named_with_what_it_has():
+def test_a_sampler_that_cannot_run_the_models_is_named_with_why_and_never_suggested_for_measuring():
     """heun cannot rescale the demo models' zero-terminal-SNR betas: asking for it alone used to end in 'no models or
-    samplers', which sent people looking for a missing model. (Why heun does not fit: 'ldmpick law', 'generate' and
-    'profile' say; a profile lists only the samplers it measured that fit a model.)"""
+    samplers', which sent people looking for a missing model, and then in advice to profile heun, which profile
+    refuses."""
     r = runner.invoke(app, ["recommend", "--budget", "100ms", "--models", "demo-c8,demo-c16,demo-c80",
                             "--samplers", "heun"])
     assert r.exit_code == 2 and r.stderr.splitlines()[-1].startswith("error: "), r.output
-    assert "demo-c8, demo-c16, demo-c80: profile '" in r.stderr, r.stderr
-    assert "has none of the asked samplers for them (heun; it has: ddim, ddpm, dpmpp-2m" in r.stderr, r.stderr
+    assert ("sampler heun: does not fit demo-c8, demo-c16, demo-c80 (its diffusers class cannot rescale the betas"
+            in r.stderr), r.stderr
+    assert "--samplers heun" not in r.stderr and "not measured" not in r.stderr, r.stderr
+    # with a sampler that fits, heun is still named as left out
+    r = runner.invoke(app, ["recommend", "--budget", "100ms", "--models", "demo-c8", "--samplers", "heun,ddim",
+                            "--json"])
+    assert r.exit_code == 0 and any(e.startswith("sampler heun: does not fit demo-c8")
+                                    for e in json.loads(r.stdout)["excluded"]), r.output
 
 
 def test_law_refuses_a_sampler_the_model_cannot_run_instead_of_suggesting_a_calibration_that_fails():

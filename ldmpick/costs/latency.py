@@ -223,7 +223,6 @@ class LatencyCost:
         names = models if models is not None else profile.model_names()
         measured = {s.name for s in profile.samplers}
         rows = []
-        unfit: dict[tuple[str, ...], list[str]] = {}  # the samplers the profile has for them -> the models
         for name in names:
             m = profile.model(name)
             if not m.ok:
@@ -232,11 +231,9 @@ class LatencyCost:
             if memory and m.peak_memory_bytes and m.peak_memory_bytes > memory:
                 excluded.append(f"{name}: needs more memory than the device has")
                 continue
-            fitting = [s for s in samplers if m.fits_sampler(s) and not (m.samplers is None and s not in measured)]
-            if not fitting:  # (a version-1 model fits every sampler its profile measured)
-                unfit.setdefault(tuple(m.samplers if m.samplers is not None else sorted(measured)), []).append(name)
-                continue
-            for s in fitting:
+            for s in samplers:
+                if not m.fits_sampler(s) or (m.samplers is None and s not in measured):
+                    continue  # (a version-1 model fits every sampler its profile measured; planning says why not)
                 b = breakdown(profile, m, s, percentile)
                 if isinstance(b, str):
                     if b not in excluded:
@@ -248,10 +245,6 @@ class LatencyCost:
                 per_step = b.parts_ms(1, percentile)[1]
                 rows.append(CostRow(name, m.denoiser_params, s, (te + vae) / 1e3, per_step / 1e3, b, MODEL,
                                     distilled=m.distilled))
-        for has, names in unfit.items():  # (a profile lists per model the samplers it measured that fit it)
-            them = "it" if len(names) == 1 else "them"
-            excluded.append(f"{', '.join(names)}: profile '{profile.id}' has none of the asked samplers for {them} "
-                            f"({', '.join(samplers) or 'none'}; it has: {', '.join(has)})")
         return rows
 
     def parts(self, row: CostRow, steps: int) -> dict[str, float]:

@@ -355,18 +355,26 @@ class Family:
 
     def sampler_misfit(self, spec: ModelSpec, name: str) -> str | None:
         """Why the registered sampler ``name`` cannot run this model, as a one-line error (None: it fits)."""
+        why = self.misfit_reason(spec, name)
+        if why is None:
+            return None
+        return (f"sampler '{name}' does not fit '{spec.name}' ({spec.family} family: {why}); it takes: "
+                f"{', '.join(self.fitting_samplers(spec))}")
+
+    def misfit_reason(self, spec: ModelSpec, name: str) -> str | None:
+        """Why sampler ``name`` cannot run this model, in a few words (None: it fits). No diffusers import."""
         from ldmpick.samplers import get_sampler
 
-        fitting = self.fitting_samplers(spec)
-        if name in fitting:
+        if name in self.fitting_samplers(spec):
             return None
         sampler = get_sampler(name)
-        why = ("a flow-matching model" if self.flow_matching else "not a flow-matching model") \
-            if sampler.flow != self.flow_matching else \
-            "not distilled for it" if sampler.distilled_only else \
-            "its diffusers class cannot rescale the betas of this zero-terminal-SNR model" \
-            if name in self.family_samplers(spec) else f"not one of the {spec.family} family's"
-        return f"sampler '{name}' does not fit '{spec.name}' ({spec.family} family: {why}); it takes: {', '.join(fitting)}"
+        if sampler.flow != self.flow_matching:
+            return "a flow-matching model" if self.flow_matching else "not a flow-matching model"
+        if sampler.distilled_only:
+            return "not distilled for it"
+        if name in self.family_samplers(spec):
+            return "its diffusers class cannot rescale the betas of this zero-terminal-SNR model"
+        return f"not one of the {spec.family} family's"
 
     def family_samplers(self, spec: ModelSpec) -> list[str]:
         """The family's samplers for this model: its own, plus the distilled ones when the model is distilled."""
