@@ -117,7 +117,9 @@ def forget_user_rows(models: list[str]) -> tuple[Path, dict[str, int]]:
     from ldmpick.file_input import read_text_file
     from ldmpick.storage import atomic_write_text, file_lock
 
-    names = list(dict.fromkeys(m.strip() for m in models if m.strip()))
+    from ldmpick.catalogue import model_labels
+
+    names = model_labels([m.strip() for m in models if m.strip()]) or []  # a folder: the name its rows are under
     if not names:
         raise UsageError("empty model list; name the models whose calibrated rows to forget, like 'demo-c8,demo-c16'")
     path = user_table_path()

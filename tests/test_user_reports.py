@@ -65,6 +65,33 @@ def test_fit_forget_of_an_unknown_model_or_one_without_rows_is_one_line_and_writ
     assert r.exit_code == 2 and "no quality table of your own" in r.stderr
 
 
+def test_fit_forget_checks_the_rest_of_the_command_before_removing_anything(tmp_path):
+    """--forget with an --out that cannot be written (or that would leave your own law fitted on the forgotten rows),
+    or with a --table that does not exist, removed the rows and then failed."""
+    write_user_table(small_calibration("demo-c8"))
+    before = user_table_path().read_bytes()
+    for extra, message in ((["--out", str(tmp_path / "law.json")], "leave out --out"),
+                           (["--out", str(tmp_path / "no" / "law.json")], "leave out --out"),
+                           (["--table", str(tmp_path / "missing.csv")], "missing.csv")):
+        r = runner.invoke(app, ["fit", "--forget", "demo-c8", *extra])
+        assert r.exit_code == 2 and message in r.stderr and "forgot" not in r.stderr, r.output
+        assert user_table_path().read_bytes() == before
+
+
+def test_fit_forget_takes_a_folder_as_the_other_commands_do(tmp_path):
+    """A retrained tr/demo-c8 is calibrated as 'demo-c8@tr'; --forget tr/demo-c8 finds those rows."""
+    import shutil
+    from dataclasses import replace
+
+    from ldmpick.catalogue import DEMO_MODELS_DIR
+
+    folder = tmp_path / "tr" / "demo-c8"
+    shutil.copytree(DEMO_MODELS_DIR / "demo-c8", folder)
+    write_user_table([replace(p, model="demo-c8@tr") for p in small_calibration("demo-c8")])
+    r = runner.invoke(app, ["fit", "--forget", str(folder)])
+    assert r.exit_code == 0 and "forgot 16 rows" in r.stderr and "demo-c8@tr: 16" in r.stderr, r.output
+
+
 # ---------------------------------------------------------------------------- 2: an ambiguous profile prefix
 
 def import_a_local_copy_of_a_shipped_profile(tmp_path) -> str:

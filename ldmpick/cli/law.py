@@ -28,17 +28,21 @@ def fit_cmd(
     to --out, by default into your user data folder. With --forget, your calibrated rows of those models are
     removed from your quality table first."""
     from ldmpick.law_refit import fit_and_write
-    from ldmpick.quality_table import forget_user_rows, stale_rows
+    from ldmpick.quality_table import forget_user_rows, load_tables, stale_rows, user_table_path
 
     if forget is not None:
+        if out is not None:  # the rows go from your table: the law fitted without them must be the one you use
+            raise UsageError("--forget refits your own law (in your user data folder); leave out --out")
+        load_tables(list(table or []))  # a bad --table is an error before any row is removed
         where, counts = forget_user_rows(forget.split(","))
         notice(f"forgot {sum(counts.values())} rows of your quality table '{where}' ("
                + ", ".join(f"{m}: {n}" for m, n in counts.items()) + ")")
     law, target = fit_and_write(list(table or []), out, command_line())
     for where, stale in stale_rows(list(table or [])):
+        how = (f"'ldmpick fit --forget {','.join(sorted(stale))}' removes them" if Path(where) == user_table_path()
+               else "edit that table to remove them")
         notice(f"note: left out the rows of {', '.join(sorted(stale))} in '{where}': another model under a built-in "
-               "name (another parameter count; a calibration of an older release?); "
-               f"'ldmpick fit --forget {','.join(sorted(stale))}' removes them")
+               f"name (another parameter count; a calibration of an older release?); {how}")
     notice(f"law written to '{target}' (size-term residual RMS {law.smooth_rms:.2f} FID)")
     render_law(law, json_out, int_list(DEFAULT_GRID, "--steps"))
 
