@@ -389,24 +389,17 @@ def resolve_model(name: str) -> ModelSpec:
 
 def local_model_name(folder: Path) -> str:
     """The name a local diffusers folder given by path goes by in profiles, quality tables and generation records:
-    its folder's name. A folder named like a built-in model that is not that model's installed folder (a retrained
-    demo family: 'ldmpick demo train -o tr' writes tr/demo-c8) is called '<name>@<parent folder>' instead, so that
-    it never borrows the built-in's latency profile or quality data by name ('@' is in no built-in, registered or
-    hub name)."""
+    its folder's name. A folder named like a shipped demo model that is not that model's installed folder (a
+    retrained family: 'ldmpick demo train -o tr' writes tr/demo-c8, with the shipped parameter counts, so the
+    parameter-count check cannot tell them apart) is called '<name>@<parent folder>' instead, so that it never
+    borrows the shipped model's latency profile or quality data by name ('@' is in no built-in, registered or hub
+    name). A folder named like a released model (sdxl-base) keeps that name: it is taken to hold that model, and a
+    different model under its name is caught by its parameter count."""
     resolved = Path(folder).expanduser().resolve()
     name = resolved.name
-    if is_builtin(name) and resolved != _installed_folder(name):
+    if name in DEMO_MODELS and resolved != (DEMO_MODELS_DIR / DEMO_MODELS[name]).resolve():
         return f"{name}@{resolved.parent.name or 'root'}"
     return name
-
-
-def _installed_folder(name: str) -> Path | None:
-    """The folder this installation ships a built-in model in (None for the paper's family: configs in code)."""
-    if name in DEMO_MODELS:
-        return (DEMO_MODELS_DIR / DEMO_MODELS[name]).resolve()
-    if name in catalogue_entries():
-        return (CATALOGUE_DIR / catalogue_entries()[name].get("folder", name)).resolve()
-    return None
 
 
 def model_label(name: str) -> str:
