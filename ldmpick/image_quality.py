@@ -190,7 +190,8 @@ def load_judge(weights: Path | None = None) -> Judge:
     weights = Path(weights) if weights else judge_weights_path()
     facts_path = weights.with_suffix(".json")
     if not weights.exists():
-        raise UsageError(f"world judge weights '{weights}' not found; train them with 'ldmpick demo train-judge'")
+        raise UsageError(f"world judge weights '{weights}' not found (an incomplete installation? reinstall ldmpick; "
+                         f"'ldmpick demo train-judge --out DIR' retrains them into DIR, to copy here)")
     try:
         facts = json.loads(facts_path.read_text(encoding="utf-8")) if facts_path.exists() else {}
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -269,7 +270,8 @@ def train_judge(out: Path | None = None, seed: int = 1, n_images: int = 8192, st
                   "wall_s": round(wall, 1), "final_loss": round(float(loss.item()), 4)},
         "held_out": {"world_seed": seed + 1000, "images": 2048,
                      "accuracy": {k: round(v, 4) for k, v in accuracy.items()}},
-        "command": "ldmpick demo train-judge",
+        "command": f"ldmpick demo train-judge --out DIR --seed {seed} --images {n_images} --steps {steps} "
+                   f"--threads {threads}",
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "versions": {"ldmpick": __version__, "torch": torch.__version__},
     }
