@@ -89,7 +89,7 @@ def plan_selection(budget: str | float, *, profile: Any = None, profile_ref: str
     from ldmpick.profile_choice import choose_profile
     from ldmpick.quality_law import STALE_LAW_NOTICE, load_law, passed_over_user_law
     from ldmpick.quality_scales import scale_of_metric
-    from ldmpick.selector import select_config
+    from ldmpick.selector import BudgetBelowFastest, select_config
 
     cm = cost_model(cost)
     if not 1 <= percentile <= 99:
@@ -129,15 +129,13 @@ def plan_selection(budget: str | float, *, profile: Any = None, profile_ref: str
     try:
         selection = select_config(rows, law, value, metric=metric, max_steps=steps or max_steps, top_k=top,
                                   excluded=excluded, headroom=True, min_steps=steps or 1)
-    except UsageError as exc:
+    except BudgetBelowFastest as exc:
         from ldmpick.catalogue import DEMO_MODELS
 
-        considered = {r.model for r in rows}
-        if models is None and "is below the fastest possible configuration" in str(exc) \
-                and not considered & set(DEMO_MODELS):
-            raise UsageError(f"{exc}, or name faster models with --models (the demo family trained here, 32 px: "
-                             f"--models {','.join(DEMO_MODELS)})") from None
-        raise
+        if models is not None or {r.model for r in rows} & set(DEMO_MODELS):
+            raise
+        raise UsageError(f"{exc}, or name faster models with --models (the shipped demo family, 32 px: "
+                         f"--models {','.join(DEMO_MODELS)})") from None
     return SelectionPlan(selection, source, profile, law)
 
 

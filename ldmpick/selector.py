@@ -94,6 +94,10 @@ def _predict(law: QualityLaw, metric: str, row: CostRow, steps: int) -> Predicti
     return law.predict(row.model, row.sampler, steps, metric)
 
 
+class BudgetBelowFastest(UsageError):
+    """The budget is below one step of the fastest candidate (callers may add where faster candidates are)."""
+
+
 def _better(metric: str, a: Candidate, b: Candidate) -> bool:
     """Is ``a`` better than ``b``: best predicted metric, ties broken by lower latency."""
     qa, qb = (a.quality, b.quality) if lower_is_better(metric) else (-a.quality, -b.quality)
@@ -164,7 +168,7 @@ def select_config(
     cost = usable[0].cost
     fastest_row = min(usable, key=lambda r: r.at(1))
     if budget < fastest_row.at(1):
-        raise UsageError(
+        raise BudgetBelowFastest(
             f"budget {cost.format(budget)} is below the fastest possible configuration: "
             f"{cost.format(fastest_row.at(1))} ({fastest_row.model}, {fastest_row.sampler}, 1 step); raise the budget"
         )
