@@ -144,8 +144,13 @@ def sidecar_number(sidecar: Path) -> int:
     return int(m.group(1))
 
 
+def sidecar_document(record: dict[str, Any]) -> dict[str, Any]:
+    """A run's record as the versioned document the sidecar holds (and ``generate --json`` prints)."""
+    return {"schema": SIDECAR_SCHEMA, **record}
+
+
 def sidecar_bytes(record: dict[str, Any]) -> bytes:
-    return (json.dumps({"schema": SIDECAR_SCHEMA, **record}, indent=2, allow_nan=False) + "\n").encode("utf-8")
+    return (json.dumps(sidecar_document(record), indent=2, allow_nan=False) + "\n").encode("utf-8")
 
 
 def create_sidecar(folder: Path, record: dict[str, Any]) -> Path:

@@ -57,7 +57,7 @@ def generate_cmd(
     from ldmpick.generation_record import GenerationRecord
     from ldmpick.latency_drift import check_run
     from ldmpick.planning import plan_generation
-    from ldmpick.outputs import SIDECAR_SCHEMA
+    from ldmpick.outputs import sidecar_document
 
     prompts = read_prompts(prompt, prompts_file)
     plan = plan_generation(
@@ -82,7 +82,7 @@ def generate_cmd(
         notice(f"note: {line}")
     exceeded = plan.over_budget(result)
     if json_out:
-        print_json({"schema": SIDECAR_SCHEMA, **record.doc, "sidecar": str(record.sidecar), "out": str(plan.folder)})
+        print_json({**sidecar_document(record.doc), "sidecar": str(record.sidecar), "out": str(plan.folder)})
     else:
         render_generation(result, plan.latency, record)
     if exceeded:
