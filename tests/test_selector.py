@@ -415,3 +415,11 @@ def test_a_runner_up_within_the_uncertainty_is_named():
     assert ("within the prediction's uncertainty" in sel.explanation) == bool(near)
     if near:
         assert f"{near[0].model} with {near[0].sampler} at {near[0].steps} steps" in sel.explanation
+
+
+def test_a_budget_below_ten_milliseconds_is_not_printed_as_zero():
+    """'--budget 0.2ms' was reported as 'budget 0 ms is below the fastest ...'."""
+    from ldmpick.costs.latency import fmt_seconds
+
+    assert fmt_seconds(0.0002) == "0.2 ms" and fmt_seconds(0.0099) == "9.9 ms"
+    assert fmt_seconds(0.0605) == "60 ms" and fmt_seconds(1.5) == "1.50 s"  # as before from 10 ms up

@@ -179,6 +179,8 @@ def chance_over(b: LatencyBreakdown, steps: int, budget_s: float) -> float:
 
 
 def fmt_seconds(x: float) -> str:
+    if x < 0.01:  # below 10 ms, whole milliseconds would round a budget such as '0.2ms' to '0 ms'
+        return f"{x * 1e3:.2g} ms"
     return f"{x * 1e3:.0f} ms" if x < 1 else f"{x:.2f} s"
 
 
