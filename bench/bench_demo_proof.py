@@ -199,7 +199,8 @@ def main() -> int:
         if rec.model not in pipes:
             pipes[rec.model] = load_pipeline(resolve_model(rec.model).path, "cpu", "fp32")
         req1 = GenerateRequest(model=rec.model, prompts=["a small red circle at the top left on a blue background"],
-                               sampler=rec.sampler, steps=rec.steps, seed=0, n=1, guidance=2.0, device="cpu")
+                               sampler=rec.sampler, steps=rec.steps, seed=0, n=1, guidance=req.guidance,
+                               device="cpu")
         timed[key] = [generate(req1, pipeline=pipes[rec.model]).prompts[0].times.total_ms
                       for _ in range(args.runs + 2)][2:]  # the first two: warm-up
 

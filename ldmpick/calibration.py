@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from ldmpick.calibration_job import DEMO_GUIDANCE
 from ldmpick.errors import LdmpickError, UsageError
 from ldmpick.samplers import steps_text
 
@@ -47,7 +48,7 @@ class CalibrationRequest:
     steps: list[int]
     samples: int = 256
     seed: int = 0
-    guidance: float = 2.0  # the demo family's FID is best near 2 (docs/demo.md); SD models: 7.5
+    guidance: float = DEMO_GUIDANCE  # SD models: 7.5 (calibration_job.REFERENCE_GUIDANCE)
     device: str = "cpu"
     dtype: str = "fp32"
     batch: int = 256  # images generated at once

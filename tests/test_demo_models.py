@@ -70,6 +70,7 @@ def test_the_shipped_demo_c16_draws_what_its_captions_ask_for():
     background off 16 images of world captions it has not been tuned on (measured on 64 captions: 0.99)."""
     import torch
 
+    from ldmpick.calibration_job import DEMO_GUIDANCE
     from ldmpick.demo_world import dataset
     from ldmpick.generation import GenerateRequest, generate
     from ldmpick.image_quality import load_judge
@@ -77,7 +78,7 @@ def test_the_shipped_demo_c16_draws_what_its_captions_ask_for():
     torch.set_num_threads(2)
     _, captions, scenes = dataset(4242, 16)
     run = generate(GenerateRequest(model="demo-c16", prompts=list(captions), sampler="dpmpp-2m", steps=8, seed=0,
-                                   n=1, guidance=2.0, device="cpu"))  # the guidance generate uses for it
+                                   n=1, guidance=DEMO_GUIDANCE, device="cpu"))  # the guidance generate uses
     images = [p.images[0] for p in run.prompts]
     acc = load_judge().prompt_accuracy(images, list(scenes))
     assert acc["mean"] >= 0.9 and acc["background"] >= 0.9, acc
@@ -184,7 +185,7 @@ def test_generate_with_only_a_budget_makes_demo_images_on_a_fresh_machine(tmp_pa
     doc = json.loads(r.stdout)
     chosen = doc["selection"]
     assert chosen["model"].startswith("demo-c") and chosen["predicted_ms"] <= 200
-    assert "calibrated on demo-world-32px" in r.stderr and "guidance 2:" in r.stderr
+    assert "calibrated on demo-world-32px" in r.stderr and "guidance 4:" in r.stderr
     pngs = sorted(tmp_path.rglob("*.png"))
     assert len(pngs) == 1 and Image.open(pngs[0]).size == (32, 32)
 

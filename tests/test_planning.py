@@ -210,8 +210,8 @@ def test_guidance_never_changes_silently(tmp_path, sampler):
                             "--seed", "1", "--out", str(tmp_path / "o"), "--json"])
     assert r.exit_code == 0, r.output
     doc = json.loads(r.stdout)
-    assert doc["settings"]["guidance"] == 2.0  # the scale the demo family was calibrated at, whatever the sampler
-    assert "guidance 2: the scale" in r.stderr and "calibrated at" in r.stderr
+    assert doc["settings"]["guidance"] == 4.0  # the scale the demo family was calibrated at, whatever the sampler
+    assert "guidance 4: the scale" in r.stderr and "calibrated at" in r.stderr
     assert "demo-c8's quality was calibrated at" in doc["guidance_source"]
 
 

@@ -80,7 +80,7 @@ CfgOpt = Annotated[Optional[bool], typer.Option(
                            "measured it).")]
 GuidanceOpt = Annotated[Optional[float], typer.Option(
     "--guidance", help="Classifier-free guidance scale, 1 or less: off (default: generate, the scale the model's "
-                       "quality was calibrated at, else 7.5; calibrate, 2 for the demo world, 7.5 with "
+                       "quality was calibrated at, else 7.5; calibrate, 4 for the demo world, 7.5 with "
                        "--reference).")]
 SeedOpt = Annotated[Optional[int], typer.Option(
     "--seed", help="Random seed, for repeatable runs (generate: image k of a prompt uses seed + k; random if not "
