@@ -16,6 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ldmpick import calibration as calib
+from ldmpick.calibration_job import DEMO_GUIDANCE
 from ldmpick.cli import app
 from ldmpick.demo_world import dataset
 from ldmpick.errors import UsageError
@@ -85,7 +86,7 @@ def test_calibrate_writes_rows_with_provenance_and_the_refit_moves_the_law_towar
     assert len(fid_rows) == 8 and len([r for r in rows if r.metric == "prompt_acc"]) == 8
     for r in fid_rows:
         assert r.series == "calibrated:demo-world-32px" and r.source.startswith("calibrated:")
-        assert r.num_samples == 24 and r.resolution == 32 and r.guidance == 2.0 and r.model == "demo-c8"
+        assert r.num_samples == 24 and r.resolution == 32 and r.guidance == DEMO_GUIDANCE and r.model == "demo-c8"
     # the steps really change the images: 1 step is far worse than 8
     fid = {(r.sampler, r.steps): r.value for r in fid_rows}
     assert fid[("ddim", 1)] > fid[("ddim", 8)]
@@ -156,7 +157,7 @@ def test_calibrate_cli_refuses_to_overwrite_an_interrupted_run_and_resumes_it():
     with pytest.raises(KeyboardInterrupt):
         calib.run_calibration(req, checkpoint=stop_after_first)
     args = ["calibrate", "--models", "demo-c8", "--samplers", "ddim", "--steps", "1,2", "--samples", "8",
-            "--guidance", "2", "--no-fit", "--json"]
+            "--guidance", str(DEMO_GUIDANCE), "--no-fit", "--json"]
     r = runner.invoke(app, args)
     assert r.exit_code == 2 and "--resume" in r.stderr and "--restart" in r.stderr, r.output
     r = runner.invoke(app, args + ["--resume"])
@@ -387,7 +388,7 @@ def test_a_corrupted_partial_is_refused_kept_and_the_quality_table_is_untouched(
     partial.write_text(json.dumps(doc))
     before = partial.read_bytes()
     r = runner.invoke(app, ["calibrate", "--models", "demo-c8", "--samplers", "ddim", "--steps", "1,2,3",
-                            "--samples", "8", "--guidance", "2", "--resume"])
+                            "--samples", "8", "--guidance", str(DEMO_GUIDANCE), "--resume"])
     assert r.exit_code == 2, r.output
     assert r.stderr.count("\n") == 1 and r.stderr.startswith("error: --resume: partial calibration"), r.stderr
     assert f"result 1: {message}" in r.stderr and "kept for inspection" in r.stderr, r.stderr
