@@ -129,7 +129,7 @@ class Calibration:
 
 
 def validate_request(req: CalibrationRequest) -> None:
-    from ldmpick.catalogue import resolve_model
+    from ldmpick.catalogue import check_distinct_names, resolve_model
     from ldmpick.generation import resolve_sampler
     from ldmpick.samplers import get_sampler
 
@@ -151,8 +151,9 @@ def validate_request(req: CalibrationRequest) -> None:
         raise UsageError(f"--seed must be between 0 and 2^31-1 (got {req.seed})")
     if not 0.0 <= req.guidance <= 100.0:
         raise UsageError(f"--guidance must be between 0 and 100 (got {req.guidance})")
-    for m in req.models:
-        spec = resolve_model(m)
+    specs = [resolve_model(m) for m in req.models]
+    check_distinct_names(req.models, specs)
+    for m, spec in zip(req.models, specs):
         check_table_name(spec.name)
         if not spec.has_weights:
             raise UsageError(f"model '{m}' has no weights (the paper's family has none); calibrate a model that can "

@@ -442,6 +442,24 @@ def resolve_trusted_name(label: str) -> ModelSpec | None:
     return None
 
 
+def check_distinct_names(typed: list[str], specs: list[ModelSpec]) -> None:
+    """Each asked model must be recorded under a name of its own: profiles and quality tables key on it. Two
+    folders of one name (runA/final, runB/final), or one model asked twice in two forms (a registered name and its
+    folder), are an error before anything is built or measured (a profile holding both could not be read back)."""
+    seen: dict[str, tuple[str, object]] = {}
+    for name, spec in zip(typed, specs):
+        key = spec.path.resolve() if spec.path is not None else (spec.source or spec.name)
+        if spec.name not in seen:
+            seen[spec.name] = (name, key)
+            continue
+        first, first_key = seen[spec.name]
+        if first_key == key:
+            raise UsageError(f"'{first}' and '{name}' are the same model ('{spec.name}'): name it once")
+        raise UsageError(f"'{first}' and '{name}' are different models that would both be recorded as "
+                         f"'{spec.name}'; register one under a name of its own ('ldmpick models add NAME {name}') "
+                         "and ask for it by that name")
+
+
 def parse_model_list(text: str | None) -> list[str]:
     """``"ldm-39m,ldm-83m"`` or ``"all"`` (the whole family) -> list of names. Empty -> error."""
     if text is None or text.strip().lower() == "all":

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any
 
-from ldmpick.catalogue import ModelSpec, resolve_model
+from ldmpick.catalogue import ModelSpec, check_distinct_names, resolve_model
 from ldmpick.errors import UsageError
 from ldmpick.execution import DTYPES, available_memory_bytes, check_mode, default_device, make_denoiser_runner
 from ldmpick.families.base import TextEncoder, constructor_args, count_params
@@ -113,6 +113,7 @@ def validate_request(req: ProfileRequest) -> list[ModelSpec]:
     for s in req.samplers or []:
         get_sampler(s)
     specs = [resolve_model(m) for m in req.models]
+    check_distinct_names(req.models, specs)
     for spec in specs:
         check_resolution(req.resolution, spec)
         if req.samplers is not None and not req.samplers_for(spec):

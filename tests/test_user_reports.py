@@ -239,3 +239,33 @@ def test_importing_a_profile_with_an_unknown_sampler_is_refused_with_the_known_o
     assert not list(profiles_dir().glob("*.json"))  # nothing was imported
     (tmp_path / "good.json").write_text(json.dumps(shipped), "utf-8")
     assert runner.invoke(app, ["profiles", "import", str(tmp_path / "good.json")]).exit_code == 0
+
+
+# ------------------------------------------------------------------- 2026-12-07: a second new-user trial
+
+def _demo_copy(root: Path, parent: str, name: str) -> Path:
+    import shutil
+
+    from ldmpick.catalogue import DEMO_MODELS, DEMO_MODELS_DIR
+
+    dest = root / parent / name
+    shutil.copytree(DEMO_MODELS_DIR / DEMO_MODELS["demo-c8"], dest)
+    return dest
+
+
+@pytest.mark.parametrize("command", ["profile", "calibrate"])
+def test_two_folders_of_one_name_are_refused_before_measuring(tmp_path, command):
+    a, b = _demo_copy(tmp_path, "runA", "final"), _demo_copy(tmp_path, "runB", "final")
+    out = tmp_path / "p.json"
+    extra = ["--out", str(out)] if command == "profile" else ["--samples", "2", "--steps", "1"]
+    r = runner.invoke(app, [command, "--models", f"{a},{b}", *extra])
+    assert r.exit_code == 2
+    assert "both be recorded as 'final'" in r.stderr and "ldmpick models add NAME" in r.stderr
+    assert not out.exists()  # nothing was measured or written
+
+
+def test_one_model_asked_twice_in_two_forms_is_refused(tmp_path):
+    a = _demo_copy(tmp_path, "m", "tiny")
+    assert runner.invoke(app, ["models", "add", "tiny", str(a)]).exit_code == 0
+    r = runner.invoke(app, ["profile", "--models", f"tiny,{a}", "--out", str(tmp_path / "p.json")])
+    assert r.exit_code == 2 and "are the same model ('tiny'): name it once" in r.stderr
