@@ -86,7 +86,7 @@ def plan_selection(budget: str | float, *, profile: Any = None, profile_ref: str
     """The best configuration within ``budget`` (text in the cost model's unit, or a number in it). The profile is
     ``profile`` when given (a loaded one), else chosen by ``choose_profile`` from ``profile_ref``. With ``steps``
     only that step count is considered."""
-    from ldmpick.profile_choice import choose_profile
+    from ldmpick.profile_choice import choose_profile, quality_data_for
     from ldmpick.quality_law import STALE_LAW_NOTICE, load_law, passed_over_user_law
     from ldmpick.quality_scales import scale_of_metric
     from ldmpick.selector import BudgetBelowFastest, select_config
@@ -110,7 +110,8 @@ def plan_selection(budget: str | float, *, profile: Any = None, profile_ref: str
     excluded: list[str] = []
     if cm.needs_profile:
         if profile is None:
-            choice = choose_profile(profile_ref, resolution=resolution, batch=batch, cfg=cfg, mode=mode, models=models)
+            choice = choose_profile(profile_ref, resolution=resolution, batch=batch, cfg=cfg, mode=mode, models=models,
+                                    rankable=None if models else quality_data_for(law, metric, sampler_list))
             notify(choice.notice)
             profile, models = choice.profile, choice.models  # folders asked for: under the names profiles keep
             source.update(profile_path=str(choice.path), profile_choice=choice.how)

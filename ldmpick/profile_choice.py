@@ -5,7 +5,10 @@ profile competes, ranked by, in order:
 
 1. it measures every asked model (with none asked: not only the demo models, unless the caller's ``usable`` says
    what it needs); a model under a built-in name counts only if it is the installed one (same parameter count: a
-   profile of an older demo family measured other weights under the same names);
+   profile of an older demo family measured other weights under the same names). With none asked, recommend and
+   plot rank first the profiles with a model the quality law can rank (``rankable``: a profile of your own
+   uncalibrated model is passed over, with a note; prompt accuracy, which only the demo family has, picks a demo
+   profile);
 2. its built-in models are all the installed ones;
 3. it was measured at the asked settings (resolution, batch, guidance, mode); with no resolution asked, at the
    native resolution of its models (the demo models: 32 px);
@@ -24,6 +27,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ldmpick.errors import LdmpickError, UsageError
 from ldmpick.profile_model import Profile
@@ -55,10 +59,13 @@ class _Candidate:
 def choose_profile(ref: str | None = None, *, device: str | None = None, device_key_now: str | None = None,
                    models: list[str] | None = None, resolution: int | None = None, batch: int | None = None,
                    cfg: bool | None = None, mode: str | None = None,
-                   usable: Callable[[Profile], bool] | None = None) -> ProfileChoice:
+                   usable: Callable[[Profile], bool] | None = None,
+                   rankable: Callable[[Profile], bool] | None = None) -> ProfileChoice:
     """The profile to use (see the module's docstring for the order). ``device`` ("cpu", "cuda:1") or
     ``device_key_now`` (a ``device_key``) says which device this is (default: this machine's GPU, else its CPU);
-    ``usable`` drops candidates the caller cannot use (generate: those without a model that has weights).
+    ``usable`` drops candidates the caller cannot use (generate: those without a model that has weights);
+    ``rankable`` (recommend with no models asked: a model with quality data on the asked scale) ranks the profiles
+    that pass it first, and the notice names the user's own profile of this device that it passed over.
     ``models`` may name folders, as ``profile --models`` does: each is compared under the name profiles keep it by
     (``catalogue.model_label``), which the choice carries as ``models``.
     Raises ``NoProfileError`` when no profile qualifies."""
@@ -116,12 +123,23 @@ def choose_profile(ref: str | None = None, *, device: str | None = None, device_
     if not candidates:
         raise NoProfileError("no profile found; measure this machine with 'ldmpick profile'")
 
-    def rank(c: _Candidate) -> tuple[bool, bool, bool, bool, bool, bool, str]:
-        p = c.profile
-        return (covers(p), not stale(p), at_settings(p), p.device_key == device_key_now, c.local,
+    def ranks(p: Profile) -> bool:
+        return rankable is None or rankable(p)
+
+    def rank(c: _Candidate) -> tuple[bool, bool, bool, bool, bool, bool, bool, bool, str]:
+        p = c.profile  # (a demo-only profile serves a metric that only it has data for: prompt accuracy)
+        return (covers(p) and ranks(p), ranks(p), covers(p), not stale(p), at_settings(p), p.device_key == device_key_now, c.local,
                 not c.local and c.path.name == "default.json", p.created)
 
     best = max(candidates, key=rank)
+    passed_over = ""
+    if rankable is not None and not best.local:
+        mine = [c for c in candidates if c.local and c.profile.device_key == device_key_now and not ranks(c.profile)]
+        if mine:
+            newest = max(mine, key=lambda c: c.profile.created).profile
+            passed_over = (f" (your profile '{newest.id}' of this device was passed over: none of its models "
+                           f"({', '.join(newest.model_names())}) has quality data on this scale; calibrate them with "
+                           "'ldmpick calibrate', or use it with --profile)")
     if models and usable is None and not covers(best.profile):
         raise NoProfileError(_not_measured(models, asked or models, candidates, stale))
     p = best.profile
@@ -137,11 +155,21 @@ def choose_profile(ref: str | None = None, *, device: str | None = None, device_
     if this_device:
         return ProfileChoice(p, best.path, "shipped-match",
                              f"using the shipped reference profile of this device '{p.id}'{why}; "
-                             "run 'ldmpick profile' to measure your own machine", True, models)
+                             f"run 'ldmpick profile' to measure your own machine{passed_over}", True, models)
     return ProfileChoice(p, best.path, "shipped-default",
                          f"no profile of this device{why}; using the shipped default '{p.id}' ({p.device_name}, "
-                         f"{p.settings.describe()}) — latencies are NOT this machine's: run 'ldmpick profile'", False,
-                         models)
+                         f"{p.settings.describe()}) — latencies are NOT this machine's: run 'ldmpick profile'{passed_over}",
+                         False, models)
+
+
+def quality_data_for(law: Any, metric: str, samplers: list[str] | None = None) -> Callable[[Profile], bool]:
+    """``choose_profile``'s ``rankable`` for recommend and plot with no models asked: a profile that measured a
+    model the law has ``metric`` data for, with one of ``samplers`` (None: any) that fits it."""
+    def rankable(p: Profile) -> bool:
+        return any(law.quality_basis(m.name, s.name, metric) is not None for m in p.models if m.ok
+                   for s in p.samplers if (samplers is None or s.name in samplers) and m.fits_sampler(s.name))
+
+    return rankable
 
 
 def _named(value: str, how: str, device_key_now: str) -> ProfileChoice:

@@ -269,3 +269,29 @@ def test_one_model_asked_twice_in_two_forms_is_refused(tmp_path):
     assert runner.invoke(app, ["models", "add", "tiny", str(a)]).exit_code == 0
     r = runner.invoke(app, ["profile", "--models", f"tiny,{a}", "--out", str(tmp_path / "p.json")])
     assert r.exit_code == 2 and "are the same model ('tiny'): name it once" in r.stderr
+
+
+def test_recommend_and_plot_pass_over_your_profile_of_an_uncalibrated_model_and_say_so(tmp_path):
+    mine = _demo_copy(tmp_path, "m", "mine")
+    r = runner.invoke(app, ["profile", "--models", str(mine), "--repeats", "1", "--warmup", "0",
+                            "--max-seconds", "1", "--samplers", "ddim"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["recommend", "--budget", "2s", "--json"])
+    assert r.exit_code == 0, r.stderr  # it failed: 'no candidate configurations: mine: no quality data'
+    assert "was passed over: none of its models (mine) has quality data" in r.stderr
+    import json
+
+    assert json.loads(r.stdout)["best"]["model"].startswith("ldm-")
+    r = runner.invoke(app, ["plot", "--budget", "2s", "--out", str(tmp_path / "p.png")])
+    assert r.exit_code == 0, r.stderr
+    # asked by name, your profile is used, and what it lacks is said
+    r = runner.invoke(app, ["recommend", "--budget", "2s", "--models", str(mine)])
+    assert r.exit_code == 2 and "mine: no quality data" in r.stderr
+
+
+def test_prompt_accuracy_without_models_uses_the_demo_profile_that_has_it():
+    r = runner.invoke(app, ["recommend", "--budget", "50ms", "--metric", "prompt-acc", "--json"])
+    assert r.exit_code == 0, r.stderr
+    import json
+
+    assert json.loads(r.stdout)["best"]["model"].startswith("demo-")

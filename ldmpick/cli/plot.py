@@ -29,14 +29,15 @@ def plot_cmd(
     from ldmpick.plotting import plot_quality_vs_latency
     from ldmpick.costs import cost_model
     from ldmpick.costs.latency import NAME as LATENCY
-    from ldmpick.profile_choice import choose_profile
+    from ldmpick.profile_choice import choose_profile, quality_data_for
     from ldmpick.quality_law import load_law
     from ldmpick.selector import sampler_names
 
     model_list = parse_model_list(models) if models is not None else None
-    choice = choose_profile(profile, models=model_list)
-    notice(choice.notice)
     law, _ = load_law(law_file)
+    choice = choose_profile(profile, models=model_list, rankable=None if model_list else quality_data_for(
+        law, metric, sampler_names(samplers) if samplers is not None else None))
+    notice(choice.notice)
     summary = plot_quality_vs_latency(
         plot_points(law, metric), choice.profile,
         law=None if no_law else law, budget_ms=cost_model(LATENCY).parse_budget(budget) * 1e3 if budget else None,
