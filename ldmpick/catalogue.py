@@ -442,6 +442,22 @@ def resolve_trusted_name(label: str) -> ModelSpec | None:
     return None
 
 
+def command_name(label: str, typed: str | None = None) -> str | None:
+    """How a model is named in a command the user can paste (``ldmpick calibrate --models ...``): as they typed it
+    (a folder: its label 'demo-c8@m' names nothing to resolve), else by its label, shell-quoted; None for a model
+    with no weights anywhere (the paper's family, the released-model configs): nothing to calibrate it with."""
+    if label in FAMILY_CHANNELS or label in catalogue_entries():
+        return None
+    return models_argument([typed or label])
+
+
+def models_argument(names: list[str]) -> str:
+    """A ``--models`` value for a command line: the names joined by commas, quoted for the shell when needed."""
+    import shlex
+
+    return shlex.quote(",".join(names))
+
+
 def check_distinct_names(typed: list[str], specs: list[ModelSpec]) -> None:
     """Each asked model must be recorded under a name of its own: profiles and quality tables key on it. Two
     folders of one name (runA/final, runB/final), or one model asked twice in two forms (a registered name and its

@@ -96,11 +96,26 @@ def plan_selection(budget: str | float, *, profile: Any = None, profile_ref: str
         raise UsageError(f"--percentile must be between 1 and 99 (got {percentile:g})")
     if top < 1:
         raise UsageError("--top must be at least 1")
+    for flag, v in (("--resolution", resolution), ("--batch", batch)):
+        if v is not None and v < 1:
+            raise UsageError(f"{flag} must be a positive number (got {v})")
     scale_of_metric(metric)  # an unknown metric is a one-line error naming the valid ones
     if mode is not None and mode not in MODES:
         raise unknown_name("execution mode", mode, MODES)
+    if not cm.needs_profile:
+        given = [flag for flag, v in (("--profile", profile_ref), ("--resolution", resolution), ("--batch", batch),
+                                      ("--cfg/--no-cfg", cfg), ("--mode", mode)) if v is not None]
+        if percentile != PLAN_PERCENTILE:
+            given.append("--percentile")
+        if given:
+            raise UsageError(f"{', '.join(given)} {'does' if len(given) == 1 else 'do'} not apply to --cost-model "
+                             f"{cm.name}: it counts the paper's sampling cost, with no profile or measured latency")
     value = cm.parse_budget(budget) if isinstance(budget, str) else float(budget)
     sampler_list = samplers if samplers is not None else _all_samplers()
+    if samplers is None and not cm.needs_profile:  # the paper's family: no flow-matching samplers
+        from ldmpick.samplers import get_sampler
+
+        sampler_list = [s for s in sampler_list if not get_sampler(s).flow]
     law_path = None
     if law is None:
         law, law_path = load_law(law_file)
@@ -108,6 +123,7 @@ def plan_selection(budget: str | float, *, profile: Any = None, profile_ref: str
             notify(STALE_LAW_NOTICE)
     source: dict[str, Any] = {"law": str(law_path)} if law_path is not None else {}
     excluded: list[str] = []
+    typed = _typed_names(models)
     if cm.needs_profile:
         if profile is None:
             choice = choose_profile(profile_ref, resolution=resolution, batch=batch, cfg=cfg, mode=mode, models=models,
@@ -126,10 +142,10 @@ def plan_selection(budget: str | float, *, profile: Any = None, profile_ref: str
     rows = cm.rows(profile=profile, law=law, models=models, samplers=sampler_list, percentile=percentile,
                    excluded=excluded)
     if cm.needs_profile:
-        excluded.extend(unmeasured_samplers(profile, models, sampler_list))
+        excluded.extend(unmeasured_samplers(profile, models, sampler_list, typed))
     try:
         selection = select_config(rows, law, value, metric=metric, max_steps=steps or max_steps, top_k=top,
-                                  excluded=excluded, headroom=True, min_steps=steps or 1)
+                                  excluded=excluded, headroom=True, min_steps=steps or 1, typed=typed)
     except BudgetBelowFastest as exc:
         from ldmpick.catalogue import DEMO_MODELS
 
@@ -140,13 +156,25 @@ def plan_selection(budget: str | float, *, profile: Any = None, profile_ref: str
     return SelectionPlan(selection, source, profile, law)
 
 
-def unmeasured_samplers(profile: Any, models: list[str] | None, samplers: list[str]) -> list[str]:
+def _typed_names(models: list[str] | None) -> dict[str, str]:
+    """The asked models as typed, by the label profiles and tables keep them under (a folder 'm/demo-c8' is
+    'demo-c8@m', which no command resolves): what the notes' commands name."""
+    from ldmpick.catalogue import model_label
+
+    out: dict[str, str] = {}
+    for name in models or []:
+        out.setdefault(model_label(name), name)
+    return out
+
+
+def unmeasured_samplers(profile: Any, models: list[str] | None, samplers: list[str],
+                        typed: dict[str, str] | None = None) -> list[str]:
     """One note per asked sampler that ``profile`` did not measure for some of ``models`` (default: its ok models)
     though it fits them: one another profile measured for the same model, or, when the samplers were asked for by
     name (not all of them), one that can run the model (its family's, for a model this installation cannot
     resolve). A profile of fewer samplers than the shipped one narrows the choice, and says so, with the command
     that measures them. Samplers asked for by name that cannot run a model get a note saying why."""
-    from ldmpick.catalogue import resolve_trusted_name
+    from ldmpick.catalogue import models_argument, resolve_trusted_name
     from ldmpick.families import family_named
     from ldmpick.profile_choice import samplers_measured_elsewhere
     from ldmpick.samplers import SAMPLERS
@@ -190,7 +218,8 @@ def unmeasured_samplers(profile: Any, models: list[str] | None, samplers: list[s
     for ms, group in groups.items():
         samplers_arg = ",".join(s for s in samplers if any(s in fits[n] for n in ms))
         notes.append(f"{'sampler' if len(group) == 1 else 'samplers'} {', '.join(group)}: not measured by profile "
-                     f"'{profile.id}' for {', '.join(ms)} (measure with 'ldmpick profile --models {','.join(ms)} "
+                     f"'{profile.id}' for {', '.join(ms)} (measure with 'ldmpick profile --models "
+                     f"{models_argument([(typed or {}).get(m, m) for m in ms])} "
                      f"--samplers {samplers_arg}')")
     return notes
 
@@ -324,8 +353,11 @@ def plan_generation(prompts: list[str], *, out: Path, budget: str | None = None,
         plan.latency = latency.predict(prof, [settings.model], settings.sampler, settings.steps, PLAN_PERCENTILE,
                                        budget_ms)
         if plan.latency is None:
+            from ldmpick.catalogue import models_argument
+
             notify(f"note: profile '{prof.id}' has no measurement of '{settings.model}' with '{settings.sampler}'; "
-                   f"no latency prediction (measure it with 'ldmpick profile --models {spec.source}')")
+                   "no latency prediction (measure it with 'ldmpick profile --models "
+                   f"{models_argument([spec.source])}')")
         plan.mismatches = [f"{name} {measured} (this run: {want})" for name, measured, want in settings_mismatches(
             prof, resolution=settings.resolution, batch=settings.n, cfg=settings.cfg, mode=settings.mode,
             dtype=settings.dtype, device=settings.device)]
@@ -420,7 +452,7 @@ def _percent(chance: float) -> str:
 def _unmeasured_models(prof: Any) -> list[str]:
     """A note naming this installation's models with weights (the demo family, registered checkpoints) that
     ``prof`` did not measure: ``generate --budget`` cannot choose them."""
-    from ldmpick.catalogue import DEMO_MODELS, load_registry
+    from ldmpick.catalogue import DEMO_MODELS, load_registry, models_argument
     from ldmpick.generation import _has_weights
 
     missing = [name for name in (*DEMO_MODELS, *sorted(load_registry()))
@@ -428,13 +460,13 @@ def _unmeasured_models(prof: Any) -> list[str]:
     if not missing:
         return []
     return [f"note: not considered: {', '.join(missing)}: not measured by profile '{prof.id}' (measure with "
-            f"'ldmpick profile --models {','.join([*prof.model_names(), *missing])}')"]
+            f"'ldmpick profile --models {models_argument([*prof.model_names(), *missing])}')"]
 
 
 def _models_with_weights(prof: Any, model: str | None, label: str | None = None) -> list[str]:
     """The profile's ok models that have weights here (``model``, when named, matched by ``label``: the name
     profiles keep it under, ``catalogue.model_label``)."""
-    from ldmpick.catalogue import resolve_model, resolve_trusted_name
+    from ldmpick.catalogue import models_argument, resolve_model, resolve_trusted_name
 
     found: list[str] = []
     for m in prof.models:
@@ -461,7 +493,7 @@ def _models_with_weights(prof: Any, model: str | None, label: str | None = None)
             raise UsageError(f"{problems}; generate needs a model with weights: register a local checkpoint with "
                              "'ldmpick models add NAME FOLDER' (or a cached hub id)")
         raise UsageError(f"profile '{prof.id}' has no measurement of model '{model}'; measure it "
-                         f"with 'ldmpick profile --models {model}'")
+                         f"with 'ldmpick profile --models {models_argument([model])}'")
     if not found:
         raise UsageError(f"profile '{prof.id}' measures no model that has weights (the paper's family has none); "
                          "register one with 'ldmpick models add' and profile it, or give --model, --sampler, --steps")

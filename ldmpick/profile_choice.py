@@ -235,12 +235,12 @@ def _not_measured(models: list[str], asked: list[str], candidates: list[_Candida
     that 'ldmpick profile --models' takes), one per distinct model."""
     import difflib
 
-    from ldmpick.catalogue import known_names, model_label
+    from ldmpick.catalogue import known_names, model_label, models_argument
 
     typed: dict[str, str] = {}
     for name in asked:
         typed.setdefault(model_label(name), name)
-    command = f"'ldmpick profile --models {','.join(typed.get(m, m) for m in models)}'"
+    command = f"'ldmpick profile --models {models_argument([typed.get(m, m) for m in models])}'"
 
     where = {m: [c.profile.id for c in candidates if m in c.profile.model_names() and m not in stale(c.profile)]
              for m in models}

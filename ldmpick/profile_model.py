@@ -387,10 +387,12 @@ class Profile:
                 return m
         import difflib
 
+        from ldmpick.catalogue import models_argument
+
         close = difflib.get_close_matches(name, self.model_names(), n=1, cutoff=0.5)
         hint = f"; did you mean '{close[0]}'?" if close else ""
         raise ProfileError(f"profile '{self.id}' has no model '{name}'{hint} (it has: {', '.join(self.model_names())}); "
-                           f"measure it with 'ldmpick profile --models {name}'")
+                           f"measure it with 'ldmpick profile --models {models_argument([name])}'")
 
     def model_names(self) -> list[str]:
         return [m.name for m in self.models]

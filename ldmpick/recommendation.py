@@ -31,7 +31,8 @@ def recommend(budget: str, *, profile: str | None = None, percentile: float = PL
 
     find_cost_model(cost_model)  # an unknown name first, before the other checks
     plan = plan_selection(budget, profile_ref=profile, percentile=percentile, metric=metric,
-                          models=parse_model_list(models) if models is not None else None, samplers=sampler_names(samplers),
+                          models=parse_model_list(models) if models is not None else None,
+                          samplers=sampler_names(samplers) if samplers is not None else None,
                           max_steps=max_steps, resolution=resolution, batch=batch, cfg=cfg, mode=mode,
                           cost=cost_model, top=top, law_file=law_file, notify=notify)
     return Recommendation(plan.selection, plan.source)

@@ -12,10 +12,11 @@ Pure Python, no torch / numpy: this is the ``recommend`` path and must answer in
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from ldmpick.catalogue import command_name, models_argument
 from ldmpick.costs import CostModel, CostRow, steps_within
 from ldmpick.errors import UsageError
 from ldmpick.quality_law import Prediction, QualityLaw
@@ -106,8 +107,10 @@ def _better(metric: str, a: Candidate, b: Candidate) -> bool:
     return a.latency < b.latency
 
 
-def _usable_rows(rows: list[CostRow], law: QualityLaw, metric: str, excluded: list[str]) -> list[CostRow]:
-    """The rows the law can rank on ``metric``'s scale; the others are noted in ``excluded``."""
+def _usable_rows(rows: list[CostRow], law: QualityLaw, metric: str, excluded: list[str],
+                 typed: Mapping[str, str]) -> list[CostRow]:
+    """The rows the law can rank on ``metric``'s scale; the others are noted in ``excluded`` (with the commands
+    that would measure them, naming each model as the user typed it: ``typed``, by label)."""
     usable = []
     uncalibrated: dict[str, list[str]] = {}
     no_data: dict[str, list[str]] = {}
@@ -125,10 +128,10 @@ def _usable_rows(rows: list[CostRow], law: QualityLaw, metric: str, excluded: li
             continue
         usable.append(r)
     for model, samplers in no_data.items():
-        excluded.append(no_data_note(model, samplers, metric))
+        excluded.append(no_data_note(model, samplers, metric, typed.get(model)))
     for sampler, models in uncalibrated.items():
-        excluded.append(f"sampler {sampler}: {', '.join(models)} calibrated without it "
-                        f"('ldmpick calibrate --models {','.join(models)} --samplers {sampler}' adds it)")
+        excluded.append(f"sampler {sampler}: {', '.join(models)} calibrated without it ('ldmpick calibrate --models "
+                        f"{models_argument([typed.get(m, m) for m in models])} --samplers {sampler}' adds it)")
     if not usable:
         raise UsageError("no candidate configurations: " + ("; ".join(excluded) or "no models or samplers"))
     scales: dict[str, list[str]] = {}
@@ -157,6 +160,7 @@ def select_config(
     excluded: list[str] | None = None,
     headroom: bool = False,
     min_steps: int = 1,
+    typed: Mapping[str, str] | None = None,
 ) -> Selection:
     """Best configuration within ``budget`` (in the rows' cost unit) over ``rows`` x steps min_steps..max_steps;
     with ``headroom``, the one least likely to run over the budget among those as good within the uncertainty."""
@@ -164,7 +168,7 @@ def select_config(
     if not 1 <= max_steps <= MAX_STEPS_LIMIT:
         raise UsageError(f"--max-steps must be between 1 and {MAX_STEPS_LIMIT} (got {max_steps})")
     excluded = list(excluded or [])
-    usable = _usable_rows(rows, law, metric, excluded)
+    usable = _usable_rows(rows, law, metric, excluded, typed or {})
     cost = usable[0].cost
     fastest_row = min(usable, key=lambda r: r.at(1))
     if budget < fastest_row.at(1):
@@ -271,12 +275,17 @@ def _fmt_q(metric: str, value: float) -> str:
     return f"{value:.2f}" if lower_is_better(metric) else f"{value:.4f}"
 
 
-def no_data_note(model: str, samplers: list[str], metric: str) -> str:
+def no_data_note(model: str, samplers: list[str], metric: str, typed: str | None = None) -> str:
     """What recommend says of a model it cannot rank: no quality data on this scale, and the command that would
-    measure it (ldmpick calibrate measures FID and, on the demo world, prompt accuracy, on your own scale)."""
+    measure it (ldmpick calibrate measures FID and, on the demo world, prompt accuracy, on your own scale), naming
+    the model as the user typed it (``typed``: a folder). A model without weights gets no such command."""
     scale = scale_of_metric(metric)
-    measure = f"ldmpick calibrate --models {model} --samplers {','.join(samplers)}"
-    if scale.published:
+    name = command_name(model, typed)
+    measure = f"ldmpick calibrate --models {name} --samplers {','.join(samplers)}"
+    if name is None:
+        how = ("configs only, no weights to measure it with: register a checkpoint with 'ldmpick models add NAME "
+               "FOLDER' and calibrate that")
+    elif scale.published:
         how = f"published values only; measure it on your own scale with '{measure}' and rank with --metric fid"
     elif metric == "clip":
         how = f"the paper's CLIP exists for its family only; measure FID with '{measure}' and rank with --metric fid"

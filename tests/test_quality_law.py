@@ -250,7 +250,7 @@ def test_law_query_on_the_paper_scale_gives_basis_and_holds_past_the_curves_data
     assert law.predict("ldm-866m", "ddim", 200).value == pytest.approx(TABLE1["ldm-866m"])
     # a catalogue model outside the family has no FID on the paper's scale, whatever its size
     doc = query("--model", "sdxl-base", "--sampler", "euler", "--steps", "30")
-    assert doc["predictions"][0]["value"] is None and "ldmpick calibrate --models sdxl-base" in doc["no_data"]
+    assert doc["predictions"][0]["value"] is None and "configs only, no weights" in doc["no_data"]
     r = runner.invoke(app, ["law", "--model", "ldm-866m", "--sampler", "dpm-fast", "--steps", "4"])
     assert r.exit_code == 2 and r.stderr.startswith("error: unknown sampler 'dpm-fast'")
 

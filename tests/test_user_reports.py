@@ -295,3 +295,34 @@ def test_prompt_accuracy_without_models_uses_the_demo_profile_that_has_it():
     import json
 
     assert json.loads(r.stdout)["best"]["model"].startswith("demo-")
+
+
+def test_measure_hints_name_a_folder_as_typed_quoted_and_never_a_model_without_weights(tmp_path):
+    folder = _demo_copy(tmp_path, "my runs", "demo-c8")  # a folder named like a demo model, a space in its path
+    prof = tmp_path / "p.json"
+    r = runner.invoke(app, ["profile", "--models", str(folder), "--repeats", "1", "--warmup", "0",
+                            "--max-seconds", "1", "--samplers", "ddim", "--out", str(prof)])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["recommend", "-b", "200ms", "-p", str(prof), "--models", str(folder)])
+    import shlex
+
+    assert r.exit_code == 2
+    # the label 'demo-c8@my runs' resolves to nothing; the folder, quoted for the shell, does
+    assert f"'ldmpick calibrate --models {shlex.quote(str(folder))} --samplers ddim'" in r.stderr
+    r = runner.invoke(app, ["recommend", "-b", "2s", "--metric", "prompt-acc", "--models", "ldm-39m"])
+    assert r.exit_code == 2 and "configs only, no weights to measure it with" in r.stderr
+    assert "calibrate --models ldm-39m" not in r.stderr  # (it failed: 'model ldm-39m has no weights')
+
+
+def test_flops_cost_model_leaves_out_flow_samplers_and_refuses_options_it_ignores():
+    r = runner.invoke(app, ["recommend", "-b", "3", "--cost-model", "flops"])
+    assert r.exit_code == 0 and "flow-euler" not in r.stderr
+    r = runner.invoke(app, ["recommend", "-b", "3", "--cost-model", "flops", "--resolution", "64", "--percentile", "50"])
+    assert r.exit_code == 2 and "--resolution, --percentile do not apply to --cost-model flops" in r.stderr
+
+
+@pytest.mark.parametrize("flag", ["--resolution", "--batch"])
+def test_recommend_refuses_a_non_positive_resolution_or_batch(flag):
+    r = runner.invoke(app, ["recommend", "-b", "2s", flag, "0"])
+    assert r.exit_code == 2 and f"{flag} must be a positive number" in r.stderr
+    assert "ldmpick profile" not in r.stderr  # it advised 'ldmpick profile --resolution 0'

@@ -58,6 +58,11 @@ class FlopCost:
                 raise UsageError(f"--cost-model flops knows only the paper's family sizes "
                                  f"({', '.join(law.norm_cost)}); '{name}' has no normalized cost")
             for s in samplers:
+                if get_sampler(s).flow:  # the paper's family is an epsilon-prediction UNet, not a flow model
+                    note = f"sampler {s}: for flow-matching models; the paper's family is not one"
+                    if note not in excluded:
+                        excluded.append(note)
+                    continue
                 evals = get_sampler(s).evals_per_step
                 rows.append(CostRow(name, params[name], s, 0.0, law.norm_cost[name] * evals,
                                     FlopBreakdown(law.norm_cost[name], evals), MODEL))
