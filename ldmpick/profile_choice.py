@@ -186,6 +186,9 @@ def _named(value: str, how: str, device_key_now: str) -> ProfileChoice:
     this_device = p.device_key == device_key_now
     warning = "" if this_device else (f" warning: it was measured on another device ({p.device_name}); "
                                       "run 'ldmpick profile' to measure this one")
+    if not p.complete:
+        warning += (" warning: it is a partial profile (an interrupted run): the models it did not reach are missing; "
+                    "finish it with 'ldmpick profile --resume'")
     return ProfileChoice(p, path, how, f"using profile '{p.id}' (from {how}).{warning}", this_device)
 
 

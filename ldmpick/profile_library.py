@@ -97,6 +97,19 @@ def _check_sampler_names(profile: Any, path: Path) -> None:
             raise UsageError(f"'{path}': {unknown_name('sampler', name, SAMPLERS)}")
 
 
+def check_export_target(out: Path) -> None:
+    """An export never goes into a profile folder: it would replace a stored profile (a CSV export over a
+    profile's own file lost its measurements). Sharing a profile into the folder is 'ldmpick profiles import'."""
+    from ldmpick.profile_store import shipped_profiles_dir
+    from ldmpick.storage import profiles_dir
+
+    where = out.expanduser().resolve().parent
+    for folder in (profiles_dir(), shipped_profiles_dir()):
+        if where == folder.expanduser().resolve():
+            raise UsageError(f"'{out}' is in the profile folder '{folder}': an export there would replace a stored "
+                             "profile; export elsewhere (to add a profile, use 'ldmpick profiles import')")
+
+
 def export_profile(ref: str, fmt: str) -> tuple[Any, str]:
     """The profile named by ``ref`` and its text as shareable JSON (re-importable), CSV or a Markdown table."""
     from ldmpick.errors import unknown_name

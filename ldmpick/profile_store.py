@@ -46,6 +46,8 @@ def find_profile(ref: str) -> Path:
     mean the shipped one)."""
     from ldmpick.storage import profiles_dir
 
+    if not ref.strip():
+        raise ProfileError("empty profile reference; give an id, a prefix of one or a file ('ldmpick profiles list')")
     p = Path(ref).expanduser()
     if p.suffix == ".json" or os.sep in ref or p.exists():
         if not p.exists():

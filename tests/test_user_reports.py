@@ -326,3 +326,49 @@ def test_recommend_refuses_a_non_positive_resolution_or_batch(flag):
     r = runner.invoke(app, ["recommend", "-b", "2s", flag, "0"])
     assert r.exit_code == 2 and f"{flag} must be a positive number" in r.stderr
     assert "ldmpick profile" not in r.stderr  # it advised 'ldmpick profile --resolution 0'
+
+
+def test_export_into_the_profile_folder_is_refused_and_the_stored_profile_kept(tmp_path):
+    from ldmpick.storage import profiles_dir
+
+    mine = _demo_copy(tmp_path, "m", "mine")
+    assert runner.invoke(app, ["profile", "--models", str(mine), "--repeats", "1", "--warmup", "0",
+                               "--max-seconds", "1", "--samplers", "ddim"]).exit_code == 0
+    (stored,) = profiles_dir().glob("*.json")
+    before = stored.read_bytes()
+    r = runner.invoke(app, ["profiles", "export", stored.stem, "-f", "csv", "-o", str(stored)])
+    assert r.exit_code == 2 and "in the profile folder" in r.stderr and "profiles import" in r.stderr
+    assert stored.read_bytes() == before  # (it was replaced by CSV, and the measurement was lost)
+    r = runner.invoke(app, ["profiles", "export", stored.stem, "-f", "csv", "-o", str(tmp_path / "p.csv")])
+    assert r.exit_code == 0 and (tmp_path / "p.csv").read_text().count("\n") > 2
+
+
+def test_empty_profile_reference_is_named_as_such():
+    r = runner.invoke(app, ["profiles", "export", ""])
+    assert r.exit_code == 2 and "empty profile reference" in r.stderr  # it said "profile '.' is a folder"
+
+
+def test_diff_of_profiles_at_different_resolutions_says_so():
+    r = runner.invoke(app, ["profiles", "list", "--json"])
+    import json
+
+    rows = [x for x in json.loads(r.stdout) if x["where"] == "shipped" and x["problem"] is None]
+    by_px = {x["settings"].split("px")[0]: x["id"] for x in rows}
+    assert len(by_px) >= 2
+    a, b = list(by_px.values())[:2]
+    r = runner.invoke(app, ["profiles", "diff", a, b])
+    assert r.exit_code == 0 and "measured at different settings" in r.stderr
+
+
+def test_a_partial_profile_used_by_file_is_flagged(tmp_path):
+    import json
+
+    from ldmpick.profile_store import find_profile
+
+    doc = json.loads(find_profile("20261123041825").read_text())
+    doc["complete"] = False
+    partial = tmp_path / "partial.json"
+    partial.write_text(json.dumps(doc))
+    for command in (["profiles", "show", str(partial)], ["recommend", "-b", "2s", "-p", str(partial)]):
+        r = runner.invoke(app, command)
+        assert r.exit_code == 0 and "partial profile" in r.stderr, command

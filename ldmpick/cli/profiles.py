@@ -42,7 +42,11 @@ def profiles_show(ref: RefArg, json_out: JsonOpt = False) -> None:
     """Show one profile's measurements."""
     from ldmpick.profile_library import load_ref
 
-    render_profile(load_ref(ref), json_out)
+    profile = load_ref(ref)
+    if not profile.complete:
+        notice(f"warning: '{profile.id}' is a partial profile (an interrupted run); finish it with "
+               "'ldmpick profile --resume'")
+    render_profile(profile, json_out)
 
 
 @app.command("export")
@@ -53,7 +57,7 @@ def profiles_export(
 ) -> None:
     """Export a profile to one shareable file (JSON), or a CSV / Markdown table; to --out, else to stdout."""
     from ldmpick.output_paths import check_output_file
-    from ldmpick.profile_library import export_profile
+    from ldmpick.profile_library import check_export_target, export_profile
     from ldmpick.storage import atomic_write_text
 
     profile, text = export_profile(ref, fmt)
@@ -61,6 +65,7 @@ def profiles_export(
         typer.echo(text, nl=False)
         return
     out = check_output_file(out)
+    check_export_target(out)
     atomic_write_text(out, text)
     notice(f"exported '{profile.id}' to '{out}'")
 
@@ -88,6 +93,10 @@ def profiles_diff(
     from ldmpick.profile_library import load_ref
 
     pa, pb = load_ref(a), load_ref(b)
+    work = [(p.settings.resolution, p.settings.batch, p.settings.cfg) for p in (pa, pb)]
+    if work[0] != work[1]:  # (another device, dtype or mode is what a diff is for)
+        notice(f"note: A and B were measured at different settings (A: {pa.settings.describe()}; B: "
+               f"{pb.settings.describe()}): the ratios compare different work, not only different machines")
     rows = diff_profiles(pa, pb)
     if json_out:
         print_json({"a": pa.id, "b": pb.id, "rows": [
