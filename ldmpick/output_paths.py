@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from ldmpick.errors import UsageError
+from ldmpick.storage import check_output_target
 
 
 def output_path(text: str | Path) -> Path:
@@ -27,6 +29,9 @@ def check_output_file(out: Path, example: str | None = None) -> Path:
         raise UsageError(f"--out '{out}' is a folder; give a file name{hint}")
     if not out.parent.is_dir():
         raise missing_folder(out.parent)
+    check_output_target(out)  # a link, FIFO or device: refused now, not after the work that would fill it
+    if not os.access(out.parent, os.W_OK):
+        raise UsageError(f"--out: cannot write in folder '{out.parent}' (read-only, or no permission)")
     return out
 
 

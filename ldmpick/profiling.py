@@ -340,8 +340,11 @@ def _too_big(params: int, dtype: str, device: str, what: str) -> str | None:
     """Why a module of ``params`` parameters cannot be built on ``device`` now, or None when it fits."""
     weight_bytes = params * BYTES_PER[dtype]
     free = available_memory_bytes(device)
-    if free is not None and weight_bytes * ACTIVATION_OVERHEAD + WORKSPACE_BYTES > free:
-        return f"{what} weights need {weight_bytes / 2**30:.1f} GiB, {free / 2**30:.1f} GiB free"
+    needed = weight_bytes * ACTIVATION_OVERHEAD + WORKSPACE_BYTES
+    if free is not None and needed > free:
+        return (f"{what} needs about {needed / 2**30:.1f} GiB ({weight_bytes / 2**30:.1f} GiB of weights "
+                f"x {ACTIVATION_OVERHEAD:g} for activations + {WORKSPACE_BYTES / 2**30:.1f} GiB of workspace), "
+                f"{free / 2**30:.1f} GiB free")
     return None
 
 

@@ -372,3 +372,29 @@ def test_a_partial_profile_used_by_file_is_flagged(tmp_path):
     for command in (["profiles", "show", str(partial)], ["recommend", "-b", "2s", "-p", str(partial)]):
         r = runner.invoke(app, command)
         assert r.exit_code == 0 and "partial profile" in r.stderr, command
+
+
+def test_profile_refuses_a_fifo_out_before_measuring(tmp_path):
+    import os
+
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)
+    r = runner.invoke(app, ["profile", "--models", "demo-c8", "--repeats", "1", "--out", str(fifo)])
+    assert r.exit_code == 2 and "not a regular file" in r.stderr
+    assert "measured" not in r.stderr and not (tmp_path / "fifo.json.partial.json").exists()
+
+
+def test_a_file_system_refusal_is_one_plain_line_and_exit_2():
+    r = runner.invoke(app, ["recommend", "-b", "2s", "--models", "a" * 300])
+    assert r.exit_code == 2, r.stderr
+    assert "File name too long" in r.stderr and "Errno" not in r.stderr and "OSError" not in r.stderr
+
+
+def test_does_not_fit_says_the_memory_the_rule_needs_not_only_the_weights(monkeypatch):
+    from ldmpick import profiling
+
+    monkeypatch.setattr(profiling, "available_memory_bytes", lambda device: 20 * 2**30)
+    reason = profiling._too_big(4_000_000_000, "fp32", "cpu", "denoiser")  # 14.9 GiB of weights: 19.1 < 20 free
+    assert reason is None
+    reason = profiling._too_big(4_400_000_000, "fp32", "cpu", "denoiser")  # 16.4 GiB: 21.0 needed > 20 free
+    assert reason is not None and "needs about 21.0 GiB (16.4 GiB of weights" in reason and "20.0 GiB free" in reason

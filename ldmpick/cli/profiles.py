@@ -123,6 +123,8 @@ def render_profile(profile: Any, json_out: bool) -> None:
     if json_out:
         print_json(profile.to_json())
         return
+    from rich.text import Text
+
     from ldmpick.catalogue import format_params
 
     s = profile.settings
@@ -141,6 +143,9 @@ def render_profile(profile: Any, json_out: bool) -> None:
             f"{m.peak_memory_bytes / 2**30:.2f} GiB" if m.peak_memory_bytes else "-",
         )
     console().print(table)
+    for m in profile.models:
+        if not m.ok and m.error:  # why a model was not measured (does_not_fit: the memory it needs)
+            console().print(Text(f"{m.name}: {m.status.replace('_', ' ')}: {m.error}"))
     fixed = make_table("Sampler overhead (per sampling step)",
                        ("part", "evals/step", "median", "p10", "p90", "n"), left=("part",))
     for x in profile.samplers:

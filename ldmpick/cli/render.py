@@ -7,6 +7,7 @@ rich is imported only when something is drawn, so that ``recommend`` starts fast
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -59,10 +60,30 @@ class LdmpickGroup(TyperGroup):
             if debug_enabled(ctx):
                 raise
             fail("interrupted", 130)
+        except OSError as exc:  # the file system said no: a read-only folder, a name too long, no permission
+            if debug_enabled(ctx):
+                raise
+            fail(os_error_message(exc), 2 if exc.errno in USER_OS_ERRORS else 1)
         except Exception as exc:  # a bug or an unexpected runtime failure
             if debug_enabled(ctx):
                 raise
             fail(f"{exc.__class__.__name__}: {exc} (run with --debug for the traceback)", 1)
+
+
+# file-system refusals that the user's paths or permissions cause (exit 2, like other bad input)
+USER_OS_ERRORS = frozenset({errno.ENAMETOOLONG, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EISDIR,
+                            errno.ENOENT, errno.EEXIST})
+
+
+def os_error_message(exc: OSError) -> str:
+    """'cannot use 'PATH': Read-only file system': what the file system refused, in one line, without Python's
+    '[Errno 30]'."""
+    what = exc.strerror or exc.__class__.__name__
+    if exc.filename is None:
+        return f"{what} ({exc.__class__.__name__})"
+    name = str(exc.filename)
+    shown_name = name if len(name) <= 120 else name[:60] + "..." + name[-40:]
+    return f"cannot use '{shown_name}': {what}"
 
 
 def command_group(help: str) -> typer.Typer:

@@ -228,7 +228,7 @@ class LatencyCost:
         for name in names:
             m = profile.model(name)
             if not m.ok:
-                excluded.append(f"{name}: {m.status.replace('_', ' ')}")
+                excluded.append(f"{name}: {m.status.replace('_', ' ')}" + (f": {m.error}" if m.error else ""))
                 continue
             if memory and m.peak_memory_bytes and m.peak_memory_bytes > memory:
                 excluded.append(f"{name}: needs more memory than the device has")
