@@ -144,8 +144,9 @@ def claimed(output: ProfileOutput) -> Iterator[None]:
     try:
         lock.acquire(timeout=0)
     except Timeout:
+        other = "give --out" if output.target is None else "give another --out"
         raise RuntimeFailure(f"another 'ldmpick profile' run is measuring into '{output.partial}'; wait for it to "
-                             "finish, or give --out") from None
+                             f"finish, or {other}") from None
     try:
         yield
     finally:

@@ -48,6 +48,8 @@ def check_name(name: str) -> None:
         raise UsageError(f"'{name}' is a shipped demo model name; choose another name")
     if name in catalogue_entries():
         raise UsageError(f"'{name}' is a built-in catalogue name (configs of a released model); choose another name")
+    if name.lower() == "all":
+        raise UsageError("'all' means every model of the paper's family in '--models all'; choose another name")
 
 
 def register(name: str, source: str, force: bool = False) -> Registration:
@@ -64,8 +66,18 @@ def register(name: str, source: str, force: bool = False) -> Registration:
     if path.exists():
         spec = load_local_spec(path, name=name)
         value = str(path.resolve())
+    elif path.is_symlink():
+        raise ModelError(f"'{source}' is a link to something that does not exist")
     elif HUB_ID.match(source):
-        spec = load_local_spec(hub_snapshot(source), name=name, kind="hub", source=source)
+        try:
+            snapshot = hub_snapshot(source)
+        except ModelError:
+            first = source.split("/")[0]
+            if Path(first).is_dir():  # 'runs/fnial': a typo in a folder name, not a hub id
+                raise ModelError(f"folder '{source}' does not exist (in '{first}'), and no hub model '{source}' "
+                                 "is in the local Hugging Face cache") from None
+            raise
+        spec = load_local_spec(snapshot, name=name, kind="hub", source=source)
         value = source
     else:
         raise ModelError(f"'{source}' is neither an existing folder nor a hub id (owner/name)")

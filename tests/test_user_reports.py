@@ -398,3 +398,27 @@ def test_does_not_fit_says_the_memory_the_rule_needs_not_only_the_weights(monkey
     assert reason is None
     reason = profiling._too_big(4_400_000_000, "fp32", "cpu", "denoiser")  # 16.4 GiB: 21.0 needed > 20 free
     assert reason is not None and "needs about 21.0 GiB (16.4 GiB of weights" in reason and "20.0 GiB free" in reason
+
+
+def test_models_add_names_a_mistyped_folder_and_a_dangling_link_and_refuses_all(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    r = runner.invoke(app, ["models", "add", "x", "runs/fnial"])
+    assert r.exit_code == 2 and "folder 'runs/fnial' does not exist" in r.stderr
+    assert "huggingface-cli download" not in r.stderr  # it was taken for a hub id
+    (tmp_path / "gone").symlink_to(tmp_path / "nothing")
+    r = runner.invoke(app, ["models", "add", "y", "gone"])
+    assert r.exit_code == 2 and "a link to something that does not exist" in r.stderr
+    r = runner.invoke(app, ["models", "add", "all", str(_demo_copy(tmp_path, "m", "mine"))])
+    assert r.exit_code == 2 and "'all' means every model" in r.stderr
+
+
+def test_a_second_profile_run_to_the_same_out_is_told_to_pick_another_out(tmp_path):
+    from ldmpick.profile_job import ProfileOutput, claimed
+
+    out = ProfileOutput(tmp_path / "p.json", tmp_path / "p.json.partial.json")
+    with claimed(out):
+        with pytest.raises(Exception) as err:
+            with claimed(out):
+                pass
+    assert "give another --out" in str(err.value)
