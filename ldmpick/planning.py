@@ -29,6 +29,13 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".ti
 Notify = Callable[[str], None]
 
 
+def check_percentile(percentile: float) -> float:
+    """A --percentile of the run's latency: 1 to 99."""
+    if not 1 <= percentile <= 99:
+        raise UsageError(f"--percentile must be between 1 and 99 (got {percentile:g})")
+    return percentile
+
+
 def _quiet(message: str) -> None:
     pass
 
@@ -92,8 +99,7 @@ def plan_selection(budget: str | float, *, profile: Any = None, profile_ref: str
     from ldmpick.selector import BudgetBelowFastest, select_config
 
     cm = cost_model(cost)
-    if not 1 <= percentile <= 99:
-        raise UsageError(f"--percentile must be between 1 and 99 (got {percentile:g})")
+    check_percentile(percentile)
     if top < 1:
         raise UsageError("--top must be at least 1")
     for flag, v in (("--resolution", resolution), ("--batch", batch)):

@@ -90,7 +90,7 @@ def plot_quality_vs_latency(points: list[Any], profile: Any, law: Any = None, bu
 
     def latency(model: str, sampler: str, steps: int) -> float | None:
         pred = predict_latency(profile, [model], sampler, steps, percentile)
-        return None if pred is None else pred.total_ms
+        return None if pred is None else pred.planned_ms  # at ``percentile`` (total_ms is the median)
 
     measured: dict[tuple[str, str], list[PlotPoint]] = {}
     for q in points:

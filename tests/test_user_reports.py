@@ -422,3 +422,20 @@ def test_a_second_profile_run_to_the_same_out_is_told_to_pick_another_out(tmp_pa
             with claimed(out):
                 pass
     assert "give another --out" in str(err.value)
+
+
+def test_plot_latencies_are_at_recommends_percentile_by_default(tmp_path):
+    import json
+
+    def frontier(*extra):
+        r = runner.invoke(app, ["plot", "-b", "60ms", "--models", "demo-c8,demo-c16,demo-c80", "-o",
+                                str(tmp_path / "p.png"), "--json", *extra])
+        assert r.exit_code == 0, r.stderr
+        return {(f["model"], f["sampler"], f["steps"]): f["latency_ms"] for f in json.loads(r.stdout)["frontier"]}
+
+    p90, p90_named, p50 = frontier(), frontier("--percentile", "90"), frontier("--percentile", "50")
+    assert p90 == p90_named  # the default is recommend's p90 (it was the median: points left of the budget line
+    shared = set(p90) & set(p50)  # were configurations recommend rejects)
+    assert shared and all(p90[k] >= p50[k] for k in shared) and any(p90[k] > p50[k] for k in shared)
+    r = runner.invoke(app, ["plot", "--percentile", "0", "-o", str(tmp_path / "q.png")])
+    assert r.exit_code == 2 and "--percentile must be between 1 and 99" in r.stderr

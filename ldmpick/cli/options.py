@@ -49,6 +49,9 @@ ProfileOpt = Annotated[Optional[str], typer.Option(
                             "best covers the asked models and settings, preferring this device's).")]
 LawOpt = Annotated[Optional[Path], typer.Option(
     "--law", help="Quality law file (default: your refit, else the shipped one).")]
+PercentileOpt = Annotated[float, typer.Option(
+    "--percentile", help="Plan on this percentile of the run's latency, built from the parts' measured spreads "
+    "(90: about 1 run in 10 over the budget; 50: the median).")]
 MetricOpt = Annotated[str, typer.Option(
     "--metric", help="The quality scale to rank on; a model is ranked only where that scale has data for it. "
     "fid (the paper's FID for its family, or your calibration's), clip (the paper's CLIP), prompt-acc (your "

@@ -7,7 +7,9 @@ from typing import Annotated
 
 import typer
 
-from ldmpick.cli.options import BudgetOpt, JsonOpt, LawOpt, MetricOpt, ModelsOpt, OutOpt, ProfileOpt, SamplersOpt
+from ldmpick.cli.options import (BudgetOpt, JsonOpt, LawOpt, MetricOpt, ModelsOpt, OutOpt, PercentileOpt, ProfileOpt,
+                                 SamplersOpt)
+from ldmpick.planning import PLAN_PERCENTILE, check_percentile
 from ldmpick.cli.render import console, make_table, notice, print_json
 
 
@@ -19,11 +21,13 @@ def plot_cmd(
     samplers: SamplersOpt = None,
     metric: MetricOpt = "fid",
     law_file: LawOpt = None,
+    percentile: PercentileOpt = PLAN_PERCENTILE,
     no_law: Annotated[bool, typer.Option("--no-law", help="Draw measured points only, not the law's curves.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Draw quality against measured latency for every model and sampler, with the budget line and the Pareto
-    frontier: the paper's key figure, on your hardware. Writes --out (.png or .svg)."""
+    frontier: the paper's key figure, on your hardware. Writes --out (.png or .svg). Latencies are at --percentile
+    (90, as recommend plans), so the points left of the budget line are the ones recommend can pick."""
     from ldmpick.catalogue import parse_model_list
     from ldmpick.plot_data import plot_points
     from ldmpick.plotting import plot_quality_vs_latency
@@ -41,7 +45,7 @@ def plot_cmd(
     summary = plot_quality_vs_latency(
         plot_points(law, metric), choice.profile,
         law=None if no_law else law, budget_ms=cost_model(LATENCY).parse_budget(budget) * 1e3 if budget else None,
-        out=out or Path("quality_vs_latency.png"), metric=metric,
+        out=out or Path("quality_vs_latency.png"), metric=metric, percentile=check_percentile(percentile),
         samplers=sampler_names(samplers) if samplers is not None else None, models=choice.models)
     notice(f"plot written to '{summary.path}'")
     if json_out:

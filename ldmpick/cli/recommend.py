@@ -7,9 +7,10 @@ from typing import Annotated, Any
 import typer
 
 from ldmpick.cli.options import (BatchOpt, BudgetOpt, CfgOpt, JsonOpt, LawOpt, MetricOpt, ModelsOpt, ModeOpt,
-                                 ProfileOpt, ResolutionOpt, SamplersOpt)
+                                 PercentileOpt, ProfileOpt, ResolutionOpt, SamplersOpt)
 from ldmpick.cli.render import console, make_table, notice, print_json
 from ldmpick.costs import DEFAULT, REGISTRY, cost_model
+from ldmpick.planning import PLAN_PERCENTILE
 
 COST_HELP = ("What the budget counts: " + "; ".join(f"{name} ({cost_model(name).summary})" for name in REGISTRY)
              + ". See docs/costs.md.")
@@ -18,7 +19,7 @@ COST_HELP = ("What the budget counts: " + "; ".join(f"{name} ({cost_model(name).
 def recommend_cmd(
     budget: BudgetOpt,
     profile: ProfileOpt = None,
-    percentile: Annotated[float, typer.Option("--percentile", help="Plan on this percentile of the run's latency, built from the parts' measured spreads (90: about 1 run in 10 over the budget; 50: the median).")] = 90.0,
+    percentile: PercentileOpt = PLAN_PERCENTILE,
     metric: MetricOpt = "fid",
     models: ModelsOpt = None,
     samplers: SamplersOpt = None,
