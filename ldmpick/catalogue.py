@@ -522,6 +522,39 @@ def _read_json(path: Path, what: str) -> dict[str, Any]:
     return data
 
 
+NO_CODE = "ldmpick never runs code from a model folder (it would need trust_remote_code)"
+
+
+def check_no_custom_code(folder: Path, index: dict[str, Any]) -> None:
+    """A model folder whose pipeline names a component from outside diffusers and transformers (a module of its own,
+    e.g. ``["mymodule", "MyEncoder"]``), or that holds Python files, is refused: loading it would run that code
+    (diffusers before 2026 did so for local folders without asking). A diffusers pipeline's own modules
+    (``["stable_diffusion", "StableDiffusionSafetyChecker"]``) and absent components (``[null, null]``) are fine."""
+    for comp, value in index.items():
+        if comp.startswith("_") or not isinstance(value, list) or len(value) != 2 or value[0] is None:
+            continue
+        library = value[0]
+        if library in ("diffusers", "transformers") or _diffusers_pipeline_module(library):
+            continue
+        raise ModelError(f"model folder '{folder}': component '{comp}' comes from '{library}', which is neither "
+                         f"diffusers nor transformers (custom code); {NO_CODE}")
+    code = next(iter(sorted(folder.glob("*.py")) + sorted(folder.glob("*/*.py"))), None)
+    if code is not None:
+        raise ModelError(f"model folder '{folder}' holds Python code ('{code.relative_to(folder)}'); {NO_CODE}: "
+                         "remove the code to use its weights")
+
+
+def _diffusers_pipeline_module(library: Any) -> bool:
+    """Whether ``library`` names a module of diffusers' own pipelines (found on disk: diffusers is not imported)."""
+    import importlib.util
+
+    if not isinstance(library, str) or not re.fullmatch(r"[a-z0-9_]{1,64}", library):
+        return False
+    found = importlib.util.find_spec("diffusers")
+    roots = [Path(r) / "pipelines" for r in (found.submodule_search_locations or [])] if found is not None else []
+    return any((root / library).is_dir() or (root / f"{library}.py").is_file() for root in roots)
+
+
 def load_local_spec(folder: Path, name: str | None = None, kind: str = "local", source: str | None = None) -> ModelSpec:
     """Read a diffusers pipeline folder (``model_index.json`` and each component's config) into a ``ModelSpec``.
 
@@ -540,6 +573,7 @@ def load_local_spec(folder: Path, name: str | None = None, kind: str = "local", 
     pipeline_class = index.get("_class_name")
     if not isinstance(pipeline_class, str):
         raise ModelError(f"'{index_path}' names no pipeline class ('_class_name')")
+    check_no_custom_code(folder, index)
     classes: dict[str, str] = {}
     for comp, value in index.items():
         if comp.startswith("_") or not isinstance(value, list) or len(value) != 2:

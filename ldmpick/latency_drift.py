@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import math
+import statistics
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ldmpick.errors import UsageError
+from ldmpick.errors import LdmpickError, UsageError
 
 SCHEMA = "ldmpick.latency-drift/1"
 DRIFT_LIMIT = 0.15  # a part off by more than this fraction of its prediction has drifted
@@ -45,7 +46,7 @@ def run_ratios(prediction: Any, prompts: list[Any]) -> dict[str, float]:
         predicted = getattr(prediction, part)
         values = sorted(getattr(p.times, part) for p in prompts)
         if predicted > 0 and values:
-            ratios[part] = values[len(values) // 2] / predicted
+            ratios[part] = statistics.median(values) / predicted
     return ratios
 
 
@@ -116,10 +117,12 @@ def check_run(plan: Any, result: Any) -> str | None:
         return None
     try:
         drift = record_run(plan.profile.id, run_ratios(plan.latency, result.prompts))
-    except OSError as exc:  # a read-only or full LDMPICK_HOME must not fail a run whose images are written
-        where = exc.filename or history_path(plan.profile.id).parent
-        return (f"warning: latency history not kept (cannot write '{where}': {exc.strerror or exc}); "
-                "the images and the run record were written")
+    except (OSError, LdmpickError) as exc:  # a read-only or full LDMPICK_HOME must not fail a written run
+        if isinstance(exc, OSError):  # (atomic writes and locks report theirs as RuntimeFailure)
+            why = f"cannot write '{exc.filename or history_path(plan.profile.id).parent}': {exc.strerror or exc}"
+        else:
+            why = str(exc)
+        return f"warning: latency history not kept ({why}); the images and the run record were written"
     if drift is None:
         return None
     import shlex

@@ -78,7 +78,10 @@ class StepCurve:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> StepCurve:
-        return cls(C=float(d["C"]), p=float(d["p"]), cov=[[float(x) for x in r] for r in d["cov"]],
+        cov = [[float(x) for x in r] for r in d["cov"]]
+        if len(cov) != 2 or any(len(r) != 2 for r in cov):
+            raise ValueError("a step curve's covariance must be 2 x 2")
+        return cls(C=float(d["C"]), p=float(d["p"]), cov=cov,
                    basis=str(d.get("basis", "fitted")), points=int(d.get("points", 0)),
                    max_steps=int(d.get("max_steps", 0)),
                    guidance_factors={str(k): float(v) for k, v in d.get("guidance_factors", {}).items()})

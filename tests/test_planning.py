@@ -326,3 +326,33 @@ def test_an_unwritable_drift_history_is_a_warning_not_a_failed_run(tmp_path, mon
     message = check_run(plan, result)
     assert message is not None and message.startswith("warning: latency history not kept (cannot write ")
     assert "home-is-a-file" in message and "\n" not in message
+
+
+def test_a_drift_history_folder_that_refuses_new_files_is_a_warning_too(monkeypatch):
+    """A folder that exists but cannot take a new file (mkstemp: permission denied, as for a non-root user with a
+    read-only folder) reaches check_run as the atomic write's RuntimeFailure, not an OSError."""
+    import tempfile
+    from types import SimpleNamespace
+
+    from ldmpick.latency_drift import PARTS, check_run
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    parts = {p: 1.0 for p in PARTS}
+    plan = SimpleNamespace(latency=SimpleNamespace(**parts), mismatches=[], profile=SimpleNamespace(id="p1"))
+    result = SimpleNamespace(prompts=[SimpleNamespace(times=SimpleNamespace(**parts))])
+    message = check_run(plan, result)
+    assert message is not None and message.startswith("warning: latency history not kept (")
+    assert "Permission denied" in message
+
+
+def test_drift_ratios_use_the_median_of_an_even_number_of_prompts():
+    from types import SimpleNamespace
+
+    from ldmpick.latency_drift import PARTS, run_ratios
+
+    prediction = SimpleNamespace(**{p: 10.0 for p in PARTS})
+    prompts = [SimpleNamespace(times=SimpleNamespace(**{p: ms for p in PARTS})) for ms in (10.0, 30.0)]
+    assert run_ratios(prediction, prompts)["denoise_ms"] == pytest.approx(2.0)  # (it took the slower: 3.0)

@@ -329,6 +329,7 @@ def test_published_table_is_the_reference_copied_with_citations():
     (lambda d: d.update(curves=[1, 2]), "malformed"),
     (lambda d: d["published"][0].update(points=[[1, 1e400]]), "malformed"),
     (lambda d: d["intervals"].update(k_curve=-1), "malformed"),
+    (lambda d: d["curves"]["ddim"].update(cov=[[1, 0], []]), "malformed"),  # it was 'IndexError', exit 1
 ])
 def test_malformed_law_files_are_one_line_errors(law, tmp_path, mutate, message):
     doc = law.to_json()

@@ -355,3 +355,42 @@ def test_a_profile_that_measures_no_model_is_not_imported(tmp_path):
     f.write_text(empty.dumps())
     r = CliRunner().invoke(app, ["profiles", "import", str(f)])
     assert r.exit_code == 2 and "measures no model" in r.output, r.output
+
+
+# ------------------------------------------------------------------------- model folders that carry code
+
+def _demo_folder(tmp_path: Path) -> Path:
+    import shutil
+
+    from ldmpick.catalogue import DEMO_MODELS, DEMO_MODELS_DIR
+
+    folder = tmp_path / "mine"
+    shutil.copytree(DEMO_MODELS_DIR / DEMO_MODELS["demo-c8"], folder)
+    return folder
+
+
+def test_a_model_folder_with_a_custom_code_component_is_refused(tmp_path):
+    folder = _demo_folder(tmp_path)
+    index = json.loads((folder / "model_index.json").read_text())
+    index["image_encoder"] = ["evilmod", "Evil"]  # diffusers would import evilmod.py from the folder
+    (folder / "model_index.json").write_text(json.dumps(index))
+    for command in (["models", "add", "evil", str(folder)],
+                    ["generate", "a red circle", "--model", str(folder), "--sampler", "ddim", "--steps", "1",
+                     "-o", str(tmp_path / "out")]):
+        r = runner.invoke(app, command)
+        assert r.exit_code == 2 and "comes from 'evilmod'" in r.stderr and "never runs code" in r.stderr, command
+    assert "evil" not in load_registry() and not (tmp_path / "out").exists()
+
+
+def test_a_model_folder_holding_python_files_is_refused_but_diffusers_own_modules_are_not(tmp_path):
+    from ldmpick.catalogue import load_local_spec
+
+    folder = _demo_folder(tmp_path)
+    index = json.loads((folder / "model_index.json").read_text())
+    index["safety_checker"] = ["stable_diffusion", "StableDiffusionSafetyChecker"]  # as SD v1.5 ships it
+    index["requires_nothing"] = [None, None]
+    (folder / "model_index.json").write_text(json.dumps(index))
+    assert load_local_spec(folder).has_weights
+    (folder / "unet" / "modeling.py").write_text("raise SystemExit('ran')\n")
+    with pytest.raises(LdmpickError, match="holds Python code"):
+        load_local_spec(folder)

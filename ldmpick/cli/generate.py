@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -98,7 +99,7 @@ def render_generation(result: Any, prediction: Any, record: Any) -> None:
     """Predicted against measured time per part (the median prompt), then where the images are."""
     s = result.settings
     n_prompts = len(result.prompts)
-    measured = {part: sorted(getattr(p.times, part) for p in result.prompts)[n_prompts // 2]
+    measured = {part: statistics.median(getattr(p.times, part) for p in result.prompts)
                 for part in ("text_encoder_ms", "denoise_ms", "vae_decode_ms", "total_ms")}
     title = (f"{s.model} — {s.sampler} ({result.scheduler_class}) x {steps_text(s.steps)}, {s.resolution}px, "
              f"{s.n} image(s)/prompt, {s.dtype}, {s.mode} on {s.device}")
