@@ -159,19 +159,21 @@ def read_prompts_file(path: Path) -> list[str]:
     return prompts
 
 
-def load_profile_for(ref: str | None, device: str, models: list[str] | None = None, required: bool = False) -> Any:
+def load_profile_for(ref: str | None, device: str, models: list[str] | None = None, required: bool = False,
+                     cfg: bool | None = None) -> Any:
     """The profile choice (``profile_choice.choose_profile``) for running ``models`` on ``device``: with
     ``models`` (names or folders), the same choice as recommend and plot make for them; with none, among profiles
     that measure at least one model with weights here (so the shipped demo family's profile serves
     ``generate --budget`` on a fresh machine). None when there is none, unless ``required``: then the
-    ``NoProfileError`` saying which profile measures what."""
+    ``NoProfileError`` saying which profile measures what. ``cfg``: the run's guidance doubles the batch (a
+    profile measured so is preferred)."""
     from ldmpick.profile_choice import NoProfileError, choose_profile
 
     def usable(p: Any) -> bool:
         return any(_has_weights(m.name) for m in p.models if m.ok)
 
     try:
-        return choose_profile(ref, device=device, models=models, usable=None if models else usable)
+        return choose_profile(ref, device=device, models=models, cfg=cfg, usable=None if models else usable)
     except NoProfileError:
         if required:
             raise

@@ -323,8 +323,10 @@ def plan_generation(prompts: list[str], *, out: Path, budget: str | None = None,
     pending: list[str] = []  # said once the request is known to be valid, so that an error stays one line
     own_scheduler = model is not None and steps is not None and sampler is None and budget_s is None
     needs_selection = (model is None or sampler is None or steps is None) and not own_scheduler
+    # a run guides (a CFG-doubled batch) unless --guidance says not to; a distilled model's own entry in a profile
+    # says it runs without, so a profile measured with CFG serves it too
     prof, label = _generation_profile(profile, device, model, budget_s is not None and needs_selection, notify,
-                                      pending.append)
+                                      pending.append, cfg=guidance is None or guidance > 1)
     law, law_path = load_law()
     if passed_over_user_law(law_path):
         pending.append(STALE_LAW_NOTICE)
@@ -389,7 +391,7 @@ def _check_out(out: Path, images: int) -> None:
 
 
 def _generation_profile(ref: str | None, device: str, model: str | None, required: bool, notify: Notify,
-                        later: Notify) -> tuple[Any | None, str | None]:
+                        later: Notify, cfg: bool | None = None) -> tuple[Any | None, str | None]:
     """The profile ``generate`` plans on and the name it keeps --model under: the one profile-choice policy
     (``profile_choice.choose_profile``, through ``generation.load_profile_for``: --profile, $LDMPICK_PROFILE, else
     the best-ranked profile that measures --model, as recommend and plot choose, or with no --model one that
@@ -399,7 +401,7 @@ def _generation_profile(ref: str | None, device: str, model: str | None, require
     from ldmpick.catalogue import model_label
     from ldmpick.generation import load_profile_for
 
-    choice = load_profile_for(ref, device, [model] if model is not None else None, required=required)
+    choice = load_profile_for(ref, device, [model] if model is not None else None, required=required, cfg=cfg)
     label = model_label(model) if model is not None else None
     if choice is None:
         return None, label

@@ -479,7 +479,8 @@ def measure_sampler(name: str, spec: ModelSpec, req: ProfileRequest, factory: Mo
         scheduler.set_timesteps(steps, device=req.device,
                                 **adapter.timestep_kwargs(spec, scheduler, req.resolution))
         x = x0
-        for t in scheduler.timesteps[:steps]:  # (SCM lists the end point too: steps + 1 timesteps)
+        # every call a run of `steps` makes (Heun: 2 x steps - 1; SCM lists the end point too: steps + 1)
+        for t in scheduler.timesteps[:sampler.evaluations(steps)]:
             if hasattr(scheduler, "scale_model_input"):
                 scheduler.scale_model_input(x, t)
             if cfg:

@@ -23,6 +23,13 @@ class Sampler:
     flow: bool = False  # a flow-matching sampler (for flow-matching families: SD3, Flux, Sana)
     # whether its diffusers class can rescale betas to zero terminal SNR (a test checks this against diffusers)
     zero_snr: bool = True
+    # evaluations fewer than steps x evals_per_step: Heun's first step is a single Euler evaluation, so N steps
+    # take 2N - 1 (diffusers' HeunDiscreteScheduler lists 2N - 1 timesteps; a test checks it)
+    saved_evals: int = 0
+
+    def evaluations(self, steps: int) -> int:
+        """Denoiser evaluations (each one a CFG-doubled batch where the model uses one) that ``steps`` take."""
+        return max(steps * self.evals_per_step - self.saved_evals, 1)
 
     def scheduler_kwargs(self) -> dict[str, Any]:
         return dict(self.extra_config)
@@ -43,7 +50,7 @@ SAMPLERS: dict[str, Sampler] = {
         Sampler("euler", "EulerDiscreteScheduler", 1, 1),
         Sampler("euler-a", "EulerAncestralDiscreteScheduler", 1, 1),
         Sampler("unipc", "UniPCMultistepScheduler", 1, 2),
-        Sampler("heun", "HeunDiscreteScheduler", 2, 2, zero_snr=False),
+        Sampler("heun", "HeunDiscreteScheduler", 2, 2, zero_snr=False, saved_evals=1),
         Sampler("lcm", "LCMScheduler", 1, 1, distilled_only=True),
         # flow matching: the model's own shift is carried over from its scheduler config (make_scheduler)
         Sampler("flow-euler", "FlowMatchEulerDiscreteScheduler", 1, 1, flow=True, zero_snr=False),

@@ -356,3 +356,38 @@ def test_drift_ratios_use_the_median_of_an_even_number_of_prompts():
     prediction = SimpleNamespace(**{p: 10.0 for p in PARTS})
     prompts = [SimpleNamespace(times=SimpleNamespace(**{p: ms for p in PARTS})) for ms in (10.0, 30.0)]
     assert run_ratios(prediction, prompts)["denoise_ms"] == pytest.approx(2.0)  # (it took the slower: 3.0)
+
+
+@pytest.mark.parametrize("name", ["ddim", "dpmpp-2m", "euler", "unipc", "heun"])
+def test_denoiser_evaluations_per_run_match_the_diffusers_scheduler(name):
+    """N Heun steps run 2N - 1 evaluations (its first step is one Euler evaluation); costing them as 2N made
+    recommend pick a step too few (ldm-83m heun in 2 s: 5 steps, when 6 fit)."""
+    from ldmpick.samplers import get_sampler, make_scheduler
+
+    for steps in (1, 2, 6, 25):
+        scheduler = make_scheduler(name)
+        scheduler.set_timesteps(steps)
+        assert len(scheduler.timesteps) == get_sampler(name).evaluations(steps), (name, steps)
+
+
+def test_heun_costs_2n_minus_1_evaluations_in_the_measured_and_the_flops_cost_models():
+    from ldmpick.costs import cost_model
+    from ldmpick.costs.latency import predict
+    from ldmpick.quality_law import load_law
+
+    p = make_profile(H100_GRAPH, mode="cudagraph")
+    law, _ = load_law()
+    (ddim,) = cost_model("measured").rows(profile=p, law=law, models=["ldm-39m"], samplers=["ddim"], percentile=50,
+                                          excluded=[])
+    (heun,) = cost_model("measured").rows(profile=p, law=law, models=["ldm-39m"], samplers=["heun"], percentile=50,
+                                          excluded=[])
+    unet = heun.breakdown.denoiser_step.at(50) / 1e3
+    overhead = {r.sampler: r.breakdown.sampler_overhead.at(50) / 1e3 for r in (ddim, heun)}
+    for n in (1, 6):  # heun(n) - ddim(n) = (n - 1) extra evaluations + the overhead difference
+        extra = heun.at(n) - ddim.at(n) - n * (overhead["heun"] - overhead["ddim"])
+        assert extra == pytest.approx((n - 1) * unet)
+    pred = predict(p, ["ldm-39m"], "heun", 6, 50)
+    assert pred.total_ms == pytest.approx(heun.at(6) * 1e3)  # generate's prediction and recommend's agree
+    (flops,) = cost_model("flops").rows(profile=None, law=law, models=["ldm-83m"], samplers=["heun"], percentile=50,
+                                        excluded=[])
+    assert flops.at(6) == pytest.approx(11 * law.norm_cost["ldm-83m"])

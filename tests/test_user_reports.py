@@ -439,3 +439,27 @@ def test_plot_latencies_are_at_recommends_percentile_by_default(tmp_path):
     assert shared and all(p90[k] >= p50[k] for k in shared) and any(p90[k] > p50[k] for k in shared)
     r = runner.invoke(app, ["plot", "--percentile", "0", "-o", str(tmp_path / "q.png")])
     assert r.exit_code == 2 and "--percentile must be between 1 and 99" in r.stderr
+
+
+def test_generate_budget_prefers_a_profile_measured_with_the_guidance_it_runs_with(tmp_path):
+    """A no-CFG profile of the demo models (half the denoiser work) was chosen over the shipped CFG one, and the run
+    then guided at 4 with a prediction half the real cost."""
+    import json
+
+    from ldmpick.profile_store import find_profile
+
+    shipped = find_profile("20261128110507")
+    doc = json.loads(shipped.read_text())
+    doc["settings"]["cfg"] = False
+    doc["created"] = "2026-12-01T00:00:00Z"
+    nocfg = tmp_path / "nocfg.json"
+    nocfg.write_text(json.dumps(doc))
+    r = runner.invoke(app, ["profiles", "import", str(nocfg)])
+    assert r.exit_code == 0, r.stderr
+    r = runner.invoke(app, ["generate", "a red circle", "--budget", "60ms", "-o", str(tmp_path / "o"), "--seed", "1"])
+    assert r.exit_code == 0, r.stderr
+    assert "20261128110507" in r.stderr and "this run: True" not in r.stderr
+    r = runner.invoke(app, ["generate", "a red circle", "--budget", "60ms", "--guidance", "1", "-o",
+                            str(tmp_path / "o1"), "--seed", "1"])
+    assert r.exit_code == 0, r.stderr
+    assert "2026120100" in r.stderr  # unguided: the profile measured without CFG

@@ -20,6 +20,7 @@ NAME = "flops"
 class FlopBreakdown:
     norm_cost: float  # the paper's normalized cost of one denoiser evaluation of this size
     evals_per_step: int  # from ldmpick's sampler table
+    saved_evals: int = 0  # evaluations fewer than steps x evals_per_step (Heun's first step: 1)
 
 
 def fmt_cost(x: float) -> str:
@@ -63,17 +64,20 @@ class FlopCost:
                     if note not in excluded:
                         excluded.append(note)
                     continue
-                evals = get_sampler(s).evals_per_step
-                rows.append(CostRow(name, params[name], s, 0.0, law.norm_cost[name] * evals,
-                                    FlopBreakdown(law.norm_cost[name], evals), MODEL))
+                evals, saved = get_sampler(s).evals_per_step, get_sampler(s).saved_evals
+                rows.append(CostRow(name, params[name], s, -law.norm_cost[name] * saved, law.norm_cost[name] * evals,
+                                    FlopBreakdown(law.norm_cost[name], evals, saved), MODEL))
         return rows
 
     def parts(self, row: CostRow, steps: int) -> dict[str, float]:
-        return {"sampling_cost": steps * row.per_step, "norm_cost": row.breakdown.norm_cost,
+        return {"sampling_cost": row.at(steps), "norm_cost": row.breakdown.norm_cost,
                 "evals_per_step": float(row.breakdown.evals_per_step)}
 
     def describe(self, row: CostRow, steps: int) -> str:
         b: FlopBreakdown = row.breakdown
+        if b.saved_evals:
+            n = steps * b.evals_per_step - b.saved_evals
+            return f"{row.at(steps):.2f} = normalized cost {b.norm_cost:g} x {n} evaluations ({steps_text(steps)})"
         evals = f" x {b.evals_per_step} evaluations" if b.evals_per_step != 1 else ""
         return f"{row.at(steps):.2f} = normalized cost {b.norm_cost:g}{evals} x {steps_text(steps)}"
 

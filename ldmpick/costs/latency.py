@@ -2,9 +2,11 @@
 
 The one latency formula of ldmpick, for every part at one percentile ``q`` of its measured spread:
 
-    latency(q) = text_encoder(q) + steps x (evals_per_step x denoiser_step(q) + sampler_overhead(q)) + vae_decode(q)
+    latency(q) = text_encoder(q) + evaluations(steps) x denoiser_step(q) + steps x sampler_overhead(q)
+                 + vae_decode(q),     evaluations(steps) = steps x evals_per_step - saved_evals
 
-with ``evals_per_step`` from ldmpick's sampler table (``ldmpick.samplers``), never from the profile file. Adding
+with ``evals_per_step`` and ``saved_evals`` (Heun: 2 and 1, as its first step is one evaluation) from ldmpick's
+sampler table (``ldmpick.samplers``), never from the profile file. Adding
 the parts at the same percentile treats them as moving together (a busy or throttled machine slows every part),
 which is the cautious reading: the run's p90 built this way is at least the p90 of the sum of independent parts.
 So ``over_budget_chance`` is the share of runs expected slower than a budget, from the profile's own spreads.
@@ -76,11 +78,13 @@ class LatencyBreakdown:
     vae_decode: PartSpread
     evals_per_step: int
     percentile: float  # the percentile the row's fixed / per_step are at
+    saved_evals: int = 0  # evaluations fewer than steps x evals_per_step (Heun: 1)
 
     def parts_ms(self, steps: int, percentile: float) -> tuple[float, float, float]:
         """(text encoder, denoising loop, VAE decode) in ms at ``percentile`` of each part."""
         per_step = self.evals_per_step * self.denoiser_step.at(percentile) + self.sampler_overhead.at(percentile)
-        return self.text_encoder.at(percentile), steps * per_step, self.vae_decode.at(percentile)
+        loop = steps * per_step - self.saved_evals * self.denoiser_step.at(percentile)
+        return self.text_encoder.at(percentile), loop, self.vae_decode.at(percentile)
 
     def seconds(self, steps: int, percentile: float) -> float:
         return sum(self.parts_ms(steps, percentile)) / 1e3
@@ -136,9 +140,10 @@ def breakdown(profile: Any, model: Any, sampler: str, percentile: float,
     def spread(stats: Any) -> PartSpread:
         return PartSpread.of(stats) if stats is not None else PartSpread.zero()
 
+    s = get_sampler(sampler)
     return LatencyBreakdown(spread(model.text_encoder), PartSpread.of(model.denoiser_step),
                             PartSpread.of(overhead.step_overhead), spread(model.vae_decode),
-                            get_sampler(sampler).evals_per_step, percentile)
+                            s.evals_per_step, percentile, s.saved_evals)
 
 
 def predict(profile: Any, model_names: list[str], sampler: str, steps: int, percentile: float = 50.0,
@@ -243,24 +248,27 @@ class LatencyCost:
                     if b.startswith(f"{name}:"):
                         break
                     continue
-                te, _, vae = b.parts_ms(0, percentile)
-                per_step = b.parts_ms(1, percentile)[1]
-                rows.append(CostRow(name, m.denoiser_params, s, (te + vae) / 1e3, per_step / 1e3, b, MODEL,
+                te, saved, vae = b.parts_ms(0, percentile)  # (saved: minus Heun's evaluation saved on step 1)
+                per_step = b.parts_ms(1, percentile)[1] - saved
+                rows.append(CostRow(name, m.denoiser_params, s, (te + saved + vae) / 1e3, per_step / 1e3, b, MODEL,
                                     distilled=m.distilled))
         return rows
 
     def parts(self, row: CostRow, steps: int) -> dict[str, float]:
         b: LatencyBreakdown = row.breakdown
         q = b.percentile
-        return {"text_encoder": b.text_encoder.at(q) / 1e3, "denoise": steps * row.per_step,
+        return {"text_encoder": b.text_encoder.at(q) / 1e3, "denoise": b.parts_ms(steps, q)[1] / 1e3,
                 "vae_decode": b.vae_decode.at(q) / 1e3, "unet_step": b.denoiser_step.at(q) / 1e3,
                 "evals_per_step": float(b.evals_per_step),
                 "sampler_overhead_per_step": b.sampler_overhead.at(q) / 1e3}
 
     def describe(self, row: CostRow, steps: int) -> str:
         p = self.parts(row, steps)
+        b: LatencyBreakdown = row.breakdown
+        saved = (f" - {fmt_fine(b.saved_evals * p['unet_step'])} (the {b.saved_evals} evaluation a first "
+                 f"{row.sampler} step saves)" if b.saved_evals else "")
         return (f"{fmt_fine(row.at(steps))} = text encoder {fmt_fine(p['text_encoder'])} + {steps_text(steps)} x "
-                f"{fmt_fine(row.per_step)} + VAE decode {fmt_fine(p['vae_decode'])}")
+                f"{fmt_fine(row.per_step)}{saved} + VAE decode {fmt_fine(p['vae_decode'])}")
 
     def over_budget_chance(self, row: CostRow, steps: int, budget: float) -> float | None:
         return chance_over(row.breakdown, steps, budget)
