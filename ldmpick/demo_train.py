@@ -366,6 +366,7 @@ def train_family(out: Path, channels: tuple[int, ...] = DEMO_CHANNELS, recipe: T
         raise UsageError("give at least one channel count")
     for c in channels:
         demo_unet_config(c)  # fail before any training
+    finished = finished_models(Path(out), channels, recipe)
     say = progress or (lambda _msg: None)
     torch.set_num_threads(threads)
     out = Path(out)
@@ -389,6 +390,10 @@ def train_family(out: Path, channels: tuple[int, ...] = DEMO_CHANNELS, recipe: T
     report: dict[str, Any] = {"vae": vae_facts, "models": {}}
     for c in channels:
         name = f"demo-c{c}"
+        if c in finished:  # trained to the end with this recipe: kept, not trained again
+            report["models"][name] = finished[c]
+            say(f"{name} is already trained in '{out / name}' with this recipe; kept")
+            continue
         checkpoint = UNetCheckpoint(out / "_checkpoints" / name, recipe, c, threads)
         unet, losses, wall = train_unet(c, latents, cond, uncond, recipe, checkpoint, say)
         folder = out / name
@@ -409,6 +414,43 @@ def train_family(out: Path, channels: tuple[int, ...] = DEMO_CHANNELS, recipe: T
         say(f"{name} done in {wall:.0f} s, loss {facts['final_loss_mean_last50']:.4f}")
     atomic_write_json(out / "family_training.json", family_summary(out))
     return report
+
+
+def finished_models(out: Path, channels: tuple[int, ...], recipe: TrainingRecipe) -> dict[int, dict[str, Any]]:
+    """The asked models already trained to the end in ``out`` with ``recipe`` (their training.json facts), so that a
+    rerun keeps them. A finished model of another recipe, or a finished family whose VAE another recipe would
+    replace, is an error before anything is trained: retraining over it would silently throw away hours."""
+    def facts_of(folder: Path) -> dict[str, Any] | None:
+        try:
+            facts = json.loads((folder / "training.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return facts if isinstance(facts, dict) and isinstance(facts.get("recipe"), dict) else None
+
+    done: dict[int, dict[str, Any]] = {}
+    ours = json.loads(json.dumps(asdict(recipe)))  # as training.json holds it (tuples as lists)
+    for c in channels:
+        facts = facts_of(out / f"demo-c{c}")
+        if facts is None:
+            continue
+        if facts["recipe"] != ours or facts.get("base_channels") != c:
+            changed = sorted(k for k in ours if facts["recipe"].get(k) != ours[k])
+            raise UsageError(f"'{out / f'demo-c{c}'}' holds a demo-c{c} trained with another recipe "
+                             f"({', '.join(changed) or 'channels'} differ); give another --out, or remove that folder "
+                             "to retrain it")
+        done[c] = facts
+    vae_file = out / "_vae" / "vae_training.json"
+    try:
+        vae = json.loads(vae_file.read_text(encoding="utf-8")) if vae_file.is_file() else None
+    except (OSError, ValueError):
+        vae = None
+    if isinstance(vae, dict) and {k: vae.get(k) for k in recipe.vae_facts()} != recipe.vae_facts():
+        trained = sorted(f.name for f in out.glob("demo-c*") if facts_of(f) is not None)
+        if trained:
+            raise UsageError(f"'{out}' holds models trained on its VAE ({', '.join(trained)}), and this recipe's VAE "
+                             "differs (--images, --vae-steps, --seed or --batch): it would replace it; give another "
+                             "--out")
+    return done
 
 
 def family_summary(out: Path) -> dict[str, Any]:

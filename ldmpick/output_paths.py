@@ -46,6 +46,19 @@ def check_output_folder(out: Path) -> Path:
     return out
 
 
+def check_outside_package(out: Path) -> Path:
+    """``out``, if it is not inside the installed ldmpick package: training writes never replace the shipped demo
+    models or the judge that measured every shipped FID."""
+    import ldmpick
+
+    package = Path(ldmpick.__file__).resolve().parent
+    where = out.expanduser().resolve()
+    if where == package or package in where.parents:
+        raise UsageError(f"--out '{out}' is inside the installed ldmpick package ('{package}'); training never "
+                         "writes over the shipped demo models or judge: give a folder of your own")
+    return out
+
+
 def missing_folder(folder: Path, note: str = "") -> UsageError:
     """The error for writing into ``folder``, which is not a folder: the file that stands where a folder of its path
     should be, or else the folder that does not exist."""

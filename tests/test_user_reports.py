@@ -463,3 +463,34 @@ def test_generate_budget_prefers_a_profile_measured_with_the_guidance_it_runs_wi
                             str(tmp_path / "o1"), "--seed", "1"])
     assert r.exit_code == 0, r.stderr
     assert "2026120100" in r.stderr  # unguided: the profile measured without CFG
+
+
+def test_demo_training_never_writes_into_the_package_and_never_over_a_finished_model_of_another_recipe(tmp_path):
+    from ldmpick.catalogue import DEMO_MODELS_DIR
+    from ldmpick.image_quality import judge_dir
+
+    for command in (["demo", "train-judge", "-o", str(judge_dir()), "--images", "128", "--steps", "1"],
+                    ["demo", "train", "-o", str(DEMO_MODELS_DIR), "--channels", "8"]):
+        r = runner.invoke(app, command)
+        assert r.exit_code == 2 and "inside the installed ldmpick package" in r.stderr, command
+    (tmp_path / "afile").write_text("x")
+    r = runner.invoke(app, ["demo", "train", "-o", str(tmp_path / "afile")])
+    assert r.exit_code == 2 and "is a file, not a folder" in r.stderr  # (it trained the VAE first)
+
+    out = tmp_path / "dtr"
+    tiny = ["demo", "train", "-o", str(out), "--images", "32", "--vae-steps", "2", "--batch", "4", "--channels", "8"]
+    assert runner.invoke(app, [*tiny, "--unet-steps", "6"]).exit_code == 0
+    weights = (out / "demo-c8" / "unet" / "diffusion_pytorch_model.safetensors").read_bytes()
+    r = runner.invoke(app, [*tiny, "--unet-steps", "6"])  # the same command again: kept, not retrained
+    assert r.exit_code == 0 and "already trained" in r.stderr
+    r = runner.invoke(app, [*tiny, "--unet-steps", "2"])  # another recipe: refused (it replaced the model)
+    assert r.exit_code == 2 and "trained with another recipe (unet_steps differ)" in r.stderr
+    r = runner.invoke(app, [*tiny[:-1], "16", "--unet-steps", "2", "--vae-steps", "3"])  # would replace the VAE
+    assert r.exit_code == 2 and "would replace it" in r.stderr
+    assert (out / "demo-c8" / "unet" / "diffusion_pytorch_model.safetensors").read_bytes() == weights
+
+
+def test_train_judge_makes_its_out_folder(tmp_path):
+    r = runner.invoke(app, ["demo", "train-judge", "-o", str(tmp_path / "new"), "--images", "128", "--steps", "1"])
+    assert r.exit_code == 0, r.stderr
+    assert (tmp_path / "new" / "world_judge.safetensors").is_file()

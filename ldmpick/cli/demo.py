@@ -34,10 +34,12 @@ def demo_train_cmd(
     interruption and it continues from the last checkpoint (every 250 steps); runs of different --channels into the
     same --out can go in parallel (they share one VAE, trained once)."""
     from ldmpick.demo_train import TrainingRecipe, train_family
+    from ldmpick.output_paths import check_outside_package, check_output_folder
 
     if out is None:
         raise UsageError("give --out FOLDER: training writes there and never over the installed demo models "
                          "(scripts/ship_demo_family.sh puts a finished run into the package)")
+    out = check_outside_package(check_output_folder(out))
 
     recipe = TrainingRecipe(seed=0 if seed is None else seed, n_images=images, vae_steps=vae_steps,
                             unet_steps=unet_steps, batch=batch, vae_batch=min(32, batch))
@@ -65,8 +67,10 @@ def demo_train_judge_cmd(
     if out is None:
         raise UsageError("give --out FOLDER: the judge is written there and never over the installed one, which "
                          "measured every shipped FID and prompt accuracy")
-    if not out.is_dir():
-        raise UsageError(f"--out '{out}' is not a folder")
+    from ldmpick.output_paths import check_outside_package, check_output_folder
+
+    out = check_outside_package(check_output_folder(out))
+    out.mkdir(exist_ok=True)  # (the last level, as demo train and generate make it)
     facts = train_judge(out, seed=1 if seed is None else seed, n_images=images, steps=steps,
                         threads=1 if threads is None else threads, progress=notice)
     print_json(facts)
