@@ -56,6 +56,12 @@ class CalibrationRequest:
     prompts_file: Path | None = None  # one prompt per line (real models)
     inception_weights: Path | None = None
     judge_weights: Path | None = None  # another world judge (tests)
+    # '--samplers all': per model, the samplers that fit it (the grid leaves out the others); None: every model
+    # runs every sampler in ``samplers``
+    per_model_samplers: dict[str, list[str]] | None = None
+
+    def samplers_of(self, model: str) -> list[str]:
+        return (self.per_model_samplers or {}).get(model, self.samplers)
 
     @property
     def dataset(self) -> str:
@@ -90,13 +96,14 @@ class CalibrationRequest:
             for name, f in (("inception", self.inception_weights), ("prompts", self.prompts_file)):
                 if f is not None:
                     files[name] = _sha256(f)
-        return {"models": self.models, "samplers": self.samplers, "steps": self.steps, "samples": self.samples,
+        return {"models": self.models, "samplers": {m: self.samplers_of(m) for m in self.models}
+                if self.per_model_samplers else self.samplers, "steps": self.steps, "samples": self.samples,
                 "seed": self.seed, "guidance": self.guidance, "dataset": self.dataset, "dtype": self.dtype,
                 "device": self.device.split(":")[0],
                 "reference": str(self.reference.resolve()) if self.reference else None, "files": files}
 
     def configs(self) -> list[tuple[str, str, int]]:
-        return [(m, s, k) for m in self.models for s in self.samplers for k in self.steps]
+        return [(m, s, k) for m in self.models for s in self.samplers_of(m) for k in self.steps]
 
     def named_configs(self) -> list[tuple[str, str, int]]:
         """``configs()`` under the names the results are stored with (a folder's model name, not its path)."""
@@ -158,7 +165,7 @@ def validate_request(req: CalibrationRequest) -> None:
         if not spec.has_weights:
             raise UsageError(f"model '{m}' has no weights (the paper's family has none); calibrate a model that can "
                              "generate, e.g. the demo family: --models demo-c8,demo-c16,demo-c80")
-        for sampler in req.samplers:
+        for sampler in req.samplers_of(m):
             resolve_sampler(sampler, spec)
     if req.reference is None:
         if req.prompts_file is not None or req.inception_weights is not None:

@@ -30,8 +30,17 @@ def build_request(*, models: str, samplers: str, steps: list[int], samples: int,
     check_device(device)
     if guidance is None:
         guidance = REFERENCE_GUIDANCE if reference else DEMO_GUIDANCE
+    model_list, per_model = parse_model_list(models), None
+    if samplers.strip().lower() == "all":  # each model runs the samplers that fit it (as profile's 'all')
+        from ldmpick.catalogue import resolve_model
+
+        specs = {m: resolve_model(m) for m in model_list}
+        per_model = {m: spec.adapter.fitting_samplers(spec) for m, spec in specs.items()}
+        sampler_list = list(dict.fromkeys(s for fits in per_model.values() for s in fits))
+    else:
+        sampler_list = parse_sampler_list(samplers)
     req = calib.CalibrationRequest(
-        models=parse_model_list(models), samplers=parse_sampler_list(samplers), steps=steps, samples=samples,
+        models=model_list, samplers=sampler_list, per_model_samplers=per_model, steps=steps, samples=samples,
         seed=seed, guidance=guidance, device=device, dtype=dtype or default_dtype(device),
         batch=batch, reference=reference, prompts_file=prompts_file, inception_weights=inception_weights)
     if req.dtype not in ("fp16", "bf16", "fp32"):
