@@ -137,8 +137,10 @@ def check_resolution(resolution: int, spec: ModelSpec) -> None:
         raise UsageError(f"--resolution {resolution} is out of range ({multiple}..{MAX_RESOLUTION} pixels)")
     if resolution % multiple:
         lower = resolution // multiple * multiple
+        grid = factor * spec.adapter.patch_size(spec)
         why = (f"the VAE of '{spec.name}' downsamples by {factor}" if multiple == factor else
-               f"model '{spec.name}': VAE factor {factor} x patch {multiple // factor}")
+               f"model '{spec.name}': VAE factor {factor} x patch {grid // factor}" if multiple == grid else
+               f"the {spec.family} pipeline takes multiples of {spec.adapter.pipeline_multiple}")
         raise UsageError(f"--resolution {resolution} is not a multiple of {multiple} ({why}); "
                          f"try {lower or multiple} or {lower + multiple}")
 

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from ldmpick.catalogue import DEMO_MODELS, DEMO_MODELS_DIR, resolve_model
 from ldmpick.cli import app
 from ldmpick.demo_train import TrainingRecipe
+from ldmpick.errors import UsageError
 
 runner = CliRunner()
 
@@ -128,10 +129,17 @@ def test_demo_training_resumes_from_its_checkpoint_to_the_same_weights(tmp_path,
     a = load_file(tmp_path / "straight" / "demo-c8" / "unet" / "diffusion_pytorch_model.safetensors")
     b = load_file(tmp_path / "killed" / "demo-c8" / "unet" / "diffusion_pytorch_model.safetensors")
     assert a.keys() == b.keys() and all(torch_equal(a[k], b[k]) for k in a)
-    # another recipe does not pick up a checkpoint or VAE of this one
+    # another recipe never replaces a finished model (hours of training) ...
     other = TrainingRecipe(n_images=64, vae_steps=3, unet_steps=5, batch=8, vae_batch=8, checkpoint_every=2)
+    with pytest.raises(UsageError, match="trained with another recipe"):
+        train_family(tmp_path / "killed", channels=(8,), recipe=other)
+    # ... and does not pick up the checkpoint or VAE of an unfinished run of this one
+    monkeypatch.setattr(demo_train.UNetCheckpoint, "save", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train_family(tmp_path / "unfinished", channels=(8,), recipe=recipe)
+    monkeypatch.setattr(demo_train.UNetCheckpoint, "save", real_save)
     said.clear()
-    train_family(tmp_path / "killed", channels=(8,), recipe=other, progress=said.append)
+    train_family(tmp_path / "unfinished", channels=(8,), recipe=other, progress=said.append)
     assert not any("resuming" in m or "trained earlier" in m for m in said)
 
 

@@ -198,3 +198,30 @@ def test_a_model_too_big_for_memory_is_does_not_fit_and_profiling_goes_on(monkey
     flux, tiny = prof.model("flux-dev"), prof.model("bk-sdm-tiny")
     assert flux.status == "does_not_fit" and "GiB" in (flux.error or "")
     assert tiny.ok and tiny.family == "sd" and tiny.text_encoder is not None
+
+
+def test_pipeline_multiple_is_what_the_diffusers_pipelines_check():
+    """Image sides the pipeline's check_inputs refuses (SD: height % 8, whatever the VAE factor) are refused before
+    the model loads: a demo model (VAE factor 2) at 34 px failed inside diffusers after loading."""
+    import inspect
+    import re
+
+    import diffusers
+
+    from ldmpick.families import FAMILIES
+
+    for fam in FAMILIES.values():
+        for pipeline in fam.pipelines:
+            found = re.findall(r"height % (\d+) != 0", inspect.getsource(getattr(diffusers, pipeline).check_inputs))
+            for n in found:
+                assert fam.pipeline_multiple % int(n) == 0, (fam.name, pipeline, n)
+
+
+def test_generate_refuses_a_side_the_pipeline_would_refuse_before_loading(tmp_path):
+    from typer.testing import CliRunner
+
+    from ldmpick.cli import app
+
+    r = CliRunner().invoke(app, ["generate", "a red circle", "--model", "demo-c8", "--sampler", "ddim", "--steps",
+                                 "1", "--resolution", "34", "-o", str(tmp_path / "o")])
+    assert r.exit_code == 2 and "not a multiple of 8" in r.stderr and "try 32 or 40" in r.stderr

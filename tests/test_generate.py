@@ -231,9 +231,9 @@ def test_pickle_only_weights_are_refused(tiny, tmp_path):
 
 
 @pytest.mark.parametrize(("extra", "message"), [
-    (["--resolution", "31"], "--resolution 31 is not a multiple of 2 (the VAE of 'tiny-sd' downsamples by 2); "
-                             "try 30 or 32"),
-    (["--resolution", "0"], "--resolution 0 is out of range (2..4096 pixels)"),
+    (["--resolution", "31"], "--resolution 31 is not a multiple of 8 (the sd pipeline takes multiples of 8); "
+                             "try 24 or 32"),
+    (["--resolution", "0"], "--resolution 0 is out of range (8..4096 pixels)"),
     (["--steps", "0"], "--steps must be between 1 and 1000"),
     (["--n", "0"], "--n must be between 1 and 64"),
     (["--dtype", "fp8"], "unknown dtype 'fp8'"),

@@ -160,7 +160,7 @@ def test_resume_refuses_other_settings(tiny_models):
         (dict(mode="warp"), "unknown execution mode 'warp'"),
         (dict(dtype="fp8"), "unknown dtype 'fp8'"),
         (dict(dtype="fp16"), "fp16 on the CPU"),
-        (dict(resolution=61), "not a multiple of 2"),
+        (dict(resolution=61), "not a multiple of 8"),
         (dict(samplers=["dddim"]), "did you mean 'ddim'"),
         (dict(models=[]), "no models"),
         (dict(batch=0), "--batch"),

@@ -293,6 +293,9 @@ class Family:
     distilled_samplers: tuple[str, ...] = ()  # only for models distilled for them (LCM, SCM)
     fast_modes: tuple[str, ...] = ("eager", "cudagraph", "compile")
     default_guidance: float = 7.5
+    # what the diffusers pipeline's check_inputs asks image sides to be multiples of, beyond the latent grid (the
+    # SD, SDXL, LCM and PixArt pipelines: 8, whatever the VAE factor; a test reads it from diffusers)
+    pipeline_multiple: int = 1
 
     # ------------------------------------------------------------------ parameters and shapes
     def denoiser_config(self, spec: ModelSpec) -> dict[str, Any]:
@@ -325,8 +328,10 @@ class Family:
         return int(self.denoiser_config(spec).get("patch_size") or 1)
 
     def resolution_multiple(self, spec: ModelSpec) -> int:
-        """Image sides must be multiples of this."""
-        return self.vae_scale_factor(spec) * self.patch_size(spec)
+        """Image sides must be multiples of this: the latent grid's (VAE factor x patch size) and the pipeline's."""
+        import math
+
+        return math.lcm(self.vae_scale_factor(spec) * self.patch_size(spec), self.pipeline_multiple)
 
     def native_resolution(self, spec: ModelSpec) -> int:
         return int(self.denoiser_config(spec).get("sample_size") or 64) * self.vae_scale_factor(spec)

@@ -27,6 +27,7 @@ class PixArt(Family):
     denoiser_classes = ("PixArtTransformer2DModel", "Transformer2DModel")
     samplers = EPS_SAMPLERS
     default_guidance = 4.5
+    pipeline_multiple = 8  # PixArtAlpha/SigmaPipeline.check_inputs: height % 8
 
     def denoiser_class(self, spec: ModelSpec) -> str:
         return "PixArtTransformer2DModel"

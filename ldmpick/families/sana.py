@@ -27,6 +27,7 @@ class Sana(Family):
     samplers = ("flow-dpmpp-2m", "flow-euler")
     distilled_samplers = ("scm",)
     default_guidance = 4.5
+    pipeline_multiple = 32  # SanaPipeline.check_inputs: height % 32 (its DC-AE downsamples by 32 anyway)
 
     def is_sprint(self, spec: ModelSpec) -> bool:
         return spec.pipeline_class == "SanaSprintPipeline"

@@ -25,9 +25,10 @@ class UNetFamily(Family):
     denoiser_classes = ("UNet2DConditionModel",)
     samplers = EPS_SAMPLERS
     distilled_samplers = ("lcm",)
+    pipeline_multiple = 8  # StableDiffusion(XL)Pipeline.check_inputs: height % 8 (a demo model's VAE factor is 2)
 
-    # patch size 1: a UNet takes any latent size (diffusers forwards the upsampling sizes), so image sides need only
-    # be multiples of the VAE factor, as the SD pipelines themselves require
+    # patch size 1: a UNet takes any latent size (diffusers forwards the upsampling sizes), so image sides need be
+    # multiples of the VAE factor and of the pipelines' own 8
 
     def guidance_distilled(self, spec: ModelSpec) -> bool:
         return self.denoiser_config(spec).get("time_cond_proj_dim") is not None
