@@ -486,6 +486,18 @@ def parse_model_list(text: str | None) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def hub_download_command() -> str:
+    """The download command of the installed huggingface_hub: 'hf download' (0.34 and later; 1.0 removed the old
+    'huggingface-cli'), else 'huggingface-cli download'."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        major, minor = (int(x) for x in version("huggingface_hub").split(".")[:2])
+    except (PackageNotFoundError, ValueError):
+        return "hf download"
+    return "hf download" if (major, minor) >= (0, 34) else "huggingface-cli download"
+
+
 def hub_snapshot(repo_id: str) -> Path:
     """The local snapshot folder of a hub model, without touching the network unless allowed and needed."""
     from huggingface_hub import snapshot_download
@@ -505,7 +517,7 @@ def hub_snapshot(repo_id: str) -> Path:
         )
         raise ModelError(
             f"hub model '{repo_id}' is not in the local Hugging Face cache; {how} "
-            f"'huggingface-cli download {repo_id}' (or pass a local folder)"
+            f"'{hub_download_command()} {repo_id}' (or pass a local folder)"
         ) from None
     return Path(folder)
 

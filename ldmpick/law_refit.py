@@ -16,14 +16,36 @@ def fit_and_write(tables: list[Path], out: Path | None, command: str) -> tuple[A
     from ldmpick.quality_table import load_tables
     from ldmpick.storage import atomic_write_json, file_lock
 
-    law = fit_law(load_tables(list(tables)), command=command)
     target = (out or user_law_path()).expanduser()
     if out is None and not target.is_dir():
         target.parent.mkdir(parents=True, exist_ok=True)
     target = check_output_file(target)
+    if out is not None:
+        check_replaces_a_law(target)
+    law = fit_law(load_tables(list(tables)), command=command)
     with file_lock(target):
         atomic_write_json(target, law.to_json())
     return law, target
+
+
+def check_replaces_a_law(target: Path) -> None:
+    """``fit --out`` replaces an earlier law file, never anything else (a prompts file given by mistake was
+    overwritten with the law's JSON)."""
+    import json
+
+    from ldmpick.errors import UsageError
+    from ldmpick.quality_law import SCHEMA
+
+    if not target.exists():
+        return
+    try:
+        with target.open("rb") as fh:
+            doc = json.loads(fh.read(64 * 2**20))
+    except (OSError, ValueError):
+        doc = None
+    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
+        raise UsageError(f"--out '{target}' exists and is not a law file ({SCHEMA}); fit replaces only an earlier "
+                         "law: give a new file name")
 
 
 def refit_user_law(command: str) -> tuple[Any, Path]:

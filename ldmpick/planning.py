@@ -375,6 +375,13 @@ def plan_generation(prompts: list[str], *, out: Path, budget: str | None = None,
         notify("note: no profile of this device; the budget cannot be checked before the run "
                "(measure one with 'ldmpick profile')")
     plan.quality = _quality(law, settings, spec, selection)
+    fam = law.calibrated_for(settings.model, settings.sampler, "fid") if plan.quality is not None else None
+    if fam is not None and fam.guidance is not None and abs(fam.guidance - settings.guidance) > 1e-6:
+        notify(f"note: the predicted FID is for guidance {fam.guidance:g}, the scale {settings.model} was calibrated "
+               f"at; this run uses {settings.guidance:g}, so it may differ")
+    if negative_prompt and not settings.cfg and settings.guidance <= 1:
+        notify(f"note: --negative-prompt has no effect at guidance {settings.guidance:g} (it acts through "
+               "classifier-free guidance, which needs a scale above 1)")
     if plan.latency is not None and plan.quality is not None and plan.quality.metric == "fid":
         plan.latency.fid = round(plan.quality.value, 3)
     return plan

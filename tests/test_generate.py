@@ -212,7 +212,7 @@ def test_hub_id_not_in_the_cache(tmp_path, monkeypatch):
     r = runner.invoke(app, ["generate", "x", "--model", "someone/not-cached", "--sampler", "ddim", "--steps", "2",
                             "--out", str(tmp_path)])
     one_line_error(r, "hub model 'someone/not-cached' is not in the local Hugging Face cache; unset HF_HUB_OFFLINE "
-                      "and run 'huggingface-cli download someone/not-cached'")
+                      "and run 'hf download someone/not-cached'")  # (huggingface_hub 1.0 has no huggingface-cli)
 
 
 def test_pickle_only_weights_are_refused(tiny, tmp_path):

@@ -504,3 +504,23 @@ def test_calibrate_samplers_all_runs_each_model_with_the_samplers_that_fit_it():
     assert r.exit_code == 0, r.stderr  # it failed: "sampler 'heun' does not fit 'demo-c8'"
     ran = {row["sampler"] for row in json.loads(r.stdout)["results"]}
     assert ran == {"ddim", "ddpm", "dpmpp-2m", "euler", "euler-a", "unipc"}
+
+
+def test_generate_says_when_the_quality_is_for_another_guidance_and_a_negative_prompt_does_nothing(tmp_path):
+    r = runner.invoke(app, ["generate", "a red circle", "--budget", "100ms", "--guidance", "1", "--negative-prompt",
+                            "blue", "-o", str(tmp_path / "o"), "--seed", "3"])
+    assert r.exit_code == 0, r.stderr
+    assert "the predicted FID is for guidance 4" in r.stderr and "this run uses 1" in r.stderr
+    assert "--negative-prompt has no effect at guidance 1" in r.stderr
+    r = runner.invoke(app, ["generate", "a red circle", "--budget", "100ms", "-o", str(tmp_path / "p"), "--seed", "3"])
+    assert r.exit_code == 0 and "the predicted FID is for guidance" not in r.stderr
+
+
+def test_fit_out_never_replaces_a_file_that_is_not_a_law(tmp_path):
+    victim = tmp_path / "prompts.txt"
+    victim.write_text("a prompt\n")
+    r = runner.invoke(app, ["fit", "--out", str(victim)])
+    assert r.exit_code == 2 and "is not a law file" in r.stderr and victim.read_text() == "a prompt\n"
+    law = tmp_path / "law.json"
+    assert runner.invoke(app, ["fit", "--out", str(law)]).exit_code == 0
+    assert runner.invoke(app, ["fit", "--out", str(law)]).exit_code == 0  # an earlier law is replaced
