@@ -70,6 +70,21 @@ def partial_state(req: Any, resume: bool, restart: bool) -> tuple[Path, list[Any
     return partial, None
 
 
+def check_user_table() -> None:
+    """The user's quality table, where the results will go, must read before anything is measured (a malformed
+    row stopped the run only after every configuration was measured)."""
+    from ldmpick.file_input import read_text_file
+    from ldmpick.quality_table import MAX_TABLE_BYTES, read_table, user_table_path
+
+    path = user_table_path()
+    if path.exists():
+        try:
+            read_table(read_text_file(path, "quality table", MAX_TABLE_BYTES), f"'{path}'")
+        except UsageError as exc:
+            raise UsageError(f"{exc} — the results would go into that table: fix or move it, then calibrate") \
+                from None
+
+
 def store_results(cal: Any, partial: Path) -> tuple[Path, int]:
     """Add the measured points to the user's quality table and drop the partial file; returns the table and its
     row count."""
@@ -77,7 +92,11 @@ def store_results(cal: Any, partial: Path) -> tuple[Path, int]:
     from ldmpick.quality_table import user_table_path
 
     table = user_table_path()
-    rows = calib.append_points(calib.points_of(cal), table)
+    try:
+        rows = calib.append_points(calib.points_of(cal), table)
+    except UsageError as exc:  # (the table changed while measuring): the work is in the partial file
+        raise UsageError(f"{exc}; the measurements are kept in '{partial}': fix the table and rerun with --resume") \
+            from None
     partial.unlink(missing_ok=True)
     calib.shard_store(cal.request).clear()
     return table, rows

@@ -524,3 +524,17 @@ def test_fit_out_never_replaces_a_file_that_is_not_a_law(tmp_path):
     law = tmp_path / "law.json"
     assert runner.invoke(app, ["fit", "--out", str(law)]).exit_code == 0
     assert runner.invoke(app, ["fit", "--out", str(law)]).exit_code == 0  # an earlier law is replaced
+
+
+def test_calibrate_checks_your_quality_table_before_measuring():
+    from ldmpick import calibration as calib
+    from ldmpick.calibration_job import build_request
+
+    user_table_path().parent.mkdir(parents=True, exist_ok=True)
+    user_table_path().write_text("model,unet_params,sampler,steps\ndemo-c8,1,ddim,5\n", "utf-8")
+    r = runner.invoke(app, ["calibrate", "--models", "demo-c8", "--samplers", "ddim", "--steps", "1", "--samples",
+                            "2", "--batch", "2"])
+    assert r.exit_code == 2 and "the results would go into that table" in r.stderr
+    req = build_request(models="demo-c8", samplers="ddim", steps=[1], samples=2, seed=0, guidance=None, batch=2,
+                        device=None, dtype=None, reference=None, prompts_file=None, inception_weights=None)
+    assert not calib.partial_path(req).exists()  # nothing was measured

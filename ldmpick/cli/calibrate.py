@@ -48,6 +48,7 @@ def calibrate_cmd(
         device=device, dtype=dtype, reference=reference, prompts_file=prompts_file,
         inception_weights=inception_weights)
     partial, resume_from = job.partial_state(req, resume, restart)
+    job.check_user_table()
     if resume_from is not None:
         notice(f"resuming from '{partial}' ({len(resume_from)} configuration(s) already measured)")
     if cluster is None:  # on a cluster, --threads is each task's CPUs
