@@ -22,7 +22,7 @@ def build_request(*, models: str, samplers: str, steps: list[int], samples: int,
     demo world's or real models' usual scale."""
     from ldmpick import calibration as calib
     from ldmpick.catalogue import parse_model_list
-    from ldmpick.execution import default_dtype
+    from ldmpick.execution import check_dtype, default_dtype
     from ldmpick.generation import check_device, default_device
     from ldmpick.samplers import parse_sampler_list
 
@@ -43,8 +43,7 @@ def build_request(*, models: str, samplers: str, steps: list[int], samples: int,
         models=model_list, samplers=sampler_list, per_model_samplers=per_model, steps=steps, samples=samples,
         seed=seed, guidance=guidance, device=device, dtype=dtype or default_dtype(device),
         batch=batch, reference=reference, prompts_file=prompts_file, inception_weights=inception_weights)
-    if req.dtype not in ("fp16", "bf16", "fp32"):
-        raise UsageError(f"unknown dtype '{req.dtype}' (valid: bf16, fp16, fp32)")
+    check_dtype(req.dtype, req.device)
     calib.validate_request(req)
     return req
 

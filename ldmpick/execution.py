@@ -39,6 +39,19 @@ def default_dtype(device: str) -> str:
     return "fp16" if device.startswith("cuda") else "fp32"
 
 
+def check_dtype(dtype: str, device: str) -> str:
+    """A --dtype this device runs: a known name, and not fp16 on the CPU (very slow or unimplemented there, and
+    no deployment runs it). One rule for profile, generate and calibrate."""
+    from ldmpick.errors import unknown_name
+
+    if dtype not in DTYPES:
+        raise unknown_name("dtype", dtype, DTYPES)
+    if device.split(":")[0] == "cpu" and dtype == "fp16":
+        raise UsageError("fp16 on the CPU is not supported (very slow or unimplemented, and not how anyone deploys); "
+                         "use --dtype fp32 or bf16")
+    return dtype
+
+
 def default_mode(device: str) -> str:
     """CUDA-graph replay on a GPU (eager PyTorch is host-bound there), eager on the CPU."""
     return "cudagraph" if device.startswith("cuda") else "eager"

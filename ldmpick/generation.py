@@ -29,7 +29,7 @@ from typing import Any
 
 from ldmpick.catalogue import ModelSpec, check_safetensors_weights, resolve_model
 from ldmpick.errors import LdmpickError, ModelError, RuntimeFailure, UsageError, unknown_name
-from ldmpick.execution import DTYPES, MODES, check_mode, default_device, default_dtype, default_mode
+from ldmpick.execution import DTYPES, MODES, check_dtype, check_mode, default_device, default_dtype, default_mode
 from ldmpick.samplers import get_sampler
 
 MAX_STEPS = 1000
@@ -279,11 +279,7 @@ def resolve_settings(req: GenerateRequest) -> tuple[RunSettings, ModelSpec]:
         raise UsageError(f"--guidance must be between 0 and 100 (got {req.guidance})")
     device = req.device or default_device()
     check_device(device)
-    dtype = req.dtype or default_dtype(device)
-    if dtype not in DTYPES:
-        raise unknown_name("dtype", dtype, DTYPES)
-    if device == "cpu" and dtype == "fp16":
-        raise UsageError("fp16 on the CPU is not supported (very slow or unimplemented); use --dtype fp32 or bf16")
+    dtype = check_dtype(req.dtype or default_dtype(device), device)
     mode = req.mode or default_mode(device)
     if mode not in MODES:
         raise unknown_name("execution mode", mode, MODES)

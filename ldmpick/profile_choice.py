@@ -128,7 +128,8 @@ def choose_profile(ref: str | None = None, *, device: str | None = None, device_
 
     def rank(c: _Candidate) -> tuple[bool, bool, bool, bool, bool, bool, bool, bool, str]:
         p = c.profile  # (a demo-only profile serves a metric that only it has data for: prompt accuracy)
-        return (covers(p) and ranks(p), ranks(p), covers(p), not stale(p), at_settings(p), p.device_key == device_key_now, c.local,
+        return (covers(p) and ranks(p), ranks(p), covers(p), not stale(p), at_settings(p),
+                p.device_key == device_key_now, c.local,
                 not c.local and c.path.name == "default.json", p.created)
 
     best = max(candidates, key=rank)
@@ -158,7 +159,8 @@ def choose_profile(ref: str | None = None, *, device: str | None = None, device_
                              f"run 'ldmpick profile' to measure your own machine{passed_over}", True, models)
     return ProfileChoice(p, best.path, "shipped-default",
                          f"no profile of this device{why}; using the shipped default '{p.id}' ({p.device_name}, "
-                         f"{p.settings.describe()}) — latencies are NOT this machine's: run 'ldmpick profile'{passed_over}",
+                         f"{p.settings.describe()}) — latencies are NOT this machine's: run 'ldmpick profile'"
+                         f"{passed_over}",
                          False, models)
 
 

@@ -19,7 +19,8 @@ from typing import Any
 
 from ldmpick.catalogue import ModelSpec, check_distinct_names, resolve_model
 from ldmpick.errors import UsageError
-from ldmpick.execution import DTYPES, available_memory_bytes, check_mode, default_device, make_denoiser_runner
+from ldmpick.execution import (DTYPES, available_memory_bytes, check_dtype, check_mode, default_device,
+                               make_denoiser_runner)
 from ldmpick.families.base import TextEncoder, constructor_args, count_params
 from ldmpick.profile_model import LatencyStats, ModelLatency, Profile, SamplerOverhead, Settings
 from ldmpick.samplers import get_sampler, make_scheduler
@@ -87,10 +88,6 @@ def validate_request(req: ProfileRequest) -> list[ModelSpec]:
     """Check everything before any model is built; resolve the model names."""
     import torch
 
-    if req.dtype not in DTYPES:
-        from ldmpick.errors import unknown_name
-
-        raise unknown_name("dtype", req.dtype, DTYPES)
     if req.device.startswith("cuda"):
         if not torch.cuda.is_available():
             raise UsageError(f"--device {req.device}: no CUDA GPU is available here; use --device cpu")
@@ -99,8 +96,7 @@ def validate_request(req: ProfileRequest) -> list[ModelSpec]:
             raise UsageError(f"--device {req.device}: only {torch.cuda.device_count()} CUDA device(s) here")
     elif req.device != "cpu":
         raise UsageError(f"unknown device '{req.device}'; use cpu, cuda or cuda:N")
-    if req.device == "cpu" and req.dtype == "fp16":
-        raise UsageError("fp16 on the CPU is not a realistic deployment (and very slow); use --dtype fp32 or bf16")
+    check_dtype(req.dtype, req.device)
     check_mode(req.mode, req.device)
     if req.batch < 1 or req.batch > 64:
         raise UsageError(f"--batch must be between 1 and 64 (got {req.batch})")

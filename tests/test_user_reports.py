@@ -538,3 +538,14 @@ def test_calibrate_checks_your_quality_table_before_measuring():
     req = build_request(models="demo-c8", samplers="ddim", steps=[1], samples=2, seed=0, guidance=None, batch=2,
                         device=None, dtype=None, reference=None, prompts_file=None, inception_weights=None)
     assert not calib.partial_path(req).exists()  # nothing was measured
+
+
+def test_fp16_on_the_cpu_is_refused_alike_by_profile_generate_and_calibrate(tmp_path):
+    for command in (["calibrate", "--models", "demo-c8", "--samplers", "ddim", "--steps", "1", "--samples", "2",
+                     "--dtype", "fp16", "--device", "cpu"],
+                    ["generate", "x", "--model", "demo-c8", "--sampler", "ddim", "--steps", "1", "--dtype", "fp16",
+                     "--device", "cpu", "-o", str(tmp_path / "o")],
+                    ["profile", "--models", "demo-c8", "--dtype", "fp16", "--device", "cpu", "--out",
+                     str(tmp_path / "p.json")]):
+        r = runner.invoke(app, command)
+        assert r.exit_code == 2 and "fp16 on the CPU is not supported" in r.stderr, command
