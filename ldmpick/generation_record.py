@@ -76,6 +76,8 @@ class RunRecord:
             "quality": self.quality.to_json() if self.quality else None,
             "prompts": [p.to_json() for p in self.prompts],
             "images": [i.to_json() for i in self.images],
+            # false until the run is over: an interrupted run's record says so (and has no outcome fields)
+            "complete": self.outcome is not None,
         }
         if self.outcome is not None:
             doc.update(self.outcome.to_json())

@@ -39,6 +39,8 @@ def check_output_folder(out: Path) -> Path:
     """``out`` with ``~`` expanded, if it can be the output folder: an existing folder, or a new one whose parent
     exists (ldmpick creates only the last level). Not created here."""
     out = out.expanduser()
+    if out.is_symlink() and not out.exists():
+        raise UsageError(f"--out '{out}' is a link to something that does not exist")
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out '{out}' is a file, not a folder")
     if not out.exists() and not out.parent.is_dir():

@@ -549,3 +549,30 @@ def test_fp16_on_the_cpu_is_refused_alike_by_profile_generate_and_calibrate(tmp_
                      str(tmp_path / "p.json")]):
         r = runner.invoke(app, command)
         assert r.exit_code == 2 and "fp16 on the CPU is not supported" in r.stderr, command
+
+
+def test_the_record_of_an_interrupted_run_says_it_is_incomplete(tmp_path, monkeypatch):
+    import json
+
+    from ldmpick import generation_record
+
+    args = ["generate", "a red circle", "--model", "demo-c8", "--sampler", "ddim", "--steps", "1", "--seed", "1"]
+    r = runner.invoke(app, [*args, "-o", str(tmp_path / "done"), "--json"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["complete"] is True
+
+    def interrupted(self, result):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(generation_record.GenerationRecord, "finish", interrupted)
+    r = runner.invoke(app, [*args, "-o", str(tmp_path / "cut")])
+    assert r.exit_code == 130
+    (sidecar,) = (tmp_path / "cut").glob("*-run.json")
+    doc = json.loads(sidecar.read_text())
+    assert doc["complete"] is False and "scheduler_class" not in doc and doc["images"]
+
+
+def test_a_dangling_link_as_out_folder_is_named_as_such(tmp_path):
+    (tmp_path / "gone").symlink_to(tmp_path / "nothing")
+    r = runner.invoke(app, ["generate", "x", "--model", "demo-c8", "--sampler", "ddim", "--steps", "1", "-o",
+                            str(tmp_path / "gone")])
+    assert r.exit_code == 2 and "a link to something that does not exist" in r.stderr
