@@ -446,9 +446,10 @@ def _select_runnable(prof: Any, law: Any, budget_s: float, model: str | None, la
         everyone = plan_selection(budget_s, profile=prof, samplers=samplers, resolution=resolution, law=law,
                                   steps=steps).selection.best
         if everyone.model not in runnable and everyone.quality < sel.best.quality - 1e-9:
+            why = (f"; using {sel.best.model}, as --model asks" if model is not None else
+                   f", which has no weights; using {sel.best.model}, the best model that has")
             notes.append(f"note: the best size for this budget is {everyone.model} ({everyone.sampler}, "
-                         f"{steps_text(everyone.steps)}, predicted FID {everyone.quality:.1f}), which has no weights; "
-                         f"using {sel.best.model}, the best model that has")
+                         f"{steps_text(everyone.steps)}, predicted FID {everyone.quality:.1f}){why}")
     except LdmpickError:
         pass
     b = sel.best

@@ -10,12 +10,14 @@ profile competes, ranked by, in order:
    uncalibrated model is passed over, with a note; prompt accuracy, which only the demo family has, picks a demo
    profile);
 2. its built-in models are all the installed ones;
-3. it was measured at the asked settings (resolution, batch, guidance, mode); with no resolution asked, at the
-   native resolution of its models (the demo models: 32 px);
+3. it was measured at the asked settings (resolution, batch, mode); with no resolution asked, at the native
+   resolution of its models (the demo models: 32 px);
 4. it was measured on this device;
-5. it is the user's own (local) rather than shipped;
-6. it is the shipped ``default.json``;
-7. it is the newest.
+5. it was measured with the asked guidance (CFG-doubled batch or not: after the device, since a guidance
+   mismatch is warned of while another machine's latencies are simply wrong);
+6. it is the user's own (local) rather than shipped;
+7. it is the shipped ``default.json``;
+8. it is the newest.
 
 The choice carries the profile, its file, how it was chosen and a one-line notice saying which profile and why, so
 that every command can say it. Torch-free: this is the ``recommend`` path.
@@ -116,8 +118,10 @@ def choose_profile(ref: str | None = None, *, device: str | None = None, device_
                 return False
         elif st.resolution != resolution:
             return False
-        return ((batch is None or st.batch == batch) and (cfg is None or st.cfg == cfg)
-                and (mode is None or st.mode == mode))
+        return (batch is None or st.batch == batch) and (mode is None or st.mode == mode)
+
+    def guided_as_asked(p: Profile) -> bool:  # (after the device: a guidance mismatch is warned of, not another
+        return cfg is None or p.settings.cfg == cfg  # machine's latencies)
 
     candidates = [c for c in _candidates() if usable is None or usable(c.profile)]
     if not candidates:
@@ -126,15 +130,15 @@ def choose_profile(ref: str | None = None, *, device: str | None = None, device_
     def ranks(p: Profile) -> bool:
         return rankable is None or rankable(p)
 
-    def rank(c: _Candidate) -> tuple[bool, bool, bool, bool, bool, bool, bool, bool, str]:
+    def rank(c: _Candidate) -> tuple[bool, bool, bool, bool, bool, bool, bool, bool, bool, str]:
         p = c.profile  # (a demo-only profile serves a metric that only it has data for: prompt accuracy)
         return (covers(p) and ranks(p), ranks(p), covers(p), not stale(p), at_settings(p),
-                p.device_key == device_key_now, c.local,
+                p.device_key == device_key_now, guided_as_asked(p), c.local,
                 not c.local and c.path.name == "default.json", p.created)
 
     best = max(candidates, key=rank)
     passed_over = ""
-    if rankable is not None and not best.local:
+    if rankable is not None and not (best.local and best.profile.device_key == device_key_now):
         mine = [c for c in candidates if c.local and c.profile.device_key == device_key_now and not ranks(c.profile)]
         if mine:
             newest = max(mine, key=lambda c: c.profile.created).profile
@@ -152,7 +156,7 @@ def choose_profile(ref: str | None = None, *, device: str | None = None, device_
     if best.local:
         return ProfileChoice(p, best.path, "local",
                              f"using your profile '{p.id}'{why}, measured on another device ({p.device_name}) — "
-                             "latencies are NOT this machine's: run 'ldmpick profile'", False, models)
+                             f"latencies are NOT this machine's: run 'ldmpick profile'{passed_over}", False, models)
     if this_device:
         return ProfileChoice(p, best.path, "shipped-match",
                              f"using the shipped reference profile of this device '{p.id}'{why}; "

@@ -133,3 +133,31 @@ def test_recommend_says_which_profile_it_used(shipped):
     save_local(demo_profile(["demo-c8", "demo-c16"], 512, "2026-06-01T00:00:00Z"))
     r = runner.invoke(app, ["recommend", "--budget", "10s", "--models", "demo-c8,demo-c16", "--metric", "fid"])
     assert "demo-c8, demo-c16" in r.stderr and "has no model" not in r.stderr, r.stderr
+
+
+def test_your_profile_of_this_device_without_cfg_beats_another_devices_with_it(shipped):
+    """generate asks for a guided profile; a profile of this machine measured with --no-cfg must still win over
+    another machine's (whose latencies are simply wrong here): the guidance mismatch is warned of, later."""
+    from dataclasses import replace
+
+    save_profile(demo_profile(ALL_DEMO, 32, "2026-01-01T00:00:00Z", device="Other CPU"), shipped / "demo.json")
+    mine = demo_profile(ALL_DEMO, 32, "2025-01-01T00:00:00Z")
+    mine = save_local(replace(mine, settings=replace(mine.settings, cfg=False)))
+    c = choose_profile(None, device_key_now=CPU, models=["demo-c8"], cfg=True)
+    assert c.how == "local" and c.profile.id == mine.id and c.this_device
+    # on the same device, the guided one is preferred
+    guided = save_local(demo_profile(ALL_DEMO, 32, "2024-01-01T00:00:00Z"))
+    assert choose_profile(None, device_key_now=CPU, models=["demo-c8"], cfg=True).profile.id == guided.id
+
+
+def test_the_passed_over_note_names_your_profile_when_another_devices_is_used(shipped):
+    from ldmpick.profile_choice import quality_data_for
+    from ldmpick.quality_law import load_law
+
+    other = demo_profile(ALL_DEMO, 32, "2026-01-01T00:00:00Z", device="Other CPU")
+    save_local(other)
+    mine = save_local(demo_profile(ALL_DEMO, 32, "2026-02-01T00:00:00Z"))
+    law, _ = load_law()
+    c = choose_profile(None, device_key_now=CPU, rankable=lambda p: p.id == other.id)
+    assert c.profile.id == other.id and f"your profile '{mine.id}' of this device was passed over" in c.notice
+    assert quality_data_for(law, "fid")(mine)  # (the demo models have calibrated FIDs: a real profile ranks)

@@ -576,3 +576,30 @@ def test_a_dangling_link_as_out_folder_is_named_as_such(tmp_path):
     r = runner.invoke(app, ["generate", "x", "--model", "demo-c8", "--sampler", "ddim", "--steps", "1", "-o",
                             str(tmp_path / "gone")])
     assert r.exit_code == 2 and "a link to something that does not exist" in r.stderr
+
+
+def test_a_library_oserror_keeps_its_message(monkeypatch):
+    """diffusers/transformers raise EnvironmentError(message) for broken checkpoints: it has no errno, and the
+    file-system form showed only 'OSError (OSError)'."""
+    import ldmpick.recommendation
+
+    def broken(*args, **kwargs):
+        raise EnvironmentError("Error no file named diffusion_pytorch_model.bin found in directory /m/unet.")
+
+    monkeypatch.setattr(ldmpick.recommendation, "recommend", broken)
+    r = runner.invoke(app, ["recommend", "-b", "2s"])
+    assert r.exit_code == 1 and "OSError: Error no file named diffusion_pytorch_model.bin" in r.stderr
+
+
+def test_ldmpick_mode_in_the_environment_does_not_break_the_flops_cost_model(monkeypatch):
+    monkeypatch.setenv("LDMPICK_MODE", "eager")
+    assert runner.invoke(app, ["recommend", "-b", "10", "--cost-model", "flops"]).exit_code == 0
+    r = runner.invoke(app, ["recommend", "-b", "10", "--cost-model", "flops", "--mode", "eager"])
+    assert r.exit_code == 2 and "--mode does not apply" in r.stderr
+
+
+def test_generate_with_model_and_budget_does_not_call_a_better_model_weightless(tmp_path):
+    r = runner.invoke(app, ["generate", "a red circle", "--model", "demo-c8", "--budget", "2s", "-o",
+                            str(tmp_path / "o"), "--seed", "1"])
+    assert r.exit_code == 0, r.stderr
+    assert "using demo-c8, as --model asks" in r.stderr and "which has no weights" not in r.stderr

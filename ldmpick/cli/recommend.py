@@ -17,6 +17,7 @@ COST_HELP = ("What the budget counts: " + "; ".join(f"{name} ({cost_model(name).
 
 
 def recommend_cmd(
+    ctx: typer.Context,
     budget: BudgetOpt,
     profile: ProfileOpt = None,
     percentile: PercentileOpt = PLAN_PERCENTILE,
@@ -37,6 +38,9 @@ def recommend_cmd(
     from ldmpick.recommendation import recommend
 
     assert budget is not None  # a required option
+    source = ctx.get_parameter_source("mode")  # (typer may vendor click: compared by name)
+    if not cost_model_measures(cost_model) and getattr(source, "name", None) != "COMMANDLINE":
+        mode = None  # $LDMPICK_MODE is about measured latency; the paper's cost has none (a typed one is refused)
     rec = recommend(budget, profile=profile, percentile=percentile, metric=metric, models=models, samplers=samplers,
                     max_steps=max_steps, resolution=resolution, batch=batch, cfg=cfg, mode=mode,
                     cost_model=cost_model, top=top, law_file=law_file, notify=notice)
@@ -44,6 +48,13 @@ def recommend_cmd(
         print_json({**rec.selection.to_json(), "source": rec.source, "percentile": percentile})
         return
     render_selection(rec.selection, rec.source)
+
+
+def cost_model_measures(name: str) -> bool:
+    try:
+        return cost_model(name).needs_profile
+    except Exception:  # an unknown name: recommend names the valid ones
+        return True
 
 
 def render_selection(sel: Any, source: dict[str, Any]) -> None:

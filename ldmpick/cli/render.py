@@ -60,9 +60,12 @@ class LdmpickGroup(TyperGroup):
             if debug_enabled(ctx):
                 raise
             fail("interrupted", 130)
-        except OSError as exc:  # the file system said no: a read-only folder, a name too long, no permission
+        except OSError as exc:
             if debug_enabled(ctx):
                 raise
+            if exc.errno is None:  # an OSError with a message of its own (a library's EnvironmentError): as is
+                fail(f"{exc.__class__.__name__}: {exc} (run with --debug for the traceback)", 1)
+            # the file system said no: a read-only folder, a name too long, no permission
             fail(os_error_message(exc), 2 if exc.errno in USER_OS_ERRORS else 1)
         except Exception as exc:  # a bug or an unexpected runtime failure
             if debug_enabled(ctx):
