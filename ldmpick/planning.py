@@ -196,11 +196,13 @@ def unmeasured_samplers(profile: Any, models: list[str] | None, samplers: list[s
         if m.name not in names or not m.ok:
             continue
         expected = set(elsewhere.get(m.name, ()))
+        try:
+            spec = resolve_trusted_name(m.name)
+        except LdmpickError:
+            spec = None
+        if spec is not None:  # another profile's samplers count only where they can run the model (lcm: distilled)
+            expected &= set(spec.adapter.fitting_samplers(spec))
         if by_name:
-            try:
-                spec = resolve_trusted_name(m.name)
-            except LdmpickError:
-                spec = None
             if spec is not None:  # a model this installation knows: exactly the samplers that can run it
                 expected |= set(spec.adapter.fitting_samplers(spec))
                 for s in samplers:

@@ -138,3 +138,14 @@ def test_a_profile_of_fewer_samplers_says_what_it_leaves_out(shipped):  # noqa: 
                             "'ldmpick profile --models demo-c8 --samplers ") for e in excluded), excluded
     r = runner.invoke(app, ["recommend", "--budget", "10s", "--models", "demo-c8", "--samplers", "unipc"])
     one_line_error(r, f"sampler unipc: not measured by profile '{local.id}'")
+
+
+def test_a_sampler_another_profile_measured_is_not_asked_for_where_it_cannot_run(shipped):  # noqa: F811
+    """Another profile measured lcm (its version-1 entries fit every measured sampler); the demo models are not
+    consistency-distilled, so 'measure lcm for demo-c8' is not advice to give."""
+    save_profile(_with_samplers(demo_profile(ALL_DEMO, 32, "2026-01-01T00:00:00Z"), ["ddim", "euler", "lcm"]),
+                 shipped / "demo.json")
+    save_local(_with_samplers(demo_profile(ALL_DEMO, 32, "2026-06-01T00:00:00Z"), ["ddim", "euler"]))
+    r = runner.invoke(app, ["recommend", "--budget", "10s", "--models", "demo-c8", "--json"])
+    assert r.exit_code == 0, r.output
+    assert not any("lcm" in e and "not measured" in e for e in json.loads(r.stdout)["excluded"])

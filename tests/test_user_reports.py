@@ -603,3 +603,18 @@ def test_generate_with_model_and_budget_does_not_call_a_better_model_weightless(
                             str(tmp_path / "o"), "--seed", "1"])
     assert r.exit_code == 0, r.stderr
     assert "using demo-c8, as --model asks" in r.stderr and "which has no weights" not in r.stderr
+
+
+def test_a_reader_that_goes_away_ends_the_run_quietly_with_141():
+    """'ldmpick recommend ... | head -2' exited 1 (rich's broken-pipe exit), a runtime failure under pipefail."""
+    import subprocess
+    import sys
+
+    import os
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # gone before the first write: deterministic
+    p = subprocess.run([sys.executable, "-m", "ldmpick.cli", "recommend", "--budget", "2s"], stdout=write_end,
+                       stderr=subprocess.PIPE, text=True)
+    os.close(write_end)
+    assert p.returncode == 141 and "Traceback" not in p.stderr and "Exception ignored" not in p.stderr, p.stderr

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Optional
 
 import typer
 
-from ldmpick.cli.options import OutOpt, SeedOpt, ThreadsOpt, int_list
+from ldmpick.cli.options import SeedOpt, ThreadsOpt, int_list
+from ldmpick.output_paths import output_path
 from ldmpick.cli.render import command_group, notice, print_json
 from ldmpick.demo_train import DEMO_CHANNELS
 from ldmpick.errors import UsageError
@@ -15,10 +17,14 @@ DEFAULT_CHANNELS = ",".join(str(c) for c in DEMO_CHANNELS)  # the shipped family
 
 app = command_group("The demo model family trained here on a procedural shapes world.")
 
+TrainOutOpt = Annotated[Optional[Path], typer.Option(
+    "--out", "-o", parser=output_path, metavar="<folder>",
+    help="Required: the folder to write to (made if missing; never inside the installed package).")]
+
 
 @app.command("train")
 def demo_train_cmd(
-    out: OutOpt = None,
+    out: TrainOutOpt = None,
     channels: Annotated[str, typer.Option("--channels", help="Base channel counts of the UNets, comma-separated (multiples of 8).")] = DEFAULT_CHANNELS,
     seed: SeedOpt = 0,
     images: Annotated[int, typer.Option("--images", min=32, max=1_000_000, help="Number of world samples to train "
@@ -52,7 +58,7 @@ def demo_train_cmd(
 
 @app.command("train-judge")
 def demo_train_judge_cmd(
-    out: OutOpt = None,
+    out: TrainOutOpt = None,
     seed: SeedOpt = 1,
     images: Annotated[int, typer.Option("--images", min=128, max=1_000_000, help="Number of world samples to train "
                                                                                   "on (at least one batch, 128).")] = 8192,

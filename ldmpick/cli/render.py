@@ -60,6 +60,8 @@ class LdmpickGroup(TyperGroup):
             if debug_enabled(ctx):
                 raise
             fail("interrupted", 130)
+        except BrokenPipeError:
+            quiet_broken_pipe()
         except OSError as exc:
             if debug_enabled(ctx):
                 raise
@@ -87,6 +89,14 @@ def os_error_message(exc: OSError) -> str:
     name = str(exc.filename)
     shown_name = name if len(name) <= 120 else name[:60] + "..." + name[-40:]
     return f"cannot use '{shown_name}': {what}"
+
+
+def quiet_broken_pipe() -> None:
+    """The reader of stdout went away ('ldmpick ... | head'): exit quietly with 141 (128 + SIGPIPE), as Unix tools
+    do, with stdout sent to /dev/null so that the exit's flush does not fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(141)
 
 
 def command_group(help: str) -> typer.Typer:
@@ -147,6 +157,9 @@ def _safe_console_class() -> Any:
             def render_str(self, text: str, **kwargs: Any) -> Any:
                 kwargs["markup"] = kwargs["emoji"] = False
                 return super().render_str(shown(text), **kwargs)
+
+            def on_broken_pipe(self) -> None:  # rich exits 1, which reads as a runtime failure under pipefail
+                quiet_broken_pipe()
 
         _SAFE_CONSOLE = SafeConsole
     return _SAFE_CONSOLE
