@@ -352,6 +352,8 @@ def plan_generation(prompts: list[str], *, out: Path, budget: str | None = None,
     settings, spec = gen.resolve_settings(req)  # fail fast, before the output folder and the model load
     if guidance is None:
         pending.append(f"guidance {settings.guidance:g}: {chosen.why} (set --guidance to change)")
+    if spec.kind == "demo":
+        pending.extend(_outside_demo_world(prompts))
     from ldmpick.outputs import prepare_out_dir
 
     folder = prepare_out_dir(out)
@@ -387,6 +389,23 @@ def plan_generation(prompts: list[str], *, out: Path, budget: str | None = None,
     if plan.latency is not None and plan.quality is not None and plan.quality.metric == "fid":
         plan.latency.fid = round(plan.quality.value, 3)
     return plan
+
+
+def _outside_demo_world(prompts: list[str]) -> list[str]:
+    """A note when a prompt for a shipped demo model uses words its shapes world does not have: it will draw
+    shapes whatever is asked ('a red fox in the snow' gets a red blob)."""
+    import re
+
+    from ldmpick.demo_world import vocabulary
+
+    known = set(vocabulary())
+    unknown = sorted({w for p in prompts for w in re.findall(r"[a-z]+", p.lower())} - known)
+    if not unknown:
+        return []
+    listed = ", ".join(f"'{w}'" for w in unknown[:6]) + (" ..." if len(unknown) > 6 else "")
+    return [f"note: the demo family knows only its shapes world, and not {listed}; its captions read like 'a large "
+            "red circle in the center on a blue background' (register a model of your own for other prompts: "
+            "'ldmpick models add NAME FOLDER')"]
 
 
 def _check_out(out: Path, images: int) -> None:

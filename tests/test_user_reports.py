@@ -618,3 +618,13 @@ def test_a_reader_that_goes_away_ends_the_run_quietly_with_141():
                        stderr=subprocess.PIPE, text=True)
     os.close(write_end)
     assert p.returncode == 141 and "Traceback" not in p.stderr and "Exception ignored" not in p.stderr, p.stderr
+
+
+def test_a_prompt_outside_the_demo_world_gets_a_note(tmp_path):
+    r = runner.invoke(app, ["generate", "a red fox in the snow", "--budget", "100ms", "-o", str(tmp_path / "o"),
+                            "--seed", "1"])
+    assert r.exit_code == 0, r.stderr
+    assert "the demo family knows only its shapes world, and not 'fox', 'snow'" in r.stderr
+    r = runner.invoke(app, ["generate", "A small Blue cross at the top left on a white background", "--budget",
+                            "100ms", "-o", str(tmp_path / "p"), "--seed", "1"])
+    assert r.exit_code == 0 and "knows only its shapes world" not in r.stderr

@@ -73,7 +73,9 @@ def calibrate_cmd(
             cal = calib.run_calibration(req, progress=tick, checkpoint=lambda c: calib.write_partial(c, partial),
                                         resume_from=resume_from, shards=shards, runner=runner)
     table, rows = job.store_results(cal, partial)
-    notice(f"{len(cal.results)} configuration(s) measured; quality table '{table}' now has {rows} row(s)")
+    per = "an FID and a prompt-accuracy row" if req.reference is None else "an FID row"
+    notice(f"{len(cal.results)} configuration(s) measured ({per} each); quality table '{table}' now has {rows} "
+           "row(s)")
     law_doc = None
     if not no_fit:
         fams, target = job.refit(req, command_line())
