@@ -7,22 +7,28 @@ from typing import Annotated, Optional
 
 import typer
 
-from ldmpick.cli.options import (BatchOpt, DeviceOpt, DtypeOpt, GuidanceOpt, JsonOpt, ModelsOpt, PromptsFileOpt,
-                                 ResumeOpt, SamplersOpt, SeedOpt, StepListOpt, ThreadsOpt, command_line, int_list)
+from ldmpick.cli.options import (DeviceOpt, DtypeOpt, GuidanceOpt, JsonOpt, PromptsFileOpt, ResumeOpt, SamplersOpt,
+                                 SeedOpt, StepListOpt, ThreadsOpt, command_line, int_list)
 from ldmpick.cli.render import console, make_table, notice, print_json, progress_bar
 from ldmpick.catalogue import DEMO_MODELS
 
 DEMO_FAMILY = ",".join(DEMO_MODELS)
 
 
+CalibrateModelsOpt = Annotated[Optional[str], typer.Option(
+    "--models", "-m", help="Comma-separated models with weights: names, local diffusers folders or cached hub ids.")]
+CalibrateBatchOpt = Annotated[Optional[int], typer.Option(
+    "--batch", help="Images generated at once.")]
+
+
 def calibrate_cmd(
-    models: ModelsOpt = DEMO_FAMILY,
+    models: CalibrateModelsOpt = DEMO_FAMILY,
     samplers: SamplersOpt = "ddim,dpmpp-2m,euler,unipc",
     steps: StepListOpt = "1,2,4,8,16,32",
     samples: Annotated[int, typer.Option("--samples", help="Images generated (and measured) per configuration (FID depends on it: the shipped demo calibration used 256).")] = 256,
     seed: SeedOpt = 0,
     guidance: GuidanceOpt = None,
-    batch: BatchOpt = 256,
+    batch: CalibrateBatchOpt = 256,
     device: DeviceOpt = None,
     dtype: DtypeOpt = None,
     reference: Annotated[Optional[Path], typer.Option("--reference", help="Folder of real reference images (real models; default: the demo world).")] = None,
