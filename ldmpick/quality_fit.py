@@ -392,7 +392,9 @@ def fit_law(tables: list[tuple[list[QualityPoint], str]], command: str = "",
 
     anchors = {}
     for p in points:  # calibrated or user-declared points of models outside the family: anchors (most steps wins)
-        if p.series.startswith(ANCHOR_SERIES) and p.metric == "fid":
+        if p.series.startswith(ANCHOR_SERIES) and p.metric == "fid" and p.sampler in curves:
+            # (an anchor is moved along its sampler's step curve: a sampler without one, a flow sampler, cannot
+            # anchor; such rows count once a calibrated family fits them, with enough points)
             old = anchors.get(p.model)
             if old is None or p.steps >= old.steps:
                 anchors[p.model] = Anchor(p.model, p.sampler, p.steps, p.value, p.source, p.dataset)

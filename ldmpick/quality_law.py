@@ -409,12 +409,15 @@ class QualityLaw:
         held (flagged)."""
         if steps < 1:
             raise UsageError(f"steps must be at least 1 (got {steps})")
-        curve = self.curve(sampler)
         fam = self.calibrated_for(model, sampler, "fid")
-        if fam is not None:
+        if fam is not None:  # (its own curve: a flow sampler has none among the published ones)
             value, sigma = fam.predict(str(model), sampler, steps)
+            most = fam.max_steps(str(model), sampler)
+            beyond = [f"beyond the calibrated steps: measured up to {most}, extrapolated along the fitted curve "
+                      "(recommend does not go past them)"] if most and steps > most else []
             return Prediction(value, sigma, f"calibrated:{fam.dataset}", value - Z_LEVEL * sigma,
-                              value + Z_LEVEL * sigma, rows=[f"calibration: {fam.source}"])
+                              value + Z_LEVEL * sigma, rows=[f"calibration: {fam.source}"], flags=beyond)
+        curve = self.curve(sampler)
         flags: list[str] = []
         held = self._held(curve, sampler, steps, flags)
         anchor = self.anchors.get(model) if model else None

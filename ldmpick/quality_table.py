@@ -187,7 +187,11 @@ def _number(row: dict, key: str, kind: type, minimum: float, optional: bool = Fa
         if optional:
             return None
         raise ValueError(f"'{key}' is empty")
-    value = kind(text)
+    try:
+        value = kind(text)
+    except ValueError:
+        what = "a whole number" if kind is int else "a number"
+        raise ValueError(f"'{key}' must be {what} (got {text!r})") from None
     if not math.isfinite(value) or value < minimum:
         raise ValueError(f"'{key}' must be a finite number >= {minimum:g} (got {text!r})")
     return value
@@ -208,11 +212,14 @@ def _point(row: dict) -> QualityPoint:
         raise ValueError("model and metric must not be empty")
     if None in row:
         raise ValueError("the row has more fields than the header")
+    from ldmpick.errors import unknown_name
+    from ldmpick.samplers import SAMPLERS
+
     metric = texts["metric"]
     if metric not in TABLE_METRICS:
-        from ldmpick.errors import unknown_name
-
         raise ValueError(str(unknown_name("metric", metric, TABLE_METRICS)))  # the row number is added above
+    if texts["sampler"] not in SAMPLERS:  # the law would refuse it later, from a file it had already written
+        raise ValueError(str(unknown_name("sampler", texts["sampler"], SAMPLERS)))
     point = QualityPoint(
         unet_params=_number(row, "unet_params", int, 1, optional=True),
         steps=_number(row, "steps", int, 1), guidance=_number(row, "guidance", float, 0, optional=True),

@@ -130,7 +130,7 @@ def test_law_file_round_trip_and_refusals(law, tmp_path):
 @pytest.mark.parametrize("row, message", [
     ("m,,ddim,0,7.5,512,fid,20,1,d,s,src", "'steps' must be a finite number >= 1"),
     ("m,,ddim,5,7.5,512,fid,nan,1,d,s,src", "finite"),
-    ("m,,ddim,five,7.5,512,fid,20,1,d,s,src", "invalid literal"),
+    ("m,,ddim,five,7.5,512,fid,20,1,d,s,src", "'steps' must be a whole number"),
 ])
 def test_bad_quality_rows_are_refused(row, message):
     header = "model,unet_params,sampler,steps,guidance,resolution,metric,value,num_samples,dataset,series,source"

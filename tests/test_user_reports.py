@@ -628,3 +628,41 @@ def test_a_prompt_outside_the_demo_world_gets_a_note(tmp_path):
     r = runner.invoke(app, ["generate", "A small Blue cross at the top left on a white background", "--budget",
                             "100ms", "-o", str(tmp_path / "p"), "--seed", "1"])
     assert r.exit_code == 0 and "knows only its shapes world" not in r.stderr
+
+
+HEADER = "model,unet_params,sampler,steps,guidance,resolution,metric,value,num_samples,dataset,series,source\n"
+
+
+def test_fit_never_writes_a_law_it_cannot_read_back(tmp_path):
+    """A calibration of a flow model (flow-euler) made 'fit' write a law that law/recommend then refused as
+    malformed (an anchor with a sampler that has no published step curve)."""
+    import json
+
+    many = tmp_path / "flow_cal.csv"
+    many.write_text(HEADER + "".join(f"sana-1.6b,,flow-euler,{s},4.5,1024,fid,{30 + 100 / s},256,mine,calibrated:mine,"
+                                     "me\n" for s in (1, 2, 4, 8, 16, 32)))
+    out = tmp_path / "law.json"
+    assert runner.invoke(app, ["fit", "--table", str(many), "-o", str(out)]).exit_code == 0
+    r = runner.invoke(app, ["law", "--law", str(out), "--model", "sana-1.6b", "--sampler", "flow-euler", "--steps",
+                            "4,64", "--json"])
+    assert r.exit_code == 0, r.stderr
+    four, sixty_four = json.loads(r.stdout)["predictions"]
+    assert four["basis"] == "calibrated:mine" and not four["flags"]
+    assert "beyond the calibrated steps: measured up to 32" in sixty_four["flags"][0]  # (it said nothing)
+    one = tmp_path / "one.csv"
+    one.write_text(HEADER + "sana-1.6b,,flow-euler,4,4.5,1024,fid,40,256,mine,calibrated:mine,me\n")
+    r = runner.invoke(app, ["fit", "--table", str(one), "-o", str(out)])
+    assert r.exit_code == 0 and "not used: the rows of sana-1.6b flow-euler" in r.stderr
+    assert runner.invoke(app, ["law", "--law", str(out)]).exit_code == 0
+
+
+@pytest.mark.parametrize("row, message", [
+    ("sd-1.5,,nosampler,4,7.5,512,fid,20,256,d,anchor:me,me", "unknown sampler 'nosampler'"),
+    ("sd-1.5,,ddim,2.5,7.5,512,fid,20,256,d,anchor:me,me", "'steps' must be a whole number (got '2.5')"),
+    ("sd-1.5,,ddim,4,7.5,512,fid,abc,256,d,anchor:me,me", "'value' must be a number (got 'abc')"),
+])
+def test_a_bad_table_row_is_named_plainly(tmp_path, row, message):
+    table = tmp_path / "t.csv"
+    table.write_text(HEADER + row + "\n")
+    r = runner.invoke(app, ["fit", "--table", str(table), "-o", str(tmp_path / "law.json")])
+    assert r.exit_code == 2 and message in r.stderr and not (tmp_path / "law.json").exists()

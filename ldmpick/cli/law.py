@@ -43,8 +43,27 @@ def fit_cmd(
                else "edit that table to remove them")
         notice(f"note: left out the rows of {', '.join(sorted(stale))} in '{where}': another model under a built-in "
                f"name (another parameter count; a calibration of an older release?); {how}")
+    unused = unanchored_rows(law, list(table or []))
+    if unused:
+        notice(f"note: not used: the rows of {', '.join(unused)}: too few points to fit a calibrated curve, and "
+               "their sampler has no step curve to anchor them on (flow samplers); calibrate more steps of them")
     notice(f"law written to '{target}' (size-term residual RMS {law.smooth_rms:.2f} FID)")
     render_law(law, json_out, int_list(DEFAULT_GRID, "--steps"))
+
+
+def unanchored_rows(law: Any, tables: list[Path]) -> list[str]:
+    """'model sampler' of the calibrated or anchor FID rows the fitted law uses nowhere."""
+    from ldmpick.quality_table import ANCHOR_SERIES, load_tables
+
+    fitted = {(m, s) for f in law.calibrated for m in f.floors for s in f.curves}
+    out = []
+    for points, _ in load_tables(tables):
+        for p in points:
+            key = (p.model, p.sampler)
+            if (p.series.startswith(ANCHOR_SERIES) and p.metric == "fid" and p.sampler not in law.curves
+                    and key not in fitted and f"{p.model} {p.sampler}" not in out):
+                out.append(f"{p.model} {p.sampler}")
+    return out
 
 
 def law_cmd(
