@@ -140,7 +140,8 @@ def plan_selection(budget: str | float, *, profile: Any = None, profile_ref: str
         check_settings(profile, resolution, batch, cfg, mode)
         st = profile.settings
         names = models or [m.name for m in profile.models]
-        on_paper_scale = any(law.scale_of(m, metric) == "the paper's scale" for m in names)
+        on_paper_scale = any(law.scale_of(m, metric) == "the paper's scale"  # (a model without data is on none)
+                             and any(law.quality_basis(m, s, metric) is not None for s in sampler_list) for m in names)
         if metric == "fid" and (st.resolution != 512 or not st.cfg) and on_paper_scale:
             notify(f"note: the latencies are for {st.describe()}, but predicted FIDs are on the paper's scale "
                    "(512 px, guidance 7.5): the law has no resolution or guidance input")

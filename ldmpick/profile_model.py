@@ -125,6 +125,12 @@ class LatencyStats:
             check_latency(x, f"{where}.samples_ms[{i}]")
         if not vals["min_ms"] <= vals["p10_ms"] <= vals["median_ms"] <= vals["p90_ms"] <= vals["max_ms"]:
             raise ProfileError(f"{where}: min <= p10 <= median <= p90 <= max does not hold")
+        if samples:  # the summary and the samples must tell one story: show and plan use the one, p90 the other
+            own = cls.from_samples([float(x) for x in samples])
+            for k in ("median_ms", "p10_ms", "p90_ms", "min_ms", "max_ms"):
+                if abs(getattr(own, k) - vals[k]) > 1e-3 + 1e-3 * abs(getattr(own, k)):
+                    raise ProfileError(f"{where}.{k} is {vals[k]:g} but its samples_ms say {getattr(own, k):g}; "
+                                       "the file was edited: fix the summary, or drop samples_ms")
         return cls(**vals, n=n, samples_ms=[float(x) for x in samples])
 
 

@@ -666,3 +666,34 @@ def test_a_bad_table_row_is_named_plainly(tmp_path, row, message):
     table.write_text(HEADER + row + "\n")
     r = runner.invoke(app, ["fit", "--table", str(table), "-o", str(tmp_path / "law.json")])
     assert r.exit_code == 2 and message in r.stderr and not (tmp_path / "law.json").exists()
+
+
+def test_the_paper_scale_note_is_not_given_for_a_model_without_quality_data(tmp_path):
+    import json
+
+    from ldmpick.profile_store import find_profile
+
+    doc = json.loads(find_profile("20261128110507").read_text())
+    for m in doc["models"]:
+        if m["name"] == "demo-c16":
+            m["name"] = "my-unet"  # no quality data anywhere: on no scale
+    prof = tmp_path / "mine.json"
+    prof.write_text(json.dumps(doc))
+    r = runner.invoke(app, ["recommend", "--budget", "60ms", "--profile", str(prof)])
+    assert r.exit_code == 0, r.stderr
+    assert "paper's scale" not in r.stderr  # (the pick is on the demo world's scale, as the explanation says)
+
+
+def test_a_profile_whose_summary_contradicts_its_samples_is_refused(tmp_path):
+    """Edited medians (0.5 ms) with 21 ms samples: 'profiles show' said 0.5 ms while recommend planned 21.6 ms."""
+    import json
+
+    from ldmpick.profile_store import find_profile
+
+    doc = json.loads(find_profile("20261128110507").read_text())
+    step = next(m for m in doc["models"] if m["name"] == "demo-c80")["denoiser_step"]
+    step.update(median_ms=0.5, p10_ms=0.4, p90_ms=0.6, min_ms=0.3, max_ms=0.7)
+    edited = tmp_path / "edited.json"
+    edited.write_text(json.dumps(doc))
+    r = runner.invoke(app, ["profiles", "import", str(edited)])
+    assert r.exit_code == 2 and "but its samples_ms say" in r.stderr
