@@ -47,6 +47,11 @@ def model_name(d: dict[str, Any], where: str) -> str:
     (``owner/name``). Never a path: no leading '/' or '~', no backslash, no '.'/'..' parts, at most one '/'."""
     name = label(d, "name", where, MAX_NAME_CHARS)
     assert name is not None
+    import unicodedata
+
+    if any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in name):
+        # zero-width and bidi characters: 'demo-c8\u200b' shows as demo-c8 and would pass for it in every table
+        raise ProfileError(f"{where}.name {name!r} holds invisible or direction-changing characters")
     parts = name.split("/")
     if (len(parts) > 2 or "\\" in name or name.startswith("~") or any(p in ("", ".", "..") for p in parts)
             or name != name.strip()):

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ldmpick.errors import UsageError
+from ldmpick.errors import LdmpickError, UsageError
 from ldmpick.samplers import steps_text
 from ldmpick.quality_scales import (CALIBRATED_METRIC, INTERVAL_LEVEL, Z_LEVEL, IntervalFit, PublishedSeries, interval,
                                     scale_of_metric)
@@ -642,5 +642,18 @@ def _check_model_name(law: QualityLaw, model: str) -> None:
 
     names = set(known_names()) | {m for m, _, _ in law.size_points} | set(law.anchors)
     names |= {m for f in law.calibrated for m in f.floors} | {s.model for s in law.published if s.model}
-    if model not in names and not Path(model).expanduser().is_dir():
+    if model not in names and not Path(model).expanduser().is_dir() and not _cached_hub_model(model):
         raise unknown_name("model", model, names)
+
+
+def _cached_hub_model(name: str) -> bool:
+    """A hub id whose snapshot is in the local Hugging Face cache (the README: anywhere a model is named)."""
+    from ldmpick.catalogue import HUB_ID, hub_snapshot
+
+    if not HUB_ID.match(name):
+        return False
+    try:
+        hub_snapshot(name)
+    except LdmpickError:
+        return False
+    return True

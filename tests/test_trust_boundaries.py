@@ -394,3 +394,33 @@ def test_a_model_folder_holding_python_files_is_refused_but_diffusers_own_module
     (folder / "unet" / "modeling.py").write_text("raise SystemExit('ran')\n")
     with pytest.raises(LdmpickError, match="holds Python code"):
         load_local_spec(folder)
+
+
+@pytest.mark.parametrize("name", ["demo-c8\u200b", "abc\u202edemo", "demo\u2028c8", "demo-c8\x85"])
+def test_a_model_name_with_invisible_characters_is_refused(name, tmp_path):
+    """Shown in a table, 'demo-c8\\u200b' is indistinguishable from demo-c8."""
+    from ldmpick.profile_store import find_profile
+
+    doc = json.loads(find_profile("20261128110507").read_text())
+    doc["models"][0]["name"] = name
+    f = tmp_path / "p.json"
+    f.write_text(json.dumps(doc))
+    r = runner.invoke(app, ["profiles", "import", str(f)])
+    assert r.exit_code == 2 and ("invisible" in r.stderr or "control characters" in r.stderr), r.stderr
+
+
+def test_a_cached_hub_id_is_a_model_name_law_accepts(tmp_path, monkeypatch):
+    import shutil
+
+    from ldmpick.catalogue import DEMO_MODELS, DEMO_MODELS_DIR
+
+    cache = tmp_path / "hub"
+    snap = cache / "models--acme--tiny-ldm" / "snapshots" / "abc123"
+    shutil.copytree(DEMO_MODELS_DIR / DEMO_MODELS["demo-c8"], snap)
+    (cache / "models--acme--tiny-ldm" / "refs").mkdir()
+    (cache / "models--acme--tiny-ldm" / "refs" / "main").write_text("abc123")
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    r = runner.invoke(app, ["law", "--model", "acme/tiny-ldm", "--sampler", "ddim", "--steps", "4"])
+    assert r.exit_code == 0 and "no quality data on this scale" in r.output  # (it said 'unknown model')
+    r = runner.invoke(app, ["law", "--model", "acme/not-cached", "--sampler", "ddim", "--steps", "4"])
+    assert r.exit_code == 2 and "unknown model 'acme/not-cached'" in r.stderr
