@@ -624,12 +624,23 @@ def predict_query(law: QualityLaw, model: str, sampler: str, steps: list[int], m
 
     model = model_label(model)  # a folder given by path: the name its calibration rows are kept under
     out = []
+    series = law.published_series(model, sampler, metric) if scale.published else None
+    first = min((k for k, _ in series.points), default=None) if series is not None else None
     for k in steps:
         pred = law.predict(model, sampler, k, metric)
-        out.append({"steps": k, **(pred.to_json() if pred is not None else
-                                   {"value": None, "interval": None, "basis": "no quality data on this scale"})})
+        if pred is not None:
+            out.append({"steps": k, **pred.to_json()})
+            continue
+        # a published series that starts later is data on this scale, just not at so few steps
+        why = (f"{NO_PUBLISHED_BELOW} {first} steps here (no extrapolation)" if first is not None and k < first
+               else NO_DATA)
+        out.append({"steps": k, "value": None, "interval": None, "basis": why})
     return {"model": model, "sampler": sampler, "metric": metric, "scale": scale.description,
             "lower_is_better": scale.lower_is_better, "interval_level": law.intervals.level, "predictions": out}
+
+
+NO_DATA = "no quality data on this scale"
+NO_PUBLISHED_BELOW = "published from"
 
 
 def _check_model_name(law: QualityLaw, model: str) -> None:

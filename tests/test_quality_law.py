@@ -237,7 +237,7 @@ def test_law_query_on_a_published_scale_interpolates_holds_and_never_extrapolate
     below, at = doc["predictions"]
     assert below["value"] is None and at["value"] == 11.92
     assert any("does not state its sampler" in f for f in at["flags"])
-    assert "no quality data on this scale (MJHQ FID)" in doc["no_data"]
+    assert below["basis"] == "published from 28 steps here (no extrapolation)" and "no_data" not in doc
 
 
 def test_law_query_on_the_paper_scale_gives_basis_and_holds_past_the_curves_data(law):

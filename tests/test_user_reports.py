@@ -697,3 +697,15 @@ def test_a_profile_whose_summary_contradicts_its_samples_is_refused(tmp_path):
     edited.write_text(json.dumps(doc))
     r = runner.invoke(app, ["profiles", "import", str(edited)])
     assert r.exit_code == 2 and "but its samples_ms say" in r.stderr
+
+
+def test_published_scales_say_where_their_data_starts_instead_of_no_data():
+    import json
+
+    r = runner.invoke(app, ["law", "--model", "sdxl-base", "--sampler", "ddim", "--steps", "1,50", "--metric",
+                            "geneval", "--json"])
+    assert r.exit_code == 0, r.stderr
+    doc = json.loads(r.stdout)
+    one, fifty = doc["predictions"]
+    assert one["value"] is None and one["basis"] == "published from 50 steps here (no extrapolation)"
+    assert fifty["value"] is not None and "no_data" not in doc  # (it advised calibrating a configs-only model)

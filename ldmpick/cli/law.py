@@ -115,8 +115,10 @@ def render_query(doc: dict[str, Any], json_out: bool) -> None:
     """One row per step count: value, interval, basis and flags; then the rows the values rest on."""
     from ldmpick.selector import no_data_note
 
+    from ldmpick.quality_law import NO_DATA
+
     if json_out:
-        missing = [p["steps"] for p in doc["predictions"] if p["value"] is None]
+        missing = [p["steps"] for p in doc["predictions"] if p["basis"] == NO_DATA]
         if missing:
             doc["no_data"] = no_data_note(doc["model"], [doc["sampler"]], doc["metric"])
         print_json(doc)
@@ -137,7 +139,7 @@ def render_query(doc: dict[str, Any], json_out: bool) -> None:
     out.print(t)
     if rows:
         out.print("rests on: " + "; ".join(rows), soft_wrap=True)
-    if any(p["value"] is None for p in doc["predictions"]):
+    if any(p["basis"] == NO_DATA for p in doc["predictions"]):
         notice(no_data_note(doc["model"], [doc["sampler"]], doc["metric"]))
 
 
