@@ -420,6 +420,9 @@ def test_a_cached_hub_id_is_a_model_name_law_accepts(tmp_path, monkeypatch):
     (cache / "models--acme--tiny-ldm" / "refs").mkdir()
     (cache / "models--acme--tiny-ldm" / "refs" / "main").write_text("abc123")
     monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))  # (read once, when huggingface_hub is imported)
     r = runner.invoke(app, ["law", "--model", "acme/tiny-ldm", "--sampler", "ddim", "--steps", "4"])
     assert r.exit_code == 0 and "no quality data on this scale" in r.output  # (it said 'unknown model')
     r = runner.invoke(app, ["law", "--model", "acme/not-cached", "--sampler", "ddim", "--steps", "4"])
