@@ -311,7 +311,7 @@ def _to_uint8(images: Any) -> Any:
 
 
 def generate_images(pipe: Any, prompts: list[str], sampler: str, steps: int, guidance: float, seed: int,
-                    batch: int, resolution: int) -> Any:
+                    batch: int, resolution: int, extra: dict[str, Any] | None = None) -> Any:
     """``len(prompts)`` images (uint8 ``(n, h, w, 3)``) with diffusers' own pipeline call and the sampler swapped
     in; image ``i`` is seeded with ``seed + i`` whatever the batch, so every configuration starts from the same
     noise."""
@@ -328,7 +328,7 @@ def generate_images(pipe: Any, prompts: list[str], sampler: str, steps: int, gui
         gens = [torch.Generator(device).manual_seed(seed + start + i) for i in range(len(chunk))]
         with torch.no_grad():
             res = pipe(prompt=chunk, num_inference_steps=steps, guidance_scale=guidance, generator=gens,
-                       height=resolution, width=resolution, output_type="np")
+                       height=resolution, width=resolution, output_type="np", **(extra or {}))
         out.append(_to_uint8(res.images))
     return np.concatenate(out)
 

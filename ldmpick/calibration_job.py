@@ -13,9 +13,10 @@ from ldmpick.errors import UsageError
 
 DEMO_GUIDANCE = 4.0  # the demo family: FID improves with steps up to 16-32 at 4; at 2 it is flat after 2-4 (docs/demo.md)
 REFERENCE_GUIDANCE = 7.5  # real (Stable-Diffusion-like) models
+DEFAULT_CALIBRATION_SAMPLERS = ("ddim", "dpmpp-2m", "euler", "unipc")  # the shipped demo calibration's
 
 
-def build_request(*, models: str, samplers: str, steps: list[int], samples: int, seed: int, guidance: float | None,
+def build_request(*, models: str, samplers: str | None, steps: list[int], samples: int, seed: int, guidance: float | None,
                   batch: int, device: str | None, dtype: str | None, reference: Path | None,
                   prompts_file: Path | None, inception_weights: Path | None) -> Any:  # -> CalibrationRequest
     """A checked request; the device defaults to the GPU if there is one, dtype to what suits it, guidance to the
@@ -31,11 +32,17 @@ def build_request(*, models: str, samplers: str, steps: list[int], samples: int,
     if guidance is None:
         guidance = REFERENCE_GUIDANCE if reference else DEMO_GUIDANCE
     model_list, per_model = parse_model_list(models), None
-    if samplers.strip().lower() == "all":  # each model runs the samplers that fit it (as profile's 'all')
+    if samplers is None or samplers.strip().lower() == "all":
+        # 'all': each model runs the samplers that fit it (as profile's 'all'); not given: those of the usual four
+        # (ddim, dpmpp-2m, euler, unipc) that fit it, else all that fit it (a flow model: its flow samplers)
         from ldmpick.catalogue import resolve_model
 
         specs = {m: resolve_model(m) for m in model_list}
-        per_model = {m: spec.adapter.fitting_samplers(spec) for m, spec in specs.items()}
+        per_model = {}
+        for m, spec in specs.items():
+            fits = spec.adapter.fitting_samplers(spec)
+            usual = [s for s in DEFAULT_CALIBRATION_SAMPLERS if s in fits]
+            per_model[m] = fits if samplers is not None or not usual else usual
         sampler_list = list(dict.fromkeys(s for fits in per_model.values() for s in fits))
     else:
         sampler_list = parse_sampler_list(samplers)

@@ -120,7 +120,8 @@ class ShardMeasurer:
 
             self._pipe = None  # free the previous model first
             spec = resolve_model(model)
-            self._pipe = (model, load_pipeline(spec.path, self.req.device, self.req.dtype), spec.native_resolution)
+            self._pipe = (model, load_pipeline(spec.path, self.req.device, self.req.dtype), spec.native_resolution,
+                          spec)
         return self._pipe[1], self._pipe[2]
 
     def measure(self, task: ShardTask) -> ShardResult:
@@ -129,9 +130,11 @@ class ShardMeasurer:
         self._prepare()
         t0 = time.perf_counter()
         pipe, resolution = self._pipeline(task.model)
+        spec = self._pipe[3]
         req = self.req
         images = generate_images(pipe, self._prompts[task.start:task.stop], task.sampler, task.steps, req.guidance,
-                                 req.seed + task.start, req.batch, resolution)
+                                 req.seed + task.start, req.batch, resolution,
+                                 extra=spec.adapter.steps_kwargs(spec, task.steps))
         feats = self._features(images)
         hits = every = None
         if self._judge is not None:

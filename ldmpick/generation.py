@@ -443,6 +443,7 @@ def _call_kwargs(pipe: Any, spec: ModelSpec, settings: RunSettings, prompt: str,
                                   width=settings.resolution, generator=generators,
                                   num_images_per_prompt=settings.n, output_type="pil")
     wanted.update(spec.adapter.call_kwargs(spec, settings.guidance, settings.n))
+    wanted.update(spec.adapter.steps_kwargs(spec, steps))
     if settings.negative_prompt:
         wanted["negative_prompt"] = settings.negative_prompt
     accepted = inspect.signature(pipe.__call__).parameters

@@ -119,8 +119,12 @@ def _build_network(feature_dim: int = FEATURE_DIM):  # -> torch.nn.Module
     return WorldJudge()
 
 
-def images_to_tensor(images: Any):  # -> torch.Tensor (n, 3, h, w) in [-1, 1]
-    """uint8 ``(n, h, w, 3)`` arrays, or PIL images, to the judge's input."""
+from ldmpick.demo_world import IMAGE_SIZE as JUDGE_SIDE  # noqa: E402  (the world's images: what the judge learnt)
+
+
+def images_to_tensor(images: Any, size: int | None = None):  # -> torch.Tensor (n, 3, h, w) in [-1, 1]
+    """uint8 ``(n, h, w, 3)`` arrays, or PIL images, to a tensor; with ``size``, resized to it (the judge's input:
+    the demo world's side, for a model of another native size judged on the demo world)."""
     import numpy as np
     import torch
 
@@ -129,7 +133,11 @@ def images_to_tensor(images: Any):  # -> torch.Tensor (n, 3, h, w) in [-1, 1]
     arr = np.asarray(images)
     if arr.ndim != 4 or arr.shape[-1] != 3:
         raise UsageError(f"images must be (n, h, w, 3), got shape {arr.shape}")
-    return torch.from_numpy(arr.astype(np.float32)).permute(0, 3, 1, 2) / 127.5 - 1.0
+    x = torch.from_numpy(arr.astype(np.float32)).permute(0, 3, 1, 2) / 127.5 - 1.0
+    if size is not None and x.shape[-2:] != (size, size):
+        x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", antialias=True,
+                                            align_corners=False)
+    return x
 
 
 @dataclass
@@ -143,14 +151,14 @@ class Judge:
         """Penultimate-layer features (numpy ``(n, FEATURE_DIM)``) of uint8 images or PIL images."""
         import torch
 
-        x = images_to_tensor(images)
+        x = images_to_tensor(images, JUDGE_SIDE)
         with torch.no_grad():
             return torch.cat([self.network.features(x[i:i + batch]) for i in range(0, len(x), batch)]).numpy()
 
     def predict(self, images: Any, batch: int = 512) -> dict[str, list[int]]:
         import torch
 
-        x = images_to_tensor(images)
+        x = images_to_tensor(images, JUDGE_SIDE)
         out: dict[str, list[int]] = {a: [] for a in ATTRIBUTES}
         with torch.no_grad():
             for i in range(0, len(x), batch):

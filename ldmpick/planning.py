@@ -371,9 +371,13 @@ def plan_generation(prompts: list[str], *, out: Path, budget: str | None = None,
             notify(f"note: profile '{prof.id}' has no measurement of '{settings.model}' with '{settings.sampler}'; "
                    "no latency prediction (measure it with 'ldmpick profile --models "
                    f"{models_argument([spec.source])}')")
+        entry = next((m for m in prof.models if m.name == settings.model and m.ok), None)
+        # a model that never doubles its batch (guidance-distilled, LCM, Sprint) is measured as it runs, whatever
+        # the profile's cfg setting says: compare with how its own step was measured
+        cfg_differs = entry is None or prof.model_cfg(entry) != settings.cfg
         plan.mismatches = [f"{name} {measured} (this run: {want})" for name, measured, want in settings_mismatches(
-            prof, resolution=settings.resolution, batch=settings.n, cfg=settings.cfg, mode=settings.mode,
-            dtype=settings.dtype, device=settings.device)]
+            prof, resolution=settings.resolution, batch=settings.n, cfg=settings.cfg if cfg_differs else None,
+            mode=settings.mode, dtype=settings.dtype, device=settings.device)]
         if plan.mismatches and plan.latency is not None:
             notify(f"warning: the profile measured {', '.join(plan.mismatches)}; the prediction may be off")
     elif budget_ms is not None:
@@ -384,9 +388,11 @@ def plan_generation(prompts: list[str], *, out: Path, budget: str | None = None,
     if fam is not None and fam.guidance is not None and abs(fam.guidance - settings.guidance) > 1e-6:
         notify(f"note: the predicted FID is for guidance {fam.guidance:g}, the scale {settings.model} was calibrated "
                f"at; this run uses {settings.guidance:g}, so it may differ")
-    if negative_prompt and not settings.cfg and settings.guidance <= 1:
-        notify(f"note: --negative-prompt has no effect at guidance {settings.guidance:g} (it acts through "
-               "classifier-free guidance, which needs a scale above 1)")
+    if negative_prompt and not settings.cfg:  # it acts only through classifier-free guidance's second batch
+        why = (f"at guidance {settings.guidance:g} (classifier-free guidance needs a scale above 1)"
+               if settings.guidance <= 1 else f"on {settings.model}, which runs no classifier-free guidance "
+               "(guidance-distilled: its guidance is an input of the denoiser)")
+        notify(f"note: --negative-prompt has no effect {why}")
     if plan.latency is not None and plan.quality is not None and plan.quality.metric == "fid":
         plan.latency.fid = round(plan.quality.value, 3)
     return plan
@@ -476,7 +482,7 @@ def _select_runnable(prof: Any, law: Any, budget_s: float, model: str | None, la
         pass
     b = sel.best
     fam = law.calibrated_for(b.model, b.sampler, "fid")
-    scale = f"calibrated on {fam.dataset}" if fam else "on the paper's scale"
+    scale = f"calibrated on {fam.dataset}" if fam else f"on {law.scale_of(b.model, 'fid')}"  # (an anchor's own)
     chance = f", {_percent(b.over_budget_chance)} chance of running over" if b.over_budget_chance is not None else ""
     notes.append(f"selected {b.model}, {b.sampler}, {steps_text(b.steps)} within {budget_s * 1e3:.0f} ms "
                  f"(planned {b.latency * 1e3:.0f} ms at p{PLAN_PERCENTILE:g}{chance}; FID {b.quality:.1f} {scale})")

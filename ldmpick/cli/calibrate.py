@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ldmpick.cli.options import (DeviceOpt, DtypeOpt, GuidanceOpt, JsonOpt, PromptsFileOpt, ResumeOpt, SamplersOpt,
+from ldmpick.cli.options import (DeviceOpt, DtypeOpt, GuidanceOpt, JsonOpt, PromptsFileOpt, ResumeOpt,
                                  SeedOpt, StepListOpt, ThreadsOpt, command_line, int_list)
 from ldmpick.cli.render import console, make_table, notice, print_json, progress_bar
 from ldmpick.catalogue import DEMO_MODELS
@@ -23,7 +23,9 @@ CalibrateBatchOpt = Annotated[Optional[int], typer.Option(
 
 def calibrate_cmd(
     models: CalibrateModelsOpt = DEMO_FAMILY,
-    samplers: SamplersOpt = "ddim,dpmpp-2m,euler,unipc",
+    samplers: Annotated[Optional[str], typer.Option(
+        "--samplers", help="Comma-separated sampler names, or 'all' (each model runs those that fit it). Default: "
+        "ddim, dpmpp-2m, euler and unipc, those of them that fit each model (a flow model: its flow samplers).")] = None,
     steps: StepListOpt = "1,2,4,8,16,32",
     samples: Annotated[int, typer.Option("--samples", help="Images generated (and measured) per configuration (FID depends on it: the shipped demo calibration used 256).")] = 256,
     seed: SeedOpt = 0,
@@ -49,7 +51,7 @@ def calibrate_cmd(
 
     req = job.build_request(
         models=DEMO_FAMILY if models is None else models,
-        samplers="ddim,dpmpp-2m,euler,unipc" if samplers is None else samplers, steps=int_list(steps, "--steps"),
+        samplers=samplers, steps=int_list(steps, "--steps"),
         samples=samples, seed=0 if seed is None else seed, guidance=guidance, batch=256 if batch is None else batch,
         device=device, dtype=dtype, reference=reference, prompts_file=prompts_file,
         inception_weights=inception_weights)

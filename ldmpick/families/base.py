@@ -458,6 +458,10 @@ class Family:
         """Family-specific keyword arguments of ``pipe(...)``."""
         return {"guidance_scale": guidance}
 
+    def steps_kwargs(self, spec: ModelSpec, steps: int) -> dict[str, Any]:
+        """Keyword arguments of ``pipe(...)`` that depend on the step count (SANA-Sprint)."""
+        return {}
+
     def describe(self) -> str:
         return self.description
 

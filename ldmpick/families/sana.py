@@ -38,6 +38,11 @@ class Sana(Family):
     def family_samplers(self, spec: ModelSpec) -> list[str]:
         return ["scm"] if self.is_sprint(spec) else list(self.samplers)
 
+    def misfit_reason(self, spec: ModelSpec, name: str) -> str | None:
+        if self.is_sprint(spec) and name != "scm":
+            return "SANA-Sprint runs its SCM scheduler only"
+        return super().misfit_reason(spec, name)
+
     def vae_class(self, spec: ModelSpec) -> str:
         return spec.component_classes.get("vae") or "AutoencoderDC"
 
@@ -61,6 +66,11 @@ class Sana(Family):
         if cfg.get("guidance_embeds"):
             inputs["guidance"] = torch.full((batch,), 4.5, device=device, dtype=dtype)
         return inputs
+
+    def steps_kwargs(self, spec: ModelSpec, steps: int) -> dict[str, Any]:
+        # SanaSprintPipeline's intermediate_timesteps (default 1.3) is for its 2-step schedule only; it raises at
+        # any other step count unless it is None
+        return {"intermediate_timesteps": None} if self.is_sprint(spec) and steps != 2 else {}
 
     def call_kwargs(self, spec: ModelSpec, guidance: float, n: int) -> dict[str, Any]:
         # no resolution binning: the image is generated at the asked size, as profiled
