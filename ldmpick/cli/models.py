@@ -47,8 +47,9 @@ def models_add(
     reg = register(name, source, force=force)
     if reg.note is not None:
         notice(f"note: {reg.note}")
-    notice(f"registered '{reg.name}' -> '{reg.value}' (UNet {format_params(reg.unet_params)} parameters, "
-           f"{reg.weights})")
+    n = reg.unet_params
+    count = format_params(n) if n >= 1_000_000 else f"{n:,}"  # (a tiny test model read '0.0M')
+    notice(f"registered '{reg.name}' -> '{reg.value}' (denoiser {count} parameters, {reg.weights})")
 
 
 @app.command("remove")
