@@ -365,9 +365,9 @@ def plan_generation(prompts: list[str], *, out: Path, budget: str | None = None,
         # by the name the profile keeps the model under only: a folder named like a built-in model is not it
         plan.latency = latency.predict(prof, [settings.model], settings.sampler, settings.steps, PLAN_PERCENTILE,
                                        budget_ms)
-        if plan.latency is None:
-            from ldmpick.catalogue import models_argument
+        from ldmpick.catalogue import models_argument
 
+        if plan.latency is None:
             notify(f"note: profile '{prof.id}' has no measurement of '{settings.model}' with '{settings.sampler}'; "
                    "no latency prediction (measure it with 'ldmpick profile --models "
                    f"{models_argument([spec.source])}')")
@@ -378,7 +378,15 @@ def plan_generation(prompts: list[str], *, out: Path, budget: str | None = None,
         plan.mismatches = [f"{name} {measured} (this run: {want})" for name, measured, want in settings_mismatches(
             prof, resolution=settings.resolution, batch=settings.n, cfg=settings.cfg if cfg_differs else None,
             mode=settings.mode, dtype=settings.dtype, device=settings.device)]
-        if plan.mismatches and plan.latency is not None:
+        other_size = prof.settings.resolution != settings.resolution
+        if other_size and plan.latency is not None:
+            # every part scales with the pixels (Flux at 1024 px on a 64 px profile: 24 ms predicted, 767 measured):
+            # a number that far off is worse than none
+            plan.latency = None
+            notify(f"note: no latency prediction: profile '{prof.id}' measured {prof.settings.resolution} px, this run "
+                   f"is {settings.resolution} px (measure it: 'ldmpick profile --models "
+                   f"{models_argument([spec.source])} --resolution {settings.resolution}')")
+        elif plan.mismatches and plan.latency is not None:
             notify(f"warning: the profile measured {', '.join(plan.mismatches)}; the prediction may be off")
     elif budget_ms is not None:
         notify("note: no profile of this device; the budget cannot be checked before the run "

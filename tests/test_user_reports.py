@@ -709,3 +709,13 @@ def test_published_scales_say_where_their_data_starts_instead_of_no_data():
     one, fifty = doc["predictions"]
     assert one["value"] is None and one["basis"] == "published from 50 steps here (no extrapolation)"
     assert fifty["value"] is not None and "no_data" not in doc  # (it advised calibrating a configs-only model)
+
+
+def test_a_run_at_another_resolution_than_the_profile_gets_no_prediction(tmp_path):
+    import json
+
+    r = runner.invoke(app, ["generate", "a red circle", "--model", "demo-c8", "--sampler", "ddim", "--steps", "2",
+                            "--resolution", "64", "--seed", "1", "-o", str(tmp_path / "o"), "--json"])
+    assert r.exit_code == 0, r.stderr
+    assert "no latency prediction: profile" in r.stderr and "measured 32 px, this run is 64 px" in r.stderr
+    assert json.loads(r.stdout)["prediction"] is None
