@@ -94,7 +94,7 @@ def plan_selection(budget: str | float, *, profile: Any = None, profile_ref: str
     ``profile`` when given (a loaded one), else chosen by ``choose_profile`` from ``profile_ref``. With ``steps``
     only that step count is considered."""
     from ldmpick.profile_choice import choose_profile, quality_data_for
-    from ldmpick.quality_law import STALE_LAW_NOTICE, load_law, passed_over_user_law
+    from ldmpick.quality_law import STALE_LAW_NOTICE, load_law, passed_over_user_law, unfitted_rows_notice
     from ldmpick.quality_scales import scale_of_metric
     from ldmpick.selector import BudgetBelowFastest, select_config
 
@@ -127,6 +127,10 @@ def plan_selection(budget: str | float, *, profile: Any = None, profile_ref: str
         law, law_path = load_law(law_file)
         if law_file is None and passed_over_user_law(law_path):
             notify(STALE_LAW_NOTICE)
+        elif law_file is None:
+            unfitted = unfitted_rows_notice()
+            if unfitted:
+                notify(unfitted)
     source: dict[str, Any] = {"law": str(law_path)} if law_path is not None else {}
     excluded: list[str] = []
     typed = _typed_names(models)

@@ -590,6 +590,26 @@ def passed_over_user_law(used: Path) -> bool:
     return used != user_law_path() and user_law_path().exists()
 
 
+def unfitted_rows_notice() -> str | None:
+    """A note when your quality table changed after your law was last fitted ('calibrate --no-fit', an edit):
+    its new rows count only once 'ldmpick fit' refits the law. None otherwise. Two stat calls, no reading."""
+    from ldmpick.quality_table import user_table_path
+
+    table, law = user_table_path(), user_law_path()
+    try:
+        changed = table.stat().st_mtime
+    except OSError:
+        return None  # no table of yours
+    try:
+        fitted = law.stat().st_mtime
+    except OSError:
+        fitted = None
+    if fitted is not None and fitted >= changed:
+        return None
+    return (f"note: your quality table '{table}' changed after your law was fitted (calibrate --no-fit?): its new "
+            "rows count once 'ldmpick fit' refits it")
+
+
 def _fitted_on_older_table(law: QualityLaw) -> bool:
     from ldmpick.quality_table import shipped_table_digest
 

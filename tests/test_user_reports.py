@@ -719,3 +719,13 @@ def test_a_run_at_another_resolution_than_the_profile_gets_no_prediction(tmp_pat
     assert r.exit_code == 0, r.stderr
     assert "no latency prediction: profile" in r.stderr and "measured 32 px, this run is 64 px" in r.stderr
     assert json.loads(r.stdout)["prediction"] is None
+
+
+def test_rows_added_without_a_refit_are_pointed_out():
+    """After 'calibrate --no-fit', recommend said 'no quality data ... calibrate' where 'ldmpick fit' was missing."""
+    write_user_table(small_calibration("demo-c8"))
+    r = runner.invoke(app, DEMO)
+    assert "changed after your law was fitted" in r.stderr and "'ldmpick fit'" in r.stderr
+    assert runner.invoke(app, ["fit"]).exit_code == 0
+    r = runner.invoke(app, DEMO)
+    assert "changed after your law was fitted" not in r.stderr
