@@ -462,15 +462,14 @@ def append_points(points: list[Any], path: Path) -> int:
 
     The new table is read back with the same reader ``fit``, ``plot`` and ``calibrate`` use before it replaces the
     old one: rows that reader would refuse are refused here, and the table stays as it was."""
-    from ldmpick.file_input import read_text_file
-    from ldmpick.quality_table import MAX_TABLE_BYTES, read_table, table_text
+    from ldmpick.quality_table import read_table, read_table_file, table_text
     from ldmpick.storage import atomic_write_text, file_lock
 
     for p in points:
         check_table_name(p.model)
     path.parent.mkdir(parents=True, exist_ok=True)
     with file_lock(path):
-        old = read_table(read_text_file(path, "quality table", MAX_TABLE_BYTES), f"'{path}'") if path.exists() else []
+        old = read_table_file(path) if path.exists() else []
         new_keys = {_row_key(p) for p in points}
         rows = [p for p in old if _row_key(p) not in new_keys] + list(points)
         text = table_text(rows, "Your measured quality points (ldmpick calibrate).")

@@ -79,13 +79,12 @@ def partial_state(req: Any, resume: bool, restart: bool) -> tuple[Path, list[Any
 def check_user_table() -> None:
     """The user's quality table, where the results will go, must read before anything is measured (a malformed
     row stopped the run only after every configuration was measured)."""
-    from ldmpick.file_input import read_text_file
-    from ldmpick.quality_table import MAX_TABLE_BYTES, read_table, user_table_path
+    from ldmpick.quality_table import read_table_file, user_table_path
 
     path = user_table_path()
     if path.exists():
         try:
-            read_table(read_text_file(path, "quality table", MAX_TABLE_BYTES), f"'{path}'")
+            read_table_file(path)
         except UsageError as exc:
             raise UsageError(f"{exc} — the results would go into that table: fix or move it, then calibrate") \
                 from None

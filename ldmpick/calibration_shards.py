@@ -113,7 +113,7 @@ class ShardMeasurer:
         self._prepare()
         return self._features
 
-    def _pipeline(self, model: str) -> tuple[Any, int]:
+    def _pipeline(self, model: str) -> tuple[Any, int, Any]:  # (pipeline, resolution, ModelSpec)
         if self._pipe is None or self._pipe[0] != model:
             from ldmpick.catalogue import resolve_model
             from ldmpick.generation import load_pipeline
@@ -122,15 +122,14 @@ class ShardMeasurer:
             spec = resolve_model(model)
             self._pipe = (model, load_pipeline(spec.path, self.req.device, self.req.dtype), spec.native_resolution,
                           spec)
-        return self._pipe[1], self._pipe[2]
+        return self._pipe[1], self._pipe[2], self._pipe[3]
 
     def measure(self, task: ShardTask) -> ShardResult:
         from ldmpick.calibration import generate_images
 
         self._prepare()
         t0 = time.perf_counter()
-        pipe, resolution = self._pipeline(task.model)
-        spec = self._pipe[3]
+        pipe, resolution, spec = self._pipeline(task.model)
         req = self.req
         images = generate_images(pipe, self._prompts[task.start:task.stop], task.sampler, task.steps, req.guidance,
                                  req.seed + task.start, req.batch, resolution,

@@ -414,6 +414,15 @@ def model_label(name: str) -> str:
     return local_model_name(path) if path.is_dir() else name
 
 
+def typed_by_label(names: list[str] | None) -> dict[str, str]:
+    """The names as typed, by their ``model_label`` (the first of several that share one): what a command the user
+    can paste names a model by (a folder 'm/demo-c8' is kept as 'demo-c8@m', which nothing resolves)."""
+    out: dict[str, str] = {}
+    for name in names or []:
+        out.setdefault(model_label(name), name)
+    return out
+
+
 def model_labels(names: list[str] | None) -> list[str] | None:
     """``model_label`` of each name (order kept, duplicates dropped); None stays None."""
     return None if names is None else list(dict.fromkeys(model_label(n) for n in names))

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from ldmpick.demo_world import IMAGE_SIZE as JUDGE_SIDE  # the world's images: what the judge learnt
 from ldmpick.errors import UsageError
 
 JUDGE_SCHEMA = "ldmpick.judge/1"
@@ -117,9 +118,6 @@ def _build_network(feature_dim: int = FEATURE_DIM):  # -> torch.nn.Module
             return {a: h(f) for a, h in self.heads.items()}
 
     return WorldJudge()
-
-
-from ldmpick.demo_world import IMAGE_SIZE as JUDGE_SIDE  # noqa: E402  (the world's images: what the judge learnt)
 
 
 def images_to_tensor(images: Any, size: int | None = None):  # -> torch.Tensor (n, 3, h, w) in [-1, 1]

@@ -28,6 +28,22 @@ def fit_and_write(tables: list[Path], out: Path | None, command: str) -> tuple[A
     return law, target
 
 
+def unanchored_rows(law: Any, tables: list[Path]) -> list[str]:
+    """'model sampler' of the calibrated or anchor FID rows (of the shipped, ``tables`` and your table) that the
+    fitted ``law`` uses nowhere: too few to fit a calibrated family, with a sampler no step curve can anchor."""
+    from ldmpick.quality_table import ANCHOR_SERIES, load_tables
+
+    fitted = {(m, s) for f in law.calibrated for m in f.floors for s in f.curves}
+    out: list[str] = []
+    for points, _ in load_tables(tables):
+        for p in points:
+            label = f"{p.model} {p.sampler}"
+            if (p.series.startswith(ANCHOR_SERIES) and p.metric == "fid" and p.sampler not in law.curves
+                    and (p.model, p.sampler) not in fitted and label not in out):
+                out.append(label)
+    return out
+
+
 def check_replaces_a_law(target: Path) -> None:
     """``fit --out`` replaces an earlier law file, never anything else (a prompts file given by mistake was
     overwritten with the law's JSON)."""

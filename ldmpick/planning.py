@@ -93,6 +93,7 @@ def plan_selection(budget: str | float, *, profile: Any = None, profile_ref: str
     """The best configuration within ``budget`` (text in the cost model's unit, or a number in it). The profile is
     ``profile`` when given (a loaded one), else chosen by ``choose_profile`` from ``profile_ref``. With ``steps``
     only that step count is considered."""
+    from ldmpick.catalogue import typed_by_label
     from ldmpick.profile_choice import choose_profile, quality_data_for
     from ldmpick.quality_law import STALE_LAW_NOTICE, load_law, passed_over_user_law, unfitted_rows_notice
     from ldmpick.quality_scales import scale_of_metric
@@ -133,7 +134,7 @@ def plan_selection(budget: str | float, *, profile: Any = None, profile_ref: str
                 notify(unfitted)
     source: dict[str, Any] = {"law": str(law_path)} if law_path is not None else {}
     excluded: list[str] = []
-    typed = _typed_names(models)
+    typed = typed_by_label(models)
     if cm.needs_profile:
         if profile is None:
             choice = choose_profile(profile_ref, resolution=resolution, batch=batch, cfg=cfg, mode=mode, models=models,
@@ -165,17 +166,6 @@ def plan_selection(budget: str | float, *, profile: Any = None, profile_ref: str
         raise UsageError(f"{exc}, or name faster models with --models (the shipped demo family, 32 px: "
                          f"--models {','.join(DEMO_MODELS)})") from None
     return SelectionPlan(selection, source, profile, law)
-
-
-def _typed_names(models: list[str] | None) -> dict[str, str]:
-    """The asked models as typed, by the label profiles and tables keep them under (a folder 'm/demo-c8' is
-    'demo-c8@m', which no command resolves): what the notes' commands name."""
-    from ldmpick.catalogue import model_label
-
-    out: dict[str, str] = {}
-    for name in models or []:
-        out.setdefault(model_label(name), name)
-    return out
 
 
 def unmeasured_samplers(profile: Any, models: list[str] | None, samplers: list[str],

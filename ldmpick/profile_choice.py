@@ -120,8 +120,8 @@ def choose_profile(ref: str | None = None, *, device: str | None = None, device_
             return False
         return (batch is None or st.batch == batch) and (mode is None or st.mode == mode)
 
-    def guided_as_asked(p: Profile) -> bool:  # (after the device: a guidance mismatch is warned of, not another
-        return cfg is None or p.settings.cfg == cfg  # machine's latencies)
+    def guided_as_asked(p: Profile) -> bool:  # ranked after the device (module docstring, 5.)
+        return cfg is None or p.settings.cfg == cfg
 
     candidates = [c for c in _candidates() if usable is None or usable(c.profile)]
     if not candidates:
@@ -244,11 +244,9 @@ def _not_measured(models: list[str], asked: list[str], candidates: list[_Candida
     that 'ldmpick profile --models' takes), one per distinct model."""
     import difflib
 
-    from ldmpick.catalogue import known_names, model_label, models_argument
+    from ldmpick.catalogue import known_names, models_argument, typed_by_label
 
-    typed: dict[str, str] = {}
-    for name in asked:
-        typed.setdefault(model_label(name), name)
+    typed = typed_by_label(asked)
     command = f"'ldmpick profile --models {models_argument([typed.get(m, m) for m in models])}'"
 
     where = {m: [c.profile.id for c in candidates if m in c.profile.model_names() and m not in stale(c.profile)]

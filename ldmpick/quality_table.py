@@ -61,6 +61,14 @@ def shipped_table_digest() -> str:
     return hashlib.sha256(shipped_table_path().read_bytes()).hexdigest()
 
 
+def read_table_file(path: Path) -> list[QualityPoint]:
+    """The rows of the quality table at ``path`` (read through ``file_input``: a regular file of at most
+    ``MAX_TABLE_BYTES``); every bad row is a one-line error naming the file."""
+    from ldmpick.file_input import read_text_file
+
+    return read_table(read_text_file(path, "quality table", MAX_TABLE_BYTES), f"'{path}'")
+
+
 def load_tables(extra: list[Path]) -> list[tuple[list[QualityPoint], str]]:
     """The shipped quality table, then ``extra`` tables, then the user's (calibrated) table if it exists. Rows of
     those under a built-in model name whose parameter count is not the installed model's (a calibration of an older
@@ -73,7 +81,7 @@ def load_tables(extra: list[Path]) -> list[tuple[list[QualityPoint], str]]:
     if user_table_path().exists() and user_table_path() not in paths:
         paths.append(user_table_path())
     for path in paths:
-        points = read_table(read_text_file(path, "quality table", MAX_TABLE_BYTES), f"'{path}'")
+        points = read_table_file(path)
         if not points and path in extra:
             raise UsageError(f"quality table '{path}' has no data rows (columns: {', '.join(TABLE_COLUMNS)})")
         stale = left_out_rows(points)
@@ -83,13 +91,11 @@ def load_tables(extra: list[Path]) -> list[tuple[list[QualityPoint], str]]:
 
 def stale_rows(extra: list[Path]) -> list[tuple[str, dict[str, int]]]:
     """For ``extra`` tables and the user's: where ``load_tables`` left rows out, and whose (``left_out_rows``)."""
-    from ldmpick.file_input import read_text_file
-
     paths = list(extra) + ([user_table_path()] if user_table_path().exists() and user_table_path() not in extra
                            else [])
     out = []
     for path in paths:
-        stale = left_out_rows(read_table(read_text_file(path, "quality table", MAX_TABLE_BYTES), f"'{path}'"))
+        stale = left_out_rows(read_table_file(path))
         if stale:
             out.append((str(path), stale))
     return out
@@ -112,12 +118,9 @@ def forget_user_rows(models: list[str]) -> tuple[Path, dict[str, int]]:
     and under the table's lock; the rows of other models stay. Returns the table and the rows removed per model.
     Nothing is written unless every name has rows: a name that is no model, or a model without rows, is a one-line
     error."""
-    from ldmpick.catalogue import known_names
+    from ldmpick.catalogue import known_names, model_labels
     from ldmpick.errors import unknown_name
-    from ldmpick.file_input import read_text_file
     from ldmpick.storage import atomic_write_text, file_lock
-
-    from ldmpick.catalogue import model_labels
 
     names = model_labels([m.strip() for m in models if m.strip()]) or []  # a folder: the name its rows are under
     if not names:
@@ -127,7 +130,7 @@ def forget_user_rows(models: list[str]) -> tuple[Path, dict[str, int]]:
         raise UsageError(f"you have no quality table of your own ('{path}'): no calibrated rows to forget "
                          "('ldmpick calibrate' adds them)")
     with file_lock(path):
-        points = read_table(read_text_file(path, "quality table", MAX_TABLE_BYTES), f"'{path}'")
+        points = read_table_file(path)
         counts = {name: sum(p.model == name for p in points) for name in names}
         present = sorted({p.model for p in points})
         for name, count in counts.items():

@@ -8,10 +8,10 @@ from typing import Annotated, Optional
 import typer
 
 from ldmpick.cli.options import SeedOpt, ThreadsOpt, int_list
-from ldmpick.output_paths import output_path
 from ldmpick.cli.render import command_group, notice, print_json
 from ldmpick.demo_train import DEMO_CHANNELS
 from ldmpick.errors import UsageError
+from ldmpick.output_paths import output_path
 
 DEFAULT_CHANNELS = ",".join(str(c) for c in DEMO_CHANNELS)  # the shipped family's
 

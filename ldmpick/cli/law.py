@@ -27,7 +27,7 @@ def fit_cmd(
     """Refit the quality scaling law from the shipped quality table (and yours) and write a versioned law file
     to --out, by default into your user data folder. With --forget, your calibrated rows of those models are
     removed from your quality table first."""
-    from ldmpick.law_refit import fit_and_write
+    from ldmpick.law_refit import fit_and_write, unanchored_rows
     from ldmpick.quality_table import forget_user_rows, load_tables, stale_rows, user_table_path
 
     if forget is not None:
@@ -49,21 +49,6 @@ def fit_cmd(
                "their sampler has no step curve to anchor them on (flow samplers); calibrate more steps of them")
     notice(f"law written to '{target}' (size-term residual RMS {law.smooth_rms:.2f} FID)")
     render_law(law, json_out, int_list(DEFAULT_GRID, "--steps"))
-
-
-def unanchored_rows(law: Any, tables: list[Path]) -> list[str]:
-    """'model sampler' of the calibrated or anchor FID rows the fitted law uses nowhere."""
-    from ldmpick.quality_table import ANCHOR_SERIES, load_tables
-
-    fitted = {(m, s) for f in law.calibrated for m in f.floors for s in f.curves}
-    out = []
-    for points, _ in load_tables(tables):
-        for p in points:
-            key = (p.model, p.sampler)
-            if (p.series.startswith(ANCHOR_SERIES) and p.metric == "fid" and p.sampler not in law.curves
-                    and key not in fitted and f"{p.model} {p.sampler}" not in out):
-                out.append(f"{p.model} {p.sampler}")
-    return out
 
 
 def law_cmd(
@@ -113,9 +98,8 @@ def law_cmd(
 
 def render_query(doc: dict[str, Any], json_out: bool) -> None:
     """One row per step count: value, interval, basis and flags; then the rows the values rest on."""
-    from ldmpick.selector import no_data_note
-
     from ldmpick.quality_law import NO_DATA
+    from ldmpick.selector import no_data_note
 
     if json_out:
         missing = [p["steps"] for p in doc["predictions"] if p["basis"] == NO_DATA]

@@ -51,9 +51,11 @@ def recommend_cmd(
 
 
 def cost_model_measures(name: str) -> bool:
+    from ldmpick.errors import LdmpickError
+
     try:
         return cost_model(name).needs_profile
-    except Exception:  # an unknown name: recommend names the valid ones
+    except LdmpickError:  # an unknown name: recommend names the valid ones
         return True
 
 

@@ -248,10 +248,11 @@ class LatencyCost:
                     if b.startswith(f"{name}:"):
                         break
                     continue
-                te, saved, vae = b.parts_ms(0, percentile)  # (saved: minus Heun's evaluation saved on step 1)
-                per_step = b.parts_ms(1, percentile)[1] - saved
-                rows.append(CostRow(name, m.denoiser_params, s, (te + saved + vae) / 1e3, per_step / 1e3, b, MODEL,
-                                    distilled=m.distilled))
+                # the loop at 0 steps is minus what a first step saves (Heun: one evaluation): a fixed part
+                te, loop_offset, vae = b.parts_ms(0, percentile)
+                per_step = b.parts_ms(1, percentile)[1] - loop_offset
+                rows.append(CostRow(name, m.denoiser_params, s, (te + loop_offset + vae) / 1e3, per_step / 1e3, b,
+                                    MODEL, distilled=m.distilled))
         return rows
 
     def parts(self, row: CostRow, steps: int) -> dict[str, float]:

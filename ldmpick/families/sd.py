@@ -36,13 +36,17 @@ class UNetFamily(Family):
     def family_samplers(self, spec: ModelSpec) -> list[str]:
         """LCM only for consistency-distilled UNets (a guidance embedding or an LCM scheduler); adversarially
         distilled ones (SDXL-Turbo) keep the ordinary samplers at few steps."""
-        if spec.pipeline_class == "LatentConsistencyModelPipeline":
+        if self.lcm_pipeline(spec):
             return ["lcm"]  # its __call__ passes original_inference_steps, which only LCMScheduler takes
         lcm = self.guidance_distilled(spec) or spec.component_classes.get("scheduler") == "LCMScheduler"
         return list(self.samplers) + (list(self.distilled_samplers) if lcm else [])
 
+    @staticmethod
+    def lcm_pipeline(spec: ModelSpec) -> bool:
+        return spec.pipeline_class == "LatentConsistencyModelPipeline"
+
     def misfit_reason(self, spec: ModelSpec, name: str) -> str | None:
-        if spec.pipeline_class == "LatentConsistencyModelPipeline" and name != "lcm":
+        if self.lcm_pipeline(spec) and name != "lcm":
             return "its LatentConsistencyModelPipeline runs the LCM scheduler only"
         return super().misfit_reason(spec, name)
 
