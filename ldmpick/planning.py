@@ -92,7 +92,8 @@ def plan_selection(budget: str | float, *, profile: Any = None, profile_ref: str
                    steps: int | None = None, notify: Notify = _quiet) -> SelectionPlan:
     """The best configuration within ``budget`` (text in the cost model's unit, or a number in it). The profile is
     ``profile`` when given (a loaded one), else chosen by ``choose_profile`` from ``profile_ref``. With ``steps``
-    only that step count is considered."""
+    only that step count is considered. Its notices (which profile, which law) are said once the request has been
+    checked and a configuration chosen, so that bad input is a one-line error on any machine."""
     from ldmpick.catalogue import typed_by_label
     from ldmpick.profile_choice import choose_profile, quality_data_for
     from ldmpick.quality_law import STALE_LAW_NOTICE, load_law, passed_over_user_law, unfitted_rows_notice
@@ -117,6 +118,7 @@ def plan_selection(budget: str | float, *, profile: Any = None, profile_ref: str
         if given:
             raise UsageError(f"{', '.join(given)} {'does' if len(given) == 1 else 'do'} not apply to --cost-model "
                              f"{cm.name}: it counts the paper's sampling cost, with no profile or measured latency")
+    pending: list[str] = []
     value = cm.parse_budget(budget) if isinstance(budget, str) else float(budget)
     sampler_list = samplers if samplers is not None else _all_samplers()
     if samplers is None and not cm.needs_profile:  # the paper's family: no flow-matching samplers
@@ -127,11 +129,11 @@ def plan_selection(budget: str | float, *, profile: Any = None, profile_ref: str
     if law is None:
         law, law_path = load_law(law_file)
         if law_file is None and passed_over_user_law(law_path):
-            notify(STALE_LAW_NOTICE)
+            pending.append(STALE_LAW_NOTICE)
         elif law_file is None:
             unfitted = unfitted_rows_notice()
             if unfitted:
-                notify(unfitted)
+                pending.append(unfitted)
     source: dict[str, Any] = {"law": str(law_path)} if law_path is not None else {}
     excluded: list[str] = []
     typed = typed_by_label(models)
@@ -139,7 +141,7 @@ def plan_selection(budget: str | float, *, profile: Any = None, profile_ref: str
         if profile is None:
             choice = choose_profile(profile_ref, resolution=resolution, batch=batch, cfg=cfg, mode=mode, models=models,
                                     rankable=None if models else quality_data_for(law, metric, sampler_list))
-            notify(choice.notice)
+            pending.append(choice.notice)
             profile, models = choice.profile, choice.models  # folders asked for: under the names profiles keep
             source.update(profile_path=str(choice.path), profile_choice=choice.how)
         check_settings(profile, resolution, batch, cfg, mode)
@@ -148,7 +150,7 @@ def plan_selection(budget: str | float, *, profile: Any = None, profile_ref: str
         on_paper_scale = any(law.scale_of(m, metric) == "the paper's scale"  # (a model without data is on none)
                              and any(law.quality_basis(m, s, metric) is not None for s in sampler_list) for m in names)
         if metric == "fid" and (st.resolution != 512 or not st.cfg) and on_paper_scale:
-            notify(f"note: the latencies are for {st.describe()}, but predicted FIDs are on the paper's scale "
+            pending.append(f"note: the latencies are for {st.describe()}, but predicted FIDs are on the paper's scale "
                    "(512 px, guidance 7.5): the law has no resolution or guidance input")
         source.update(profile=profile.id, device=profile.device_name, settings=st.to_json())
     rows = cm.rows(profile=profile, law=law, models=models, samplers=sampler_list, percentile=percentile,
@@ -165,6 +167,8 @@ def plan_selection(budget: str | float, *, profile: Any = None, profile_ref: str
             raise
         raise UsageError(f"{exc}, or name faster models with --models (the shipped demo family, 32 px: "
                          f"--models {','.join(DEMO_MODELS)})") from None
+    for line in pending:
+        notify(line)
     return SelectionPlan(selection, source, profile, law)
 
 
@@ -322,7 +326,7 @@ def plan_generation(prompts: list[str], *, out: Path, budget: str | None = None,
     needs_selection = (model is None or sampler is None or steps is None) and not own_scheduler
     # a run guides (a CFG-doubled batch) unless --guidance says not to; a distilled model's own entry in a profile
     # says it runs without, so a profile measured with CFG serves it too
-    prof, label = _generation_profile(profile, device, model, budget_s is not None and needs_selection, notify,
+    prof, label = _generation_profile(profile, device, model, budget_s is not None and needs_selection,
                                       pending.append, cfg=guidance is None or guidance > 1)
     law, law_path = load_law()
     if passed_over_user_law(law_path):
@@ -427,8 +431,7 @@ def _check_out(out: Path, images: int) -> None:
                          f"'{out.with_suffix('')}'")
 
 
-def _generation_profile(ref: str | None, device: str, model: str | None, required: bool, notify: Notify,
-                        later: Notify, cfg: bool | None = None) -> tuple[Any | None, str | None]:
+def _generation_profile(ref: str | None, device: str, model: str | None, required: bool, later: Notify, cfg: bool | None = None) -> tuple[Any | None, str | None]:
     """The profile ``generate`` plans on and the name it keeps --model under: the one profile-choice policy
     (``profile_choice.choose_profile``, through ``generation.load_profile_for``: --profile, $LDMPICK_PROFILE, else
     the best-ranked profile that measures --model, as recommend and plot choose, or with no --model one that
@@ -442,10 +445,7 @@ def _generation_profile(ref: str | None, device: str, model: str | None, require
     label = model_label(model) if model is not None else None
     if choice is None:
         return None, label
-    if not choice.this_device:
-        notify(f"warning: {choice.notice}")
-    else:
-        later(choice.notice)
+    later(choice.notice if choice.this_device else f"warning: {choice.notice}")
     return choice.profile, label
 
 

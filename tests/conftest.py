@@ -1,4 +1,5 @@
-"""Shared fixtures. Every test gets its own LDMPICK_HOME so the real user folder is never touched."""
+"""Shared fixtures. Every test gets its own LDMPICK_HOME so the real user folder is never touched, and a pinned
+device identity so that no test depends on the CPU model or core count of the machine it runs on."""
 
 from __future__ import annotations
 
@@ -15,6 +16,48 @@ def ldmpick_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
     monkeypatch.delenv("LDMPICK_PROFILE", raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     return home
+
+
+# The device identity is the CPU name and the core count (profiles.device.device_key). The shipped reference
+# profiles were measured on one machine; a test that relies on "the shipped profile is this device's" would pass
+# there and fail anywhere else, so every test runs as that machine unless it asks for another identity.
+FOREIGN_CPU = ("Intel(R) Xeon(R) Platinum 8370C CPU @ 2.80GHz", 8)
+
+
+def shipped_identity() -> tuple[str, int]:
+    """The CPU name and core count the shipped CPU reference profiles were measured on (read from them)."""
+    devices = {(d["name"], d["cpu_cores"]) for d in
+               (json.loads(p.read_text())["device"] for p in (Path(__file__).parent.parent / "profiles").glob("*.json"))
+               if d.get("kind") == "cpu"}
+    assert len(devices) == 1, f"the shipped CPU profiles come from several machines: {devices}"
+    return devices.pop()
+
+
+def pin_device_identity(monkeypatch: pytest.MonkeyPatch, cpu: str, cores: int) -> None:
+    """Make this process look like a machine with ``cpu`` and ``cores`` (no GPU) to everything ldmpick reads."""
+    from ldmpick import fingerprint
+
+    monkeypatch.setattr(fingerprint, "cpu_model", lambda: cpu)
+    monkeypatch.setattr(fingerprint, "cpu_cores", lambda: cores)
+    monkeypatch.setattr(fingerprint, "_nvml_gpu", lambda index: None)
+
+
+@pytest.fixture(autouse=True)
+def device_identity(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> tuple[str, int] | None:
+    """Every test runs as the machine the shipped profiles were measured on; ``@pytest.mark.host_device`` keeps the
+    real host's identity (the first-run tests, which CI runs again under a foreign identity)."""
+    if request.node.get_closest_marker("host_device") is not None:
+        return None
+    ident = shipped_identity()
+    pin_device_identity(monkeypatch, *ident)
+    return ident
+
+
+@pytest.fixture
+def foreign_device(monkeypatch: pytest.MonkeyPatch) -> tuple[str, int]:
+    """A machine of another CPU model and core count than the shipped profiles': what a new user elsewhere is."""
+    pin_device_identity(monkeypatch, *FOREIGN_CPU)
+    return FOREIGN_CPU
 
 
 def tiny_unet_config(c: int = 8, levels: int = 2, cross_attention_dim: int = 16) -> dict:

@@ -37,16 +37,19 @@ def plot_cmd(
     from ldmpick.quality_law import load_law
     from ldmpick.selector import sampler_names
 
+    # every option is checked before the profile notice, so that bad input is one line on any machine
+    pct = check_percentile(percentile)
+    budget_ms = cost_model(LATENCY).parse_budget(budget) * 1e3 if budget else None
+    sampler_list = sampler_names(samplers) if samplers is not None else None
     model_list = parse_model_list(models) if models is not None else None
     law, _ = load_law(law_file)
-    choice = choose_profile(profile, models=model_list, rankable=None if model_list else quality_data_for(
-        law, metric, sampler_names(samplers) if samplers is not None else None))
-    notice(choice.notice)
+    choice = choose_profile(profile, models=model_list,
+                            rankable=None if model_list else quality_data_for(law, metric, sampler_list))
     summary = plot_quality_vs_latency(
-        plot_points(law, metric), choice.profile,
-        law=None if no_law else law, budget_ms=cost_model(LATENCY).parse_budget(budget) * 1e3 if budget else None,
-        out=out or Path("quality_vs_latency.png"), metric=metric, percentile=check_percentile(percentile),
-        samplers=sampler_names(samplers) if samplers is not None else None, models=choice.models)
+        plot_points(law, metric), choice.profile, law=None if no_law else law, budget_ms=budget_ms,
+        out=out or Path("quality_vs_latency.png"), metric=metric, percentile=pct, samplers=sampler_list,
+        models=choice.models)
+    notice(choice.notice)
     notice(f"plot written to '{summary.path}'")
     if json_out:
         print_json(summary.to_json())
