@@ -89,7 +89,7 @@ def main() -> int:
         for r in rows:
             r["dir"], r["date"] = str(args.dir), datetime.now(timezone.utc).isoformat(timespec="seconds")
         doc["results"] += rows
-        from ldmpick.storage import atomic_write_json
+        from ldmpick.files.storage import atomic_write_json
 
         atomic_write_json(args.out, doc)
     return 0

@@ -43,7 +43,7 @@ def main() -> int:
     from ldmpick.demo_train import MAX_TOKENS, SCHEDULER_ARGS, TrainingRecipe, one_cycle_lr
     from ldmpick.fingerprint import full_fingerprint
     from ldmpick.generation import load_pipeline
-    from ldmpick.storage import atomic_write_json
+    from ldmpick.files.storage import atomic_write_json
 
     out = Path(args.out)
     if out.exists():

@@ -284,7 +284,7 @@ def main() -> int:
         "grid": [dict(measured[c]) for c in req.configs()],
         "check_measurements": list(fresh.values()),
     }
-    from ldmpick.storage import atomic_write_text
+    from ldmpick.files.storage import atomic_write_text
 
     atomic_write_text(Path(args.out), json.dumps(doc, indent=2) + "\n")
     print(json.dumps(summary, indent=2))

@@ -114,7 +114,7 @@ def main() -> int:
                   date=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), device=full_fingerprint("cpu"),
                   samples=args.samples, seed=args.seed, open_p=OPEN_P, reference_images=REFERENCE_IMAGES,
                   floors=floors, rows=rows)
-    from ldmpick.storage import atomic_write_json
+    from ldmpick.files.storage import atomic_write_json
 
     atomic_write_json(Path(args.out), result)
     print(json.dumps(floors))

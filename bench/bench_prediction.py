@@ -45,7 +45,7 @@ def main() -> int:
     from ldmpick.fingerprint import full_fingerprint
     from ldmpick.generation import GenerateRequest, generate, load_pipeline
     from ldmpick.profiling import ProfileRequest, run_profile
-    from ldmpick.storage import atomic_write_text
+    from ldmpick.files.storage import atomic_write_text
 
     if args.threads:
         torch.set_num_threads(args.threads)

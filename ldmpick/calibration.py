@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ldmpick.calibration_job import DEMO_GUIDANCE
-from ldmpick.errors import LdmpickError, UsageError
+from ldmpick.files.errors import LdmpickError, UsageError
 from ldmpick.samplers import steps_text
 
 PARTIAL_SCHEMA = "ldmpick.calibration-partial/1"
@@ -216,7 +216,7 @@ def _sha256(path: Path) -> str:
 def partial_path(req: CalibrationRequest) -> Path:
     """One partial file per grid and inputs (so that two different calibrations never share one)."""
     from ldmpick.calibration_shards import request_digest
-    from ldmpick.storage import data_dir
+    from ldmpick.files.storage import data_dir
 
     return data_dir() / f"calibration.{request_digest(req)}.partial.json"
 
@@ -230,7 +230,7 @@ def shard_store(req: CalibrationRequest) -> Any:  # -> ShardStore
 
 
 def write_partial(cal: Calibration, path: Path) -> None:
-    from ldmpick.storage import atomic_write_json
+    from ldmpick.files.storage import atomic_write_json
 
     atomic_write_json(path, {"schema": PARTIAL_SCHEMA, "request": cal.request.key(), "profile": cal.profile_id,
                              "results": [asdict(r) for r in cal.results]})
@@ -240,7 +240,7 @@ def read_partial(path: Path, req: CalibrationRequest) -> list[CalibrationResult]
     """The results of an interrupted calibration of ``req``'s grid, every field checked: a partial file that was
     edited or corrupted is refused in one line (and left where it is, for inspection) before anything reaches the
     quality table."""
-    from ldmpick.file_input import read_json_file
+    from ldmpick.files.reader import read_json_file
 
     if not path.exists() and not path.is_symlink():
         raise UsageError(f"--resume: no partial calibration at '{path}'")
@@ -449,7 +449,7 @@ def _row_key(p: Any) -> tuple:
 def check_table_name(model: str) -> None:
     """A model name the quality table can hold as it is: one a spreadsheet would run as a formula is refused (a
     changed name would no longer match the model)."""
-    from ldmpick.storage import csv_cell
+    from ldmpick.files.storage import csv_cell
 
     if csv_cell(model) != model:
         raise UsageError(f"model name '{model}' starts with '{model[0]}', which spreadsheets run as a formula; "
@@ -463,7 +463,7 @@ def append_points(points: list[Any], path: Path) -> int:
     The new table is read back with the same reader ``fit``, ``plot`` and ``calibrate`` use before it replaces the
     old one: rows that reader would refuse are refused here, and the table stays as it was."""
     from ldmpick.quality_table import read_table, read_table_file, table_text
-    from ldmpick.storage import atomic_write_text, file_lock
+    from ldmpick.files.storage import atomic_write_text, file_lock
 
     for p in points:
         check_table_name(p.model)

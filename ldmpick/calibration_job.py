@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ldmpick.errors import UsageError
+from ldmpick.files.errors import UsageError
 
 DEMO_GUIDANCE = 4.0  # the demo family: FID improves with steps up to 16-32 at 4; at 2 it is flat after 2-4 (docs/demo.md)
 REFERENCE_GUIDANCE = 7.5  # real (Stable-Diffusion-like) models

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ldmpick.errors import UsageError
+from ldmpick.files.errors import UsageError
 
 SHARD_SCHEMA = "ldmpick.calibration-shard/1"
 MAX_SHARD_FILE_BYTES = 512 * 1024 * 1024  # 30k Inception features are 240 MB; a shard holds far fewer
@@ -182,7 +182,7 @@ class ShardStore:
         import numpy as np
         from safetensors.numpy import save
 
-        from ldmpick.storage import atomic_write_bytes, atomic_write_json
+        from ldmpick.files.storage import atomic_write_bytes, atomic_write_json
 
         self.folder.mkdir(parents=True, exist_ok=True)
         key = result.task.key
@@ -198,7 +198,7 @@ class ShardStore:
         from safetensors import SafetensorError
         from safetensors.numpy import load
 
-        from ldmpick.file_input import read_capped_bytes, read_json_file
+        from ldmpick.files.reader import read_capped_bytes, read_json_file
 
         out: dict[str, ShardResult] = {}
         if not self.folder.is_dir():

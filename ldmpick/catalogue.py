@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ldmpick.demo_train import DEMO_CHANNELS  # the shipped family's sizes (no torch at import)
-from ldmpick.errors import LdmpickError, ModelError, UsageError, unknown_name
+from ldmpick.files.errors import LdmpickError, ModelError, UsageError, unknown_name
 from ldmpick.samplers import SD_SCHEDULER_CONFIG
 
 # Base channel count c of each size of the paper's family (Mei et al. 2024, arXiv 2404.01367, Table 1).
@@ -257,14 +257,14 @@ def apply_catalogue_entry(spec: ModelSpec, entry: dict[str, Any]) -> None:
 
 
 def registry_path() -> Path:
-    from ldmpick.storage import config_dir
+    from ldmpick.files.storage import config_dir
 
     return config_dir() / "models.json"
 
 
 def load_registry() -> dict[str, str]:
     """Registered names -> local folder or hub id. Missing file -> empty."""
-    from ldmpick.file_input import read_json_file
+    from ldmpick.files.reader import read_json_file
 
     path = registry_path()
     if not path.exists() and not path.is_symlink():
@@ -287,7 +287,7 @@ REGISTRY_MAX_BYTES = 4 * 1024 * 1024
 def save_registry(models: dict[str, str]) -> None:
     """Replace the whole registry. To add or remove one name use ``update_registry``: a load here followed by a
     save loses what another process wrote in between."""
-    from ldmpick.storage import file_lock
+    from ldmpick.files.storage import file_lock
 
     path = registry_path()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -300,7 +300,7 @@ def update_registry(change: Callable[[dict[str, str]], dict[str, str] | None]) -
     ``models remove`` never lose each other's entries. ``change`` gets a copy of the current registry and returns
     the new one (or edits it in place and returns None); if it raises, nothing is written. Returns the new registry.
     """
-    from ldmpick.storage import file_lock
+    from ldmpick.files.storage import file_lock
 
     path = registry_path()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -318,7 +318,7 @@ def update_registry(change: Callable[[dict[str, str]], dict[str, str] | None]) -
 
 def _write_registry(path: Path, models: dict[str, str]) -> None:
     """Write the registry file atomically; the caller holds the lock (file locks do not nest)."""
-    from ldmpick.storage import atomic_write_json
+    from ldmpick.files.storage import atomic_write_json
 
     atomic_write_json(path, {"schema": "ldmpick.registry/1", "models": dict(sorted(models.items()))})
 

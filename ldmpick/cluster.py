@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from ldmpick.errors import LdmpickError, RuntimeFailure, UsageError
+from ldmpick.files.errors import LdmpickError, RuntimeFailure, UsageError
 
 INSTALL_HINT = 'pip install "ldmpick[cluster]"'
 LOCAL = "local"

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from ldmpick.errors import UsageError
+from ldmpick.files.errors import UsageError
 
 DEMO_CHANNELS = (8, 16, 80)
 TEXT_DIM = 32
@@ -235,7 +235,7 @@ def shared_vae(out: Path, x, recipe: TrainingRecipe, threads: int, say: Callable
     (under a lock: parallel runs into the same folder train it once)."""
     from diffusers import AutoencoderKL
 
-    from ldmpick.storage import atomic_write_json, file_lock
+    from ldmpick.files.storage import atomic_write_json, file_lock
 
     folder = out / "_vae"
     with file_lock(folder, timeout_s=24 * 3600):
@@ -288,7 +288,7 @@ class UNetCheckpoint:
     def save(self, step: int, unet, opt, gen, losses: list[float], wall_s: float) -> None:
         from safetensors.torch import save
 
-        from ldmpick.storage import atomic_write_bytes, atomic_write_json
+        from ldmpick.files.storage import atomic_write_bytes, atomic_write_json
 
         self.folder.mkdir(parents=True, exist_ok=True)
         moments = {}
@@ -359,7 +359,7 @@ def train_family(out: Path, channels: tuple[int, ...] = DEMO_CHANNELS, recipe: T
     import numpy as np
     import torch
 
-    from ldmpick.storage import atomic_write_json
+    from ldmpick.files.storage import atomic_write_json
 
     recipe.check()
     if not channels:

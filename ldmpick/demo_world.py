@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ldmpick.errors import UsageError
+from ldmpick.files.errors import UsageError
 
 IMAGE_SIZE = 32
 SHAPES = ("circle", "square", "triangle", "diamond", "cross")

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ldmpick.errors import UsageError
+from ldmpick.files.errors import UsageError
 
 MODES = ("eager", "cudagraph", "compile")
 # --dtype names -> torch dtype attribute names
@@ -42,7 +42,7 @@ def default_dtype(device: str) -> str:
 def check_dtype(dtype: str, device: str) -> str:
     """A --dtype this device runs: a known name, and not fp16 on the CPU (very slow or unimplemented there, and
     no deployment runs it). One rule for profile, generate and calibrate."""
-    from ldmpick.errors import unknown_name
+    from ldmpick.files.errors import unknown_name
 
     if dtype not in DTYPES:
         raise unknown_name("dtype", dtype, DTYPES)
@@ -234,7 +234,7 @@ def _cgroup_memory_left() -> int | None:
 
 def check_mode(mode: str, device: str) -> None:
     if mode not in MODES:
-        from ldmpick.errors import unknown_name
+        from ldmpick.files.errors import unknown_name
 
         raise unknown_name("execution mode", mode, MODES)
     if mode in ("cudagraph", "compile") and not device.startswith("cuda"):

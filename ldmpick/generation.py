@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ldmpick.catalogue import ModelSpec, check_safetensors_weights, resolve_model
-from ldmpick.errors import LdmpickError, ModelError, RuntimeFailure, UsageError, unknown_name
+from ldmpick.files.errors import LdmpickError, ModelError, RuntimeFailure, UsageError, unknown_name
 from ldmpick.execution import DTYPES, MODES, check_dtype, check_mode, default_device, default_dtype, default_mode
 from ldmpick.samplers import get_sampler
 
@@ -148,7 +148,7 @@ MAX_PROMPTS = 100_000
 def read_prompts_file(path: Path) -> list[str]:
     """Prompts from a UTF-8 text file, one per line (blank lines skipped); read through ``file_input`` (a regular
     file under 16 MB: never a FIFO or ``/dev/zero``); one-line errors for bad files."""
-    from ldmpick.file_input import read_text_file
+    from ldmpick.files.reader import read_text_file
 
     text = read_text_file(path, "--prompts-file", MAX_PROMPTS_FILE_BYTES)
     prompts = [line.strip() for line in text.splitlines() if line.strip()]

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ldmpick.demo_world import IMAGE_SIZE as JUDGE_SIDE  # the world's images: what the judge learnt
-from ldmpick.errors import UsageError
+from ldmpick.files.errors import UsageError
 
 JUDGE_SCHEMA = "ldmpick.judge/1"
 FEATURE_DIM = 64
@@ -233,7 +233,7 @@ def train_judge(out: Path | None = None, seed: int = 1, n_images: int = 8192, st
 
     from ldmpick import __version__
     from ldmpick.demo_world import dataset
-    from ldmpick.storage import atomic_write_bytes, atomic_write_json
+    from ldmpick.files.storage import atomic_write_bytes, atomic_write_json
 
     if n_images < batch or steps < 1 or batch < 2:
         raise UsageError("need n_images >= batch >= 2 and at least one step")

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ldmpick.errors import LdmpickError, UsageError
+from ldmpick.files.errors import LdmpickError, UsageError
 
 SCHEMA = "ldmpick.latency-drift/1"
 DRIFT_LIMIT = 0.15  # a part off by more than this fraction of its prediction has drifted
@@ -66,7 +66,7 @@ def drift_of(history: list[dict[str, float]]) -> Drift | None:
 
 
 def history_path(profile_id: str) -> Path:
-    from ldmpick.storage import data_dir
+    from ldmpick.files.storage import data_dir
 
     digest = hashlib.sha256(profile_id.encode("utf-8", "surrogatepass")).hexdigest()[:20]
     return data_dir() / "latency-drift" / f"{digest}.json"
@@ -74,7 +74,7 @@ def history_path(profile_id: str) -> Path:
 
 def read_history(profile_id: str) -> list[dict[str, float]]:
     """The ratios kept for ``profile_id``, oldest first; a missing or unreadable file is an empty history."""
-    from ldmpick.file_input import read_json_file
+    from ldmpick.files.reader import read_json_file
 
     path = history_path(profile_id)
     if not path.exists():
@@ -97,7 +97,7 @@ def read_history(profile_id: str) -> list[dict[str, float]]:
 
 def record_run(profile_id: str, ratios: dict[str, float]) -> Drift | None:
     """Add one run's ratios to the profile's history (under a lock) and say whether the profile has drifted."""
-    from ldmpick.storage import atomic_write_json, file_lock
+    from ldmpick.files.storage import atomic_write_json, file_lock
 
     path = history_path(profile_id)
     path.parent.mkdir(parents=True, exist_ok=True)

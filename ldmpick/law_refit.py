@@ -10,11 +10,11 @@ from typing import Any
 def fit_and_write(tables: list[Path], out: Path | None, command: str) -> tuple[Any, Path]:
     """Fit on the shipped table, the user's and ``tables``; write to ``out`` (default: the user's law file).
     Returns the law and where it went."""
-    from ldmpick.output_paths import check_output_file
+    from ldmpick.files.output_paths import check_output_file
     from ldmpick.quality_fit import fit_law
     from ldmpick.quality_law import user_law_path
     from ldmpick.quality_table import load_tables
-    from ldmpick.storage import atomic_write_json, file_lock
+    from ldmpick.files.storage import atomic_write_json, file_lock
 
     target = (out or user_law_path()).expanduser()
     if out is None and not target.is_dir():
@@ -49,7 +49,7 @@ def check_replaces_a_law(target: Path) -> None:
     overwritten with the law's JSON)."""
     import json
 
-    from ldmpick.errors import UsageError
+    from ldmpick.files.errors import UsageError
     from ldmpick.quality_law import SCHEMA
 
     if not target.exists():
@@ -70,7 +70,7 @@ def refit_user_law(command: str) -> tuple[Any, Path]:
     from ldmpick.quality_fit import fit_law
     from ldmpick.quality_law import user_law_path
     from ldmpick.quality_table import load_tables, user_table_path
-    from ldmpick.storage import atomic_write_json, file_lock
+    from ldmpick.files.storage import atomic_write_json, file_lock
 
     target = user_law_path()
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -19,8 +19,8 @@ import unicodedata
 from pathlib import Path
 from typing import Any
 
-from ldmpick.errors import RuntimeFailure, UsageError
-from ldmpick.output_paths import check_output_folder
+from ldmpick.files.errors import RuntimeFailure, UsageError
+from ldmpick.files.output_paths import check_output_folder
 
 SIDECAR_SCHEMA = "ldmpick.generation/1"
 NUMBERED = re.compile(r"^(\d{4,})-")
@@ -59,7 +59,7 @@ def next_number(folder: Path) -> int:
 def publish(folder: Path, data: bytes, name_for: Any, first: int | None = None) -> tuple[int, Path]:
     """Write ``data`` under the first free name ``name_for(number)`` from ``first`` (default: the next number in the
     folder) and return the number and the path. The name appears only once the content is complete and on disk."""
-    from ldmpick.storage import fsync_folder, new_file_mode
+    from ldmpick.files.storage import fsync_folder, new_file_mode
 
     fd, tmp_name = _hidden_temp(folder)
     tmp = Path(tmp_name)
@@ -162,7 +162,7 @@ def create_sidecar(folder: Path, record: dict[str, Any]) -> Path:
 
 def write_sidecar(path: Path, record: dict[str, Any]) -> None:
     """Rewrite the run's JSON record atomically (after each image)."""
-    from ldmpick.storage import atomic_write_bytes
+    from ldmpick.files.storage import atomic_write_bytes
 
     atomic_write_bytes(path, sidecar_bytes(record))
 

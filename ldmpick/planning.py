@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ldmpick.costs import DEFAULT, cost_model
-from ldmpick.errors import LdmpickError, UsageError, unknown_name
+from ldmpick.files.errors import LdmpickError, UsageError, unknown_name
 from ldmpick.samplers import steps_text
 
 MODES = ("eager", "cudagraph", "compile")

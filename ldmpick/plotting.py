@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from ldmpick.catalogue import format_params
-from ldmpick.errors import UsageError
+from ldmpick.files.errors import UsageError
 from ldmpick.costs.latency import predict as predict_latency
 from ldmpick.quality_scales import SCALES
 from ldmpick.samplers import SAMPLERS
 from ldmpick.selector import pareto_frontier
-from ldmpick.storage import atomic_write_bytes
+from ldmpick.files.storage import atomic_write_bytes
 
 FORMATS = (".png", ".svg")
 METRICS = {key: scale.lower_is_better for key, scale in SCALES.items()}  # metric -> lower is better
@@ -60,7 +60,7 @@ class PlotPoint:
 
 
 def _check_out(out: Path) -> str:
-    from ldmpick.output_paths import check_output_file
+    from ldmpick.files.output_paths import check_output_file
 
     out = check_output_file(out, example="plot.png")  # a folder, or a folder that does not exist: said as such
     suffix = out.suffix.lower()

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ldmpick.errors import LdmpickError, UsageError
+from ldmpick.files.errors import LdmpickError, UsageError
 from ldmpick.profile_model import Profile
 
 class NoProfileError(UsageError):
@@ -203,7 +203,7 @@ def _candidates() -> list[_Candidate]:
     ('ldmpick profiles list' shows its problem)."""
     from ldmpick import profile_store
     from ldmpick.profile_model import load_profile
-    from ldmpick.storage import profiles_dir
+    from ldmpick.files.storage import profiles_dir
 
     found = []
     for local, folder in ((True, profiles_dir()), (False, profile_store.shipped_profiles_dir())):

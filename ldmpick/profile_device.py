@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ldmpick.errors import ProfileError
+from ldmpick.files.errors import ProfileError
 from ldmpick.profile_fields import CONTROL, MAX_COUNT, clip, describe, is_finite_number, obj, value_range
 
 MAX_DEVICE_KEYS = 64

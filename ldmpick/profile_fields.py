@@ -9,7 +9,7 @@ import math
 import re
 from typing import Any
 
-from ldmpick.errors import ProfileError
+from ldmpick.files.errors import ProfileError
 
 MAX_COUNT = 1_000_000  # cores, threads, GPU index: anything larger is not a real machine
 MAX_NAME_CHARS = 200  # model, sampler and device names

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ldmpick.errors import RuntimeFailure, UsageError
+from ldmpick.files.errors import RuntimeFailure, UsageError
 
 NOISY_IQR = 0.1  # IQR / median above which a measurement is called noisy
 
@@ -105,8 +105,8 @@ def plan_output(out: Path | None, req: Any) -> ProfileOutput:
     """Check ``--out`` (or make the user profile folder) and name the partial file: next to ``--out``, or in the
     user profile folder named for the request (its models, samplers, device and measured settings), so that runs
     of different requests never share one and a rerun of the same command finds its own."""
-    from ldmpick.output_paths import check_output_file
-    from ldmpick.storage import profiles_dir
+    from ldmpick.files.output_paths import check_output_file
+    from ldmpick.files.storage import profiles_dir
 
     if out is not None:
         out = check_output_file(out, example="profile.json")
@@ -165,7 +165,7 @@ def load_resume(output: ProfileOutput) -> Any:  # -> Profile
 
 def write_checkpoint(profile: Any, output: ProfileOutput) -> None:
     """Keep what is measured so far in the partial file (atomically)."""
-    from ldmpick.storage import atomic_write_text
+    from ldmpick.files.storage import atomic_write_text
 
     atomic_write_text(output.partial, profile.dumps())
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ldmpick.errors import LdmpickError, UsageError
+from ldmpick.files.errors import LdmpickError, UsageError
 
 EXPORT_FORMATS = ("json", "csv", "markdown")
 
@@ -23,7 +23,7 @@ def profile_rows() -> list[dict[str, Any]]:
     """Every local and shipped profile as a JSON-ready row; a file that does not load gets its problem instead."""
     from ldmpick.profile_model import load_profile
     from ldmpick.profile_store import list_profile_files, shipped_profiles_dir
-    from ldmpick.storage import profiles_dir
+    from ldmpick.files.storage import profiles_dir
 
     rows = []
     for where, folder in (("local", profiles_dir()), ("shipped", shipped_profiles_dir())):
@@ -47,7 +47,7 @@ def import_profile(path: Path, force: bool = False) -> tuple[Any, Path]:
     shadow it)."""
     from ldmpick.profile_model import load_profile
     from ldmpick.profile_store import list_profile_files, save_profile, shipped_profiles_dir, stored_profile_path
-    from ldmpick.storage import profiles_dir
+    from ldmpick.files.storage import profiles_dir
 
     profile = load_profile(path)
     if not profile.complete:
@@ -88,7 +88,7 @@ def _check_builtin_names(profile: Any, path: Path) -> None:
 def _check_sampler_names(profile: Any, path: Path) -> None:
     """Every sampler the profile names (its measured overheads, the samplers a model fits) must be one ldmpick has:
     recommend would cost and pick a name generate cannot run."""
-    from ldmpick.errors import unknown_name
+    from ldmpick.files.errors import unknown_name
     from ldmpick.samplers import SAMPLERS
 
     names = [s.name for s in profile.samplers] + [n for m in profile.models for n in (m.samplers or [])]
@@ -101,7 +101,7 @@ def check_export_target(out: Path) -> None:
     """An export never goes into a profile folder: it would replace a stored profile (a CSV export over a
     profile's own file lost its measurements). Sharing a profile into the folder is 'ldmpick profiles import'."""
     from ldmpick.profile_store import shipped_profiles_dir
-    from ldmpick.storage import profiles_dir
+    from ldmpick.files.storage import profiles_dir
 
     where = out.expanduser().resolve().parent
     for folder in (profiles_dir(), shipped_profiles_dir()):
@@ -112,7 +112,7 @@ def check_export_target(out: Path) -> None:
 
 def export_profile(ref: str, fmt: str) -> tuple[Any, str]:
     """The profile named by ``ref`` and its text as shareable JSON (re-importable), CSV or a Markdown table."""
-    from ldmpick.errors import unknown_name
+    from ldmpick.files.errors import unknown_name
     from ldmpick.profile_export import export_csv, export_markdown
 
     if fmt not in EXPORT_FORMATS:

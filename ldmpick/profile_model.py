@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ldmpick.errors import ProfileError
+from ldmpick.files.errors import ProfileError
 from ldmpick.profile_device import device_key, validate_device
 from ldmpick.profile_fields import (
     CONTROL,
@@ -511,7 +511,7 @@ class Profile:
 
 def parse_profile_text(text: str, where: str = "profile") -> Profile:
     """Parse and validate profile JSON text. Every problem is a one-line ``ProfileError``."""
-    from ldmpick.file_input import parse_json
+    from ldmpick.files.reader import parse_json
 
     if len(text) > MAX_FILE_BYTES:
         raise ProfileError(f"{where} is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB; refusing it")
@@ -521,7 +521,7 @@ def parse_profile_text(text: str, where: str = "profile") -> Profile:
 
 def load_profile(path: Path) -> Profile:
     """Read and validate the profile file ``path`` (a regular file, at most ``MAX_FILE_BYTES``)."""
-    from ldmpick.file_input import parse_json, read_text_file
+    from ldmpick.files.reader import parse_json, read_text_file
 
     text = read_text_file(Path(path), "profile", MAX_FILE_BYTES, ProfileError)
     check_json_object_text(text, f"'{path}'")

@@ -6,12 +6,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ldmpick.errors import ProfileError, UsageError
+from ldmpick.files.errors import ProfileError, UsageError
 from ldmpick.profile_model import Profile, load_profile
 
 
 def save_profile(profile: Profile, path: Path) -> Path:
-    from ldmpick.storage import atomic_write_text, file_lock
+    from ldmpick.files.storage import atomic_write_text, file_lock
 
     path = Path(path)
     with file_lock(path):
@@ -20,7 +20,7 @@ def save_profile(profile: Profile, path: Path) -> Path:
 
 
 def stored_profile_path(profile: Profile) -> Path:
-    from ldmpick.storage import profiles_dir
+    from ldmpick.files.storage import profiles_dir
 
     return profiles_dir() / f"{profile.id}.json"
 
@@ -44,7 +44,7 @@ def find_profile(ref: str) -> Path:
     ``ref`` (local first); else the one profile whose file name or id starts with ``ref``. A prefix of more than one
     profile is an error listing them all, local and shipped alike (a local profile is not preferred: the user may
     mean the shipped one)."""
-    from ldmpick.storage import profiles_dir
+    from ldmpick.files.storage import profiles_dir
 
     if not ref.strip():
         raise ProfileError("empty profile reference; give an id, a prefix of one or a file ('ldmpick profiles list')")

@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ldmpick.catalogue import ModelSpec, check_distinct_names, resolve_model
-from ldmpick.errors import UsageError
+from ldmpick.files.errors import UsageError
 from ldmpick.execution import (DTYPES, available_memory_bytes, check_dtype, check_mode, default_device,
                                make_denoiser_runner)
 from ldmpick.families.base import TextEncoder, constructor_args, count_params

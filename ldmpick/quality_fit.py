@@ -7,7 +7,7 @@ import math
 from datetime import datetime, timezone
 from typing import Any
 
-from ldmpick.errors import UsageError
+from ldmpick.files.errors import UsageError
 from ldmpick.quality_law import (PAPER_NORM_COST, PARAM_SCALE, REFERENCE_SAMPLER, REFERENCE_STEPS, Anchor,
                                  CalibratedFamily, QualityLaw, StepCurve)
 from ldmpick.quality_scales import INTERVAL_LEVEL, NOISE_FLOOR_LOG, IntervalFit, PublishedSeries, series_from_points

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ldmpick.errors import LdmpickError, UsageError
+from ldmpick.files.errors import LdmpickError, UsageError
 from ldmpick.samplers import steps_text
 from ldmpick.quality_scales import (CALIBRATED_METRIC, INTERVAL_LEVEL, Z_LEVEL, IntervalFit, PublishedSeries, interval,
                                     scale_of_metric)
@@ -557,7 +557,7 @@ def shipped_law_path() -> Path:
 
 
 def user_law_path() -> Path:
-    from ldmpick.storage import data_dir
+    from ldmpick.files.storage import data_dir
 
     return data_dir() / "quality_law.json"
 
@@ -569,7 +569,7 @@ def load_law(path: Path | None = None) -> tuple[QualityLaw, Path]:
     """The law to use: ``path``, else the user's refitted law if it was fitted on this installation's shipped
     quality table, else the shipped default (``passed_over_user_law`` says when the user's was passed over, and
     ``STALE_LAW_NOTICE`` what to tell the user)."""
-    from ldmpick.file_input import read_json_file
+    from ldmpick.files.reader import read_json_file
 
     if path is None:
         path = shipped_law_path()
@@ -619,7 +619,7 @@ def _fitted_on_older_table(law: QualityLaw) -> bool:
 def predict_query(law: QualityLaw, model: str, sampler: str, steps: list[int], metric: str = "fid") -> dict[str, Any]:
     """``ldmpick law --model M --sampler S --steps N``: the prediction at each step count on ``metric``'s scale
     (value, interval, basis, the rows it rests on, flags), or null where the scale has no data for it."""
-    from ldmpick.errors import unknown_name
+    from ldmpick.files.errors import unknown_name
     from ldmpick.samplers import SAMPLERS
 
     scale = scale_of_metric(metric)
@@ -631,7 +631,7 @@ def predict_query(law: QualityLaw, model: str, sampler: str, steps: list[int], m
         raise UsageError("--steps needs integers between 1 and 10000")
     if sampler in SAMPLERS:  # a sampler that cannot run the model has no quality to predict (nor to calibrate)
         from ldmpick.catalogue import resolve_model
-        from ldmpick.errors import LdmpickError
+        from ldmpick.files.errors import LdmpickError
 
         try:
             spec = resolve_model(model)
@@ -669,7 +669,7 @@ def _check_model_name(law: QualityLaw, model: str) -> None:
     from pathlib import Path
 
     from ldmpick.catalogue import known_names
-    from ldmpick.errors import unknown_name
+    from ldmpick.files.errors import unknown_name
 
     names = set(known_names()) | {m for m, _, _ in law.size_points} | set(law.anchors)
     names |= {m for f in law.calibrated for m in f.floors} | {s.model for s in law.published if s.model}

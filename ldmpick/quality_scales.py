@@ -58,7 +58,7 @@ def scale_of_metric(metric: str) -> Scale:
     try:
         return SCALES[metric]
     except (KeyError, TypeError):
-        from ldmpick.errors import unknown_name
+        from ldmpick.files.errors import unknown_name
 
         raise unknown_name("metric", str(metric), METRICS) from None
 

@@ -1,7 +1,7 @@
 """The quality table: known quality points (published or calibrated), one per CSV row with its citation.
 
 Columns, reading and validating (every bad row is a one-line error), and the text of a table to write. Files are read
-through ``ldmpick.file_input`` (regular files only, a byte cap, strict UTF-8). No fitting here (``quality_fit``).
+through ``ldmpick.files.reader`` (regular files only, a byte cap, strict UTF-8). No fitting here (``quality_fit``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ldmpick.errors import UsageError
+from ldmpick.files.errors import UsageError
 
 TABLE_SCHEMA = "ldmpick.quality/1"
 # Rows of these series are quality anchors of the model they name (by ldmpick name): measured by
@@ -49,7 +49,7 @@ def shipped_table_path() -> Path:
 
 
 def user_table_path() -> Path:
-    from ldmpick.storage import data_dir
+    from ldmpick.files.storage import data_dir
 
     return data_dir() / "quality_points.csv"
 
@@ -64,7 +64,7 @@ def shipped_table_digest() -> str:
 def read_table_file(path: Path) -> list[QualityPoint]:
     """The rows of the quality table at ``path`` (read through ``file_input``: a regular file of at most
     ``MAX_TABLE_BYTES``); every bad row is a one-line error naming the file."""
-    from ldmpick.file_input import read_text_file
+    from ldmpick.files.reader import read_text_file
 
     return read_table(read_text_file(path, "quality table", MAX_TABLE_BYTES), f"'{path}'")
 
@@ -73,7 +73,7 @@ def load_tables(extra: list[Path]) -> list[tuple[list[QualityPoint], str]]:
     """The shipped quality table, then ``extra`` tables, then the user's (calibrated) table if it exists. Rows of
     those under a built-in model name whose parameter count is not the installed model's (a calibration of an older
     demo family) are left out: they measured another model. ``stale_rows`` says which."""
-    from ldmpick.file_input import read_text_file
+    from ldmpick.files.reader import read_text_file
 
     tables = [(read_table(read_text_file(shipped_table_path(), "shipped quality table", MAX_TABLE_BYTES),
                           "shipped quality table"), "ldmpick/data/quality_points.csv")]
@@ -119,8 +119,8 @@ def forget_user_rows(models: list[str]) -> tuple[Path, dict[str, int]]:
     Nothing is written unless every name has rows: a name that is no model, or a model without rows, is a one-line
     error."""
     from ldmpick.catalogue import known_names, model_labels
-    from ldmpick.errors import unknown_name
-    from ldmpick.storage import atomic_write_text, file_lock
+    from ldmpick.files.errors import unknown_name
+    from ldmpick.files.storage import atomic_write_text, file_lock
 
     names = model_labels([m.strip() for m in models if m.strip()]) or []  # a folder: the name its rows are under
     if not names:
@@ -147,7 +147,7 @@ def forget_user_rows(models: list[str]) -> tuple[Path, dict[str, int]]:
 
 def table_text(points: list[QualityPoint], comment: str) -> str:
     """A quality table's CSV text: the schema line, ``comment`` lines, the header and one row per point."""
-    from ldmpick.storage import csv_cell  # text a spreadsheet would run as a formula gets a leading quote
+    from ldmpick.files.storage import csv_cell  # text a spreadsheet would run as a formula gets a leading quote
 
     buf = io.StringIO()
     buf.write(f"# schema: {TABLE_SCHEMA}\n")
@@ -215,7 +215,7 @@ def _point(row: dict) -> QualityPoint:
         raise ValueError("model and metric must not be empty")
     if None in row:
         raise ValueError("the row has more fields than the header")
-    from ldmpick.errors import unknown_name
+    from ldmpick.files.errors import unknown_name
     from ldmpick.samplers import SAMPLERS
 
     metric = texts["metric"]
@@ -267,7 +267,7 @@ def shipped_published_path() -> Path:
 
 def load_published(path: Path | None = None) -> list[PublishedPoint]:
     """The shipped published-quality table (or ``path``)."""
-    from ldmpick.file_input import read_text_file
+    from ldmpick.files.reader import read_text_file
 
     path = path or shipped_published_path()
     return read_published_table(read_text_file(path, "published quality table", MAX_TABLE_BYTES), f"'{path}'")

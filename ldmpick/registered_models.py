@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ldmpick.errors import LdmpickError, ModelError, UsageError
+from ldmpick.files.errors import LdmpickError, ModelError, UsageError
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 WEIGHTS_OK = "safetensors weights"
@@ -100,7 +100,7 @@ def register(name: str, source: str, force: bool = False) -> Registration:
 def unregister(name: str) -> str:
     """Forget a registered name (the checkpoint's files are not touched); returns what it pointed to."""
     from ldmpick.catalogue import is_builtin, update_registry
-    from ldmpick.errors import unknown_name
+    from ldmpick.files.errors import unknown_name
 
     if is_builtin(name):  # the paper's family, the demo family, the released-model catalogue
         raise UsageError(f"'{name}' is a built-in model (shipped with ldmpick) and cannot be removed")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ldmpick.errors import UsageError, unknown_name
+from ldmpick.files.errors import UsageError, unknown_name
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ def get_sampler(name: str) -> Sampler:
 
 def parse_sampler_list(text: str | None) -> list[str]:
     """``"ddim,euler"`` or ``"all"`` -> validated names. Empty -> error."""
-    from ldmpick.errors import UsageError
+    from ldmpick.files.errors import UsageError
 
     if text is None or text.strip().lower() == "all":
         return list(DEFAULT_SAMPLERS)

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from ldmpick.catalogue import command_name, models_argument
 from ldmpick.costs import CostModel, CostRow, steps_within
-from ldmpick.errors import UsageError
+from ldmpick.files.errors import UsageError
 from ldmpick.quality_law import Prediction, QualityLaw
 from ldmpick.quality_scales import lower_is_better, scale_of_metric
 from ldmpick.samplers import SAMPLERS, steps_text

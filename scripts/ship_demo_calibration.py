@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ldmpick.catalogue import DEMO_MODELS, resolve_model
 from ldmpick.quality_table import read_table, shipped_table_path, table_text
-from ldmpick.storage import atomic_write_text
+from ldmpick.files.storage import atomic_write_text
 
 
 def main() -> int:

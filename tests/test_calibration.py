@@ -19,7 +19,7 @@ from ldmpick import calibration as calib
 from ldmpick.calibration_job import DEMO_GUIDANCE
 from ldmpick.cli import app
 from ldmpick.demo_world import dataset
-from ldmpick.errors import UsageError
+from ldmpick.files.errors import UsageError
 from ldmpick.image_quality import frechet_distance, judge_weights_path, load_judge
 from ldmpick.quality_law import user_law_path
 from ldmpick.quality_table import QualityPoint, read_table, user_table_path

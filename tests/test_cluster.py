@@ -173,7 +173,7 @@ def test_profile_on_the_cluster_stores_one_profile_per_device_type(local_cluster
 
     from ldmpick.profile_model import load_profile
     from ldmpick.profile_store import list_profile_files
-    from ldmpick.storage import profiles_dir
+    from ldmpick.files.storage import profiles_dir
 
     small, _ = tiny_models
     result = runner.invoke(app, ["profile", "--models", str(small), "--device", "cpu", "--resolution", "64",

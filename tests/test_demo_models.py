@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from ldmpick.catalogue import DEMO_MODELS, DEMO_MODELS_DIR, resolve_model
 from ldmpick.cli import app
 from ldmpick.demo_train import TrainingRecipe
-from ldmpick.errors import UsageError
+from ldmpick.files.errors import UsageError
 
 runner = CliRunner()
 
@@ -241,7 +241,7 @@ def test_the_demo_schedule_has_zero_terminal_snr_and_only_samplers_that_honour_i
     from diffusers import DDIMScheduler
 
     from ldmpick.demo_train import SCHEDULER_ARGS
-    from ldmpick.errors import UsageError
+    from ldmpick.files.errors import UsageError
     from ldmpick.samplers import make_scheduler
 
     config = dict(DDIMScheduler(**SCHEDULER_ARGS).config)

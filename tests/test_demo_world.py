@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ldmpick import demo_world as w
-from ldmpick.errors import UsageError
+from ldmpick.files.errors import UsageError
 
 
 def test_same_seed_same_samples_and_index_independent():

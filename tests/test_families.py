@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from ldmpick.catalogue import catalogue_entries, load_local_spec, resolve_model
 from ldmpick.cli import app
-from ldmpick.errors import ModelError
+from ldmpick.files.errors import ModelError
 from ldmpick.families import FAMILIES as ADAPTERS
 from ldmpick.profile_model import load_profile
 

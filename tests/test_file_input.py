@@ -6,9 +6,9 @@ import os
 
 import pytest
 
-from ldmpick.errors import UsageError
-from ldmpick.file_input import parse_json, read_json_file, read_text_file
-from ldmpick.storage import atomic_write_text
+from ldmpick.files.errors import UsageError
+from ldmpick.files.reader import parse_json, read_json_file, read_text_file
+from ldmpick.files.storage import atomic_write_text
 
 
 def test_reads_a_json_file_and_drops_a_byte_order_mark(tmp_path):

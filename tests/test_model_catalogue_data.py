@@ -155,7 +155,7 @@ def test_the_shipped_parameter_counts_match_a_fresh_count_of_every_built_in_mode
     """models list reads built-in counts from ldmpick/data/param_counts.json instead of building every model; the file
     must say what building them says (rebuild it with scripts/build_param_counts.py when a config changes)."""
     from ldmpick.families.base import ParamCountCache, builtin_param_counts
-    from ldmpick.file_input import read_json_file
+    from ldmpick.files.reader import read_json_file
 
     shipped = read_json_file(ParamCountCache.shipped_path(), "parameter-count cache")
     assert shipped["schema"] == "ldmpick.param-counts/1" and shipped["provenance"]["command"]

@@ -14,7 +14,7 @@ from ldmpick.cli import app
 from ldmpick.costs import REGISTRY, cost_model
 from ldmpick.costs.latency import MODEL as LATENCY
 from ldmpick.costs.latency import PartSpread, chance_over, cost_rows
-from ldmpick.errors import ProfileError, UsageError
+from ldmpick.files.errors import ProfileError, UsageError
 from ldmpick.profile_model import LatencyStats, ModelLatency, parse_profile_text
 from ldmpick.quality_law import load_law, shipped_law_path
 from ldmpick.selector import pareto_frontier, select_config

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ldmpick.errors import UsageError
+from ldmpick.files.errors import UsageError
 from ldmpick.plotting import PlotPoint, PlotSummary, plot_quality_vs_latency
 from ldmpick.profile_model import LatencyStats, ModelLatency, Profile, SamplerOverhead, Settings, load_profile
 from ldmpick.quality_law import load_law

@@ -7,12 +7,12 @@ import pytest
 from typer.testing import CliRunner
 
 from ldmpick.cli import app
-from ldmpick.errors import UsageError
+from ldmpick.files.errors import UsageError
 from ldmpick.generation import load_profile_for
 from ldmpick.profile_choice import NoProfileError, choose_profile
 from ldmpick.profile_model import LatencyStats, ModelLatency, Profile, SamplerOverhead, Settings
 from ldmpick.profile_store import save_profile, stored_profile_path
-from ldmpick.storage import profiles_dir
+from ldmpick.files.storage import profiles_dir
 
 runner = CliRunner()
 CPU = "cpu:Test CPU:4"

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from ldmpick.cli import app
 from ldmpick.profile_model import load_profile
 from ldmpick.profile_store import list_profile_files
-from ldmpick.storage import profiles_dir
+from ldmpick.files.storage import profiles_dir
 
 runner = CliRunner()
 

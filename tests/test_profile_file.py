@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ldmpick.cli import app
-from ldmpick.errors import ProfileError
+from ldmpick.files.errors import ProfileError
 from ldmpick.profile_export import diff_profiles, export_csv, export_markdown
 from ldmpick.profile_model import (
     SCHEMA,
@@ -22,7 +22,7 @@ from ldmpick.profile_model import (
     load_profile,
     parse_profile_text,
 )
-from ldmpick.storage import atomic_write_text
+from ldmpick.files.storage import atomic_write_text
 
 runner = CliRunner()
 
@@ -220,7 +220,7 @@ def test_a_version_1_file_still_reads_with_its_shared_fixed_parts():
 
 
 def _import(path) -> object:
-    from ldmpick.storage import profiles_dir
+    from ldmpick.files.storage import profiles_dir
 
     r = runner.invoke(app, ["profiles", "import", str(path)])
     assert r.exit_code == 2, r.output

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ldmpick.errors import UsageError
+from ldmpick.files.errors import UsageError
 from ldmpick.profile_model import Profile, load_profile, parse_profile_text
 from ldmpick.profiling import ModuleFactory, ProfileRequest, run_profile
 

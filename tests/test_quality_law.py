@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from ldmpick.errors import UsageError
+from ldmpick.files.errors import UsageError
 from ldmpick.costs.flops import cost_rows as cost_rows_flops
 from ldmpick.quality_fit import fit_law
 from ldmpick.quality_law import QualityLaw, load_law, shipped_law_path

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ldmpick.errors import ProfileError
+from ldmpick.files.errors import ProfileError
 from ldmpick.profile_model import Profile, load_profile, parse_profile_text
 
 from test_profile_file import make_profile
@@ -55,7 +55,7 @@ CTRL_C_AFTER_FIRST_MODEL = textwrap.dedent(
     """
     import json, os, signal, sys
     from pathlib import Path
-    from ldmpick import storage
+    from ldmpick.files import storage
 
     real, note = storage.atomic_write_text, Path(sys.argv[1])
 
@@ -231,7 +231,7 @@ def test_two_runs_in_one_folder_take_different_names_and_leave_no_lock_files(tmp
 
 
 def test_a_lock_leaves_nothing_beside_the_file_it_guards(tmp_path: Path):
-    from ldmpick.storage import atomic_write_text, file_lock, lock_file_for
+    from ldmpick.files.storage import atomic_write_text, file_lock, lock_file_for
 
     target = tmp_path / "p.json"
     with file_lock(target):

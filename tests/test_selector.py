@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ldmpick.errors import UsageError
+from ldmpick.files.errors import UsageError
 from ldmpick.costs import CostRow, cost_model
 from ldmpick.costs.flops import cost_rows as cost_rows_flops
 from ldmpick.costs.latency import MODEL as LATENCY
@@ -225,7 +225,7 @@ def test_a_larger_budget_never_gives_a_worse_prediction(rows, law, budget, facto
 
 def test_profile_choice_order(tmp_path, monkeypatch):
     from ldmpick.profile_store import save_profile, stored_profile_path
-    from ldmpick.storage import profiles_dir
+    from ldmpick.files.storage import profiles_dir
 
     shipped = tmp_path / "shipped"
     shipped.mkdir()

@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 
 from ldmpick.catalogue import load_registry, resolve_trusted_name, save_registry, update_registry
 from ldmpick.cli import app
-from ldmpick.errors import LdmpickError, UsageError
+from ldmpick.files.errors import LdmpickError, UsageError
 from ldmpick.costs.latency import cost_rows as cost_rows_measured
 from ldmpick.profile_choice import choose_profile
 from ldmpick.profile_device import DEVICE_FIELDS, device_key, validate_device
@@ -330,7 +330,7 @@ def test_an_error_naming_a_file_escapes_control_characters(tmp_path):
 
 
 def test_markup_in_a_local_profile_does_not_break_profiles_list(tmp_path):
-    from ldmpick.storage import profiles_dir
+    from ldmpick.files.storage import profiles_dir
 
     profiles_dir().mkdir(parents=True, exist_ok=True)
     data = copy.deepcopy(BASE)

@@ -155,8 +155,8 @@ def test_an_out_path_through_a_file_names_the_file(tmp_path):
 
 
 def test_output_folder_and_empty_out_checks(tmp_path):
-    from ldmpick.errors import UsageError
-    from ldmpick.output_paths import check_output_folder, output_path
+    from ldmpick.files.errors import UsageError
+    from ldmpick.files.output_paths import check_output_folder, output_path
 
     (tmp_path / "afile").write_text("")
     with pytest.raises(UsageError, match=r"'.*afile' is a file, not a folder"):
@@ -221,7 +221,7 @@ def test_importing_a_profile_with_an_unknown_sampler_is_refused_with_the_known_o
     import json
 
     from ldmpick.samplers import SAMPLERS
-    from ldmpick.storage import profiles_dir
+    from ldmpick.files.storage import profiles_dir
 
     shipped = json.loads(runner.invoke(app, ["profiles", "export", "cpu-amd-epyc-2core-demo"]).stdout)
     shipped["created"] = "2026-11-25T10:00:00Z"  # another id than the shipped one
@@ -329,7 +329,7 @@ def test_recommend_refuses_a_non_positive_resolution_or_batch(flag):
 
 
 def test_export_into_the_profile_folder_is_refused_and_the_stored_profile_kept(tmp_path):
-    from ldmpick.storage import profiles_dir
+    from ldmpick.files.storage import profiles_dir
 
     mine = _demo_copy(tmp_path, "m", "mine")
     assert runner.invoke(app, ["profile", "--models", str(mine), "--repeats", "1", "--warmup", "0",

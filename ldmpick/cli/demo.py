@@ -10,8 +10,8 @@ import typer
 from ldmpick.cli.options import SeedOpt, ThreadsOpt, int_list
 from ldmpick.cli.render import command_group, notice, print_json
 from ldmpick.demo_train import DEMO_CHANNELS
-from ldmpick.errors import UsageError
-from ldmpick.output_paths import output_path
+from ldmpick.files.errors import UsageError
+from ldmpick.files.output_paths import output_path
 
 DEFAULT_CHANNELS = ",".join(str(c) for c in DEMO_CHANNELS)  # the shipped family's
 
@@ -40,7 +40,7 @@ def demo_train_cmd(
     interruption and it continues from the last checkpoint (every 250 steps); runs of different --channels into the
     same --out can go in parallel (they share one VAE, trained once)."""
     from ldmpick.demo_train import TrainingRecipe, train_family
-    from ldmpick.output_paths import check_outside_package, check_output_folder
+    from ldmpick.files.output_paths import check_outside_package, check_output_folder
 
     if out is None:
         raise UsageError("give --out FOLDER: training writes there and never over the installed demo models "
@@ -73,7 +73,7 @@ def demo_train_judge_cmd(
     if out is None:
         raise UsageError("give --out FOLDER: the judge is written there and never over the installed one, which "
                          "measured every shipped FID and prompt accuracy")
-    from ldmpick.output_paths import check_outside_package, check_output_folder
+    from ldmpick.files.output_paths import check_outside_package, check_output_folder
 
     out = check_outside_package(check_output_folder(out))
     out.mkdir(exist_ok=True)  # (the last level, as demo train and generate make it)

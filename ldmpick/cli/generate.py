@@ -12,7 +12,7 @@ from ldmpick.cli.options import (BudgetOpt, DeviceOpt, DtypeOpt, GuidanceOpt, Js
                                  ProfileOpt, PromptsFileOpt, ResolutionOpt, SamplerOpt, SeedOpt, StepsOpt,
                                  ThreadsOpt, command_line)
 from ldmpick.cli.render import console, make_table, notice, print_json, progress_bar
-from ldmpick.errors import UsageError
+from ldmpick.files.errors import UsageError
 from ldmpick.samplers import steps_text
 
 

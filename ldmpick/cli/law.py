@@ -10,7 +10,7 @@ import typer
 
 from ldmpick.cli.options import JsonOpt, LawOpt, MetricOpt, OutOpt, StepListOpt, command_line, int_list
 from ldmpick.cli.render import console, make_table, notice, print_json
-from ldmpick.errors import UsageError
+from ldmpick.files.errors import UsageError
 
 DEFAULT_GRID = "1,2,4,8,15,25,50,100"
 

@@ -14,8 +14,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from ldmpick.errors import UsageError
-from ldmpick.output_paths import output_path
+from ldmpick.files.errors import UsageError
+from ldmpick.files.output_paths import output_path
 from ldmpick.samplers import SAMPLERS
 
 # ---------------------------------------------------------------------------------------------- output

@@ -10,7 +10,7 @@ from ldmpick.cli.options import (BatchOpt, CfgOpt, DeviceOpt, DtypeOpt, JsonOpt,
                                  ResolutionOpt, ResumeOpt, SamplersOpt, ThreadsOpt, command_line)
 from ldmpick.cli.profiles import render_profile
 from ldmpick.cli.render import notice, print_json, progress_bar
-from ldmpick.errors import UsageError
+from ldmpick.files.errors import UsageError
 
 
 def profile_cmd(

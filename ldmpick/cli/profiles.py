@@ -56,9 +56,9 @@ def profiles_export(
     fmt: Annotated[str, typer.Option("--format", "-f", help="json (shareable, re-importable), csv or markdown.")] = "json",
 ) -> None:
     """Export a profile to one shareable file (JSON), or a CSV / Markdown table; to --out, else to stdout."""
-    from ldmpick.output_paths import check_output_file
+    from ldmpick.files.output_paths import check_output_file
     from ldmpick.profile_library import check_export_target, export_profile
-    from ldmpick.storage import atomic_write_text
+    from ldmpick.files.storage import atomic_write_text
 
     profile, text = export_profile(ref, fmt)
     if out is None:

@@ -51,7 +51,7 @@ def recommend_cmd(
 
 
 def cost_model_measures(name: str) -> bool:
-    from ldmpick.errors import LdmpickError
+    from ldmpick.files.errors import LdmpickError
 
     try:
         return cost_model(name).needs_profile

@@ -19,7 +19,7 @@ from typing import Any, Callable
 import typer
 from typer.core import TyperGroup
 
-from ldmpick.errors import LdmpickError
+from ldmpick.files.errors import LdmpickError
 
 
 class LdmpickGroup(TyperGroup):

@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ldmpick.errors import UsageError, unknown_name
+from ldmpick.files.errors import UsageError, unknown_name
 
 # name -> module that defines ``MODEL``; imported only when asked for
 REGISTRY: dict[str, str] = {

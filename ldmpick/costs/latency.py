@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ldmpick.costs import CostRow, clip_text, positive, split_budget
-from ldmpick.errors import UsageError
+from ldmpick.files.errors import UsageError
 from ldmpick.samplers import steps_text
 
 NAME = "measured"

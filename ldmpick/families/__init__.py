@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from importlib import import_module
 
-from ldmpick.errors import ModelError
+from ldmpick.files.errors import ModelError
 from ldmpick.families.base import Family, TextEncoder
 
 _MODULES = ("sd", "sdxl", "pixart", "sd3", "flux", "sana")

@@ -67,7 +67,7 @@ MAX_LIST_LENGTH = 64  # block_out_channels and the like: one entry per resolutio
 def check_config_sizes(config: dict[str, Any], where: str) -> None:
     """Refuse a component config whose size fields are not positive integers within ``SIZE_LIMITS`` (a list field:
     every entry, at most ``MAX_LIST_LENGTH`` of them). Pure Python, instant; raises a one-line ``ModelError``."""
-    from ldmpick.errors import ModelError
+    from ldmpick.files.errors import ModelError
 
     for key, limit in SIZE_LIMITS.items():
         if key not in config or config[key] is None:
@@ -135,7 +135,7 @@ def count_params(library: str, class_name: str, config: dict[str, Any], cached: 
     Counting imports diffusers and builds the module (a second or more); counts are kept by config digest in
     ``ParamCountCache`` (shipped for the built-in models, and the user's for the rest), so ``models list`` does not
     rebuild every model each time. ``cached=False`` always counts (tests of the shipped cache use it)."""
-    from ldmpick.errors import ModelError
+    from ldmpick.files.errors import ModelError
 
     config_json = json.dumps(constructor_args(config), sort_keys=True)
     key = ParamCountCache.key(library, class_name, config_json)
@@ -179,14 +179,14 @@ class ParamCountCache:
 
     @staticmethod
     def user_path() -> Any:
-        from ldmpick.storage import data_dir
+        from ldmpick.files.storage import data_dir
 
         return data_dir() / "cache" / "param_counts.json"
 
     @classmethod
     def _read(cls, path: Any) -> dict[str, int]:
-        from ldmpick.errors import UsageError
-        from ldmpick.file_input import read_json_file
+        from ldmpick.files.errors import UsageError
+        from ldmpick.files.reader import read_json_file
 
         try:
             doc = read_json_file(path, "parameter-count cache", max_bytes=cls.MAX_BYTES)
@@ -210,8 +210,8 @@ class ParamCountCache:
 
     @classmethod
     def remember(cls, key: str, n: int) -> None:
-        from ldmpick.errors import LdmpickError
-        from ldmpick.storage import atomic_write_json
+        from ldmpick.files.errors import LdmpickError
+        from ldmpick.files.storage import atomic_write_json
 
         if cls._shipped is not None and key in cls._shipped:
             return
@@ -257,7 +257,7 @@ def component_params(spec: ModelSpec) -> dict[str, int]:
     """Parameters of each module of ``spec`` (denoiser, text encoders, VAE), counted on torch's meta device; a
     module over ``MAX_COMPONENT_PARAMS`` or one that cannot be built is a one-line ``ModelError``. Run it before a
     model is registered or built for real."""
-    from ldmpick.errors import ModelError
+    from ldmpick.files.errors import ModelError
 
     counts = {comp: count_params(*module) for comp, module in module_configs(spec).items()}
     for comp, n in counts.items():

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ldmpick.errors import RuntimeFailure, UsageError
+from ldmpick.files.errors import RuntimeFailure, UsageError
 
 APP_NAME = "ldmpick"
 

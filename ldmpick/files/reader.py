@@ -14,7 +14,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from ldmpick.errors import UsageError
+from ldmpick.files.errors import UsageError
 
 MIB = 1024 * 1024
 DEFAULT_MAX_BYTES = 10 * MIB

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ldmpick.errors import UsageError
-from ldmpick.storage import check_output_target
+from ldmpick.files.errors import UsageError
+from ldmpick.files.storage import check_output_target
 
 
 def output_path(text: str | Path) -> Path:
