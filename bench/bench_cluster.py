@@ -60,7 +60,7 @@ def main() -> int:
 
     from ldmpick import calibration as calib
     from ldmpick.cluster import RayShardRunner, connected
-    from ldmpick.fingerprint import cpu_cores, full_fingerprint, system_load
+    from ldmpick.hardware.fingerprint import cpu_cores, full_fingerprint, system_load
 
     cores = cpu_cores()
     req = calib.CalibrationRequest(models=a.models.split(","), samplers=[a.sampler], steps=[a.steps],

@@ -25,7 +25,7 @@ def load(folder: Path, c: int):
     from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
     from safetensors.torch import load_file
 
-    from ldmpick import demo_train as dt
+    from ldmpick.demo import training as dt
 
     ck = folder / "_checkpoints" / f"demo-c{c}"
     if not (ck / "state.json").is_file():
@@ -63,8 +63,8 @@ def main() -> int:
     import torch
 
     from ldmpick.calibration import generate_images
-    from ldmpick.demo_world import dataset
-    from ldmpick.fingerprint import light_fingerprint
+    from ldmpick.demo.world import dataset
+    from ldmpick.hardware.fingerprint import light_fingerprint
     from ldmpick.image_quality import load_judge
 
     torch.set_num_threads(args.threads)

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ldmpick.demo_world import COLOURS
+from ldmpick.demo.world import COLOURS
 
 SHAPES = ("circle", "square", "diamond")
 PAIRS = [("red", "blue"), ("green", "white"), ("blue", "yellow"), ("yellow", "purple"), ("purple", "orange"),
@@ -65,7 +65,7 @@ def main() -> int:
             img = np.asarray(Image.open(Path(tmp) / "images" / im["file"]).convert("RGB"), dtype=float)
             i = im["prompt_index"]
             rows.append(dict(caption=captions[i], seed=im["seed"], **verdict(img, *PAIRS[i])))
-    from ldmpick.fingerprint import full_fingerprint
+    from ldmpick.hardware.fingerprint import full_fingerprint
 
     result = dict(bench="bench_demo_colour_check.py", command="python " + " ".join(sys.argv),
                   date=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), device=full_fingerprint("cpu"),

@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 
 
 def unet_config(c: int, latent: int, c2: int | None = None) -> dict:
-    from ldmpick.demo_train import demo_unet_config
+    from ldmpick.demo.training import demo_unet_config
 
     cfg = demo_unet_config(c)
     cfg.update(sample_size=latent, block_out_channels=(c, 2 * c if c2 is None else c2), down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
@@ -37,7 +37,7 @@ def unet_config(c: int, latent: int, c2: int | None = None) -> dict:
 def time_forward(unet, latent: int, threads: int, warmup: int = 5, repeats: int = 30) -> dict:
     import torch
 
-    from ldmpick.demo_train import MAX_TOKENS, TEXT_DIM
+    from ldmpick.demo.training import MAX_TOKENS, TEXT_DIM
 
     torch.set_num_threads(threads)
     x = torch.randn(2, 4, latent, latent)
@@ -59,7 +59,7 @@ def time_forward(unet, latent: int, threads: int, warmup: int = 5, repeats: int 
 def time_training_step(unet, latent: int, batch: int, threads: int, repeats: int = 4) -> dict:
     import torch
 
-    from ldmpick.demo_train import MAX_TOKENS, TEXT_DIM
+    from ldmpick.demo.training import MAX_TOKENS, TEXT_DIM
 
     torch.set_num_threads(threads)
     unet.train()
@@ -86,8 +86,8 @@ def main() -> int:
     import torch
     from diffusers import UNet2DConditionModel
 
-    from ldmpick.execution import physical_cores
-    from ldmpick.fingerprint import full_fingerprint, system_load
+    from ldmpick.hardware.execution import physical_cores
+    from ldmpick.hardware.fingerprint import full_fingerprint, system_load
 
     default_threads = physical_cores()
     rows = []

@@ -8,7 +8,7 @@ latents, e.g. `git worktree add /tmp/v1 0d60431`, and a v2 VAE at /work/demo_run
 import sys, time, json
 import numpy as np, torch
 from diffusers import StableDiffusionPipeline, DDPMScheduler, UNet2DConditionModel, DDIMScheduler, AutoencoderKL
-from ldmpick.demo_world import dataset
+from ldmpick.demo.world import dataset
 from ldmpick.image_quality import load_judge
 from ldmpick.calibration import generate_images
 arm, steps, batch = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])

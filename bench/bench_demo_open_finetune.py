@@ -38,10 +38,10 @@ def main() -> int:
     import torch
     from diffusers import DDPMScheduler
 
-    from ldmpick import demo_world
-    from ldmpick.catalogue import resolve_model
-    from ldmpick.demo_train import MAX_TOKENS, SCHEDULER_ARGS, TrainingRecipe, one_cycle_lr
-    from ldmpick.fingerprint import full_fingerprint
+    from ldmpick.demo import world as demo_world
+    from ldmpick.models.catalogue import resolve_model
+    from ldmpick.demo.training import MAX_TOKENS, SCHEDULER_ARGS, TrainingRecipe, one_cycle_lr
+    from ldmpick.hardware.fingerprint import full_fingerprint
     from ldmpick.generation import load_pipeline
     from ldmpick.files.storage import atomic_write_json
 

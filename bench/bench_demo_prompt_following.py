@@ -12,14 +12,14 @@ Prints one JSON line per evaluation.
 import sys, time, json
 import numpy as np, torch
 from diffusers import StableDiffusionPipeline, DDPMScheduler, UNet2DConditionModel, DDIMScheduler
-from ldmpick.demo_world import dataset
-from ldmpick.demo_train import SCHEDULER_ARGS, MAX_TOKENS
+from ldmpick.demo.world import dataset
+from ldmpick.demo.training import SCHEDULER_ARGS, MAX_TOKENS
 from ldmpick.image_quality import load_judge
 from ldmpick.calibration import generate_images
 
 c = int(sys.argv[1]); steps = int(sys.argv[2]); lr = float(sys.argv[3]); every = int(sys.argv[4]); variant = sys.argv[5] if len(sys.argv) > 5 else "base"
 torch.set_num_threads(1)
-from ldmpick.catalogue import resolve_model
+from ldmpick.models.catalogue import resolve_model
 base = StableDiffusionPipeline.from_pretrained(resolve_model("demo-c16").path, safety_checker=None, requires_safety_checker=False)
 vae, te, tok = base.vae, base.text_encoder, base.tokenizer
 n = 8192

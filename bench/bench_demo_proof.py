@@ -41,7 +41,7 @@ def unet_flops(model: str) -> float:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from ldmpick.catalogue import resolve_model
+    from ldmpick.models.catalogue import resolve_model
     from ldmpick.generation import load_pipeline
 
     pipe = load_pipeline(resolve_model(model).path, "cpu", "fp32")
@@ -76,7 +76,7 @@ def main() -> int:
 
     from ldmpick import __version__
     from ldmpick import calibration as calib
-    from ldmpick.fingerprint import full_fingerprint
+    from ldmpick.hardware.fingerprint import full_fingerprint
     from ldmpick.generation import GenerateRequest, generate
     from ldmpick.costs import steps_within
     from ldmpick.costs.latency import cost_rows as cost_rows_measured
@@ -186,7 +186,7 @@ def main() -> int:
     # 5 (measured first, on a machine not yet heated by the FID checks). The real end-to-end latency of each
     # recommended configuration (batch 1, guidance on, as profiled), with the pipeline loaded once and warmed up, as
     # the profile's numbers are (a one-shot CLI run also pays a cold start)
-    from ldmpick.catalogue import resolve_model
+    from ldmpick.models.catalogue import resolve_model
     from ldmpick.generation import load_pipeline
 
     picks = {b: select_config(rows, law, b, max_steps=100).best for b in budgets}

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ldmpick import demo_world
+from ldmpick.demo import world as demo_world
 from ldmpick.calibration import (PROMPT_SEED_OFFSET, REFERENCE_IMAGES, REFERENCE_SEED_OFFSET, _to_uint8,
                                  generate_images)
 from ldmpick.image_quality import frechet_distance, load_judge
@@ -69,8 +69,8 @@ def main() -> int:
 
     import torch
 
-    from ldmpick.catalogue import resolve_model
-    from ldmpick.fingerprint import full_fingerprint
+    from ldmpick.models.catalogue import resolve_model
+    from ldmpick.hardware.fingerprint import full_fingerprint
     from ldmpick.generation import load_pipeline
 
     torch.set_num_threads(args.threads)

@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def sd15_unet_config() -> dict:
     """SD v1.5's UNet: the paper family's c = 320 shape with CLIP-L's 768-wide cross-attention."""
-    from ldmpick.catalogue import family_unet_config
+    from ldmpick.models.catalogue import family_unet_config
 
     return {**family_unet_config(320), "cross_attention_dim": 768}
 
@@ -49,9 +49,9 @@ def build_sd15_random(folder: Path, device: str, dtype: str) -> Path:
     sys.path.insert(0, str(ROOT / "tests"))
     from tiny_pipeline import tiny_tokenizer  # a CLIP tokenizer made in code: nothing is downloaded
 
-    from ldmpick.catalogue import SD_TEXT_ENCODER_CONFIG, SD_VAE_CONFIG
+    from ldmpick.models.catalogue import SD_TEXT_ENCODER_CONFIG, SD_VAE_CONFIG
     from ldmpick.generation import DTYPES
-    from ldmpick.samplers import SD_SCHEDULER_CONFIG
+    from ldmpick.models.samplers import SD_SCHEDULER_CONFIG
 
     torch_dtype = getattr(torch, DTYPES[dtype])
     torch.manual_seed(0)
@@ -109,7 +109,7 @@ def main() -> int:
 
     import torch
 
-    from ldmpick.fingerprint import full_fingerprint
+    from ldmpick.hardware.fingerprint import full_fingerprint
     from ldmpick.costs.latency import predict as predict_latency
     from ldmpick.generation import GenerateRequest, generate, load_pipeline
     from ldmpick.profiling import ProfileRequest, run_profile
@@ -143,7 +143,7 @@ def main() -> int:
         print(f"profiled: predicted {prediction.denoise_ms:.2f} ms per step", file=sys.stderr)
 
         pipe = load_pipeline(folder, device, dtype)
-        from ldmpick.samplers import make_scheduler
+        from ldmpick.models.samplers import make_scheduler
 
         # 2. plain diffusers, eager
         pipe.scheduler = make_scheduler(args.sampler, dict(pipe.scheduler.config))

@@ -40,9 +40,9 @@ def main() -> int:
     import torch
 
     from ldmpick import __version__
-    from ldmpick.catalogue import resolve_model
+    from ldmpick.models.catalogue import resolve_model
     from ldmpick.costs.latency import predict
-    from ldmpick.fingerprint import full_fingerprint
+    from ldmpick.hardware.fingerprint import full_fingerprint
     from ldmpick.generation import GenerateRequest, generate, load_pipeline
     from ldmpick.profiling import ProfileRequest, run_profile
     from ldmpick.files.storage import atomic_write_text

@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 from ldmpick.calibration_job import DEMO_GUIDANCE
 from ldmpick.files.errors import LdmpickError, UsageError
-from ldmpick.samplers import steps_text
+from ldmpick.models.samplers import steps_text
 
 PARTIAL_SCHEMA = "ldmpick.calibration-partial/1"
 DEMO_DATASET = "demo-world-32px"
@@ -79,7 +79,7 @@ class CalibrationRequest:
         return cached
 
     def _compute_key(self) -> dict[str, Any]:
-        from ldmpick.catalogue import resolve_model
+        from ldmpick.models.catalogue import resolve_model
 
         files: dict[str, str] = {}
         for m in self.models:
@@ -107,7 +107,7 @@ class CalibrationRequest:
 
     def named_configs(self) -> list[tuple[str, str, int]]:
         """``configs()`` under the names the results are stored with (a folder's model name, not its path)."""
-        from ldmpick.catalogue import resolve_model
+        from ldmpick.models.catalogue import resolve_model
 
         names = {m: resolve_model(m).name for m in self.models}
         return [(names[m], s, k) for m, s, k in self.configs()]
@@ -136,9 +136,9 @@ class Calibration:
 
 
 def validate_request(req: CalibrationRequest) -> None:
-    from ldmpick.catalogue import check_distinct_names, resolve_model
+    from ldmpick.models.catalogue import check_distinct_names, resolve_model
     from ldmpick.generation import resolve_sampler
-    from ldmpick.samplers import get_sampler
+    from ldmpick.models.samplers import get_sampler
 
     if not req.models:
         raise UsageError("--models: give at least one model")
@@ -318,7 +318,7 @@ def generate_images(pipe: Any, prompts: list[str], sampler: str, steps: int, gui
     import numpy as np
     import torch
 
-    from ldmpick.samplers import make_scheduler
+    from ldmpick.models.samplers import make_scheduler
 
     pipe.scheduler = make_scheduler(sampler, dict(pipe.scheduler.config))
     device = pipe.device
@@ -344,7 +344,7 @@ def run_calibration(req: CalibrationRequest, progress: ProgressFn | None = None,
     (a ``ShardStore``) if given, and shards already there are not run again. A configuration's FID and prompt
     accuracy are computed here, from its shards' features and counts, once all its shards are in."""
     from ldmpick.calibration_shards import LocalShardRunner, assemble, shard_tasks
-    from ldmpick.catalogue import resolve_model
+    from ldmpick.models.catalogue import resolve_model
     from ldmpick.image_quality import frechet_distance
 
     validate_request(req)
@@ -405,7 +405,7 @@ def reference_features(req: CalibrationRequest, features: Callable[[Any], Any] |
 
         features = ShardMeasurer(req).feature_extractor()
     if req.reference is None:
-        from ldmpick.demo_world import dataset
+        from ldmpick.demo.world import dataset
 
         ref_images, _, _ = dataset(req.seed + REFERENCE_SEED_OFFSET, REFERENCE_IMAGES)
         return features(ref_images)

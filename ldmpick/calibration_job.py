@@ -22,10 +22,10 @@ def build_request(*, models: str, samplers: str | None, steps: list[int], sample
     """A checked request; the device defaults to the GPU if there is one, dtype to what suits it, guidance to the
     demo world's or real models' usual scale."""
     from ldmpick import calibration as calib
-    from ldmpick.catalogue import parse_model_list
-    from ldmpick.execution import check_dtype, default_dtype
+    from ldmpick.models.catalogue import parse_model_list
+    from ldmpick.hardware.execution import check_dtype, default_dtype
     from ldmpick.generation import check_device, default_device
-    from ldmpick.samplers import parse_sampler_list
+    from ldmpick.models.samplers import parse_sampler_list
 
     device = device or default_device()
     check_device(device)
@@ -35,7 +35,7 @@ def build_request(*, models: str, samplers: str | None, steps: list[int], sample
     if samplers is None or samplers.strip().lower() == "all":
         # 'all': each model runs the samplers that fit it (as profile's 'all'); not given: those of the usual four
         # (ddim, dpmpp-2m, euler, unipc) that fit it, else all that fit it (a flow model: its flow samplers)
-        from ldmpick.catalogue import resolve_model
+        from ldmpick.models.catalogue import resolve_model
 
         specs = {m: resolve_model(m) for m in model_list}
         per_model = {}

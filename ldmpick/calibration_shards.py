@@ -94,7 +94,7 @@ class ShardMeasurer:
 
         req = self.req
         if req.reference is None:
-            from ldmpick.demo_world import dataset
+            from ldmpick.demo.world import dataset
             from ldmpick.image_quality import load_judge
 
             self._judge = load_judge(req.judge_weights)
@@ -115,7 +115,7 @@ class ShardMeasurer:
 
     def _pipeline(self, model: str) -> tuple[Any, int, Any]:  # (pipeline, resolution, ModelSpec)
         if self._pipe is None or self._pipe[0] != model:
-            from ldmpick.catalogue import resolve_model
+            from ldmpick.models.catalogue import resolve_model
             from ldmpick.generation import load_pipeline
 
             self._pipe = None  # free the previous model first

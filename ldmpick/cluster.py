@@ -123,7 +123,7 @@ _MEASURER: dict[str, Any] = {}  # per worker process: the measurer of the reques
 def _measure_shard(req: Any, task: Any, threads: int) -> Any:
     """Runs in a Ray worker: the same ``ShardMeasurer.measure`` the single-machine run calls."""
     from ldmpick.calibration_shards import ShardMeasurer, request_digest
-    from ldmpick.execution import apply_threads
+    from ldmpick.hardware.execution import apply_threads
 
     apply_threads(threads)
     key = request_digest(req)
@@ -213,7 +213,7 @@ class DeviceGroup:
 
 def _device_of_node(device: str) -> tuple[str, str]:
     """Runs on a node: what ``device`` is there (without importing torch)."""
-    from ldmpick.fingerprint import light_fingerprint
+    from ldmpick.hardware.fingerprint import light_fingerprint
 
     fp = light_fingerprint(device)
     kind = "cuda" if fp.get("kind") == "cuda" else "cpu"

@@ -1,12 +1,12 @@
 """Generation: run one configuration (model, sampler, steps) with the model's own diffusers pipeline, timing each part.
 
 The pipeline class is the one ``model_index.json`` names (SD, LCM, SDXL, PixArt, SD3, Flux, Sana, SANA-Sprint:
-``ldmpick.families``), loaded with ``from_pretrained`` (safetensors only, never remote code, never the network for a
+``ldmpick.models.families``), loaded with ``from_pretrained`` (safetensors only, never remote code, never the network for a
 folder or a cached hub snapshot). The pipeline's own ``__call__`` runs, so each family encodes its prompt, prepares
 its latents and conditioning and decodes as it does itself; ldmpick times the parts through hooks on the
 components: the text-encoder stack, the denoising loop (from the first denoiser evaluation to the VAE decode) and
 the VAE decode, the device synchronized at each boundary. The denoiser runs in the execution mode the profile
-measured (``ldmpick.execution``: eager, CUDA-graph replay, or ``torch.compile``), by the same runner the profiler
+measured (``ldmpick.hardware.execution``: eager, CUDA-graph replay, or ``torch.compile``), by the same runner the profiler
 uses.
 
 Each image ``k`` of a prompt is seeded with ``seed + k`` through its own ``torch.Generator``, so any image can be
@@ -27,10 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ldmpick.catalogue import ModelSpec, check_safetensors_weights, resolve_model
+from ldmpick.models.catalogue import ModelSpec, check_safetensors_weights, resolve_model
 from ldmpick.files.errors import LdmpickError, ModelError, RuntimeFailure, UsageError, unknown_name
-from ldmpick.execution import DTYPES, MODES, check_dtype, check_mode, default_device, default_dtype, default_mode
-from ldmpick.samplers import get_sampler
+from ldmpick.hardware.execution import DTYPES, MODES, check_dtype, check_mode, default_device, default_dtype, default_mode
+from ldmpick.models.samplers import get_sampler
 
 MAX_STEPS = 1000
 MAX_IMAGES_PER_PROMPT = 64
@@ -182,7 +182,7 @@ def load_profile_for(ref: str | None, device: str, models: list[str] | None = No
 
 def _has_weights(name: str) -> bool:
     """Whether a profile's model name is one of this installation's models with weights (never opened as a path)."""
-    from ldmpick.catalogue import resolve_trusted_name
+    from ldmpick.models.catalogue import resolve_trusted_name
 
     try:
         spec = resolve_trusted_name(name)
@@ -249,7 +249,7 @@ def resolve_sampler(name: str | None, spec: ModelSpec) -> str:
     """Check that sampler ``name`` fits ``spec`` (flow-matching families take flow samplers only, lcm/scm only
     distilled models); ``None`` is the model's own saved scheduler, named ``own:<SchedulerClass>``, or the ldmpick
     sampler it is."""
-    from ldmpick.samplers import sampler_for_scheduler
+    from ldmpick.models.samplers import sampler_for_scheduler
 
     if name is None:
         cls = spec.component_classes.get("scheduler") or "PNDMScheduler"
@@ -322,7 +322,7 @@ def load_pipeline(path: Path, device: str, dtype: str, spec: ModelSpec | None = 
     diffusers_logging.set_verbosity_error()
     diffusers_logging.disable_progress_bar()
     if spec is None:
-        from ldmpick.catalogue import load_local_spec
+        from ldmpick.models.catalogue import load_local_spec
 
         spec = load_local_spec(Path(path))
     cls = getattr(diffusers, spec.pipeline_class)
@@ -476,14 +476,14 @@ def generate(
     """
     import torch
 
-    from ldmpick.execution import install_runner
+    from ldmpick.hardware.execution import install_runner
 
     settings, spec = resolved if resolved is not None else resolve_settings(req)
     t0 = time.perf_counter()
     pipe = pipeline if pipeline is not None else load_pipeline(settings.path, settings.device, settings.dtype, spec)
     load_ms = (time.perf_counter() - t0) * 1e3
 
-    from ldmpick.samplers import make_scheduler
+    from ldmpick.models.samplers import make_scheduler
 
     if not settings.sampler.startswith("own:"):
         pipe.scheduler = make_scheduler(settings.sampler, dict(pipe.scheduler.config))

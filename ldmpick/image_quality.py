@@ -1,6 +1,6 @@
 """Measuring image quality for real: a Fréchet distance in a learned feature space, and prompt accuracy.
 
-For the demo world (``ldmpick.demo_world``) ldmpick ships its own *world judge*: a small CNN trained on the world's
+For the demo world (``ldmpick.demo.world``) ldmpick ships its own *world judge*: a small CNN trained on the world's
 images to name each image's attributes (shape, colour, size, position, background). Its penultimate layer is the
 feature space of the Fréchet distance (computed exactly as FID is, only with this network instead of Inception-v3),
 and its attribute heads give *prompt accuracy*: the fraction of a caption's attributes that the generated image
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from ldmpick.demo_world import IMAGE_SIZE as JUDGE_SIDE  # the world's images: what the judge learnt
+from ldmpick.demo.world import IMAGE_SIZE as JUDGE_SIDE  # the world's images: what the judge learnt
 from ldmpick.files.errors import UsageError
 
 JUDGE_SCHEMA = "ldmpick.judge/1"
@@ -39,7 +39,7 @@ def judge_weights_path() -> Path:
 
 
 def attribute_classes() -> dict[str, list[str]]:
-    from ldmpick.demo_world import COLOURS, POSITIONS, SHAPES, SIZES
+    from ldmpick.demo.world import COLOURS, POSITIONS, SHAPES, SIZES
 
     return {"shape": list(SHAPES), "colour": list(COLOURS), "size": list(SIZES), "position": list(POSITIONS),
             "background": list(COLOURS)}
@@ -232,7 +232,7 @@ def train_judge(out: Path | None = None, seed: int = 1, n_images: int = 8192, st
     from safetensors.torch import save
 
     from ldmpick import __version__
-    from ldmpick.demo_world import dataset
+    from ldmpick.demo.world import dataset
     from ldmpick.files.storage import atomic_write_bytes, atomic_write_json
 
     if n_images < batch or steps < 1 or batch < 2:

@@ -21,7 +21,7 @@ from typing import Any
 
 from ldmpick.costs import DEFAULT, cost_model
 from ldmpick.files.errors import LdmpickError, UsageError, unknown_name
-from ldmpick.samplers import steps_text
+from ldmpick.models.samplers import steps_text
 
 MODES = ("eager", "cudagraph", "compile")
 PLAN_PERCENTILE = 90.0  # plan on the run's p90: at most about 1 run in 10 over the budget
@@ -94,7 +94,7 @@ def plan_selection(budget: str | float, *, profile: Any = None, profile_ref: str
     ``profile`` when given (a loaded one), else chosen by ``choose_profile`` from ``profile_ref``. With ``steps``
     only that step count is considered. Its notices (which profile, which law) are said once the request has been
     checked and a configuration chosen, so that bad input is a one-line error on any machine."""
-    from ldmpick.catalogue import typed_by_label
+    from ldmpick.models.catalogue import typed_by_label
     from ldmpick.profile_choice import choose_profile, quality_data_for
     from ldmpick.quality_law import STALE_LAW_NOTICE, load_law, passed_over_user_law, unfitted_rows_notice
     from ldmpick.quality_scales import scale_of_metric
@@ -122,7 +122,7 @@ def plan_selection(budget: str | float, *, profile: Any = None, profile_ref: str
     value = cm.parse_budget(budget) if isinstance(budget, str) else float(budget)
     sampler_list = samplers if samplers is not None else _all_samplers()
     if samplers is None and not cm.needs_profile:  # the paper's family: no flow-matching samplers
-        from ldmpick.samplers import get_sampler
+        from ldmpick.models.samplers import get_sampler
 
         sampler_list = [s for s in sampler_list if not get_sampler(s).flow]
     law_path = None
@@ -158,15 +158,21 @@ def plan_selection(budget: str | float, *, profile: Any = None, profile_ref: str
     if cm.needs_profile:
         excluded.extend(unmeasured_samplers(profile, models, sampler_list, typed))
     try:
-        selection = select_config(rows, law, value, metric=metric, max_steps=steps or max_steps, top_k=top,
-                                  excluded=excluded, headroom=True, min_steps=steps or 1, typed=typed)
-    except BudgetBelowFastest as exc:
-        from ldmpick.catalogue import DEMO_MODELS
+        try:
+            selection = select_config(rows, law, value, metric=metric, max_steps=steps or max_steps, top_k=top,
+                                      excluded=excluded, headroom=True, min_steps=steps or 1, typed=typed)
+        except BudgetBelowFastest as exc:
+            from ldmpick.models.catalogue import DEMO_MODELS
 
-        if models is not None or {r.model for r in rows} & set(DEMO_MODELS):
-            raise
-        raise UsageError(f"{exc}, or name faster models with --models (the shipped demo family, 32 px: "
-                         f"--models {','.join(DEMO_MODELS)})") from None
+            if models is not None or {r.model for r in rows} & set(DEMO_MODELS):
+                raise
+            raise UsageError(f"{exc}, or name faster models with --models (the shipped demo family, 32 px: "
+                             f"--models {','.join(DEMO_MODELS)})") from None
+    except LdmpickError:
+        # the options were valid: what the chosen profile and law hold decided this, so say which they are
+        for line in pending:
+            notify(line)
+        raise
     for line in pending:
         notify(line)
     return SelectionPlan(selection, source, profile, law)
@@ -179,10 +185,10 @@ def unmeasured_samplers(profile: Any, models: list[str] | None, samplers: list[s
     name (not all of them), one that can run the model (its family's, for a model this installation cannot
     resolve). A profile of fewer samplers than the shipped one narrows the choice, and says so, with the command
     that measures them. Samplers asked for by name that cannot run a model get a note saying why."""
-    from ldmpick.catalogue import models_argument, resolve_trusted_name
-    from ldmpick.families import family_named
+    from ldmpick.models.catalogue import models_argument, resolve_trusted_name
+    from ldmpick.models.families import family_named
     from ldmpick.profile_choice import samplers_measured_elsewhere
-    from ldmpick.samplers import SAMPLERS
+    from ldmpick.models.samplers import SAMPLERS
 
     by_name = set(samplers) != set(SAMPLERS)
     unfit: dict[tuple[str, str], list[str]] = {}  # (sampler, why it cannot run them) -> the models
@@ -363,7 +369,7 @@ def plan_generation(prompts: list[str], *, out: Path, budget: str | None = None,
         # by the name the profile keeps the model under only: a folder named like a built-in model is not it
         plan.latency = latency.predict(prof, [settings.model], settings.sampler, settings.steps, PLAN_PERCENTILE,
                                        budget_ms)
-        from ldmpick.catalogue import models_argument
+        from ldmpick.models.catalogue import models_argument
 
         if plan.latency is None:
             notify(f"note: profile '{prof.id}' has no measurement of '{settings.model}' with '{settings.sampler}'; "
@@ -409,7 +415,7 @@ def _outside_demo_world(prompts: list[str]) -> list[str]:
     shapes whatever is asked ('a red fox in the snow' gets a red blob)."""
     import re
 
-    from ldmpick.demo_world import vocabulary
+    from ldmpick.demo.world import vocabulary
 
     known = set(vocabulary())
     unknown = sorted({w for p in prompts for w in re.findall(r"[a-z]+", p.lower())} - known)
@@ -438,7 +444,7 @@ def _generation_profile(ref: str | None, device: str, model: str | None, require
     measures models with weights here), said by name (``later``, once the request is valid); a profile of another
     device is warned of at once. ``required`` (a budget to select within, for --model): no profile of --model is
     the error saying which profile measures what."""
-    from ldmpick.catalogue import model_label
+    from ldmpick.models.catalogue import model_label
     from ldmpick.generation import load_profile_for
 
     choice = load_profile_for(ref, device, [model] if model is not None else None, required=required, cfg=cfg)
@@ -454,7 +460,7 @@ def _select_runnable(prof: Any, law: Any, budget_s: float, model: str | None, la
     """``plan_selection`` among the profile's models that have weights (what --model / --sampler / --steps fix is
     kept; ``label``: the name the profile keeps --model under); a note when the best size overall has none, and
     one naming the models with weights here that the profile did not measure."""
-    from ldmpick.catalogue import resolve_model
+    from ldmpick.models.catalogue import resolve_model
 
     if model is not None:
         resolve_model(model)  # an unknown name is a one-line error that suggests the closest one
@@ -498,7 +504,7 @@ def _percent(chance: float) -> str:
 def _unmeasured_models(prof: Any) -> list[str]:
     """A note naming this installation's models with weights (the demo family, registered checkpoints) that
     ``prof`` did not measure: ``generate --budget`` cannot choose them."""
-    from ldmpick.catalogue import DEMO_MODELS, load_registry, models_argument
+    from ldmpick.models.catalogue import DEMO_MODELS, load_registry, models_argument
     from ldmpick.generation import _has_weights
 
     missing = [name for name in (*DEMO_MODELS, *sorted(load_registry()))
@@ -512,7 +518,7 @@ def _unmeasured_models(prof: Any) -> list[str]:
 def _models_with_weights(prof: Any, model: str | None, label: str | None = None) -> list[str]:
     """The profile's ok models that have weights here (``model``, when named, matched by ``label``: the name
     profiles keep it under, ``catalogue.model_label``)."""
-    from ldmpick.catalogue import models_argument, resolve_model, resolve_trusted_name
+    from ldmpick.models.catalogue import models_argument, resolve_model, resolve_trusted_name
 
     found: list[str] = []
     for m in prof.models:

@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ldmpick.catalogue import format_params
+from ldmpick.models.catalogue import format_params
 from ldmpick.files.errors import UsageError
 from ldmpick.costs.latency import predict as predict_latency
 from ldmpick.quality_scales import SCALES
-from ldmpick.samplers import SAMPLERS
+from ldmpick.models.samplers import SAMPLERS
 from ldmpick.selector import pareto_frontier
 from ldmpick.files.storage import atomic_write_bytes
 

@@ -73,13 +73,13 @@ def choose_profile(ref: str | None = None, *, device: str | None = None, device_
     Raises ``NoProfileError`` when no profile qualifies."""
     from dataclasses import replace
 
-    from ldmpick.catalogue import installed_params, model_labels, other_model_under_builtin_name
+    from ldmpick.models.catalogue import installed_params, model_labels, other_model_under_builtin_name
     from ldmpick.profile_device import device_key
 
     asked, models = models, model_labels(models)
 
     if device_key_now is None:
-        from ldmpick.fingerprint import light_fingerprint
+        from ldmpick.hardware.fingerprint import light_fingerprint
 
         device_key_now = device_key(light_fingerprint(device))
     for how, value in (("--profile", ref), ("LDMPICK_PROFILE", os.environ.get("LDMPICK_PROFILE"))):
@@ -220,7 +220,7 @@ def _candidates() -> list[_Candidate]:
 def samplers_measured_elsewhere(profile: Profile) -> dict[str, set[str]]:
     """Per ok model of ``profile``: the samplers the other complete local and shipped profiles measured for the
     same model (same name and denoiser parameter count). What a profile of fewer samplers than those leaves out."""
-    from ldmpick.catalogue import other_model_under_builtin_name
+    from ldmpick.models.catalogue import other_model_under_builtin_name
 
     out: dict[str, set[str]] = {m.name: set() for m in profile.models if m.ok}
     for c in _candidates():
@@ -244,7 +244,7 @@ def _not_measured(models: list[str], asked: list[str], candidates: list[_Candida
     that 'ldmpick profile --models' takes), one per distinct model."""
     import difflib
 
-    from ldmpick.catalogue import known_names, models_argument, typed_by_label
+    from ldmpick.models.catalogue import known_names, models_argument, typed_by_label
 
     typed = typed_by_label(asked)
     command = f"'ldmpick profile --models {models_argument([typed.get(m, m) for m in models])}'"
@@ -280,7 +280,7 @@ def _why(covers: bool, at_native: bool, models: list[str] | None, p: Profile) ->
 def native_resolution(name: str) -> int | None:
     """The resolution a model of this installation generates at by default; None for a name this installation
     does not define (a profile's names are labels, never opened as paths)."""
-    from ldmpick.catalogue import resolve_trusted_name
+    from ldmpick.models.catalogue import resolve_trusted_name
 
     try:
         spec = resolve_trusted_name(name)

@@ -1,4 +1,4 @@
-"""A profile's ``device`` block: the fingerprint of the machine it was measured on (see fingerprint.py), what each
+"""A profile's ``device`` block: the fingerprint of the machine it was measured on (see hardware/fingerprint.py), what each
 field may hold, and what identifies "the same kind of machine". Torch-free (the ``recommend`` path)."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ def device_key(device: dict[str, Any]) -> str:
 
 
 
-# What fingerprint.py writes into a profile's ``device`` block, and what each field may hold. Every field is
+# What hardware/fingerprint.py writes into a profile's ``device`` block, and what each field may hold. Every field is
 # optional (GPU fields are absent on a CPU; old files lack newer ones) except ``name``; ``None`` is always allowed
 # for an optional field (NVML could not read it).
 _DEVICE_STR = 200

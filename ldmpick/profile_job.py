@@ -31,9 +31,9 @@ def build_request(*, models: str, device: str | None, dtype: str | None, resolut
     """A checked request; the device defaults to the GPU if there is one, dtype and mode to what suits it, the
     resolution to the models' native one (the demo models: 32 px; the paper's family: 512 px)."""
     from ldmpick import profiling
-    from ldmpick.catalogue import parse_model_list
-    from ldmpick.execution import default_dtype, default_mode
-    from ldmpick.samplers import parse_sampler_list
+    from ldmpick.models.catalogue import parse_model_list
+    from ldmpick.hardware.execution import default_dtype, default_mode
+    from ldmpick.models.samplers import parse_sampler_list
 
     check_counts(resolution=resolution, batch=batch, warmup=warmup, repeats=repeats, max_seconds=max_seconds,
                  threads=threads, rounds=rounds)
@@ -92,7 +92,7 @@ def check_counts(*, resolution: int | None, batch: int, warmup: int, repeats: in
 
 def native_resolution(models: list[str]) -> int:
     """The one native resolution of ``models``; a mixed list needs --resolution."""
-    from ldmpick.catalogue import resolve_model
+    from ldmpick.models.catalogue import resolve_model
 
     natives = {name: resolve_model(name).native_resolution for name in models}
     if len(set(natives.values())) > 1:
@@ -172,7 +172,7 @@ def write_checkpoint(profile: Any, output: ProfileOutput) -> None:
 
 def busy_warning() -> str | None:
     """A warning when the machine is busy enough to slow the measurements, else None."""
-    from ldmpick.fingerprint import cpu_cores, system_load
+    from ldmpick.hardware.fingerprint import cpu_cores, system_load
 
     load = system_load()
     if load is not None and load > 0.5 * cpu_cores():

@@ -75,7 +75,7 @@ def import_profile(path: Path, force: bool = False) -> tuple[Any, Path]:
 def _check_builtin_names(profile: Any, path: Path) -> None:
     """A model under a name ldmpick defines (ldm-83m, sdxl-base, demo-c8) must be that model: the law predicts its
     quality by the name, so another model renamed to it (its parameter count gives it away) is refused."""
-    from ldmpick.catalogue import format_params, installed_params, other_model_under_builtin_name
+    from ldmpick.models.catalogue import format_params, installed_params, other_model_under_builtin_name
 
     for m in profile.models:
         ours = installed_params(m.name)
@@ -89,7 +89,7 @@ def _check_sampler_names(profile: Any, path: Path) -> None:
     """Every sampler the profile names (its measured overheads, the samplers a model fits) must be one ldmpick has:
     recommend would cost and pick a name generate cannot run."""
     from ldmpick.files.errors import unknown_name
-    from ldmpick.samplers import SAMPLERS
+    from ldmpick.models.samplers import SAMPLERS
 
     names = [s.name for s in profile.samplers] + [n for m in profile.models for n in (m.samplers or [])]
     for name in names:

@@ -241,7 +241,7 @@ class ModelLatency:
     weight_bytes: int | None = None
     source: str = ""  # what the user named (family name, hub id, folder): a label only, never opened
     error: str | None = None
-    family: str = "sd"  # the adapter (ldmpick.families) that built it
+    family: str = "sd"  # the adapter (ldmpick.models.families) that built it
     cfg: bool | None = None  # whether its step was measured with the CFG-doubled batch (None: the profile's cfg)
     distilled: bool = False  # few-step distilled: distilled samplers (lcm, scm) fit it
     samplers: list[str] | None = None  # the samplers that fit it (None: every sampler of the profile)
@@ -337,7 +337,7 @@ class SamplerOverhead:
 
     @classmethod
     def from_json(cls, data: Any, where: str) -> SamplerOverhead:
-        from ldmpick.samplers import SAMPLERS
+        from ldmpick.models.samplers import SAMPLERS
 
         d = obj(data, where)
         name = label(d, "name", where, MAX_NAME_CHARS)
@@ -356,7 +356,7 @@ class SamplerOverhead:
 @dataclass
 class Profile:
     settings: Settings
-    device: dict[str, Any]  # fingerprint, see fingerprint.py
+    device: dict[str, Any]  # fingerprint, see hardware/fingerprint.py
     models: list[ModelLatency]
     samplers: list[SamplerOverhead]
     created: str  # ISO 8601 UTC
@@ -393,7 +393,7 @@ class Profile:
                 return m
         import difflib
 
-        from ldmpick.catalogue import models_argument
+        from ldmpick.models.catalogue import models_argument
 
         close = difflib.get_close_matches(name, self.model_names(), n=1, cutoff=0.5)
         hint = f"; did you mean '{close[0]}'?" if close else ""

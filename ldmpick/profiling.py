@@ -17,13 +17,13 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any
 
-from ldmpick.catalogue import ModelSpec, check_distinct_names, resolve_model
+from ldmpick.models.catalogue import ModelSpec, check_distinct_names, resolve_model
 from ldmpick.files.errors import UsageError
-from ldmpick.execution import (DTYPES, available_memory_bytes, check_dtype, check_mode, default_device,
+from ldmpick.hardware.execution import (DTYPES, available_memory_bytes, check_dtype, check_mode, default_device,
                                make_denoiser_runner)
-from ldmpick.families.base import TextEncoder, constructor_args, count_params
+from ldmpick.models.families.base import TextEncoder, constructor_args, count_params
 from ldmpick.profile_model import LatencyStats, ModelLatency, Profile, SamplerOverhead, Settings
-from ldmpick.samplers import get_sampler, make_scheduler
+from ldmpick.models.samplers import get_sampler, make_scheduler
 
 SAMPLER_STEPS = 20  # steps of the loop timed per sampler repetition
 # Timing budgets (see Timer.measure): the denoiser step, paid once per sampling step, gets the whole --max-seconds;
@@ -551,9 +551,9 @@ def run_profile(
     """
     import torch
 
-    from ldmpick.fingerprint import full_fingerprint
+    from ldmpick.hardware.fingerprint import full_fingerprint
 
-    from ldmpick.execution import apply_threads
+    from ldmpick.hardware.execution import apply_threads
 
     specs = validate_request(req)
     # the same thread policy as generate (so the profile predicts its runs); a resumed run keeps the partial's count

@@ -354,7 +354,7 @@ def fit_law(tables: list[tuple[list[QualityPoint], str]], command: str = "",
     """Fit the law from quality tables (the shipped one first, then the user's calibrated points) and the published
     results (default: the shipped published table), with intervals calibrated on held-out published points."""
     from ldmpick import __version__
-    from ldmpick.catalogue import FAMILY_CHANNELS, family_spec
+    from ldmpick.models.catalogue import FAMILY_CHANNELS, family_spec
 
     points = [p for pts, _ in tables for p in pts]
     table1 = [p for p in points if p.series == "mei2024-table1" and p.metric == "fid"]

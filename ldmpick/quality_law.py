@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ldmpick.files.errors import LdmpickError, UsageError
-from ldmpick.samplers import steps_text
+from ldmpick.models.samplers import steps_text
 from ldmpick.quality_scales import (CALIBRATED_METRIC, INTERVAL_LEVEL, Z_LEVEL, IntervalFit, PublishedSeries, interval,
                                     scale_of_metric)
 
@@ -620,7 +620,7 @@ def predict_query(law: QualityLaw, model: str, sampler: str, steps: list[int], m
     """``ldmpick law --model M --sampler S --steps N``: the prediction at each step count on ``metric``'s scale
     (value, interval, basis, the rows it rests on, flags), or null where the scale has no data for it."""
     from ldmpick.files.errors import unknown_name
-    from ldmpick.samplers import SAMPLERS
+    from ldmpick.models.samplers import SAMPLERS
 
     scale = scale_of_metric(metric)
     _check_model_name(law, model)
@@ -630,7 +630,7 @@ def predict_query(law: QualityLaw, model: str, sampler: str, steps: list[int], m
     if not steps or min(steps) < 1 or max(steps) > 10_000:
         raise UsageError("--steps needs integers between 1 and 10000")
     if sampler in SAMPLERS:  # a sampler that cannot run the model has no quality to predict (nor to calibrate)
-        from ldmpick.catalogue import resolve_model
+        from ldmpick.models.catalogue import resolve_model
         from ldmpick.files.errors import LdmpickError
 
         try:
@@ -640,7 +640,7 @@ def predict_query(law: QualityLaw, model: str, sampler: str, steps: list[int], m
         misfit = spec.adapter.sampler_misfit(spec, sampler) if spec is not None else None
         if misfit:
             raise UsageError(misfit)
-    from ldmpick.catalogue import model_label
+    from ldmpick.models.catalogue import model_label
 
     model = model_label(model)  # a folder given by path: the name its calibration rows are kept under
     out = []
@@ -668,7 +668,7 @@ def _check_model_name(law: QualityLaw, model: str) -> None:
     folder; anything else is a typo, answered with the closest name (not with "no quality data")."""
     from pathlib import Path
 
-    from ldmpick.catalogue import known_names
+    from ldmpick.models.catalogue import known_names
     from ldmpick.files.errors import unknown_name
 
     names = set(known_names()) | {m for m, _, _ in law.size_points} | set(law.anchors)
@@ -679,7 +679,7 @@ def _check_model_name(law: QualityLaw, model: str) -> None:
 
 def _cached_hub_model(name: str) -> bool:
     """A hub id whose snapshot is in the local Hugging Face cache (the README: anywhere a model is named)."""
-    from ldmpick.catalogue import HUB_ID, hub_snapshot
+    from ldmpick.models.catalogue import HUB_ID, hub_snapshot
 
     if not HUB_ID.match(name):
         return False

@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from ldmpick.samplers import steps_text
+from ldmpick.models.samplers import steps_text
 
 
 @dataclass(frozen=True)

@@ -104,7 +104,7 @@ def stale_rows(extra: list[Path]) -> list[tuple[str, dict[str, int]]]:
 def left_out_rows(points: list[QualityPoint]) -> dict[str, int]:
     """Models of ``points`` under a built-in name whose rows give another parameter count than the installed
     model's (name -> the rows' count): another model under that name, whose quality says nothing about this one."""
-    from ldmpick.catalogue import other_model_under_builtin_name
+    from ldmpick.models.catalogue import other_model_under_builtin_name
 
     first = {}
     for p in points:
@@ -118,7 +118,7 @@ def forget_user_rows(models: list[str]) -> tuple[Path, dict[str, int]]:
     and under the table's lock; the rows of other models stay. Returns the table and the rows removed per model.
     Nothing is written unless every name has rows: a name that is no model, or a model without rows, is a one-line
     error."""
-    from ldmpick.catalogue import known_names, model_labels
+    from ldmpick.models.catalogue import known_names, model_labels
     from ldmpick.files.errors import unknown_name
     from ldmpick.files.storage import atomic_write_text, file_lock
 
@@ -216,7 +216,7 @@ def _point(row: dict) -> QualityPoint:
     if None in row:
         raise ValueError("the row has more fields than the header")
     from ldmpick.files.errors import unknown_name
-    from ldmpick.samplers import SAMPLERS
+    from ldmpick.models.samplers import SAMPLERS
 
     metric = texts["metric"]
     if metric not in TABLE_METRICS:

@@ -24,7 +24,7 @@ def recommend(budget: str, *, profile: str | None = None, percentile: float = PL
               mode: str | None = None, cost_model: str = DEFAULT, top: int = 5, law_file: Path | None = None,
               notify: Callable[[str], None] = lambda message: None) -> Recommendation:
     """The model, sampler and step count with the best predicted ``metric`` within ``budget``."""
-    from ldmpick.catalogue import parse_model_list
+    from ldmpick.models.catalogue import parse_model_list
     from ldmpick.costs import cost_model as find_cost_model
     from ldmpick.planning import plan_selection
     from ldmpick.selector import sampler_names

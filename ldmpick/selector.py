@@ -16,12 +16,12 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from ldmpick.catalogue import command_name, models_argument
+from ldmpick.models.catalogue import command_name, models_argument
 from ldmpick.costs import CostModel, CostRow, steps_within
 from ldmpick.files.errors import UsageError
 from ldmpick.quality_law import Prediction, QualityLaw
 from ldmpick.quality_scales import lower_is_better, scale_of_metric
-from ldmpick.samplers import SAMPLERS, steps_text
+from ldmpick.models.samplers import SAMPLERS, steps_text
 
 T = TypeVar("T")
 MAX_STEPS_LIMIT = 10_000
@@ -384,6 +384,6 @@ def explain(best: Candidate, rows: list[CostRow], law: QualityLaw, metric: str, 
 
 
 def sampler_names(text: str | None) -> list[str]:
-    from ldmpick.samplers import parse_sampler_list
+    from ldmpick.models.samplers import parse_sampler_list
 
     return parse_sampler_list(text) if text is not None else list(SAMPLERS)

@@ -17,7 +17,7 @@ from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
-from ldmpick.catalogue import DEMO_MODELS, resolve_model
+from ldmpick.models.catalogue import DEMO_MODELS, resolve_model
 from ldmpick.quality_table import read_table, shipped_table_path, table_text
 from ldmpick.files.storage import atomic_write_text
 

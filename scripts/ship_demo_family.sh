@@ -19,7 +19,7 @@ RUN="$(cd "$1" && pwd)"
 NOTE="$(cd "$(dirname "$2")" && pwd)/$(basename "$2")"
 FROM="${3:-1}"
 cd "$ROOT"
-MODELS="$(python -c 'from ldmpick.catalogue import DEMO_MODELS; print(",".join(DEMO_MODELS))')"
+MODELS="$(python -c 'from ldmpick.models.catalogue import DEMO_MODELS; print(",".join(DEMO_MODELS))')"
 PROFILE=profiles/cpu-amd-epyc-2core-demo-32px-fp32-eager.json
 CAL="${CAL_HOME:-$RUN/_calibration}"
 

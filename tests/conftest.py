@@ -35,7 +35,7 @@ def shipped_identity() -> tuple[str, int]:
 
 def pin_device_identity(monkeypatch: pytest.MonkeyPatch, cpu: str, cores: int) -> None:
     """Make this process look like a machine with ``cpu`` and ``cores`` (no GPU) to everything ldmpick reads."""
-    from ldmpick import fingerprint
+    from ldmpick.hardware import fingerprint
 
     monkeypatch.setattr(fingerprint, "cpu_model", lambda: cpu)
     monkeypatch.setattr(fingerprint, "cpu_cores", lambda: cores)

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from ldmpick import calibration as calib
 from ldmpick.calibration_job import DEMO_GUIDANCE
 from ldmpick.cli import app
-from ldmpick.demo_world import dataset
+from ldmpick.demo.world import dataset
 from ldmpick.files.errors import UsageError
 from ldmpick.image_quality import frechet_distance, judge_weights_path, load_judge
 from ldmpick.quality_law import user_law_path

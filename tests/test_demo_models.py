@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from ldmpick.catalogue import DEMO_MODELS, DEMO_MODELS_DIR, resolve_model
+from ldmpick.models.catalogue import DEMO_MODELS, DEMO_MODELS_DIR, resolve_model
 from ldmpick.cli import app
-from ldmpick.demo_train import TrainingRecipe
+from ldmpick.demo.training import TrainingRecipe
 from ldmpick.files.errors import UsageError
 
 runner = CliRunner()
@@ -72,7 +72,7 @@ def test_the_shipped_demo_c16_draws_what_its_captions_ask_for():
     import torch
 
     from ldmpick.calibration_job import DEMO_GUIDANCE
-    from ldmpick.demo_world import dataset
+    from ldmpick.demo.world import dataset
     from ldmpick.generation import GenerateRequest, generate
     from ldmpick.image_quality import load_judge
 
@@ -104,8 +104,8 @@ def test_demo_training_resumes_from_its_checkpoint_to_the_same_weights(tmp_path,
     into the same folder reuses the VAE trained there instead of training another."""
     from safetensors.torch import load_file
 
-    from ldmpick import demo_train
-    from ldmpick.demo_train import train_family
+    from ldmpick.demo import training as demo_train
+    from ldmpick.demo.training import train_family
 
     recipe = TrainingRecipe(n_images=64, vae_steps=2, unet_steps=5, batch=8, vae_batch=8, checkpoint_every=2)
     train_family(tmp_path / "straight", channels=(8,), recipe=recipe)
@@ -165,7 +165,7 @@ def test_demo_train_bad_channels(tmp_path, channels, message):
 def test_shipped_tokenizer_is_what_the_code_builds():
     from transformers import CLIPTokenizer
 
-    from ldmpick.demo_train import demo_tokenizer
+    from ldmpick.demo.training import demo_tokenizer
 
     shipped = CLIPTokenizer.from_pretrained(DEMO_MODELS_DIR / "demo-c8" / "tokenizer")
     assert shipped.get_vocab() == demo_tokenizer().get_vocab()
@@ -240,9 +240,9 @@ def test_the_demo_schedule_has_zero_terminal_snr_and_only_samplers_that_honour_i
     the model learned: it is refused with one line, and not offered for such a model."""
     from diffusers import DDIMScheduler
 
-    from ldmpick.demo_train import SCHEDULER_ARGS
+    from ldmpick.demo.training import SCHEDULER_ARGS
     from ldmpick.files.errors import UsageError
-    from ldmpick.samplers import make_scheduler
+    from ldmpick.models.samplers import make_scheduler
 
     config = dict(DDIMScheduler(**SCHEDULER_ARGS).config)
     for name in ("ddim", "dpmpp-2m", "euler", "unipc"):
@@ -264,7 +264,7 @@ def test_each_samplers_zero_snr_flag_matches_its_diffusers_class():
 
     import diffusers
 
-    from ldmpick.samplers import SAMPLERS
+    from ldmpick.models.samplers import SAMPLERS
 
     for name, s in SAMPLERS.items():
         cls = getattr(diffusers, s.scheduler_class)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ldmpick import demo_world as w
+from ldmpick.demo import world as w
 from ldmpick.files.errors import UsageError
 
 
@@ -61,7 +61,7 @@ def test_bad_input():
 
 
 def test_tokenizer_round_trip_and_whole_words():
-    from ldmpick.demo_train import demo_tokenizer
+    from ldmpick.demo.training import demo_tokenizer
 
     tok = demo_tokenizer()
     _, caps, _ = w.dataset(1, 50)

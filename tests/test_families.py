@@ -11,10 +11,10 @@ import pytest
 from family_pipelines import FAMILIES, build_family_pipeline, tiny_resolution
 from typer.testing import CliRunner
 
-from ldmpick.catalogue import catalogue_entries, load_local_spec, resolve_model
+from ldmpick.models.catalogue import catalogue_entries, load_local_spec, resolve_model
 from ldmpick.cli import app
 from ldmpick.files.errors import ModelError
-from ldmpick.families import FAMILIES as ADAPTERS
+from ldmpick.models.families import FAMILIES as ADAPTERS
 from ldmpick.profile_model import load_profile
 
 runner = CliRunner()
@@ -52,7 +52,7 @@ def test_the_adapter_is_chosen_from_model_index(pipelines, fam):
     assert want["samplers"] <= set(spec.adapter.fitting_samplers(spec))
     assert spec.adapter.uses_cfg(spec, True) is want["cfg"]  # guidance-distilled models do not double the batch
     flow = spec.adapter.flow_matching
-    from ldmpick.samplers import get_sampler
+    from ldmpick.models.samplers import get_sampler
 
     assert all(get_sampler(s).flow == flow or get_sampler(s).distilled_only
                for s in spec.adapter.fitting_samplers(spec))  # flow families never get an epsilon sampler
@@ -208,7 +208,7 @@ def test_pipeline_multiple_is_what_the_diffusers_pipelines_check():
 
     import diffusers
 
-    from ldmpick.families import FAMILIES
+    from ldmpick.models.families import FAMILIES
 
     for fam in FAMILIES.values():
         for pipeline in fam.pipelines:

@@ -105,7 +105,7 @@ def test_an_lcm_pipeline_takes_only_the_lcm_sampler(tmp_path: Path) -> None:
     inside diffusers (TypeError, exit 1) though the profile and the errors offered it."""
     from typer.testing import CliRunner
 
-    from ldmpick.catalogue import resolve_model
+    from ldmpick.models.catalogue import resolve_model
     from ldmpick.cli import app
 
     name = _registered("lcm", tmp_path)

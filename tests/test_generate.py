@@ -66,7 +66,7 @@ def one_line_error(r, message: str) -> None:
 def test_own_loop_gives_the_same_images_as_the_diffusers_pipeline_call(tiny, pipe, sampler):
     import torch
 
-    from ldmpick.samplers import make_scheduler
+    from ldmpick.models.samplers import make_scheduler
 
     res = generate(GenerateRequest(model=str(tiny), prompts=["a red cat"], sampler=sampler, steps=4, seed=3, n=2,
                                    negative_prompt="blurry", resolution=32), pipeline=pipe)

@@ -154,7 +154,7 @@ def test_sana_sprint_configs_are_the_sprint_variant():
 def test_the_shipped_parameter_counts_match_a_fresh_count_of_every_built_in_model():
     """models list reads built-in counts from ldmpick/data/param_counts.json instead of building every model; the file
     must say what building them says (rebuild it with scripts/build_param_counts.py when a config changes)."""
-    from ldmpick.families.base import ParamCountCache, builtin_param_counts
+    from ldmpick.models.families.base import ParamCountCache, builtin_param_counts
     from ldmpick.files.reader import read_json_file
 
     shipped = read_json_file(ParamCountCache.shipped_path(), "parameter-count cache")
@@ -165,8 +165,8 @@ def test_the_shipped_parameter_counts_match_a_fresh_count_of_every_built_in_mode
 def test_a_registered_model_is_counted_once_then_read_from_the_user_cache(tmp_path, monkeypatch):
     from conftest import write_config_folder
 
-    from ldmpick.catalogue import resolve_model
-    from ldmpick.families import base
+    from ldmpick.models.catalogue import resolve_model
+    from ldmpick.models.families import base
 
     folder = write_config_folder(tmp_path, "cached-model", c=8)
     first = resolve_model(str(folder)).unet_params

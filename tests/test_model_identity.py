@@ -12,7 +12,7 @@ import pytest
 from test_profile_choice import ALL_DEMO, demo_profile, save_local, shipped  # noqa: F401 (shipped: a fixture)
 from typer.testing import CliRunner
 
-from ldmpick.catalogue import DEMO_MODELS_DIR, local_model_name, model_label, resolve_model, save_registry
+from ldmpick.models.catalogue import DEMO_MODELS_DIR, local_model_name, model_label, resolve_model, save_registry
 from ldmpick.cli import app
 from ldmpick.planning import plan_generation
 from ldmpick.profile_choice import choose_profile

@@ -177,7 +177,7 @@ def test_an_imported_file_cannot_make_heun_cheap(tmp_path):
 
 
 def demo_model_folder() -> bool:
-    from ldmpick.catalogue import resolve_trusted_name
+    from ldmpick.models.catalogue import resolve_trusted_name
 
     spec = resolve_trusted_name("demo-c8")
     return spec is not None and spec.has_weights
@@ -274,7 +274,7 @@ def test_generate_says_when_measured_parts_drift_from_the_profile(tmp_path):
     profile no longer describes the machine."""
     from tiny_pipeline import build_tiny_pipeline
 
-    from ldmpick.fingerprint import light_fingerprint
+    from ldmpick.hardware.fingerprint import light_fingerprint
     from ldmpick.profile_model import Profile, SamplerOverhead, Settings
 
     tiny = build_tiny_pipeline(tmp_path / "tiny-sd")
@@ -362,7 +362,7 @@ def test_drift_ratios_use_the_median_of_an_even_number_of_prompts():
 def test_denoiser_evaluations_per_run_match_the_diffusers_scheduler(name):
     """N Heun steps run 2N - 1 evaluations (its first step is one Euler evaluation); costing them as 2N made
     recommend pick a step too few (ldm-83m heun in 2 s: 5 steps, when 6 fit)."""
-    from ldmpick.samplers import get_sampler, make_scheduler
+    from ldmpick.models.samplers import get_sampler, make_scheduler
 
     for steps in (1, 2, 6, 25):
         scheduler = make_scheduler(name)

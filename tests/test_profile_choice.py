@@ -21,7 +21,7 @@ CPU = "cpu:Test CPU:4"
 def demo_profile(models: list[str], resolution: int, created: str, device: str = "Test CPU",
                  params: dict[str, int] | None = None) -> Profile:
     """A profile of ``models`` with their installed parameter counts (or ``params``' for the names it has)."""
-    from ldmpick.catalogue import resolve_model
+    from ldmpick.models.catalogue import resolve_model
 
     def count(m: str) -> int:
         return (params or {}).get(m) or resolve_model(m).denoiser_params

@@ -147,10 +147,10 @@ def test_the_id_in_the_notice_can_be_passed_back_as_profile():
 
 def test_one_step_is_said_as_one_step_everywhere_in_the_explanation():
     """At a budget where only 1-step configurations fit, the explanation reads '1 step', never '1 steps'."""
-    from ldmpick.samplers import steps_text
+    from ldmpick.models.samplers import steps_text
 
     assert (steps_text(1), steps_text(8), steps_text(1, "unipc")) == ("1 step", "8 steps", "1 unipc step")
-    from ldmpick.catalogue import DEMO_MODELS
+    from ldmpick.models.catalogue import DEMO_MODELS
     from ldmpick.costs.latency import cost_rows
     from ldmpick.profile_choice import choose_profile
 
@@ -195,7 +195,7 @@ def test_law_names_a_folder_as_its_calibration_rows_do(tmp_path):
     literal path (which no row ever has)."""
     import shutil
 
-    from ldmpick.catalogue import DEMO_MODELS_DIR
+    from ldmpick.models.catalogue import DEMO_MODELS_DIR
 
     folder = tmp_path / "tr" / "mymodel"
     shutil.copytree(DEMO_MODELS_DIR / "demo-c8", folder)

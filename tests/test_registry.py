@@ -7,7 +7,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from ldmpick.catalogue import load_registry, registry_path, resolve_model
+from ldmpick.models.catalogue import load_registry, registry_path, resolve_model
 from ldmpick.cli import app
 from tiny_pipeline import build_tiny_pipeline
 
@@ -123,7 +123,7 @@ def test_a_model_that_fails_its_checks_is_not_registered(tmp_path, component, ed
 def test_absurd_sizes_are_refused_before_anything_is_built(tmp_path, monkeypatch):
     from conftest import write_config_folder
 
-    from ldmpick.families import base
+    from ldmpick.models.families import base
 
     def never(*args):
         raise AssertionError("a module was built")
@@ -139,7 +139,7 @@ def test_absurd_sizes_are_refused_before_anything_is_built(tmp_path, monkeypatch
 def test_a_huge_model_that_passes_the_field_limits_is_refused_by_its_parameter_count(tmp_path, monkeypatch):
     from conftest import write_config_folder
 
-    from ldmpick.families import base
+    from ldmpick.models.families import base
 
     monkeypatch.setattr(base, "MAX_COMPONENT_PARAMS", 10_000)  # the tiny UNet has more
     one_line_error(runner.invoke(app, ["models", "add", "big", str(write_config_folder(tmp_path, "big"))]),

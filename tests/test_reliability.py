@@ -244,7 +244,7 @@ def test_a_lock_leaves_nothing_beside_the_file_it_guards(tmp_path: Path):
 
 
 def test_a_busy_machine_gets_fewer_threads_and_advice(monkeypatch):
-    from ldmpick import execution
+    from ldmpick.hardware import execution
 
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(execution, "physical_cores", lambda: 4)
@@ -270,7 +270,7 @@ def test_competing_tasks_counts_other_running_tasks_not_this_one(monkeypatch):
     import builtins
     import io
 
-    from ldmpick import execution
+    from ldmpick.hardware import execution
 
     snapshots = iter(["0.5 0.4 0.3 1/90 123\n", "9.9 5.0 1.0 4/90 124\n", "9.9 5.0 1.0 3/90 125\n"])
     real_open = builtins.open
@@ -284,7 +284,7 @@ def test_competing_tasks_counts_other_running_tasks_not_this_one(monkeypatch):
 
 
 def test_physical_cores_counts_smt_siblings_once(tmp_path, monkeypatch):
-    from ldmpick import execution
+    from ldmpick.hardware import execution
 
     for cpu, siblings in {0: "0,2", 1: "1,3", 2: "0,2", 3: "1,3"}.items():
         (tmp_path / f"cpu{cpu}" / "topology").mkdir(parents=True)
@@ -302,7 +302,7 @@ def test_physical_cores_counts_smt_siblings_once(tmp_path, monkeypatch):
 def test_apply_threads_sets_torch(monkeypatch):
     import torch
 
-    from ldmpick.execution import apply_threads
+    from ldmpick.hardware.execution import apply_threads
 
     before = torch.get_num_threads()
     try:
@@ -314,7 +314,7 @@ def test_apply_threads_sets_torch(monkeypatch):
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/meminfo")
 def test_the_cpu_memory_check_runs_without_psutil(monkeypatch):
     from ldmpick import profiling
-    from ldmpick.execution import available_cpu_memory_bytes
+    from ldmpick.hardware.execution import available_cpu_memory_bytes
 
     monkeypatch.setitem(sys.modules, "psutil", None)  # 'import psutil' fails, as in a plain install
     free = available_cpu_memory_bytes()

@@ -8,7 +8,7 @@ import json
 
 from typer.testing import CliRunner
 
-from ldmpick.catalogue import resolve_model
+from ldmpick.models.catalogue import resolve_model
 from ldmpick.cli import app
 from ldmpick.quality_law import load_law, passed_over_user_law, shipped_law_path, user_law_path
 from ldmpick.quality_table import QualityPoint, load_tables, table_text, user_table_path

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from ldmpick.catalogue import load_registry, resolve_trusted_name, save_registry, update_registry
+from ldmpick.models.catalogue import load_registry, resolve_trusted_name, save_registry, update_registry
 from ldmpick.cli import app
 from ldmpick.files.errors import LdmpickError, UsageError
 from ldmpick.costs.latency import cost_rows as cost_rows_measured
@@ -128,7 +128,7 @@ def test_a_full_gpu_fingerprint_and_unknown_scalars_are_kept():
         "versions": {"ldmpick": "0.1.0", "python": "3.11.7", "torch": "2.13.0", "diffusers": None},
         "future_field": "x", "mig": False, "uuids": ["GPU-1", "GPU-2"],
     }
-    assert set(DEVICE_FIELDS) <= set(gpu)  # the test covers every field fingerprint.py writes
+    assert set(DEVICE_FIELDS) <= set(gpu)  # the test covers every field hardware/fingerprint.py writes
     assert validate_device(gpu) == gpu
     nulls = {k: None for k in DEVICE_FIELDS if k != "name"} | {"name": "x"}
     assert validate_device(nulls) == nulls  # NVML could not read a field: null is fine
@@ -254,7 +254,7 @@ def test_update_registry_changes_under_the_lock_and_writes_nothing_on_error():
 ADDER = """
 import sys, time
 from pathlib import Path
-from ldmpick.catalogue import update_registry
+from ldmpick.models.catalogue import update_registry
 tag, n, go = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
 Path(sys.argv[4]).touch()  # imported, ready
 while not go.exists():  # start together
@@ -362,7 +362,7 @@ def test_a_profile_that_measures_no_model_is_not_imported(tmp_path):
 def _demo_folder(tmp_path: Path) -> Path:
     import shutil
 
-    from ldmpick.catalogue import DEMO_MODELS, DEMO_MODELS_DIR
+    from ldmpick.models.catalogue import DEMO_MODELS, DEMO_MODELS_DIR
 
     folder = tmp_path / "mine"
     shutil.copytree(DEMO_MODELS_DIR / DEMO_MODELS["demo-c8"], folder)
@@ -383,7 +383,7 @@ def test_a_model_folder_with_a_custom_code_component_is_refused(tmp_path):
 
 
 def test_a_model_folder_holding_python_files_is_refused_but_diffusers_own_modules_are_not(tmp_path):
-    from ldmpick.catalogue import load_local_spec
+    from ldmpick.models.catalogue import load_local_spec
 
     folder = _demo_folder(tmp_path)
     index = json.loads((folder / "model_index.json").read_text())
@@ -412,7 +412,7 @@ def test_a_model_name_with_invisible_characters_is_refused(name, tmp_path):
 def test_a_cached_hub_id_is_a_model_name_law_accepts(tmp_path, monkeypatch):
     import shutil
 
-    from ldmpick.catalogue import DEMO_MODELS, DEMO_MODELS_DIR
+    from ldmpick.models.catalogue import DEMO_MODELS, DEMO_MODELS_DIR
 
     cache = tmp_path / "hub"
     snap = cache / "models--acme--tiny-ldm" / "snapshots" / "abc123"

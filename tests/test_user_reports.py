@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from ldmpick.catalogue import resolve_model
+from ldmpick.models.catalogue import resolve_model
 from ldmpick.cli import app
 from ldmpick.quality_table import QualityPoint, load_tables, table_text, user_table_path
 
@@ -83,7 +83,7 @@ def test_fit_forget_takes_a_folder_as_the_other_commands_do(tmp_path):
     import shutil
     from dataclasses import replace
 
-    from ldmpick.catalogue import DEMO_MODELS_DIR
+    from ldmpick.models.catalogue import DEMO_MODELS_DIR
 
     folder = tmp_path / "tr" / "demo-c8"
     shutil.copytree(DEMO_MODELS_DIR / "demo-c8", folder)
@@ -220,7 +220,7 @@ def test_importing_a_csv_says_it_is_not_a_json_profile_without_guessing_a_trunca
 def test_importing_a_profile_with_an_unknown_sampler_is_refused_with_the_known_ones(tmp_path):
     import json
 
-    from ldmpick.samplers import SAMPLERS
+    from ldmpick.models.samplers import SAMPLERS
     from ldmpick.files.storage import profiles_dir
 
     shipped = json.loads(runner.invoke(app, ["profiles", "export", "cpu-amd-epyc-2core-demo"]).stdout)
@@ -246,7 +246,7 @@ def test_importing_a_profile_with_an_unknown_sampler_is_refused_with_the_known_o
 def _demo_copy(root: Path, parent: str, name: str) -> Path:
     import shutil
 
-    from ldmpick.catalogue import DEMO_MODELS, DEMO_MODELS_DIR
+    from ldmpick.models.catalogue import DEMO_MODELS, DEMO_MODELS_DIR
 
     dest = root / parent / name
     shutil.copytree(DEMO_MODELS_DIR / DEMO_MODELS["demo-c8"], dest)
@@ -466,7 +466,7 @@ def test_generate_budget_prefers_a_profile_measured_with_the_guidance_it_runs_wi
 
 
 def test_demo_training_never_writes_into_the_package_and_never_over_a_finished_model_of_another_recipe(tmp_path):
-    from ldmpick.catalogue import DEMO_MODELS_DIR
+    from ldmpick.models.catalogue import DEMO_MODELS_DIR
     from ldmpick.image_quality import judge_dir
 
     for command in (["demo", "train-judge", "-o", str(judge_dir()), "--images", "128", "--steps", "1"],

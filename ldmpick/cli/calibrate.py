@@ -10,7 +10,7 @@ import typer
 from ldmpick.cli.options import (DeviceOpt, DtypeOpt, GuidanceOpt, JsonOpt, PromptsFileOpt, ResumeOpt,
                                  SeedOpt, StepListOpt, ThreadsOpt, command_line, int_list)
 from ldmpick.cli.render import console, make_table, notice, print_json, progress_bar
-from ldmpick.catalogue import DEMO_MODELS
+from ldmpick.models.catalogue import DEMO_MODELS
 
 DEMO_FAMILY = ",".join(DEMO_MODELS)
 
@@ -47,7 +47,7 @@ def calibrate_cmd(
     table and refit the law."""
     from ldmpick import calibration as calib
     from ldmpick import calibration_job as job
-    from ldmpick.execution import apply_threads
+    from ldmpick.hardware.execution import apply_threads
 
     req = job.build_request(
         models=DEMO_FAMILY if models is None else models,

@@ -9,7 +9,7 @@ import typer
 
 from ldmpick.cli.options import SeedOpt, ThreadsOpt, int_list
 from ldmpick.cli.render import command_group, notice, print_json
-from ldmpick.demo_train import DEMO_CHANNELS
+from ldmpick.demo.training import DEMO_CHANNELS
 from ldmpick.files.errors import UsageError
 from ldmpick.files.output_paths import output_path
 
@@ -39,7 +39,7 @@ def demo_train_cmd(
     each folder's training.json and in family_training.json). Resumable: rerun the same command after an
     interruption and it continues from the last checkpoint (every 250 steps); runs of different --channels into the
     same --out can go in parallel (they share one VAE, trained once)."""
-    from ldmpick.demo_train import TrainingRecipe, train_family
+    from ldmpick.demo.training import TrainingRecipe, train_family
     from ldmpick.files.output_paths import check_outside_package, check_output_folder
 
     if out is None:

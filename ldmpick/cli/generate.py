@@ -13,7 +13,7 @@ from ldmpick.cli.options import (BudgetOpt, DeviceOpt, DtypeOpt, GuidanceOpt, Js
                                  ThreadsOpt, command_line)
 from ldmpick.cli.render import console, make_table, notice, print_json, progress_bar
 from ldmpick.files.errors import UsageError
-from ldmpick.samplers import steps_text
+from ldmpick.models.samplers import steps_text
 
 
 def read_prompts(prompt: Optional[str], prompts_file: Optional[Path]) -> list[str]:
@@ -54,7 +54,7 @@ def generate_cmd(
     With --budget the selector picks what --model/--sampler/--steps leave open, planning on the run's p90 latency.
     The images and a JSON record of the run go to the --out folder (created if its parent exists)."""
     from ldmpick import generation as gen
-    from ldmpick.execution import apply_threads
+    from ldmpick.hardware.execution import apply_threads
     from ldmpick.generation_record import GenerationRecord
     from ldmpick.latency_drift import check_run
     from ldmpick.planning import plan_generation

@@ -16,8 +16,8 @@ app = command_group("Known models: the paper's family, released models (configs)
 def models_list(json_out: JsonOpt = False) -> None:
     """List known models: the paper's family, the demo family, the catalogue of released models (configs only) and
     registered checkpoints, with their family and denoiser parameter counts."""
-    from ldmpick.catalogue import format_params
-    from ldmpick.registered_models import model_rows
+    from ldmpick.models.catalogue import format_params
+    from ldmpick.models.registry import model_rows
 
     rows = model_rows()
     if json_out:
@@ -41,8 +41,8 @@ def models_add(
     force: ForceOpt = False,
 ) -> None:
     """Register a real checkpoint (local folder or cached hub id) under a short name."""
-    from ldmpick.catalogue import format_params
-    from ldmpick.registered_models import register
+    from ldmpick.models.catalogue import format_params
+    from ldmpick.models.registry import register
 
     reg = register(name, source, force=force)
     if reg.note is not None:
@@ -55,7 +55,7 @@ def models_add(
 @app.command("remove")
 def models_remove(name: Annotated[str, typer.Argument(help="A registered name.")]) -> None:
     """Forget a registered name (the checkpoint's files are not touched)."""
-    from ldmpick.registered_models import unregister
+    from ldmpick.models.registry import unregister
 
     source = unregister(name)
     notice(f"removed '{name}' (was '{source}'; its files are untouched)")

@@ -16,7 +16,7 @@ import typer
 
 from ldmpick.files.errors import UsageError
 from ldmpick.files.output_paths import output_path
-from ldmpick.samplers import SAMPLERS
+from ldmpick.models.samplers import SAMPLERS
 
 # ---------------------------------------------------------------------------------------------- output
 

@@ -28,7 +28,7 @@ def plot_cmd(
     """Draw quality against measured latency for every model and sampler, with the budget line and the Pareto
     frontier: the paper's key figure, on your hardware. Writes --out (.png or .svg). Latencies are at --percentile
     (90, as recommend plans), so the points left of the budget line are the ones recommend can pick."""
-    from ldmpick.catalogue import parse_model_list
+    from ldmpick.models.catalogue import parse_model_list
     from ldmpick.plot_data import plot_points
     from ldmpick.plotting import plot_quality_vs_latency
     from ldmpick.costs import cost_model

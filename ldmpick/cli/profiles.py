@@ -125,7 +125,7 @@ def render_profile(profile: Any, json_out: bool) -> None:
         return
     from rich.text import Text
 
-    from ldmpick.catalogue import format_params
+    from ldmpick.models.catalogue import format_params
 
     s = profile.settings
     table = make_table(f"{profile.id}\n{profile.device_name} — {s.describe()}",

@@ -64,7 +64,7 @@ def render_selection(sel: Any, source: dict[str, Any]) -> None:
     model (``sel.cost``) formats every cost: this knows none of them by name."""
     from rich.table import Table
 
-    from ldmpick.catalogue import format_params
+    from ldmpick.models.catalogue import format_params
 
     from ldmpick.quality_scales import SCALES
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from ldmpick.costs import CostRow, clip_text, positive, split_budget
 from ldmpick.files.errors import UsageError
-from ldmpick.samplers import steps_text
+from ldmpick.models.samplers import steps_text
 
 NAME = "flops"
 
@@ -49,7 +49,7 @@ class FlopCost:
     def rows(self, *, profile: Any, law: Any, models: list[str] | None, samplers: list[str], percentile: float,
              excluded: list[str]) -> list[CostRow]:
         """Per (family size, sampler): the paper's normalized cost per step (x evaluations per step)."""
-        from ldmpick.samplers import get_sampler
+        from ldmpick.models.samplers import get_sampler
 
         params = {name: n for name, n, _ in law.size_points}
         names = models if models is not None else [n for n in law.norm_cost if n in params]

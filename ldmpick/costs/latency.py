@@ -6,7 +6,7 @@ The one latency formula of ldmpick, for every part at one percentile ``q`` of it
                  + vae_decode(q),     evaluations(steps) = steps x evals_per_step - saved_evals
 
 with ``evals_per_step`` and ``saved_evals`` (Heun: 2 and 1, as its first step is one evaluation) from ldmpick's
-sampler table (``ldmpick.samplers``), never from the profile file. Adding
+sampler table (``ldmpick.models.samplers``), never from the profile file. Adding
 the parts at the same percentile treats them as moving together (a busy or throttled machine slows every part),
 which is the cautious reading: the run's p90 built this way is at least the p90 of the sum of independent parts.
 So ``over_budget_chance`` is the share of runs expected slower than a budget, from the profile's own spreads.
@@ -23,7 +23,7 @@ from typing import Any
 
 from ldmpick.costs import CostRow, clip_text, positive, split_budget
 from ldmpick.files.errors import UsageError
-from ldmpick.samplers import steps_text
+from ldmpick.models.samplers import steps_text
 
 NAME = "measured"
 MAX_BUDGET_S = 86_400.0
@@ -129,7 +129,7 @@ def breakdown(profile: Any, model: Any, sampler: str, percentile: float,
               without_fixed: bool = False) -> LatencyBreakdown | str:
     """The breakdown of ``model`` (a profile's ``ModelLatency``) with ``sampler``, or why there is none. With
     ``without_fixed`` a missing text-encoder or VAE measurement counts as zero (a denoiser-only profile's loop)."""
-    from ldmpick.samplers import get_sampler
+    from ldmpick.models.samplers import get_sampler
 
     if (model.text_encoder is None or model.vae_decode is None) and not without_fixed:
         return f"{model.name}: the profile lacks its text encoder or VAE measurement; measure it again"
@@ -151,7 +151,7 @@ def predict(profile: Any, model_names: list[str], sampler: str, steps: int, perc
     """The profile's prediction for ``steps`` of ``sampler`` with the first ok model called any of
     ``model_names`` (a part the profile did not measure counts as zero); ``None`` when the profile lacks the model
     or the sampler."""
-    from ldmpick.samplers import SAMPLERS
+    from ldmpick.models.samplers import SAMPLERS
 
     model = next((m for m in profile.models if m.name in model_names and m.ok), None)
     if model is None or sampler not in SAMPLERS:

@@ -38,7 +38,7 @@ def _already_registered(name: str, registry: dict[str, str]) -> UsageError:
 
 def check_name(name: str) -> None:
     """A new name: 1-64 safe characters, and not one of the built-in family or the shipped demo models."""
-    from ldmpick.catalogue import DEMO_MODELS, FAMILY_CHANNELS, catalogue_entries
+    from ldmpick.models.catalogue import DEMO_MODELS, FAMILY_CHANNELS, catalogue_entries
 
     if not NAME.fullmatch(name):
         raise UsageError(f"model name '{name}' must be 1-64 letters, digits, '.', '_' or '-' (no '/')")
@@ -54,9 +54,9 @@ def check_name(name: str) -> None:
 
 def register(name: str, source: str, force: bool = False) -> Registration:
     """Register ``source`` (a local diffusers folder, or a hub id in the local cache) as ``name``."""
-    from ldmpick.catalogue import (HUB_ID, hub_snapshot, load_local_spec,
+    from ldmpick.models.catalogue import (HUB_ID, hub_snapshot, load_local_spec,
                                    load_registry, update_registry)
-    from ldmpick.families.base import component_params
+    from ldmpick.models.families.base import component_params
 
     check_name(name)
     registry = load_registry()
@@ -99,7 +99,7 @@ def register(name: str, source: str, force: bool = False) -> Registration:
 
 def unregister(name: str) -> str:
     """Forget a registered name (the checkpoint's files are not touched); returns what it pointed to."""
-    from ldmpick.catalogue import is_builtin, update_registry
+    from ldmpick.models.catalogue import is_builtin, update_registry
     from ldmpick.files.errors import unknown_name
 
     if is_builtin(name):  # the paper's family, the demo family, the released-model catalogue
@@ -120,7 +120,7 @@ def unregister(name: str) -> str:
 def model_rows() -> list[dict[str, Any]]:
     """Every known model (the paper's family, the demo models, registered checkpoints) as a JSON-ready row; a model
     that cannot be resolved gets its problem instead of its numbers."""
-    from ldmpick.catalogue import known_names, load_registry, resolve_model
+    from ldmpick.models.catalogue import known_names, load_registry, resolve_model
 
     registry = load_registry()
     rows = []

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ldmpick.families.base import Family
+from ldmpick.models.families.base import Family
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ldmpick.catalogue import ModelSpec
+    from ldmpick.models.catalogue import ModelSpec
 
 
 class Sana(Family):

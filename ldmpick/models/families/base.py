@@ -4,7 +4,7 @@ A ``Family`` knows one kind of diffusers text-to-image pipeline: its components 
 the denoiser's parameters, example denoiser inputs with all conditioning, its text-encoder stack with each
 encoder's own sequence length, its VAE decode, how many denoiser evaluations one sampling step costs, its native
 resolution and resolution multiple, and which samplers fit it. Adding a family means adding one module under
-``ldmpick/families/`` and listing it in ``ldmpick/families/__init__.py``.
+``ldmpick/models/families/`` and listing it in ``ldmpick/models/families/__init__.py``.
 
 Nothing here imports torch or diffusers at module level (the ``recommend`` path imports the families to name
 them); the methods that build or run modules import them lazily.
@@ -18,10 +18,10 @@ from functools import lru_cache
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from ldmpick.samplers import runs_schedule
+from ldmpick.models.samplers import runs_schedule
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ldmpick.catalogue import ModelSpec
+    from ldmpick.models.catalogue import ModelSpec
 
 # Component names that hold no weights (configs or tokenizers only).
 NON_WEIGHT_COMPONENTS = frozenset({"scheduler", "tokenizer", "tokenizer_2", "tokenizer_3", "feature_extractor",
@@ -175,7 +175,9 @@ class ParamCountCache:
     def shipped_path() -> Any:
         from pathlib import Path
 
-        return Path(__file__).resolve().parent.parent / "data" / "param_counts.json"
+        from ldmpick import PACKAGE_DIR
+
+        return PACKAGE_DIR / "data" / "param_counts.json"
 
     @staticmethod
     def user_path() -> Any:
@@ -243,7 +245,7 @@ def module_configs(spec: ModelSpec) -> dict[str, tuple[str, str, dict[str, Any]]
 def builtin_param_counts() -> dict[str, int]:
     """Freshly counted parameters of every built-in model's modules, by ``ParamCountCache`` key (what
     ``ldmpick/data/param_counts.json`` holds)."""
-    from ldmpick.catalogue import is_builtin, known_names, resolve_model
+    from ldmpick.models.catalogue import is_builtin, known_names, resolve_model
 
     counts = {}
     for name in [n for n in known_names() if is_builtin(n)]:
@@ -288,7 +290,7 @@ class Family:
     denoiser_component: str = "unet"
     denoiser_classes: tuple[str, ...] = ()
     flow_matching: bool = False  # flow-matching families get flow samplers only
-    # samplers that fit (names from ldmpick.samplers); few-step distilled ones are added by distilled_samplers
+    # samplers that fit (names from ldmpick.models.samplers); few-step distilled ones are added by distilled_samplers
     samplers: tuple[str, ...] = ()
     distilled_samplers: tuple[str, ...] = ()  # only for models distilled for them (LCM, SCM)
     fast_modes: tuple[str, ...] = ("eager", "cudagraph", "compile")
@@ -368,7 +370,7 @@ class Family:
 
     def misfit_reason(self, spec: ModelSpec, name: str) -> str | None:
         """Why sampler ``name`` cannot run this model, in a few words (None: it fits). No diffusers import."""
-        from ldmpick.samplers import get_sampler
+        from ldmpick.models.samplers import get_sampler
 
         if name in self.fitting_samplers(spec):
             return None

@@ -10,13 +10,13 @@ from __future__ import annotations
 from importlib import import_module
 
 from ldmpick.files.errors import ModelError
-from ldmpick.families.base import Family, TextEncoder
+from ldmpick.models.families.base import Family, TextEncoder
 
 _MODULES = ("sd", "sdxl", "pixart", "sd3", "flux", "sana")
 
 FAMILIES: dict[str, Family] = {}
 for _module in _MODULES:
-    _family: Family = import_module(f"ldmpick.families.{_module}").FAMILY
+    _family: Family = import_module(f"ldmpick.models.families.{_module}").FAMILY
     FAMILIES[_family.name] = _family
 
 PIPELINE_FAMILIES: dict[str, Family] = {p: f for f in FAMILIES.values() for p in f.pipelines}

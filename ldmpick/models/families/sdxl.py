@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ldmpick.families.sd import UNetFamily
+from ldmpick.models.families.sd import UNetFamily
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ldmpick.catalogue import ModelSpec
+    from ldmpick.models.catalogue import ModelSpec
 
 
 class StableDiffusionXL(UNetFamily):

@@ -64,7 +64,7 @@ SAMPLERS: dict[str, Sampler] = {
 }
 
 # The samplers profiled by default: the discrete-time ones of the SD-style families. Flow-matching families are
-# profiled with their own (ldmpick.families), whatever the list asks.
+# profiled with their own (ldmpick.models.families), whatever the list asks.
 DEFAULT_SAMPLERS: tuple[str, ...] = tuple(n for n, s in SAMPLERS.items() if not s.flow)
 
 # The scheduler config of Stable Diffusion v1.x (scheduler/scheduler_config.json of SD v1.5), used when profiling

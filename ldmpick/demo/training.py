@@ -1,7 +1,7 @@
-"""Train the demo model family on the procedural world (``ldmpick.demo_world``): standard diffusers pipeline folders.
+"""Train the demo model family on the procedural world (``ldmpick.demo.world``): standard diffusers pipeline folders.
 
 This is the recipe of the shipped family (demo-c8, demo-c16, demo-c80 at 16x16 latents; docs/demo.md). The first
-family (demo-c8 ... demo-c32 at 8x8 latents) was trained by earlier code: ``git show 8126eb4:ldmpick/demo_train.py``.
+family (demo-c8 ... demo-c32 at 8x8 latents) was trained by earlier code: ``git show 8126eb4:ldmpick/demo/training.py``.
 
 One small ``AutoencoderKL`` (32 px -> 16x16x4 latents), one small ``CLIPTextModel`` (random-initialised and frozen:
 its embeddings of the world's captions are distinct, and the UNets learn to read them) with a ``CLIPTokenizer`` built
@@ -124,7 +124,7 @@ def demo_tokenizer():  # -> transformers.CLIPTokenizer
     """A CLIP BPE tokenizer over the world's words: characters, end-of-word characters, and each word's merge chain."""
     from transformers import CLIPTokenizer
 
-    from ldmpick.demo_world import vocabulary
+    from ldmpick.demo.world import vocabulary
 
     letters = sorted({ch for w in vocabulary() for ch in w})
     vocab: dict[str, int] = {}
@@ -189,7 +189,7 @@ def world_tensors(recipe: TrainingRecipe):
     """The training images in [-1, 1] (N, 3, 32, 32) and their captions."""
     import torch
 
-    from ldmpick.demo_world import dataset
+    from ldmpick.demo.world import dataset
 
     images, captions, _ = dataset(recipe.seed, recipe.n_images)
     return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1.0, captions
@@ -399,7 +399,7 @@ def train_family(out: Path, channels: tuple[int, ...] = DEMO_CHANNELS, recipe: T
         folder = out / name
         _save_pipeline(folder, unet, vae, text_encoder, tokenizer)
         facts = dict(model=name, base_channels=c, unet_params=sum(p.numel() for p in unet.parameters()),
-                     world="ldmpick.demo_world", image_size=int(x.shape[-1]), latent_size=LATENT_SIZE,
+                     world="ldmpick.demo.world", image_size=int(x.shape[-1]), latent_size=LATENT_SIZE,
                      recipe=asdict(recipe), objective=recipe.prediction_type,
                      lr_schedule="one-cycle (linear warm-up, cosine)",
                      threads=threads, thread_segments=checkpoint.thread_segments(), torch=torch.__version__,

@@ -16,9 +16,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from ldmpick.demo_train import DEMO_CHANNELS  # the shipped family's sizes (no torch at import)
+from ldmpick import PACKAGE_DIR
+from ldmpick.demo.training import DEMO_CHANNELS  # the shipped family's sizes (no torch at import)
 from ldmpick.files.errors import LdmpickError, ModelError, UsageError, unknown_name
-from ldmpick.samplers import SD_SCHEDULER_CONFIG
+from ldmpick.models.samplers import SD_SCHEDULER_CONFIG
 
 # Base channel count c of each size of the paper's family (Mei et al. 2024, arXiv 2404.01367, Table 1).
 FAMILY_CHANNELS: dict[str, int] = {
@@ -35,9 +36,9 @@ FAMILY_CHANNELS: dict[str, int] = {
     "ldm-5b": 768,
 }
 
-# The demo family trained here on ldmpick.demo_world (``ldmpick demo train``), shipped as diffusers folders inside
+# The demo family trained here on ldmpick.demo.world (``ldmpick demo train``), shipped as diffusers folders inside
 # the package: name -> folder under ldmpick/demo_models/. The number is the base channel count c.
-DEMO_MODELS_DIR = Path(__file__).resolve().parent / "demo_models"
+DEMO_MODELS_DIR = PACKAGE_DIR / "demo_models"
 DEMO_MODELS: dict[str, str] = {f"demo-c{c}": f"demo-c{c}" for c in DEMO_CHANNELS}
 
 
@@ -101,7 +102,7 @@ class ModelSpec:
 
     name: str
     kind: str  # "family" | "demo" | "catalogue" | "local" | "hub"
-    family: str  # the adapter's name (ldmpick.families)
+    family: str  # the adapter's name (ldmpick.models.families)
     pipeline_class: str
     components: dict[str, dict[str, Any]]
     component_classes: dict[str, str] = field(default_factory=dict)
@@ -114,8 +115,8 @@ class ModelSpec:
 
     # ------------------------------------------------------------------ the adapter
     @property
-    def adapter(self):  # -> ldmpick.families.Family
-        from ldmpick.families import family_named
+    def adapter(self):  # -> ldmpick.models.families.Family
+        from ldmpick.models.families import family_named
 
         return family_named(self.family)
 
@@ -159,7 +160,7 @@ class ModelSpec:
         return out
 
     def weight_components(self) -> list[str]:
-        from ldmpick.families.base import NON_WEIGHT_COMPONENTS
+        from ldmpick.models.families.base import NON_WEIGHT_COMPONENTS
 
         return [c for c in self.components if c not in NON_WEIGHT_COMPONENTS]
 
@@ -221,7 +222,7 @@ def format_params(n: int) -> str:
 
 # ---------------------------------------------------------------------------------------------- built-in catalogue
 
-CATALOGUE_DIR = Path(__file__).resolve().parent / "data" / "models"
+CATALOGUE_DIR = PACKAGE_DIR / "data" / "models"
 
 
 @lru_cache(maxsize=1)
@@ -581,8 +582,8 @@ def load_local_spec(folder: Path, name: str | None = None, kind: str = "local", 
 
     The family adapter is chosen from ``model_index.json``: the pipeline's ``_class_name`` and its denoiser's class.
     """
-    from ldmpick.families import family_for
-    from ldmpick.families.base import check_config_sizes
+    from ldmpick.models.families import family_for
+    from ldmpick.models.families.base import check_config_sizes
 
     folder = Path(folder).expanduser()
     if not folder.is_dir():
