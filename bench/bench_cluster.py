@@ -37,7 +37,7 @@ class TimedRunner:
 
 
 def timed(req, inner) -> tuple[float, list[float]]:
-    from ldmpick import calibration as calib
+    from ldmpick.calibration import driver as calib
 
     runner = TimedRunner(inner)
     cal = calib.run_calibration(req, runner=runner)
@@ -58,8 +58,8 @@ def main() -> int:
     import ray
     import torch
 
-    from ldmpick import calibration as calib
-    from ldmpick.cluster import RayShardRunner, connected
+    from ldmpick.calibration import driver as calib
+    from ldmpick.transport.ray_cluster import RayShardRunner, connected
     from ldmpick.hardware.fingerprint import cpu_cores, full_fingerprint, system_load
 
     cores = cpu_cores()
@@ -81,7 +81,7 @@ def main() -> int:
                       "shard_phase_wall_s": [round(w, 2) for w in walls], "load_avg_1m_before": loads, "fids": fids}
         return fids
 
-    from ldmpick.calibration_shards import LocalShardRunner
+    from ldmpick.calibration.shards import LocalShardRunner
 
     for threads in (1, cores):
         torch.set_num_threads(threads)

@@ -3,7 +3,7 @@
 On the demo family (trained here, shipped), with a latency profile of this machine:
 
 1. measure FID and prompt accuracy over the whole grid (models x samplers x steps 1,2,4,8,16,32) with
-   ``ldmpick.calibration`` at ``--seed`` (prompts, reference images and initial noise all follow the seed);
+   ``ldmpick.calibration.driver`` at ``--seed`` (prompts, reference images and initial noise all follow the seed);
 2. fit the law on part of the grid only (``--fit-steps``, default 1,4,16,32) and report how well it predicts the
    held-out step counts (2 and 8), both the fitted form alone and the form corrected by its measured residuals;
 3. for each budget, pick a configuration by four policies:
@@ -16,7 +16,7 @@ On the demo family (trained here, shipped), with a latency profile of this machi
 4. measure every picked configuration again at a fresh seed (``--check-seed``: other prompts, other reference
    images, other noise) and compare the policies on those fresh measurements only, so that neither the law nor the
    oracle profits from the noise of the measurements it was chosen on;
-5. measure the real end-to-end latency of each recommended configuration (``ldmpick.generation.generate``, batch 1,
+5. measure the real end-to-end latency of each recommended configuration (``ldmpick.generation.runner.generate``, batch 1,
    median of ``--runs``) next to the profile's prediction; done before the FID checks of step 4, which heat the
    machine for minutes.
 
@@ -42,7 +42,7 @@ def unet_flops(model: str) -> float:
     from torch.utils.flop_counter import FlopCounterMode
 
     from ldmpick.models.catalogue import resolve_model
-    from ldmpick.generation import load_pipeline
+    from ldmpick.generation.runner import load_pipeline
 
     pipe = load_pipeline(resolve_model(model).path, "cpu", "fp32")
     s = pipe.unet.config.sample_size
@@ -75,15 +75,15 @@ def main() -> int:
     import torch
 
     from ldmpick import __version__
-    from ldmpick import calibration as calib
+    from ldmpick.calibration import driver as calib
     from ldmpick.hardware.fingerprint import full_fingerprint
-    from ldmpick.generation import GenerateRequest, generate
+    from ldmpick.generation.runner import GenerateRequest, generate
     from ldmpick.costs import steps_within
     from ldmpick.costs.latency import cost_rows as cost_rows_measured
-    from ldmpick.profile_model import load_profile
-    from ldmpick.quality_fit import fit_law
-    from ldmpick.quality_table import read_table, shipped_table_path
-    from ldmpick.selector import select_config
+    from ldmpick.profiles.schema import load_profile
+    from ldmpick.quality.fit import fit_law
+    from ldmpick.quality.table import read_table, shipped_table_path
+    from ldmpick.planning.selector import select_config
 
     torch.set_num_threads(args.threads)
     profile = load_profile(Path(args.profile))
@@ -187,7 +187,7 @@ def main() -> int:
     # recommended configuration (batch 1, guidance on, as profiled), with the pipeline loaded once and warmed up, as
     # the profile's numbers are (a one-shot CLI run also pays a cold start)
     from ldmpick.models.catalogue import resolve_model
-    from ldmpick.generation import load_pipeline
+    from ldmpick.generation.runner import load_pipeline
 
     picks = {b: select_config(rows, law, b, max_steps=100).best for b in budgets}
     pipes: dict[str, object] = {}

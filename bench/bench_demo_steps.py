@@ -29,9 +29,9 @@ from pathlib import Path
 import numpy as np
 
 from ldmpick.demo import world as demo_world
-from ldmpick.calibration import (PROMPT_SEED_OFFSET, REFERENCE_IMAGES, REFERENCE_SEED_OFFSET, _to_uint8,
+from ldmpick.calibration.driver import (PROMPT_SEED_OFFSET, REFERENCE_IMAGES, REFERENCE_SEED_OFFSET, _to_uint8,
                                  generate_images)
-from ldmpick.image_quality import frechet_distance, load_judge
+from ldmpick.calibration.image_quality import frechet_distance, load_judge
 
 OPEN_P = 0.35
 
@@ -71,7 +71,7 @@ def main() -> int:
 
     from ldmpick.models.catalogue import resolve_model
     from ldmpick.hardware.fingerprint import full_fingerprint
-    from ldmpick.generation import load_pipeline
+    from ldmpick.generation.runner import load_pipeline
 
     torch.set_num_threads(args.threads)
     judge = load_judge()

@@ -4,11 +4,11 @@ An SD-v1.5-sized pipeline with random weights (UNet 860M, CLIP ViT-L/14 text enc
 change latency) is saved with safetensors to a temp folder and loaded the way ``generate`` loads models. Then, in
 the same process, on the same card:
 
-1. **profile**: ``ldmpick.profiling.run_profile`` measures that model in the chosen mode; the prediction per step is
+1. **profile**: ``ldmpick.measurement.profiler.run_profile`` measures that model in the chosen mode; the prediction per step is
    ``evals_per_step x unet_step + sampler overhead``;
 2. **plain diffusers**: ``StableDiffusionPipeline.__call__`` in eager mode at two step counts; per-step time is
    the slope ``(T(long) - T(short)) / (long - short)``, which removes the fixed parts (text encoder, VAE);
-3. **ldmpick**: ``ldmpick.generation.generate`` in the chosen mode; per-step time is the denoising loop's
+3. **ldmpick**: ``ldmpick.generation.runner.generate`` in the chosen mode; per-step time is the denoising loop's
    measured time over its UNet evaluations, and the same slope as (2) as a cross-check.
 
 Bars (issue 4): ldmpick per step at least 2.5x faster than plain diffusers, and within 10% of the prediction.
@@ -50,7 +50,7 @@ def build_sd15_random(folder: Path, device: str, dtype: str) -> Path:
     from tiny_pipeline import tiny_tokenizer  # a CLIP tokenizer made in code: nothing is downloaded
 
     from ldmpick.models.catalogue import SD_TEXT_ENCODER_CONFIG, SD_VAE_CONFIG
-    from ldmpick.generation import DTYPES
+    from ldmpick.generation.runner import DTYPES
     from ldmpick.models.samplers import SD_SCHEDULER_CONFIG
 
     torch_dtype = getattr(torch, DTYPES[dtype])
@@ -111,8 +111,8 @@ def main() -> int:
 
     from ldmpick.hardware.fingerprint import full_fingerprint
     from ldmpick.costs.latency import predict as predict_latency
-    from ldmpick.generation import GenerateRequest, generate, load_pipeline
-    from ldmpick.profiling import ProfileRequest, run_profile
+    from ldmpick.generation.runner import GenerateRequest, generate, load_pipeline
+    from ldmpick.measurement.profiler import ProfileRequest, run_profile
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -1,10 +1,10 @@
 """Bench: is a profile's predicted end-to-end latency within 10% of a measured end-to-end run?
 
 For each model with weights (the demo family, a registered or local diffusers folder), in ``--rounds`` interleaved
-rounds (so that slow drift of the machine affects both sides alike): profile it (``ldmpick.profiling.run_profile``,
+rounds (so that slow drift of the machine affects both sides alike): profile it (``ldmpick.measurement.profiler.run_profile``,
 the model's real weights), predict ``text encoders + steps x (evals_per_step x denoiser step + sampler overhead) +
 VAE decode`` at each part's median (``ldmpick.costs.latency.predict``), then generate for real with
-``ldmpick.generation.generate`` (the model's diffusers pipeline, loaded once, warmed up; batch 1, guidance on),
+``ldmpick.generation.runner.generate`` (the model's diffusers pipeline, loaded once, warmed up; batch 1, guidance on),
 ``--runs`` times, and compare the medians, part by part. Config-only models (the paper's ``ldm-*``) cannot generate:
 ``bench/bench_generate.py`` builds a random-weight SD-1.5-sized pipeline for that.
 
@@ -43,8 +43,8 @@ def main() -> int:
     from ldmpick.models.catalogue import resolve_model
     from ldmpick.costs.latency import predict
     from ldmpick.hardware.fingerprint import full_fingerprint
-    from ldmpick.generation import GenerateRequest, generate, load_pipeline
-    from ldmpick.profiling import ProfileRequest, run_profile
+    from ldmpick.generation.runner import GenerateRequest, generate, load_pipeline
+    from ldmpick.measurement.profiler import ProfileRequest, run_profile
     from ldmpick.files.storage import atomic_write_text
 
     if args.threads:

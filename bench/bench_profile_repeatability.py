@@ -36,7 +36,7 @@ def main() -> int:
     ap.add_argument("--samplers", default="all")
     ap.add_argument("--out", default=None, help="write the results as JSON here")
     a = ap.parse_args()
-    from ldmpick.profile_model import load_profile
+    from ldmpick.profiles.schema import load_profile
 
     base = ["--models", a.models, "--resolution", str(a.resolution), "--samplers", a.samplers]
     if a.device:

@@ -40,7 +40,7 @@ def main() -> int:
     args = ap.parse_args()
 
     from ldmpick.costs.latency import predict as predict_latency
-    from ldmpick.profile_model import load_profile
+    from ldmpick.profiles.schema import load_profile
 
     profile_path = Path(args.out).with_suffix(".profile.json") if args.out else Path(tempfile.mkdtemp()) / "p.json"
     cmd = [sys.executable, "-m", "ldmpick.cli", "profile", "--models", args.models, "--resolution",

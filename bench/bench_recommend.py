@@ -28,9 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 def synthetic_profile(n_models: int):
     from ldmpick.models.catalogue import FAMILY_CHANNELS
-    from ldmpick.profile_model import LatencyStats, ModelLatency, Profile, SamplerOverhead, Settings
+    from ldmpick.profiles.schema import LatencyStats, ModelLatency, Profile, SamplerOverhead, Settings
     from ldmpick.models.samplers import SAMPLERS
-    from ldmpick.quality_law import load_law
+    from ldmpick.quality.law import load_law
 
     params = {m: n for m, n, _ in load_law()[0].size_points}
 
@@ -60,9 +60,9 @@ def time_run(args: list[str], env: dict[str, str]) -> float:
 def in_process_select_s(profile, samplers: str, max_steps: int, repeats: int = 5) -> float:
     """Median wall time of the selection alone (pure Python, as shipped), imports and profile loading excluded."""
     from ldmpick.costs.latency import cost_rows as cost_rows_measured
-    from ldmpick.quality_law import load_law
+    from ldmpick.quality.law import load_law
     from ldmpick.models.samplers import DEFAULT_SAMPLERS
-    from ldmpick.selector import select_config
+    from ldmpick.planning.selector import select_config
 
     law = load_law()[0]
     names = list(DEFAULT_SAMPLERS) if samplers == "all" else [samplers]
@@ -77,9 +77,9 @@ def in_process_select_s(profile, samplers: str, max_steps: int, repeats: int = 5
 def in_process_plan_s(profile, samplers: str, max_steps: int, repeats: int = 5) -> float:
     """Median wall time of what recommend runs (``planning.plan_selection``: rows at the run's p90 from the parts'
     spreads, the selection, the over-budget chances and the headroom preference), imports excluded."""
-    from ldmpick.planning import plan_selection
+    from ldmpick.planning.plan import plan_selection
     from ldmpick.models.samplers import DEFAULT_SAMPLERS
-    from ldmpick.quality_law import load_law
+    from ldmpick.quality.law import load_law
 
     law = load_law()[0]
     names = list(DEFAULT_SAMPLERS) if samplers == "all" else [samplers]
@@ -97,7 +97,7 @@ def numpy_select_s(profile, samplers: str, max_steps: int, repeats: int = 5) -> 
     import numpy as np
 
     from ldmpick.costs.latency import cost_rows as cost_rows_measured
-    from ldmpick.quality_law import REFERENCE_SAMPLER, REFERENCE_STEPS, load_law
+    from ldmpick.quality.law import REFERENCE_SAMPLER, REFERENCE_STEPS, load_law
     from ldmpick.models.samplers import DEFAULT_SAMPLERS
 
     law = load_law()[0]
@@ -139,9 +139,9 @@ def main() -> int:
     a = ap.parse_args()
     from ldmpick.hardware.fingerprint import cpu_cores, cpu_model
     from ldmpick.costs.latency import cost_rows as cost_rows_measured
-    from ldmpick.quality_law import load_law
+    from ldmpick.quality.law import load_law
     from ldmpick.models.samplers import DEFAULT_SAMPLERS
-    from ldmpick.selector import select_config
+    from ldmpick.planning.selector import select_config
 
     grids = [(1, "ddim", 10), (1, "ddim", 100), (11, "ddim", 100), (11, "all", 100), (11, "all", 1000)]
     rows = []

@@ -14,7 +14,8 @@ from pathlib import Path
 
 def main() -> int:
     from ldmpick.models.catalogue import is_builtin, known_names
-    from ldmpick.models.families.base import ParamCountCache, builtin_param_counts
+    from ldmpick.models.catalogue import builtin_param_counts
+    from ldmpick.models.families.base import ParamCountCache
 
     counts = builtin_param_counts()
     doc = {"schema": "ldmpick.param-counts/1",

@@ -24,13 +24,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ldmpick.quality_table import PUBLISHED_COLUMNS, PUBLISHED_SCHEMA  # noqa: E402
+from ldmpick.quality.table import PUBLISHED_COLUMNS, PUBLISHED_SCHEMA  # noqa: E402
 
 DEFAULT_REFERENCE = next((d / "shared" / "reference" / "real_models" / "real_models.csv"
                           for d in (ROOT.parent, ROOT.parent.parent) if (d / "shared" / "reference").is_dir()),
                          ROOT.parent / "shared" / "reference" / "real_models" / "real_models.csv")
 
-# (metric in the reference, data set in the reference) -> ldmpick scale key (ldmpick.quality_law.SCALES)
+# (metric in the reference, data set in the reference) -> ldmpick scale key (ldmpick.quality.law.SCALES)
 SCALE_OF: dict[tuple[str, str], str] = {
     ("FID", "MJHQ-30K"): "mjhq-fid",
     ("CLIP_score (x100)", "MJHQ-30K"): "mjhq-clip",

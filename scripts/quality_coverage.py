@@ -23,9 +23,9 @@ START, END = "<!-- coverage:start (scripts/quality_coverage.py --write) -->", "<
 
 
 def coverage_block() -> str:
-    from ldmpick.quality_fit import interval_calibration, step_curve_points
-    from ldmpick.quality_scales import series_from_points
-    from ldmpick.quality_table import load_published, read_table, shipped_table_path
+    from ldmpick.quality.fit import interval_calibration, step_curve_points
+    from ldmpick.quality.scales import series_from_points
+    from ldmpick.quality.table import load_published, read_table, shipped_table_path
 
     points = read_table(shipped_table_path().read_text(encoding="utf-8"), "shipped quality table")
     fit = interval_calibration(step_curve_points(points), series_from_points(load_published()))

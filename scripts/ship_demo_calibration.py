@@ -18,7 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ldmpick.models.catalogue import DEMO_MODELS, resolve_model
-from ldmpick.quality_table import read_table, shipped_table_path, table_text
+from ldmpick.quality.table import read_table, shipped_table_path, table_text
 from ldmpick.files.storage import atomic_write_text
 
 

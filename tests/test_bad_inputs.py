@@ -195,7 +195,7 @@ def test_fuzz_budget_option(text):
     (["--budget", "-1s"], "must be positive"),
 ])
 def test_generate_refuses_bad_values_before_loading_anything(args, message, tmp_path, monkeypatch):
-    import ldmpick.generation as generation
+    import ldmpick.generation.runner as generation
 
     def never(*a, **k):
         raise AssertionError("the model was loaded before the options were checked")

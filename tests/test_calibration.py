@@ -15,14 +15,14 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from ldmpick import calibration as calib
-from ldmpick.calibration_job import DEMO_GUIDANCE
+from ldmpick.calibration import driver as calib
+from ldmpick.calibration.driver import DEMO_GUIDANCE
 from ldmpick.cli import app
 from ldmpick.demo.world import dataset
 from ldmpick.files.errors import UsageError
-from ldmpick.image_quality import frechet_distance, judge_weights_path, load_judge
-from ldmpick.quality_law import user_law_path
-from ldmpick.quality_table import QualityPoint, read_table, user_table_path
+from ldmpick.calibration.image_quality import frechet_distance, judge_weights_path, load_judge
+from ldmpick.quality.law import user_law_path
+from ldmpick.quality.table import QualityPoint, read_table, user_table_path
 
 runner = CliRunner()
 
@@ -74,7 +74,7 @@ def _run_calibrate(*extra: str):
 
 @pytest.mark.slow
 def test_calibrate_writes_rows_with_provenance_and_the_refit_moves_the_law_toward_them():
-    from ldmpick.quality_law import load_law
+    from ldmpick.quality.law import load_law
 
     before, _ = load_law()
     result = _run_calibrate("--json")
@@ -171,8 +171,8 @@ def test_two_processes_appending_to_the_quality_table_lose_nothing(tmp_path: Pat
     code = (
         "import sys\n"
         "from pathlib import Path\n"
-        "from ldmpick.calibration import append_points\n"
-        "from ldmpick.quality_table import QualityPoint\n"
+        "from ldmpick.calibration.driver import append_points\n"
+        "from ldmpick.quality.table import QualityPoint\n"
         "w = int(sys.argv[1])\n"
         "for i in range(15):\n"
         "    p = QualityPoint(f'm{w}', 100, 'ddim', i + 1, 7.5, 32, 'fid', 1.0 + i, 8, 'd', 'calibrated:d', 'x')\n"
@@ -210,7 +210,7 @@ def test_bad_calibrate_input_is_one_line_and_exit_2(args, message):
 
 
 def test_inception_path_refuses_pickle_and_missing_files(tmp_path: Path):
-    from ldmpick.image_quality import InceptionFeatures
+    from ldmpick.calibration.image_quality import InceptionFeatures
 
     bad = tmp_path / "inception.pth"
     bad.write_bytes(b"not really")
@@ -221,7 +221,7 @@ def test_inception_path_refuses_pickle_and_missing_files(tmp_path: Path):
 
 
 def test_fitted_calibrated_family_recovers_known_parameters():
-    from ldmpick.quality_fit import fit_calibrated_family
+    from ldmpick.quality.fit import fit_calibrated_family
 
     rng = np.random.default_rng(0)
     truth = {"a": (20.0, 1.0), "b": (12.0, 1.3), "c": (8.0, 1.6)}
@@ -242,9 +242,9 @@ def test_fitted_calibrated_family_recovers_known_parameters():
 
 
 def test_a_law_file_with_a_broken_calibrated_family_is_refused_in_one_line(tmp_path: Path):
-    from ldmpick.quality_fit import fit_calibrated_family, fit_law
-    from ldmpick.quality_law import load_law
-    from ldmpick.quality_table import read_table, shipped_table_path
+    from ldmpick.quality.fit import fit_calibrated_family, fit_law
+    from ldmpick.quality.law import load_law
+    from ldmpick.quality.table import read_table, shipped_table_path
 
     rng = np.random.default_rng(1)
     pts = [QualityPoint(m, n, s, k, 2.0, 32, "fid", (10 + 100 * k ** -1.0) * rng.uniform(0.98, 1.02), 64, "w",
@@ -265,7 +265,7 @@ def test_a_law_file_with_a_broken_calibrated_family_is_refused_in_one_line(tmp_p
 
 
 def test_residual_correction_equals_measurements_and_interpolates_in_log_steps():
-    from ldmpick.quality_law import CalibratedFamily, StepCurve
+    from ldmpick.quality.law import CalibratedFamily, StepCurve
 
     fam = CalibratedFamily(dataset="w", metric="fid", guidance=2.0, floors={"a": 10.0}, scales={"a": 1.0},
                            curves={"ddim": StepCurve(C=100.0, p=1.0)}, rms_log=0.1, points=3, source="x",
@@ -279,7 +279,7 @@ def test_residual_correction_equals_measurements_and_interpolates_in_log_steps()
 
 
 def _user_points(samples: int, value_scale: float) -> list:
-    from ldmpick.quality_table import read_table, shipped_table_path
+    from ldmpick.quality.table import read_table, shipped_table_path
 
     shipped = [p for p in read_table(shipped_table_path().read_text(), "t")
                if p.model == "demo-c8" and p.sampler in ("ddim", "unipc") and p.steps in (1, 2, 4, 8)]
@@ -292,11 +292,11 @@ def test_your_calibration_at_another_sample_count_is_not_ranked_against_the_ship
     """FID's bias depends on the sample count: a user's 32-image calibration of demo-c8 must not be compared with the
     shipped 256-image fits of the other demo models (a clear error names both), but works on its own."""
     from ldmpick.costs.latency import cost_rows as cost_rows_measured
-    from ldmpick.profile_model import load_profile
-    from ldmpick.profile_store import shipped_profiles_dir
-    from ldmpick.quality_fit import fit_law
-    from ldmpick.quality_table import read_table, shipped_table_path
-    from ldmpick.selector import select_config
+    from ldmpick.profiles.schema import load_profile
+    from ldmpick.profiles.store import shipped_profiles_dir
+    from ldmpick.quality.fit import fit_law
+    from ldmpick.quality.table import read_table, shipped_table_path
+    from ldmpick.planning.selector import select_config
 
     shipped = (read_table(shipped_table_path().read_text(), "t"), "t")
     law = fit_law([shipped, (_user_points(32, 1.25), "mine")])
@@ -311,8 +311,8 @@ def test_your_calibration_at_another_sample_count_is_not_ranked_against_the_ship
 
 
 def test_your_calibration_with_the_shipped_protocol_replaces_only_the_configurations_you_measured():
-    from ldmpick.quality_fit import fit_law
-    from ldmpick.quality_table import read_table, shipped_table_path
+    from ldmpick.quality.fit import fit_law
+    from ldmpick.quality.table import read_table, shipped_table_path
 
     shipped = (read_table(shipped_table_path().read_text(), "t"), "t")
     law = fit_law([shipped, (_user_points(256, 1.5), "mine")])
@@ -338,7 +338,7 @@ def test_plot_cli_draws_the_shipped_demo_calibration(tmp_path: Path):
 
 
 def test_a_law_file_with_a_zero_parameter_size_point_is_refused(tmp_path: Path):
-    from ldmpick.quality_law import load_law, shipped_law_path
+    from ldmpick.quality.law import load_law, shipped_law_path
 
     doc = json.loads(shipped_law_path().read_text())
     doc["size"]["points"][0]["unet_params"] = 0

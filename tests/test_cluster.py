@@ -17,10 +17,10 @@ ray = pytest.importorskip("ray")
 
 from typer.testing import CliRunner  # noqa: E402
 
-from ldmpick import calibration as calib  # noqa: E402
-from ldmpick.calibration_shards import shard_tasks  # noqa: E402
+from ldmpick.calibration import driver as calib  # noqa: E402
+from ldmpick.calibration.shards import shard_tasks  # noqa: E402
 from ldmpick.cli import app  # noqa: E402
-from ldmpick.cluster import RayShardRunner, cluster_info  # noqa: E402
+from ldmpick.transport.ray_cluster import RayShardRunner, cluster_info  # noqa: E402
 
 runner = CliRunner()
 GRID = dict(models=["demo-c8"], samplers=["ddim"], steps=[1, 2], samples=16, batch=4)  # 8 shards of 4 images
@@ -171,8 +171,8 @@ def test_cluster_without_ray_is_a_one_line_error_with_the_install_command(monkey
 def test_profile_on_the_cluster_stores_one_profile_per_device_type(local_cluster, tiny_models):
     import json
 
-    from ldmpick.profile_model import load_profile
-    from ldmpick.profile_store import list_profile_files
+    from ldmpick.profiles.schema import load_profile
+    from ldmpick.profiles.store import list_profile_files
     from ldmpick.files.storage import profiles_dir
 
     small, _ = tiny_models

@@ -51,7 +51,7 @@ def test_demo_model_loads_and_generates_offline_and_deterministically():
     """Loads from the package, no network; images are deterministic per seed and not constant."""
     import torch
 
-    from ldmpick.generation import GenerateRequest, generate
+    from ldmpick.generation.runner import GenerateRequest, generate
 
     torch.set_num_threads(2)
     req = GenerateRequest(model="demo-c16", prompts=["a large red square in the center on a blue background"],
@@ -71,10 +71,10 @@ def test_the_shipped_demo_c16_draws_what_its_captions_ask_for():
     background off 16 images of world captions it has not been tuned on (measured on 64 captions: 0.99)."""
     import torch
 
-    from ldmpick.calibration_job import DEMO_GUIDANCE
+    from ldmpick.calibration.driver import DEMO_GUIDANCE
     from ldmpick.demo.world import dataset
-    from ldmpick.generation import GenerateRequest, generate
-    from ldmpick.image_quality import load_judge
+    from ldmpick.generation.runner import GenerateRequest, generate
+    from ldmpick.calibration.image_quality import load_judge
 
     torch.set_num_threads(2)
     _, captions, scenes = dataset(4242, 16)
@@ -226,7 +226,7 @@ def test_demo_option_values_are_refused_before_any_training(tmp_path, args, frag
 def test_train_judge_never_writes_over_the_installed_judge_by_default():
     """The installed judge measured every shipped FID; retraining it in place (the old default) silently made later
     calibrations incomparable with the shipped rows."""
-    from ldmpick.image_quality import judge_weights_path
+    from ldmpick.calibration.image_quality import judge_weights_path
 
     before = judge_weights_path().stat().st_mtime_ns
     r = runner.invoke(app, ["demo", "train-judge", "--steps", "1", "--images", "128"])

@@ -15,7 +15,7 @@ from ldmpick.models.catalogue import catalogue_entries, load_local_spec, resolve
 from ldmpick.cli import app
 from ldmpick.files.errors import ModelError
 from ldmpick.models.families import FAMILIES as ADAPTERS
-from ldmpick.profile_model import load_profile
+from ldmpick.profiles.schema import load_profile
 
 runner = CliRunner()
 
@@ -123,7 +123,7 @@ def test_a_declared_anchor_lets_recommend_rank_a_real_family(pipelines, tmp_path
     r = runner.invoke(app, ["profile", "--models", name, "--device", "cpu", "--resolution", "32", "--samplers",
                             "euler,dpmpp-2m", "--warmup", "1", "--repeats", "3", "--max-seconds", "2", "--out", str(out)])
     assert r.exit_code == 0, r.output
-    from ldmpick.quality_table import user_table_path
+    from ldmpick.quality.table import user_table_path
 
     table = user_table_path()
     table.parent.mkdir(parents=True, exist_ok=True)
@@ -189,7 +189,7 @@ def test_every_adapter_knows_its_catalogue_models():
 
 @pytest.mark.slow
 def test_a_model_too_big_for_memory_is_does_not_fit_and_profiling_goes_on(monkeypatch, tmp_path):
-    from ldmpick import profiling
+    from ldmpick.measurement import profiler as profiling
 
     monkeypatch.setattr(profiling, "available_memory_bytes", lambda device: 3 * 2**30)
     prof = profiling.run_profile(profiling.ProfileRequest(

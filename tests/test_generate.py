@@ -13,8 +13,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from ldmpick.cli import app
-from ldmpick.generation import GenerateRequest, generate, load_pipeline
-from ldmpick.outputs import read_png_text
+from ldmpick.generation.runner import GenerateRequest, generate, load_pipeline
+from ldmpick.generation.outputs import read_png_text
 from tiny_pipeline import TINY_DEFAULT_RESOLUTION, build_tiny_pipeline
 
 runner = CliRunner()
@@ -344,7 +344,7 @@ def test_budget_selects_among_models_with_weights(tiny, tmp_path):
     r = runner.invoke(app, ["generate", "a cat", "--budget", "30s", "--profile", str(prof), "--resolution", RES,
                             "--out", str(tmp_path / "o")])
     one_line_error(r, "no quality data on this scale (FID)")
-    from ldmpick.quality_table import user_table_path
+    from ldmpick.quality.table import user_table_path
 
     user_table_path().parent.mkdir(parents=True, exist_ok=True)
     user_table_path().write_text("model,unet_params,sampler,steps,guidance,resolution,metric,value,num_samples,"

@@ -154,7 +154,8 @@ def test_sana_sprint_configs_are_the_sprint_variant():
 def test_the_shipped_parameter_counts_match_a_fresh_count_of_every_built_in_model():
     """models list reads built-in counts from ldmpick/data/param_counts.json instead of building every model; the file
     must say what building them says (rebuild it with scripts/build_param_counts.py when a config changes)."""
-    from ldmpick.models.families.base import ParamCountCache, builtin_param_counts
+    from ldmpick.models.catalogue import builtin_param_counts
+    from ldmpick.models.families.base import ParamCountCache
     from ldmpick.files.reader import read_json_file
 
     shipped = read_json_file(ParamCountCache.shipped_path(), "parameter-count cache")

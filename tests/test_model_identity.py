@@ -14,10 +14,10 @@ from typer.testing import CliRunner
 
 from ldmpick.models.catalogue import DEMO_MODELS_DIR, local_model_name, model_label, resolve_model, save_registry
 from ldmpick.cli import app
-from ldmpick.planning import plan_generation
-from ldmpick.profile_choice import choose_profile
-from ldmpick.profile_model import LatencyStats, SamplerOverhead
-from ldmpick.profile_store import save_profile
+from ldmpick.planning.plan import plan_generation
+from ldmpick.profiles.choice import choose_profile
+from ldmpick.profiles.schema import LatencyStats, SamplerOverhead
+from ldmpick.profiles.store import save_profile
 
 runner = CliRunner()
 CPU = "cpu:Test CPU:4"

@@ -15,9 +15,9 @@ from ldmpick.costs import REGISTRY, cost_model
 from ldmpick.costs.latency import MODEL as LATENCY
 from ldmpick.costs.latency import PartSpread, chance_over, cost_rows
 from ldmpick.files.errors import ProfileError, UsageError
-from ldmpick.profile_model import LatencyStats, ModelLatency, parse_profile_text
-from ldmpick.quality_law import load_law, shipped_law_path
-from ldmpick.selector import pareto_frontier, select_config
+from ldmpick.profiles.schema import LatencyStats, ModelLatency, parse_profile_text
+from ldmpick.quality.law import load_law, shipped_law_path
+from ldmpick.planning.selector import pareto_frontier, select_config
 
 from test_selector import H100_EAGER, H100_GRAPH, PARAMS, make_profile
 
@@ -48,7 +48,7 @@ def test_every_registered_cost_model_has_the_whole_interface():
 
 
 def test_the_selector_planner_and_renderer_name_no_cost_model():
-    for path in ("ldmpick/selector.py", "ldmpick/planning.py", "ldmpick/cli/recommend.py", "ldmpick/recommendation.py"):
+    for path in ("ldmpick/planning/selector.py", "ldmpick/planning/plan.py", "ldmpick/cli/recommend.py", "ldmpick/planning/recommendation.py"):
         text = (REPO / path).read_text(encoding="utf-8")
         for name in REGISTRY:
             assert f'"{name}"' not in text, (path, name)
@@ -223,7 +223,7 @@ def test_the_sidecar_has_the_predicted_quality_when_there_is_one(tmp_path):
     sidecar = json.loads(next((tmp_path / "o").glob("*-run.json")).read_text())
     assert sidecar["quality"]["metric"] == "fid" and sidecar["quality"]["value"] > 0
     assert sidecar["quality"]["basis"].startswith("calibrated")
-    from ldmpick.outputs import read_png_text
+    from ldmpick.generation.outputs import read_png_text
 
     text = read_png_text(next((tmp_path / "o").glob("*.png")))
     assert float(text["predicted_fid"]) == pytest.approx(sidecar["quality"]["value"], abs=1e-3)
@@ -252,7 +252,7 @@ def test_out_naming_an_image_file_is_refused_not_made_a_folder(tmp_path, name):
 
 
 def test_drift_is_said_only_after_several_runs_off_the_same_way():
-    from ldmpick.latency_drift import drift_of, read_history, record_run
+    from ldmpick.generation.drift import drift_of, read_history, record_run
 
     assert record_run("p1", {"denoise_ms": 1.4, "vae_decode_ms": 1.0}) is None
     assert record_run("p1", {"denoise_ms": 1.3, "vae_decode_ms": 1.02}) is None
@@ -275,7 +275,7 @@ def test_generate_says_when_measured_parts_drift_from_the_profile(tmp_path):
     from tiny_pipeline import build_tiny_pipeline
 
     from ldmpick.hardware.fingerprint import light_fingerprint
-    from ldmpick.profile_model import Profile, SamplerOverhead, Settings
+    from ldmpick.profiles.schema import Profile, SamplerOverhead, Settings
 
     tiny = build_tiny_pipeline(tmp_path / "tiny-sd")
     fast = LatencyStats.from_samples([0.001, 0.001, 0.0012])  # ms: far faster than any real run of it
@@ -299,8 +299,8 @@ def test_generate_says_when_measured_parts_drift_from_the_profile(tmp_path):
 
 
 def test_plan_selection_is_the_one_recommend_uses():
-    from ldmpick.planning import plan_selection
-    from ldmpick.recommendation import recommend
+    from ldmpick.planning.plan import plan_selection
+    from ldmpick.planning.recommendation import recommend
 
     p = make_profile(H100_GRAPH, mode="cudagraph")
     plan = plan_selection("500ms", profile=p, samplers=["ddim", "dpmpp-2m"])
@@ -315,7 +315,7 @@ def test_an_unwritable_drift_history_is_a_warning_not_a_failed_run(tmp_path, mon
     LDMPICK_HOME must not turn the finished run into an error."""
     from types import SimpleNamespace
 
-    from ldmpick.latency_drift import PARTS, check_run
+    from ldmpick.generation.drift import PARTS, check_run
 
     blocker = tmp_path / "home-is-a-file"
     blocker.write_text("x")
@@ -334,7 +334,7 @@ def test_a_drift_history_folder_that_refuses_new_files_is_a_warning_too(monkeypa
     import tempfile
     from types import SimpleNamespace
 
-    from ldmpick.latency_drift import PARTS, check_run
+    from ldmpick.generation.drift import PARTS, check_run
 
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
@@ -351,7 +351,7 @@ def test_a_drift_history_folder_that_refuses_new_files_is_a_warning_too(monkeypa
 def test_drift_ratios_use_the_median_of_an_even_number_of_prompts():
     from types import SimpleNamespace
 
-    from ldmpick.latency_drift import PARTS, run_ratios
+    from ldmpick.generation.drift import PARTS, run_ratios
 
     prediction = SimpleNamespace(**{p: 10.0 for p in PARTS})
     prompts = [SimpleNamespace(times=SimpleNamespace(**{p: ms for p in PARTS})) for ms in (10.0, 30.0)]
@@ -373,7 +373,7 @@ def test_denoiser_evaluations_per_run_match_the_diffusers_scheduler(name):
 def test_heun_costs_2n_minus_1_evaluations_in_the_measured_and_the_flops_cost_models():
     from ldmpick.costs import cost_model
     from ldmpick.costs.latency import predict
-    from ldmpick.quality_law import load_law
+    from ldmpick.quality.law import load_law
 
     p = make_profile(H100_GRAPH, mode="cudagraph")
     law, _ = load_law()

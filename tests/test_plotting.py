@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from ldmpick.files.errors import UsageError
-from ldmpick.plotting import PlotPoint, PlotSummary, plot_quality_vs_latency
-from ldmpick.profile_model import LatencyStats, ModelLatency, Profile, SamplerOverhead, Settings, load_profile
-from ldmpick.quality_law import load_law
-from ldmpick.quality_table import QualityPoint
-from ldmpick.selector import pareto_frontier as one_frontier
+from ldmpick.plots.figure import PlotPoint, PlotSummary, plot_quality_vs_latency
+from ldmpick.profiles.schema import LatencyStats, ModelLatency, Profile, SamplerOverhead, Settings, load_profile
+from ldmpick.quality.law import load_law
+from ldmpick.quality.table import QualityPoint
+from ldmpick.planning.selector import pareto_frontier as one_frontier
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED_PROFILE = REPO / "profiles" / "cpu-amd-epyc-2core-128px-fp32-eager.json"
@@ -196,7 +196,7 @@ def test_clip_is_higher_is_better(tmp_path: Path):
 
 
 def test_importing_plotting_does_not_import_torch_or_matplotlib():
-    code = ("import sys, ldmpick.plotting; "
+    code = ("import sys, ldmpick.plots.figure; "
             "bad = [m for m in ('torch', 'diffusers', 'matplotlib') if m in sys.modules]; "
             "assert not bad, bad")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)

@@ -8,10 +8,10 @@ from typer.testing import CliRunner
 
 from ldmpick.cli import app
 from ldmpick.files.errors import UsageError
-from ldmpick.generation import load_profile_for
-from ldmpick.profile_choice import NoProfileError, choose_profile
-from ldmpick.profile_model import LatencyStats, ModelLatency, Profile, SamplerOverhead, Settings
-from ldmpick.profile_store import save_profile, stored_profile_path
+from ldmpick.generation.runner import load_profile_for
+from ldmpick.profiles.choice import NoProfileError, choose_profile
+from ldmpick.profiles.schema import LatencyStats, ModelLatency, Profile, SamplerOverhead, Settings
+from ldmpick.profiles.store import save_profile, stored_profile_path
 from ldmpick.files.storage import profiles_dir
 
 runner = CliRunner()
@@ -44,7 +44,7 @@ def demo_profile(models: list[str], resolution: int, created: str, device: str =
 def shipped(tmp_path, monkeypatch):
     folder = tmp_path / "shipped"
     folder.mkdir()
-    monkeypatch.setattr("ldmpick.profile_store.shipped_profiles_dir", lambda: folder)
+    monkeypatch.setattr("ldmpick.profiles.store.shipped_profiles_dir", lambda: folder)
     return folder
 
 
@@ -151,8 +151,8 @@ def test_your_profile_of_this_device_without_cfg_beats_another_devices_with_it(s
 
 
 def test_the_passed_over_note_names_your_profile_when_another_devices_is_used(shipped):
-    from ldmpick.profile_choice import quality_data_for
-    from ldmpick.quality_law import load_law
+    from ldmpick.profiles.choice import quality_data_for
+    from ldmpick.quality.law import load_law
 
     other = demo_profile(ALL_DEMO, 32, "2026-01-01T00:00:00Z", device="Other CPU")
     save_local(other)

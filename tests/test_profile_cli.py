@@ -8,8 +8,8 @@ import pytest
 from typer.testing import CliRunner
 
 from ldmpick.cli import app
-from ldmpick.profile_model import load_profile
-from ldmpick.profile_store import list_profile_files
+from ldmpick.profiles.schema import load_profile
+from ldmpick.profiles.store import list_profile_files
 from ldmpick.files.storage import profiles_dir
 
 runner = CliRunner()
@@ -80,7 +80,7 @@ def _quick(models: str) -> list[str]:
 
 def test_interrupted_rerun_refuses_and_offers_resume_or_restart(tiny_models, monkeypatch):
     """Issue 11 item 2: a rerun of an interrupted 'profile' does not silently overwrite its partial file."""
-    import ldmpick.profiling as profiling
+    import ldmpick.measurement.profiler as profiling
 
     small, large = tiny_models
     args = _quick(f"{small},{large}")
@@ -118,8 +118,8 @@ def test_runs_in_the_same_second_get_their_own_ids_and_partials(tiny_models, mon
     partial file; a second run of the very same request while the first measures is refused, not merged."""
     from datetime import datetime, timezone
 
-    import ldmpick.profiling as profiling
-    from ldmpick import profile_job
+    import ldmpick.measurement.profiler as profiling
+    from ldmpick.jobs import profile as profile_job
 
     class FrozenClock(datetime):
         @classmethod
@@ -169,7 +169,7 @@ BAD_OPTIONS = [
 @pytest.mark.parametrize("extra,message", BAD_OPTIONS, ids=[" ".join(e) for e, _ in BAD_OPTIONS])
 def test_bad_options_are_refused_before_any_work(extra, message, monkeypatch):
     """Issue 11 item 10: a bad option value is a one-line error (exit 2) before anything is built or measured."""
-    import ldmpick.profiling as profiling
+    import ldmpick.measurement.profiler as profiling
 
     def no_work(*a, **kw):
         raise AssertionError("a model was built before the options were checked")

@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 from ldmpick.cli import app
 from ldmpick.files.errors import ProfileError
-from ldmpick.profile_export import diff_profiles, export_csv, export_markdown
-from ldmpick.profile_model import (
+from ldmpick.profiles.export import diff_profiles, export_csv, export_markdown
+from ldmpick.profiles.schema import (
     SCHEMA,
     LatencyStats,
     ModelLatency,
@@ -257,7 +257,7 @@ def test_an_imported_profile_cannot_take_over_the_defaults(tmp_path: Path, monke
     shipped = tmp_path / "shipped"
     shipped.mkdir()
     (shipped / "reference.json").write_text(make_profile().dumps())
-    monkeypatch.setattr("ldmpick.profile_store.shipped_profiles_dir", lambda: shipped)
+    monkeypatch.setattr("ldmpick.profiles.store.shipped_profiles_dir", lambda: shipped)
     same = tmp_path / "same.json"
     same.write_text(make_profile(scale=0.01).dumps())  # same id, faster numbers
     assert "has the id of the shipped profile 'reference'" in _import(same).stderr

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from ldmpick.files.errors import UsageError
-from ldmpick.profile_model import Profile, load_profile, parse_profile_text
-from ldmpick.profiling import ModuleFactory, ProfileRequest, run_profile
+from ldmpick.profiles.schema import Profile, load_profile, parse_profile_text
+from ldmpick.measurement.profiler import ModuleFactory, ProfileRequest, run_profile
 
 
 def _request(folders: list[Path], **kw) -> ProfileRequest:
@@ -90,7 +90,7 @@ def test_out_of_memory_is_recorded_and_profiling_goes_on(tiny_models):
 
 def test_model_too_big_for_free_memory_is_not_built(tiny_models, monkeypatch):
     small, _ = tiny_models
-    monkeypatch.setattr("ldmpick.profiling.available_memory_bytes", lambda device: 1000)
+    monkeypatch.setattr("ldmpick.measurement.profiler.available_memory_bytes", lambda device: 1000)
     profile = run_profile(_request([small], samplers=["ddim"]))
     assert profile.models[0].status == "does_not_fit"
     assert "GiB free" in profile.models[0].error
@@ -211,7 +211,7 @@ class FakeClock:
     (3.0, 3, 20, 10.0, 5, 3, 4),  # runs that do not fit the minimum in the budget: as many as fit, at least 2
 ])
 def test_timer_is_adaptive_like_hyperfine(monkeypatch, cost_s, warmup, repeats, budget_s, min_repeats, runs, calls):
-    import ldmpick.profiling as profiling
+    import ldmpick.measurement.profiler as profiling
 
     clock = FakeClock()
     monkeypatch.setattr(profiling.time, "perf_counter", clock)

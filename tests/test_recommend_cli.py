@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ldmpick.cli import app
-from ldmpick.profile_store import list_profile_files, shipped_profiles_dir
+from ldmpick.profiles.store import list_profile_files, shipped_profiles_dir
 
 from test_selector import H100_EAGER, H100_GRAPH, make_profile
 
@@ -122,7 +122,7 @@ def test_mode_must_match_the_profile(tmp_path):
 
 def test_user_anchor_row_moves_a_registered_model(tmp_path, ldmpick_home):
     """A quality anchor declared in the user's table is used for that model name after 'ldmpick fit'."""
-    from ldmpick.quality_table import TABLE_COLUMNS, user_table_path
+    from ldmpick.quality.table import TABLE_COLUMNS, user_table_path
 
     user_table_path().parent.mkdir(parents=True, exist_ok=True)
     user_table_path().write_text(",".join(TABLE_COLUMNS) + "\n" +
@@ -152,7 +152,7 @@ def test_one_step_is_said_as_one_step_everywhere_in_the_explanation():
     assert (steps_text(1), steps_text(8), steps_text(1, "unipc")) == ("1 step", "8 steps", "1 unipc step")
     from ldmpick.models.catalogue import DEMO_MODELS
     from ldmpick.costs.latency import cost_rows
-    from ldmpick.profile_choice import choose_profile
+    from ldmpick.profiles.choice import choose_profile
 
     models = list(DEMO_MODELS)
     rows = cost_rows(choose_profile(None, models=models).profile, models, ["ddim", "dpmpp-2m", "euler", "unipc"],

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ldmpick.files.errors import ProfileError
-from ldmpick.profile_model import Profile, load_profile, parse_profile_text
+from ldmpick.profiles.schema import Profile, load_profile, parse_profile_text
 
 from test_profile_file import make_profile
 
@@ -25,7 +25,7 @@ WRITER = textwrap.dedent(
     import sys
     sys.path.insert(0, {tests!r})
     from test_profile_file import make_profile
-    from ldmpick.profile_store import save_profile
+    from ldmpick.profiles.store import save_profile
     scale = float(sys.argv[1])
     for i in range(40):
         save_profile(make_profile(scale=scale + i / 1000), {target!r})
@@ -161,7 +161,7 @@ KILLED_RUN = textwrap.dedent(
     import os, signal, sys
     from pathlib import Path
     from PIL import Image
-    from ldmpick import outputs
+    from ldmpick.generation import outputs
 
     folder, kill_at, point = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
     calls = 0
@@ -214,7 +214,7 @@ def test_kill_9_during_generate_never_leaves_an_empty_image_or_one_without_its_r
 def test_two_runs_in_one_folder_take_different_names_and_leave_no_lock_files(tmp_path: Path):
     from PIL import Image
 
-    from ldmpick import outputs
+    from ldmpick.generation import outputs
 
     folder = tmp_path / "out"
     folder.mkdir()
@@ -313,7 +313,7 @@ def test_apply_threads_sets_torch(monkeypatch):
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/meminfo")
 def test_the_cpu_memory_check_runs_without_psutil(monkeypatch):
-    from ldmpick import profiling
+    from ldmpick.measurement import profiler as profiling
     from ldmpick.hardware.execution import available_cpu_memory_bytes
 
     monkeypatch.setitem(sys.modules, "psutil", None)  # 'import psutil' fails, as in a plain install
@@ -359,7 +359,7 @@ def test_a_file_system_without_hard_links_still_gets_complete_files_under_free_n
 
     from PIL import Image
 
-    from ldmpick import outputs
+    from ldmpick.generation import outputs
 
     def no_links(src, dst):
         raise OSError(errno.EPERM, "Operation not permitted")

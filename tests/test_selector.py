@@ -14,11 +14,11 @@ from ldmpick.costs.flops import cost_rows as cost_rows_flops
 from ldmpick.costs.latency import MODEL as LATENCY
 from ldmpick.costs.latency import LatencyBreakdown, PartSpread
 from ldmpick.costs.latency import cost_rows as cost_rows_measured
-from ldmpick.planning import check_settings
-from ldmpick.profile_choice import choose_profile
-from ldmpick.profile_model import LatencyStats, ModelLatency, Profile, SamplerOverhead, Settings
-from ldmpick.quality_law import QualityLaw, StepCurve, load_law, shipped_law_path
-from ldmpick.selector import select_config
+from ldmpick.planning.plan import check_settings
+from ldmpick.profiles.choice import choose_profile
+from ldmpick.profiles.schema import LatencyStats, ModelLatency, Profile, SamplerOverhead, Settings
+from ldmpick.quality.law import QualityLaw, StepCurve, load_law, shipped_law_path
+from ldmpick.planning.selector import select_config
 
 LAW = load_law(shipped_law_path())[0]
 PARAMS = {m: n for m, n, _ in LAW.size_points}
@@ -224,12 +224,12 @@ def test_a_larger_budget_never_gives_a_worse_prediction(rows, law, budget, facto
 
 
 def test_profile_choice_order(tmp_path, monkeypatch):
-    from ldmpick.profile_store import save_profile, stored_profile_path
+    from ldmpick.profiles.store import save_profile, stored_profile_path
     from ldmpick.files.storage import profiles_dir
 
     shipped = tmp_path / "shipped"
     shipped.mkdir()
-    monkeypatch.setattr("ldmpick.profile_store.shipped_profiles_dir", lambda: shipped)
+    monkeypatch.setattr("ldmpick.profiles.store.shipped_profiles_dir", lambda: shipped)
     h100 = "cuda:NVIDIA H100 80GB HBM3"
     with pytest.raises(UsageError, match="no profile found"):
         choose_profile(None, device_key_now=h100)
@@ -258,11 +258,11 @@ def test_profile_choice_order(tmp_path, monkeypatch):
 
 
 def test_default_json_is_the_shipped_default(tmp_path, monkeypatch):
-    from ldmpick.profile_store import save_profile
+    from ldmpick.profiles.store import save_profile
 
     shipped = tmp_path / "shipped"
     shipped.mkdir()
-    monkeypatch.setattr("ldmpick.profile_store.shipped_profiles_dir", lambda: shipped)
+    monkeypatch.setattr("ldmpick.profiles.store.shipped_profiles_dir", lambda: shipped)
     save_profile(make_profile(H100_GRAPH, device="NVIDIA A10G", created="2026-01-01T00:00:00Z"), shipped / "default.json")
     save_profile(make_profile(H100_GRAPH, device="NVIDIA L4", created="2026-05-01T00:00:00Z"), shipped / "l4.json")
     c = choose_profile(None, device_key_now="cpu:Some CPU:4")

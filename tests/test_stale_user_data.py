@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 
 from ldmpick.models.catalogue import resolve_model
 from ldmpick.cli import app
-from ldmpick.quality_law import load_law, passed_over_user_law, shipped_law_path, user_law_path
-from ldmpick.quality_table import QualityPoint, load_tables, table_text, user_table_path
+from ldmpick.quality.law import load_law, passed_over_user_law, shipped_law_path, user_law_path
+from ldmpick.quality.table import QualityPoint, load_tables, table_text, user_table_path
 
 runner = CliRunner()
 
@@ -55,7 +55,7 @@ def test_a_law_refitted_on_an_older_shipped_table_is_passed_over_with_a_notice()
 def test_the_shipped_law_was_fitted_on_the_shipped_table():
     """The shipped law records the table it was fitted on; a table edited without refitting ('ldmpick fit --out
     ldmpick/data/quality_law.json') would ship predictions of other data."""
-    from ldmpick.quality_table import shipped_table_digest
+    from ldmpick.quality.table import shipped_table_digest
 
     law = json.loads(shipped_law_path().read_text(encoding="utf-8"))
     assert law["provenance"]["shipped_table_sha256"] == shipped_table_digest()

@@ -24,12 +24,12 @@ from ldmpick.models.catalogue import load_registry, resolve_trusted_name, save_r
 from ldmpick.cli import app
 from ldmpick.files.errors import LdmpickError, UsageError
 from ldmpick.costs.latency import cost_rows as cost_rows_measured
-from ldmpick.profile_choice import choose_profile
-from ldmpick.profile_device import DEVICE_FIELDS, device_key, validate_device
-from ldmpick.profile_export import export_markdown
-from ldmpick.profile_model import parse_profile_text
-from ldmpick.quality_law import load_law
-from ldmpick.selector import select_config
+from ldmpick.profiles.choice import choose_profile
+from ldmpick.profiles.device_block import DEVICE_FIELDS, device_key, validate_device
+from ldmpick.profiles.export import export_markdown
+from ldmpick.profiles.schema import parse_profile_text
+from ldmpick.quality.law import load_law
+from ldmpick.planning.selector import select_config
 
 from conftest import write_config_folder
 
@@ -399,7 +399,7 @@ def test_a_model_folder_holding_python_files_is_refused_but_diffusers_own_module
 @pytest.mark.parametrize("name", ["demo-c8\u200b", "abc\u202edemo", "demo\u2028c8", "demo-c8\x85"])
 def test_a_model_name_with_invisible_characters_is_refused(name, tmp_path):
     """Shown in a table, 'demo-c8\\u200b' is indistinguishable from demo-c8."""
-    from ldmpick.profile_store import find_profile
+    from ldmpick.profiles.store import find_profile
 
     doc = json.loads(find_profile("20261128110507").read_text())
     doc["models"][0]["name"] = name

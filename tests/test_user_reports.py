@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from ldmpick.models.catalogue import resolve_model
 from ldmpick.cli import app
-from ldmpick.quality_table import QualityPoint, load_tables, table_text, user_table_path
+from ldmpick.quality.table import QualityPoint, load_tables, table_text, user_table_path
 
 runner = CliRunner()
 
@@ -98,7 +98,7 @@ def import_a_local_copy_of_a_shipped_profile(tmp_path) -> str:
     """Import the shipped 128 px profile as if measured on 2026-11-25 (another id); returns its id."""
     import json
 
-    from ldmpick.profile_store import list_profile_files, shipped_profiles_dir
+    from ldmpick.profiles.store import list_profile_files, shipped_profiles_dir
 
     shipped = next(p for p in list_profile_files(shipped_profiles_dir()) if "128px" in p.name)
     doc = json.loads(shipped.read_text("utf-8"))
@@ -363,7 +363,7 @@ def test_diff_of_profiles_at_different_resolutions_says_so():
 def test_a_partial_profile_used_by_file_is_flagged(tmp_path):
     import json
 
-    from ldmpick.profile_store import find_profile
+    from ldmpick.profiles.store import find_profile
 
     doc = json.loads(find_profile("20261123041825").read_text())
     doc["complete"] = False
@@ -391,7 +391,7 @@ def test_a_file_system_refusal_is_one_plain_line_and_exit_2():
 
 
 def test_does_not_fit_says_the_memory_the_rule_needs_not_only_the_weights(monkeypatch):
-    from ldmpick import profiling
+    from ldmpick.measurement import profiler as profiling
 
     monkeypatch.setattr(profiling, "available_memory_bytes", lambda device: 20 * 2**30)
     reason = profiling._too_big(4_000_000_000, "fp32", "cpu", "denoiser")  # 14.9 GiB of weights: 19.1 < 20 free
@@ -414,7 +414,7 @@ def test_models_add_names_a_mistyped_folder_and_a_dangling_link_and_refuses_all(
 
 
 def test_a_second_profile_run_to_the_same_out_is_told_to_pick_another_out(tmp_path):
-    from ldmpick.profile_job import ProfileOutput, claimed
+    from ldmpick.jobs.profile import ProfileOutput, claimed
 
     out = ProfileOutput(tmp_path / "p.json", tmp_path / "p.json.partial.json")
     with claimed(out):
@@ -446,7 +446,7 @@ def test_generate_budget_prefers_a_profile_measured_with_the_guidance_it_runs_wi
     then guided at 4 with a prediction half the real cost."""
     import json
 
-    from ldmpick.profile_store import find_profile
+    from ldmpick.profiles.store import find_profile
 
     shipped = find_profile("20261128110507")
     doc = json.loads(shipped.read_text())
@@ -467,7 +467,7 @@ def test_generate_budget_prefers_a_profile_measured_with_the_guidance_it_runs_wi
 
 def test_demo_training_never_writes_into_the_package_and_never_over_a_finished_model_of_another_recipe(tmp_path):
     from ldmpick.models.catalogue import DEMO_MODELS_DIR
-    from ldmpick.image_quality import judge_dir
+    from ldmpick.calibration.image_quality import judge_dir
 
     for command in (["demo", "train-judge", "-o", str(judge_dir()), "--images", "128", "--steps", "1"],
                     ["demo", "train", "-o", str(DEMO_MODELS_DIR), "--channels", "8"]):
@@ -527,8 +527,8 @@ def test_fit_out_never_replaces_a_file_that_is_not_a_law(tmp_path):
 
 
 def test_calibrate_checks_your_quality_table_before_measuring():
-    from ldmpick import calibration as calib
-    from ldmpick.calibration_job import build_request
+    from ldmpick.calibration import driver as calib
+    from ldmpick.jobs.calibrate import build_request
 
     user_table_path().parent.mkdir(parents=True, exist_ok=True)
     user_table_path().write_text("model,unet_params,sampler,steps\ndemo-c8,1,ddim,5\n", "utf-8")
@@ -554,7 +554,7 @@ def test_fp16_on_the_cpu_is_refused_alike_by_profile_generate_and_calibrate(tmp_
 def test_the_record_of_an_interrupted_run_says_it_is_incomplete(tmp_path, monkeypatch):
     import json
 
-    from ldmpick import generation_record
+    from ldmpick.generation import record as generation_record
 
     args = ["generate", "a red circle", "--model", "demo-c8", "--sampler", "ddim", "--steps", "1", "--seed", "1"]
     r = runner.invoke(app, [*args, "-o", str(tmp_path / "done"), "--json"])
@@ -581,12 +581,12 @@ def test_a_dangling_link_as_out_folder_is_named_as_such(tmp_path):
 def test_a_library_oserror_keeps_its_message(monkeypatch):
     """diffusers/transformers raise EnvironmentError(message) for broken checkpoints: it has no errno, and the
     file-system form showed only 'OSError (OSError)'."""
-    import ldmpick.recommendation
+    import ldmpick.planning.recommendation
 
     def broken(*args, **kwargs):
         raise EnvironmentError("Error no file named diffusion_pytorch_model.bin found in directory /m/unet.")
 
-    monkeypatch.setattr(ldmpick.recommendation, "recommend", broken)
+    monkeypatch.setattr(ldmpick.planning.recommendation, "recommend", broken)
     r = runner.invoke(app, ["recommend", "-b", "2s"])
     assert r.exit_code == 1 and "OSError: Error no file named diffusion_pytorch_model.bin" in r.stderr
 
@@ -671,7 +671,7 @@ def test_a_bad_table_row_is_named_plainly(tmp_path, row, message):
 def test_the_paper_scale_note_is_not_given_for_a_model_without_quality_data(tmp_path):
     import json
 
-    from ldmpick.profile_store import find_profile
+    from ldmpick.profiles.store import find_profile
 
     doc = json.loads(find_profile("20261128110507").read_text())
     for m in doc["models"]:
@@ -688,7 +688,7 @@ def test_a_profile_whose_summary_contradicts_its_samples_is_refused(tmp_path):
     """Edited medians (0.5 ms) with 21 ms samples: 'profiles show' said 0.5 ms while recommend planned 21.6 ms."""
     import json
 
-    from ldmpick.profile_store import find_profile
+    from ldmpick.profiles.store import find_profile
 
     doc = json.loads(find_profile("20261128110507").read_text())
     step = next(m for m in doc["models"] if m["name"] == "demo-c80")["denoiser_step"]

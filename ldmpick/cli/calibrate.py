@@ -45,8 +45,8 @@ def calibrate_cmd(
 ) -> None:
     """Measure FID (and prompt accuracy) over a grid of models x samplers x steps; add the points to your quality
     table and refit the law."""
-    from ldmpick import calibration as calib
-    from ldmpick import calibration_job as job
+    from ldmpick.calibration import driver as calib
+    from ldmpick.jobs import calibrate as job
     from ldmpick.hardware.execution import apply_threads
 
     req = job.build_request(

@@ -68,7 +68,7 @@ def demo_train_judge_cmd(
     """Train the world judge: the feature network of the demo FID and the attribute classifier of prompt accuracy.
     Writes world_judge.safetensors/.json to the --out folder (never over the installed judge, which every shipped
     FID was measured with); --seed is the world seed of the training images (not the UNets' seed)."""
-    from ldmpick.image_quality import train_judge
+    from ldmpick.calibration.image_quality import train_judge
 
     if out is None:
         raise UsageError("give --out FOLDER: the judge is written there and never over the installed one, which "

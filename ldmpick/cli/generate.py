@@ -24,7 +24,7 @@ def read_prompts(prompt: Optional[str], prompts_file: Optional[Path]) -> list[st
         if prompt is None or not prompt.strip():
             raise UsageError("no prompt given; pass PROMPT or --prompts-file")
         return [prompt]
-    from ldmpick.generation import read_prompts_file
+    from ldmpick.generation.runner import read_prompts_file
 
     return read_prompts_file(prompts_file.expanduser())
 
@@ -53,12 +53,12 @@ def generate_cmd(
 
     With --budget the selector picks what --model/--sampler/--steps leave open, planning on the run's p90 latency.
     The images and a JSON record of the run go to the --out folder (created if its parent exists)."""
-    from ldmpick import generation as gen
+    from ldmpick.generation import runner as gen
     from ldmpick.hardware.execution import apply_threads
-    from ldmpick.generation_record import GenerationRecord
-    from ldmpick.latency_drift import check_run
-    from ldmpick.planning import plan_generation
-    from ldmpick.outputs import sidecar_document
+    from ldmpick.generation.record import GenerationRecord
+    from ldmpick.generation.drift import check_run
+    from ldmpick.planning.plan import plan_generation
+    from ldmpick.generation.outputs import sidecar_document
 
     prompts = read_prompts(prompt, prompts_file)
     plan = plan_generation(

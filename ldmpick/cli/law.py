@@ -27,8 +27,8 @@ def fit_cmd(
     """Refit the quality scaling law from the shipped quality table (and yours) and write a versioned law file
     to --out, by default into your user data folder. With --forget, your calibrated rows of those models are
     removed from your quality table first."""
-    from ldmpick.law_refit import fit_and_write, unanchored_rows
-    from ldmpick.quality_table import forget_user_rows, load_tables, stale_rows, user_table_path
+    from ldmpick.quality.refit import fit_and_write, unanchored_rows
+    from ldmpick.quality.table import forget_user_rows, load_tables, stale_rows, user_table_path
 
     if forget is not None:
         if out is not None:  # the rows go from your table: the law fitted without them must be the one you use
@@ -64,8 +64,8 @@ def law_cmd(
     """Show the fitted quality law: its parameters with uncertainty and a predicted-FID grid per sampler (one column
     per --steps). With --model and --sampler: one prediction per --steps on the --metric scale, with its interval
     and basis (the published rows it rests on; interpolated, held, anchored or fitted), or 'no quality data'."""
-    from ldmpick.quality_law import STALE_LAW_NOTICE, load_law, passed_over_user_law, predict_query
-    from ldmpick.quality_scales import SCALES, scale_of_metric
+    from ldmpick.quality.law import STALE_LAW_NOTICE, load_law, passed_over_user_law, predict_query
+    from ldmpick.quality.scales import SCALES, scale_of_metric
 
     scale_of_metric(metric)  # a typo is an error before anything else is said
     if scales:
@@ -98,8 +98,8 @@ def law_cmd(
 
 def render_query(doc: dict[str, Any], json_out: bool) -> None:
     """One row per step count: value, interval, basis and flags; then the rows the values rest on."""
-    from ldmpick.quality_law import NO_DATA
-    from ldmpick.selector import no_data_note
+    from ldmpick.quality.law import NO_DATA
+    from ldmpick.planning.selector import no_data_note
 
     if json_out:
         missing = [p["steps"] for p in doc["predictions"] if p["basis"] == NO_DATA]

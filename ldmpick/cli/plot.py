@@ -9,7 +9,7 @@ import typer
 
 from ldmpick.cli.options import (BudgetOpt, JsonOpt, LawOpt, MetricOpt, ModelsOpt, OutOpt, PercentileOpt, ProfileOpt,
                                  SamplersOpt)
-from ldmpick.planning import PLAN_PERCENTILE, check_percentile
+from ldmpick.planning.plan import PLAN_PERCENTILE, check_percentile
 from ldmpick.cli.render import console, make_table, notice, print_json
 
 
@@ -29,13 +29,13 @@ def plot_cmd(
     frontier: the paper's key figure, on your hardware. Writes --out (.png or .svg). Latencies are at --percentile
     (90, as recommend plans), so the points left of the budget line are the ones recommend can pick."""
     from ldmpick.models.catalogue import parse_model_list
-    from ldmpick.plot_data import plot_points
-    from ldmpick.plotting import plot_quality_vs_latency
+    from ldmpick.plots.data import plot_points
+    from ldmpick.plots.figure import plot_quality_vs_latency
     from ldmpick.costs import cost_model
     from ldmpick.costs.latency import NAME as LATENCY
-    from ldmpick.profile_choice import choose_profile, quality_data_for
-    from ldmpick.quality_law import load_law
-    from ldmpick.selector import sampler_names
+    from ldmpick.profiles.choice import choose_profile, quality_data_for
+    from ldmpick.quality.law import load_law
+    from ldmpick.planning.selector import sampler_names
 
     # every option is checked before the profile notice, so that bad input is one line on any machine
     pct = check_percentile(percentile)

@@ -36,7 +36,8 @@ def profile_cmd(
     """Measure per-step UNet latency of each model, the fixed costs and each sampler's overhead on this machine.
 
     The profile goes to --out, by default into the user profile folder (see 'ldmpick profiles list')."""
-    from ldmpick import profile_job, profiling
+    from ldmpick.jobs import profile as profile_job
+    from ldmpick.measurement import profiler as profiling
 
     req = profile_job.build_request(
         models="all" if models is None else models, device=device, dtype=dtype, resolution=resolution,
@@ -79,7 +80,7 @@ def profile_cmd(
 
 
 def _profile_cluster(req: Any, address: str, json_out: bool) -> None:
-    from ldmpick import profile_job
+    from ldmpick.jobs import profile as profile_job
 
     def started(info: Any, groups: list[Any]) -> None:
         notice(f"Ray cluster '{address}': {info.describe()}; profiling {len(groups)} device type(s): "

@@ -20,7 +20,7 @@ def profiles_list(json_out: JsonOpt = False) -> None:
     """List local profiles (user folder) and the reference profiles shipped with ldmpick."""
     from rich.table import Table
 
-    from ldmpick.profile_library import profile_rows
+    from ldmpick.profiles.library import profile_rows
 
     rows = profile_rows()
     if json_out:
@@ -40,7 +40,7 @@ def profiles_list(json_out: JsonOpt = False) -> None:
 @app.command("show")
 def profiles_show(ref: RefArg, json_out: JsonOpt = False) -> None:
     """Show one profile's measurements."""
-    from ldmpick.profile_library import load_ref
+    from ldmpick.profiles.library import load_ref
 
     profile = load_ref(ref)
     if not profile.complete:
@@ -57,7 +57,7 @@ def profiles_export(
 ) -> None:
     """Export a profile to one shareable file (JSON), or a CSV / Markdown table; to --out, else to stdout."""
     from ldmpick.files.output_paths import check_output_file
-    from ldmpick.profile_library import check_export_target, export_profile
+    from ldmpick.profiles.library import check_export_target, export_profile
     from ldmpick.files.storage import atomic_write_text
 
     profile, text = export_profile(ref, fmt)
@@ -76,7 +76,7 @@ def profiles_import(
     force: ForceOpt = False,
 ) -> None:
     """Validate a shared profile and add it to the user profile folder."""
-    from ldmpick.profile_library import import_profile
+    from ldmpick.profiles.library import import_profile
 
     profile, target = import_profile(path, force=force)
     notice(f"imported '{profile.id}' ({profile.device_name}, {len(profile.models)} models) to '{target}'")
@@ -89,8 +89,8 @@ def profiles_diff(
     json_out: JsonOpt = False,
 ) -> None:
     """Compare two profiles thing by thing: median latency of B over A (above 1: B is slower)."""
-    from ldmpick.profile_export import diff_profiles
-    from ldmpick.profile_library import load_ref
+    from ldmpick.profiles.export import diff_profiles
+    from ldmpick.profiles.library import load_ref
 
     pa, pb = load_ref(a), load_ref(b)
     work = [(p.settings.resolution, p.settings.batch, p.settings.cfg) for p in (pa, pb)]

@@ -10,7 +10,7 @@ from ldmpick.cli.options import (BatchOpt, BudgetOpt, CfgOpt, JsonOpt, LawOpt, M
                                  PercentileOpt, ProfileOpt, ResolutionOpt, SamplersOpt)
 from ldmpick.cli.render import console, make_table, notice, print_json
 from ldmpick.costs import DEFAULT, REGISTRY, cost_model
-from ldmpick.planning import PLAN_PERCENTILE
+from ldmpick.planning.plan import PLAN_PERCENTILE
 
 COST_HELP = ("What the budget counts: " + "; ".join(f"{name} ({cost_model(name).summary})" for name in REGISTRY)
              + ". See docs/costs.md.")
@@ -35,7 +35,7 @@ def recommend_cmd(
     json_out: JsonOpt = False,
 ) -> None:
     """Recommend the model, sampler and step count with the best predicted quality within a latency budget."""
-    from ldmpick.recommendation import recommend
+    from ldmpick.planning.recommendation import recommend
 
     assert budget is not None  # a required option
     source = ctx.get_parameter_source("mode")  # (typer may vendor click: compared by name)
@@ -66,7 +66,7 @@ def render_selection(sel: Any, source: dict[str, Any]) -> None:
 
     from ldmpick.models.catalogue import format_params
 
-    from ldmpick.quality_scales import SCALES
+    from ldmpick.quality.scales import SCALES
 
     cost = sel.cost
     qname = SCALES[sel.metric].label

@@ -11,7 +11,8 @@ the renderer use only this interface, never a cost model's name:
 Adding a budget kind (energy in joules per image, money per image) is adding one module here that defines
 ``MODEL`` (an object with the attributes and methods of ``CostModel``) and one line in ``REGISTRY``.
 
-Pure Python (no torch, numpy or scipy): this is the ``recommend`` path.
+Pure Python (no torch, numpy or scipy): this is the ``recommend`` path. Imports only ``models`` (the samplers)
+and ``files``.
 """
 
 from __future__ import annotations

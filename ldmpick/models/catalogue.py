@@ -681,3 +681,16 @@ def check_safetensors_weights(folder: Path, component: str) -> None:
             "(convert them with diffusers' save_pretrained(safe_serialization=True))"
         )
     raise ModelError(f"'{comp}' has no .safetensors weights")
+
+
+def builtin_param_counts() -> dict[str, int]:
+    """Freshly counted parameters of every built-in model's modules, by ``ParamCountCache`` key (what
+    ``ldmpick/data/param_counts.json`` holds)."""
+    from ldmpick.models.families.base import ParamCountCache, constructor_args, count_params, module_configs
+
+    counts = {}
+    for name in [n for n in known_names() if is_builtin(n)]:
+        for library, cls, config in module_configs(resolve_model(name)).values():
+            config_json = json.dumps(constructor_args(config), sort_keys=True)
+            counts[ParamCountCache.key(library, cls, config_json)] = count_params(library, cls, config, cached=False)
+    return counts

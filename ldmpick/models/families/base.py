@@ -16,12 +16,34 @@ import json
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ldmpick.models.samplers import runs_schedule
 
-if TYPE_CHECKING:  # pragma: no cover
-    from ldmpick.models.catalogue import ModelSpec
+
+
+
+class ModelFacts(Protocol):
+    """What an adapter reads of a model: ``models.catalogue.ModelSpec`` is one. The adapters sit below the
+    catalogue (it chooses an adapter for every model it resolves), so they know a model by this shape only."""
+
+    name: str
+    family: str
+    pipeline_class: str
+    components: dict[str, dict[str, Any]]
+    component_classes: dict[str, str]
+    distilled: bool
+    max_sequence_length: int | None
+
+    @property
+    def adapter(self) -> Family: ...
+
+    @property
+    def cross_attention_dim(self) -> int: ...
+
+    @property
+    def scheduler_config(self) -> dict[str, Any]: ...
+
 
 # Component names that hold no weights (configs or tokenizers only).
 NON_WEIGHT_COMPONENTS = frozenset({"scheduler", "tokenizer", "tokenizer_2", "tokenizer_3", "feature_extractor",
@@ -231,7 +253,7 @@ class ParamCountCache:
 MAX_COMPONENT_PARAMS = 100_000_000_000  # 100 B: several times the largest released denoiser or text encoder
 
 
-def module_configs(spec: ModelSpec) -> dict[str, tuple[str, str, dict[str, Any]]]:
+def module_configs(spec: ModelFacts) -> dict[str, tuple[str, str, dict[str, Any]]]:
     """Each module of ``spec`` (denoiser, text encoders, VAE) as (library, class name, config)."""
     adapter = spec.adapter
     modules = {adapter.denoiser_component: ("diffusers", adapter.denoiser_class(spec), adapter.denoiser_config(spec))}
@@ -242,20 +264,7 @@ def module_configs(spec: ModelSpec) -> dict[str, tuple[str, str, dict[str, Any]]
     return modules
 
 
-def builtin_param_counts() -> dict[str, int]:
-    """Freshly counted parameters of every built-in model's modules, by ``ParamCountCache`` key (what
-    ``ldmpick/data/param_counts.json`` holds)."""
-    from ldmpick.models.catalogue import is_builtin, known_names, resolve_model
-
-    counts = {}
-    for name in [n for n in known_names() if is_builtin(n)]:
-        for library, cls, config in module_configs(resolve_model(name)).values():
-            config_json = json.dumps(constructor_args(config), sort_keys=True)
-            counts[ParamCountCache.key(library, cls, config_json)] = count_params(library, cls, config, cached=False)
-    return counts
-
-
-def component_params(spec: ModelSpec) -> dict[str, int]:
+def component_params(spec: ModelFacts) -> dict[str, int]:
     """Parameters of each module of ``spec`` (denoiser, text encoders, VAE), counted on torch's meta device; a
     module over ``MAX_COMPONENT_PARAMS`` or one that cannot be built is a one-line ``ModelError``. Run it before a
     model is registered or built for real."""
@@ -300,67 +309,67 @@ class Family:
     pipeline_multiple: int = 1
 
     # ------------------------------------------------------------------ parameters and shapes
-    def denoiser_config(self, spec: ModelSpec) -> dict[str, Any]:
+    def denoiser_config(self, spec: ModelFacts) -> dict[str, Any]:
         return spec.components[self.denoiser_component]
 
-    def denoiser_class(self, spec: ModelSpec) -> str:
+    def denoiser_class(self, spec: ModelFacts) -> str:
         cls = spec.component_classes.get(self.denoiser_component)
         return cls or self.denoiser_classes[0]
 
-    def count_params(self, spec: ModelSpec) -> int:
+    def count_params(self, spec: ModelFacts) -> int:
         """Denoiser parameters, counted by building it on torch's meta device (no memory, no weights)."""
         return count_params("diffusers", self.denoiser_class(spec), self.denoiser_config(spec))
 
-    def vae_config(self, spec: ModelSpec) -> dict[str, Any]:
+    def vae_config(self, spec: ModelFacts) -> dict[str, Any]:
         return spec.components.get("vae", {})
 
-    def vae_class(self, spec: ModelSpec) -> str:
+    def vae_class(self, spec: ModelFacts) -> str:
         return spec.component_classes.get("vae") or "AutoencoderKL"
 
-    def vae_scale_factor(self, spec: ModelSpec) -> int:
+    def vae_scale_factor(self, spec: ModelFacts) -> int:
         cfg = self.vae_config(spec)
         blocks = cfg.get("block_out_channels") or cfg.get("encoder_block_out_channels") or [0, 0, 0, 0]
         return 2 ** (len(blocks) - 1)
 
-    def latent_channels(self, spec: ModelSpec) -> int:
+    def latent_channels(self, spec: ModelFacts) -> int:
         return int(self.vae_config(spec).get("latent_channels") or self.denoiser_config(spec).get("in_channels", 4))
 
-    def patch_size(self, spec: ModelSpec) -> int:
+    def patch_size(self, spec: ModelFacts) -> int:
         """How many latent pixels one denoiser token (or the UNet's total downsampling) covers per side."""
         return int(self.denoiser_config(spec).get("patch_size") or 1)
 
-    def resolution_multiple(self, spec: ModelSpec) -> int:
+    def resolution_multiple(self, spec: ModelFacts) -> int:
         """Image sides must be multiples of this: the latent grid's (VAE factor x patch size) and the pipeline's."""
         import math
 
         return math.lcm(self.vae_scale_factor(spec) * self.patch_size(spec), self.pipeline_multiple)
 
-    def native_resolution(self, spec: ModelSpec) -> int:
+    def native_resolution(self, spec: ModelFacts) -> int:
         return int(self.denoiser_config(spec).get("sample_size") or 64) * self.vae_scale_factor(spec)
 
-    def latent_size(self, spec: ModelSpec, resolution: int) -> int:
+    def latent_size(self, spec: ModelFacts, resolution: int) -> int:
         return resolution // self.vae_scale_factor(spec)
 
     # ------------------------------------------------------------------ guidance
-    def guidance_distilled(self, spec: ModelSpec) -> bool:
+    def guidance_distilled(self, spec: ModelFacts) -> bool:
         """True when guidance is an input of the denoiser (one evaluation per step), not a doubled batch."""
         return False
 
-    def uses_cfg(self, spec: ModelSpec, cfg: bool) -> bool:
+    def uses_cfg(self, spec: ModelFacts, cfg: bool) -> bool:
         """Whether classifier-free guidance doubles the denoiser batch for this model when the user asks for it."""
         return cfg and not self.guidance_distilled(spec)
 
-    def evals_per_step(self, spec: ModelSpec, cfg: bool) -> int:
+    def evals_per_step(self, spec: ModelFacts, cfg: bool) -> int:
         """Denoiser batch multiplier of one sampling step (CFG doubles it unless the model embeds guidance)."""
         return 2 if self.uses_cfg(spec, cfg) else 1
 
     # ------------------------------------------------------------------ samplers
-    def fitting_samplers(self, spec: ModelSpec) -> list[str]:
+    def fitting_samplers(self, spec: ModelFacts) -> list[str]:
         """Samplers that fit this model: the family's (``family_samplers``) that can run its noise schedule (a
         zero-terminal-SNR model rules out the samplers whose diffusers class cannot rescale its betas)."""
         return [s for s in self.family_samplers(spec) if runs_schedule(s, spec.scheduler_config or {})]
 
-    def sampler_misfit(self, spec: ModelSpec, name: str) -> str | None:
+    def sampler_misfit(self, spec: ModelFacts, name: str) -> str | None:
         """Why the registered sampler ``name`` cannot run this model, as a one-line error (None: it fits)."""
         why = self.misfit_reason(spec, name)
         if why is None:
@@ -368,7 +377,7 @@ class Family:
         return (f"sampler '{name}' does not fit '{spec.name}' ({spec.family} family: {why}); it takes: "
                 f"{', '.join(self.fitting_samplers(spec))}")
 
-    def misfit_reason(self, spec: ModelSpec, name: str) -> str | None:
+    def misfit_reason(self, spec: ModelFacts, name: str) -> str | None:
         """Why sampler ``name`` cannot run this model, in a few words (None: it fits). No diffusers import."""
         from ldmpick.models.samplers import get_sampler
 
@@ -383,7 +392,7 @@ class Family:
             return "its diffusers class cannot rescale the betas of this zero-terminal-SNR model"
         return f"not one of the {spec.family} family's"
 
-    def family_samplers(self, spec: ModelSpec) -> list[str]:
+    def family_samplers(self, spec: ModelFacts) -> list[str]:
         """The family's samplers for this model: its own, plus the distilled ones when the model is distilled."""
         out = list(self.samplers)
         if spec.distilled:
@@ -391,7 +400,7 @@ class Family:
         return out
 
     # ------------------------------------------------------------------ text encoders
-    def text_encoders(self, spec: ModelSpec) -> list[TextEncoder]:
+    def text_encoders(self, spec: ModelFacts) -> list[TextEncoder]:
         """The text-encoder stack in the order the pipeline runs it."""
         out = []
         for comp in ("text_encoder", "text_encoder_2", "text_encoder_3"):
@@ -402,29 +411,29 @@ class Family:
                                        encoder_label(cls, cfg)))
         return out
 
-    def encoder_seq_len(self, spec: ModelSpec, component: str, class_name: str, config: dict[str, Any]) -> int:
+    def encoder_seq_len(self, spec: ModelFacts, component: str, class_name: str, config: dict[str, Any]) -> int:
         if class_name.startswith("CLIP"):
             return int(config.get("max_position_embeddings") or 77)
         return int(spec.max_sequence_length or 256)
 
-    def encoder_calls(self, spec: ModelSpec, cfg: bool) -> int:
+    def encoder_calls(self, spec: ModelFacts, cfg: bool) -> int:
         """Forward passes of each encoder per prompt: the prompt and, with CFG, the negative prompt."""
         return 2 if self.uses_cfg(spec, cfg) else 1
 
     # ------------------------------------------------------------------ example inputs (profiling)
-    def denoiser_inputs(self, spec: ModelSpec, batch: int, resolution: int, device: str, dtype: Any) -> dict[str, Any]:
+    def denoiser_inputs(self, spec: ModelFacts, batch: int, resolution: int, device: str, dtype: Any) -> dict[str, Any]:
         """Keyword arguments of one denoiser evaluation at ``batch`` (CFG doubling already applied by the caller),
         with every conditioning input the pipeline passes, shaped as the pipeline shapes them."""
         raise NotImplementedError
 
     # ------------------------------------------------------------------ VAE decode
-    def vae_decode_dtype(self, spec: ModelSpec, dtype: str) -> str:
+    def vae_decode_dtype(self, spec: ModelFacts, dtype: str) -> str:
         """The dtype the pipeline decodes in (SDXL's VAE is upcast to fp32 under fp16)."""
         if dtype == "fp16" and self.vae_config(spec).get("force_upcast"):
             return "fp32"
         return dtype
 
-    def decode_latents(self, spec: ModelSpec, batch: int, resolution: int, device: str, dtype: Any) -> Any:
+    def decode_latents(self, spec: ModelFacts, batch: int, resolution: int, device: str, dtype: Any) -> Any:
         """Example latents as the VAE decoder receives them."""
         import torch
 
@@ -440,7 +449,7 @@ class Family:
             z = z + shift
         return vae.decode(z, return_dict=False)[0]
 
-    def timestep_kwargs(self, spec: ModelSpec, scheduler: Any, resolution: int) -> dict[str, Any]:
+    def timestep_kwargs(self, spec: ModelFacts, scheduler: Any, resolution: int) -> dict[str, Any]:
         """Extra ``set_timesteps`` arguments: ``mu``, the resolution-dependent shift, for schedulers that use dynamic
         shifting (Flux), computed as the pipeline computes it."""
         cfg = scheduler.config
@@ -456,11 +465,11 @@ class Family:
     def pipeline_load_kwargs(self) -> dict[str, Any]:
         return {}
 
-    def call_kwargs(self, spec: ModelSpec, guidance: float, n: int) -> dict[str, Any]:
+    def call_kwargs(self, spec: ModelFacts, guidance: float, n: int) -> dict[str, Any]:
         """Family-specific keyword arguments of ``pipe(...)``."""
         return {"guidance_scale": guidance}
 
-    def steps_kwargs(self, spec: ModelSpec, steps: int) -> dict[str, Any]:
+    def steps_kwargs(self, spec: ModelFacts, steps: int) -> dict[str, Any]:
         """Keyword arguments of ``pipe(...)`` that depend on the step count (SANA-Sprint)."""
         return {}
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from ldmpick.models.families.base import Family
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ldmpick.models.catalogue import ModelSpec
+    from ldmpick.models.families.base import ModelFacts
 
 
 class Flux(Family):
@@ -28,28 +28,28 @@ class Flux(Family):
     samplers = ("flow-euler",)  # the pipeline passes custom sigmas, which only FlowMatchEuler accepts
     default_guidance = 3.5
 
-    def guidance_distilled(self, spec: ModelSpec) -> bool:
+    def guidance_distilled(self, spec: ModelFacts) -> bool:
         return True
 
-    def patch_size(self, spec: ModelSpec) -> int:
+    def patch_size(self, spec: ModelFacts) -> int:
         return 2  # 2x2 latent packing
 
-    def native_resolution(self, spec: ModelSpec) -> int:
+    def native_resolution(self, spec: ModelFacts) -> int:
         return 128 * self.vae_scale_factor(spec)  # the pipeline's default_sample_size
 
-    def latent_channels(self, spec: ModelSpec) -> int:
+    def latent_channels(self, spec: ModelFacts) -> int:
         return int(self.vae_config(spec).get("latent_channels") or self.denoiser_config(spec).get("in_channels", 64) // 4)
 
-    def t5_tokens(self, spec: ModelSpec) -> int:
+    def t5_tokens(self, spec: ModelFacts) -> int:
         t5 = [e.seq_len for e in self.text_encoders(spec) if not e.class_name.startswith("CLIP")]
         return max(t5, default=int(spec.max_sequence_length or 512))
 
-    def encoder_seq_len(self, spec: ModelSpec, component: str, class_name: str, config: dict[str, Any]) -> int:
+    def encoder_seq_len(self, spec: ModelFacts, component: str, class_name: str, config: dict[str, Any]) -> int:
         if class_name.startswith("CLIP"):
             return int(config.get("max_position_embeddings") or 77)
         return int(spec.max_sequence_length or 512)
 
-    def denoiser_inputs(self, spec: ModelSpec, batch: int, resolution: int, device: str, dtype: Any) -> dict[str, Any]:
+    def denoiser_inputs(self, spec: ModelFacts, batch: int, resolution: int, device: str, dtype: Any) -> dict[str, Any]:
         import torch
 
         cfg = self.denoiser_config(spec)
@@ -72,7 +72,7 @@ class Flux(Family):
             inputs["guidance"] = torch.full((batch,), 3.5, device=device, dtype=torch.float32)
         return inputs
 
-    def decode_latents(self, spec: ModelSpec, batch: int, resolution: int, device: str, dtype: Any) -> Any:
+    def decode_latents(self, spec: ModelFacts, batch: int, resolution: int, device: str, dtype: Any) -> Any:
         import torch
 
         side = self.latent_size(spec, resolution) // 2
@@ -84,7 +84,7 @@ class Flux(Family):
         x = latents.view(b, side, side, c // 4, 2, 2).permute(0, 3, 1, 4, 2, 5).reshape(b, c // 4, side * 2, side * 2)
         return super().decode(vae, x)
 
-    def call_kwargs(self, spec: ModelSpec, guidance: float, n: int) -> dict[str, Any]:
+    def call_kwargs(self, spec: ModelFacts, guidance: float, n: int) -> dict[str, Any]:
         return {"guidance_scale": guidance, "max_sequence_length": self.t5_tokens(spec)}
 
 

@@ -15,7 +15,7 @@ from ldmpick.models.families.base import Family
 from ldmpick.models.families.sd import EPS_SAMPLERS
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ldmpick.models.catalogue import ModelSpec
+    from ldmpick.models.families.base import ModelFacts
 
 
 class PixArt(Family):
@@ -29,24 +29,24 @@ class PixArt(Family):
     default_guidance = 4.5
     pipeline_multiple = 8  # PixArtAlpha/SigmaPipeline.check_inputs: height % 8
 
-    def denoiser_class(self, spec: ModelSpec) -> str:
+    def denoiser_class(self, spec: ModelFacts) -> str:
         return "PixArtTransformer2DModel"
 
-    def call_kwargs(self, spec: ModelSpec, guidance: float, n: int) -> dict[str, Any]:
+    def call_kwargs(self, spec: ModelFacts, guidance: float, n: int) -> dict[str, Any]:
         # no aspect-ratio binning: the image is generated at the asked size, as profiled
         return {"guidance_scale": guidance, "use_resolution_binning": False}
 
-    def encoder_seq_len(self, spec: ModelSpec, component: str, class_name: str, config: dict[str, Any]) -> int:
+    def encoder_seq_len(self, spec: ModelFacts, component: str, class_name: str, config: dict[str, Any]) -> int:
         if spec.max_sequence_length:
             return int(spec.max_sequence_length)
         return 120 if spec.pipeline_class == "PixArtAlphaPipeline" else 300
 
-    def uses_additional_conditions(self, spec: ModelSpec) -> bool:
+    def uses_additional_conditions(self, spec: ModelFacts) -> bool:
         cfg = self.denoiser_config(spec)
         flag = cfg.get("use_additional_conditions")
         return bool(flag) if flag is not None else int(cfg.get("sample_size") or 0) == 128
 
-    def denoiser_inputs(self, spec: ModelSpec, batch: int, resolution: int, device: str, dtype: Any) -> dict[str, Any]:
+    def denoiser_inputs(self, spec: ModelFacts, batch: int, resolution: int, device: str, dtype: Any) -> dict[str, Any]:
         import torch
 
         cfg = self.denoiser_config(spec)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from ldmpick.models.families.base import Family
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ldmpick.models.catalogue import ModelSpec
+    from ldmpick.models.families.base import ModelFacts
 
 
 class Sana(Family):
@@ -29,27 +29,27 @@ class Sana(Family):
     default_guidance = 4.5
     pipeline_multiple = 32  # SanaPipeline.check_inputs: height % 32 (its DC-AE downsamples by 32 anyway)
 
-    def is_sprint(self, spec: ModelSpec) -> bool:
+    def is_sprint(self, spec: ModelFacts) -> bool:
         return spec.pipeline_class == "SanaSprintPipeline"
 
-    def guidance_distilled(self, spec: ModelSpec) -> bool:
+    def guidance_distilled(self, spec: ModelFacts) -> bool:
         return bool(self.denoiser_config(spec).get("guidance_embeds"))
 
-    def family_samplers(self, spec: ModelSpec) -> list[str]:
+    def family_samplers(self, spec: ModelFacts) -> list[str]:
         return ["scm"] if self.is_sprint(spec) else list(self.samplers)
 
-    def misfit_reason(self, spec: ModelSpec, name: str) -> str | None:
+    def misfit_reason(self, spec: ModelFacts, name: str) -> str | None:
         if self.is_sprint(spec) and name != "scm":
             return "SANA-Sprint runs its SCM scheduler only"
         return super().misfit_reason(spec, name)
 
-    def vae_class(self, spec: ModelSpec) -> str:
+    def vae_class(self, spec: ModelFacts) -> str:
         return spec.component_classes.get("vae") or "AutoencoderDC"
 
-    def encoder_seq_len(self, spec: ModelSpec, component: str, class_name: str, config: dict[str, Any]) -> int:
+    def encoder_seq_len(self, spec: ModelFacts, component: str, class_name: str, config: dict[str, Any]) -> int:
         return int(spec.max_sequence_length or 300)
 
-    def denoiser_inputs(self, spec: ModelSpec, batch: int, resolution: int, device: str, dtype: Any) -> dict[str, Any]:
+    def denoiser_inputs(self, spec: ModelFacts, batch: int, resolution: int, device: str, dtype: Any) -> dict[str, Any]:
         import torch
 
         cfg = self.denoiser_config(spec)
@@ -67,12 +67,12 @@ class Sana(Family):
             inputs["guidance"] = torch.full((batch,), 4.5, device=device, dtype=dtype)
         return inputs
 
-    def steps_kwargs(self, spec: ModelSpec, steps: int) -> dict[str, Any]:
+    def steps_kwargs(self, spec: ModelFacts, steps: int) -> dict[str, Any]:
         # SanaSprintPipeline's intermediate_timesteps (default 1.3) is for its 2-step schedule only; it raises at
         # any other step count unless it is None
         return {"intermediate_timesteps": None} if self.is_sprint(spec) and steps != 2 else {}
 
-    def call_kwargs(self, spec: ModelSpec, guidance: float, n: int) -> dict[str, Any]:
+    def call_kwargs(self, spec: ModelFacts, guidance: float, n: int) -> dict[str, Any]:
         # no resolution binning: the image is generated at the asked size, as profiled
         return {"guidance_scale": guidance, "use_resolution_binning": False}
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from ldmpick.models.families.base import Family
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ldmpick.models.catalogue import ModelSpec
+    from ldmpick.models.families.base import ModelFacts
 
 EPS_SAMPLERS = ("ddim", "ddpm", "dpmpp-2m", "euler", "euler-a", "unipc", "heun")
 
@@ -30,10 +30,10 @@ class UNetFamily(Family):
     # patch size 1: a UNet takes any latent size (diffusers forwards the upsampling sizes), so image sides need be
     # multiples of the VAE factor and of the pipelines' own 8
 
-    def guidance_distilled(self, spec: ModelSpec) -> bool:
+    def guidance_distilled(self, spec: ModelFacts) -> bool:
         return self.denoiser_config(spec).get("time_cond_proj_dim") is not None
 
-    def family_samplers(self, spec: ModelSpec) -> list[str]:
+    def family_samplers(self, spec: ModelFacts) -> list[str]:
         """LCM only for consistency-distilled UNets (a guidance embedding or an LCM scheduler); adversarially
         distilled ones (SDXL-Turbo) keep the ordinary samplers at few steps."""
         if self.lcm_pipeline(spec):
@@ -42,19 +42,19 @@ class UNetFamily(Family):
         return list(self.samplers) + (list(self.distilled_samplers) if lcm else [])
 
     @staticmethod
-    def lcm_pipeline(spec: ModelSpec) -> bool:
+    def lcm_pipeline(spec: ModelFacts) -> bool:
         return spec.pipeline_class == "LatentConsistencyModelPipeline"
 
-    def misfit_reason(self, spec: ModelSpec, name: str) -> str | None:
+    def misfit_reason(self, spec: ModelFacts, name: str) -> str | None:
         if self.lcm_pipeline(spec) and name != "lcm":
             return "its LatentConsistencyModelPipeline runs the LCM scheduler only"
         return super().misfit_reason(spec, name)
 
-    def text_tokens(self, spec: ModelSpec) -> int:
+    def text_tokens(self, spec: ModelFacts) -> int:
         encoders = self.text_encoders(spec)
         return max((e.seq_len for e in encoders), default=77)
 
-    def denoiser_inputs(self, spec: ModelSpec, batch: int, resolution: int, device: str, dtype: Any) -> dict[str, Any]:
+    def denoiser_inputs(self, spec: ModelFacts, batch: int, resolution: int, device: str, dtype: Any) -> dict[str, Any]:
         import torch
 
         cfg = self.denoiser_config(spec)
@@ -70,7 +70,7 @@ class UNetFamily(Family):
         inputs.update(self.added_conditions(spec, batch, resolution, device, dtype))
         return inputs
 
-    def added_conditions(self, spec: ModelSpec, batch: int, resolution: int, device: str,
+    def added_conditions(self, spec: ModelFacts, batch: int, resolution: int, device: str,
                          dtype: Any) -> dict[str, Any]:
         return {}
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from ldmpick.models.families.base import Family
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ldmpick.models.catalogue import ModelSpec
+    from ldmpick.models.families.base import ModelFacts
 
 FLOW_SAMPLERS = ("flow-euler", "flow-dpmpp-2m", "flow-unipc")
 
@@ -29,15 +29,15 @@ class StableDiffusion3(Family):
     samplers = FLOW_SAMPLERS
     default_guidance = 7.0
 
-    def clip_tokens(self, spec: ModelSpec) -> int:
+    def clip_tokens(self, spec: ModelFacts) -> int:
         clips = [e.seq_len for e in self.text_encoders(spec) if e.class_name.startswith("CLIP")]
         return max(clips, default=77)
 
-    def t5_tokens(self, spec: ModelSpec) -> int:
+    def t5_tokens(self, spec: ModelFacts) -> int:
         t5 = [e.seq_len for e in self.text_encoders(spec) if not e.class_name.startswith("CLIP")]
         return max(t5, default=int(spec.max_sequence_length or 256))
 
-    def denoiser_inputs(self, spec: ModelSpec, batch: int, resolution: int, device: str, dtype: Any) -> dict[str, Any]:
+    def denoiser_inputs(self, spec: ModelFacts, batch: int, resolution: int, device: str, dtype: Any) -> dict[str, Any]:
         import torch
 
         cfg = self.denoiser_config(spec)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from ldmpick.models.families.sd import UNetFamily
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ldmpick.models.catalogue import ModelSpec
+    from ldmpick.models.families.base import ModelFacts
 
 
 class StableDiffusionXL(UNetFamily):
@@ -22,7 +22,7 @@ class StableDiffusionXL(UNetFamily):
     pipelines = ("StableDiffusionXLPipeline",)
     default_guidance = 5.0
 
-    def added_conditions(self, spec: ModelSpec, batch: int, resolution: int, device: str,
+    def added_conditions(self, spec: ModelFacts, batch: int, resolution: int, device: str,
                          dtype: Any) -> dict[str, Any]:
         import torch
 

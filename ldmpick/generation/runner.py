@@ -1,0 +1,555 @@
+"""Generation: run one configuration (model, sampler, steps) with the model's own diffusers pipeline, timing each part.
+
+The pipeline class is the one ``model_index.json`` names (SD, LCM, SDXL, PixArt, SD3, Flux, Sana, SANA-Sprint:
+``ldmpick.models.families``), loaded with ``from_pretrained`` (safetensors only, never remote code, never the network for a
+folder or a cached hub snapshot). The pipeline's own ``__call__`` runs, so each family encodes its prompt, prepares
+its latents and conditioning and decodes as it does itself; ldmpick times the parts through hooks on the
+components: the text-encoder stack, the denoising loop (from the first denoiser evaluation to the VAE decode) and
+the VAE decode, the device synchronized at each boundary. The denoiser runs in the execution mode the profile
+measured (``ldmpick.hardware.execution``: eager, CUDA-graph replay, or ``torch.compile``), by the same runner the profiler
+uses.
+
+Each image ``k`` of a prompt is seeded with ``seed + k`` through its own ``torch.Generator``, so any image can be
+regenerated alone from the seed stored in its metadata.
+
+No printing here: progress goes to a callback, notes are returned in the result.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import re
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ldmpick.models.catalogue import ModelSpec, check_safetensors_weights, resolve_model
+from ldmpick.files.errors import LdmpickError, ModelError, RuntimeFailure, UsageError, unknown_name
+from ldmpick.hardware.execution import DTYPES, MODES, check_dtype, check_mode, default_device, default_dtype, default_mode
+from ldmpick.models.samplers import get_sampler
+
+MAX_STEPS = 1000
+MAX_IMAGES_PER_PROMPT = 64
+MAX_RESOLUTION = 4096
+
+# progress(done, total): one unit is one UNet evaluation of one prompt's batch (all its images at once)
+ProgressFn = Callable[[int, int], None]
+
+
+@dataclass
+class GenerateRequest:
+    """What to generate. ``None`` fields are resolved from the device (see ``resolve_settings``)."""
+
+    model: str
+    prompts: list[str]
+    sampler: str | None  # None: the model's own saved scheduler
+    steps: int
+    seed: int = 0
+    n: int = 1  # images per prompt, generated as one batch
+    negative_prompt: str = ""
+    guidance: float | None = None  # None: the model's default (its card's, else its family's)
+    resolution: int | None = None  # image side in pixels; default: the model's native size
+    device: str | None = None  # cpu, cuda, cuda:N; default: the GPU if there is one
+    dtype: str | None = None  # fp16, bf16, fp32; default: fp16 on GPU, fp32 on CPU
+    mode: str | None = None  # eager, cudagraph, compile; default: cudagraph on GPU, eager on CPU
+
+
+@dataclass
+class RunSettings:
+    """A request after validation, with every default filled in."""
+
+    model: str
+    source: str
+    path: Path
+    sampler: str  # an ldmpick sampler name, or "own:<SchedulerClass>" for the model's saved scheduler
+    steps: int
+    seed: int
+    n: int
+    negative_prompt: str
+    guidance: float
+    resolution: int
+    device: str
+    dtype: str
+    mode: str
+    family: str = "sd"
+    guidance_distilled: bool = False  # guidance is an input of the denoiser: no doubled batch
+
+    @property
+    def cfg(self) -> bool:
+        """Whether classifier-free guidance doubles the denoiser batch in this run."""
+        return self.guidance > 1.0 and not self.guidance_distilled
+
+    def to_json(self) -> dict[str, Any]:
+        d = dict(self.__dict__)
+        d["path"] = str(self.path)
+        d["cfg"] = self.cfg
+        return d
+
+
+@dataclass
+class PartTimes:
+    """Measured milliseconds of one prompt's batch. ``total_ms`` is what the profile predicts (the three parts)."""
+
+    text_encoder_ms: float
+    denoise_ms: float
+    vae_decode_ms: float
+    postprocess_ms: float  # latents -> PIL images; not part of the prediction
+
+    @property
+    def total_ms(self) -> float:
+        return self.text_encoder_ms + self.denoise_ms + self.vae_decode_ms
+
+    def to_json(self) -> dict[str, float]:
+        return {
+            "text_encoder_ms": round(self.text_encoder_ms, 3),
+            "denoise_ms": round(self.denoise_ms, 3),
+            "vae_decode_ms": round(self.vae_decode_ms, 3),
+            "postprocess_ms": round(self.postprocess_ms, 3),
+            "total_ms": round(self.total_ms, 3),
+        }
+
+
+@dataclass
+class PromptResult:
+    index: int
+    prompt: str
+    seeds: list[int]
+    images: list[Any]  # PIL.Image.Image, one per seed
+    times: PartTimes
+    wall_ms: float | None = None  # the whole pipeline call, post-processing included
+
+
+@dataclass
+class GenerationResult:
+    settings: RunSettings
+    scheduler_class: str
+    timesteps: list[float]  # the scheduler's timesteps: one UNet evaluation each
+    load_ms: float  # loading the pipeline from disk and moving it to the device
+    setup_ms: float  # building the UNet runner (CUDA-graph capture, compilation) and warming it up
+    prompts: list[PromptResult] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # things the caller should tell the user
+
+    evals_per_prompt: int = 0  # denoiser evaluations counted in the first prompt's run
+
+    @property
+    def unet_evals(self) -> int:
+        """Denoiser evaluations per prompt, as counted (a 2nd-order sampler such as Heun takes two per step)."""
+        return self.evals_per_prompt or len(self.timesteps)
+
+
+MAX_PROMPTS_FILE_BYTES = 16 * 1024 * 1024
+MAX_PROMPTS = 100_000
+
+
+def read_prompts_file(path: Path) -> list[str]:
+    """Prompts from a UTF-8 text file, one per line (blank lines skipped); read through ``file_input`` (a regular
+    file under 16 MB: never a FIFO or ``/dev/zero``); one-line errors for bad files."""
+    from ldmpick.files.reader import read_text_file
+
+    text = read_text_file(path, "--prompts-file", MAX_PROMPTS_FILE_BYTES)
+    prompts = [line.strip() for line in text.splitlines() if line.strip()]
+    if not prompts:
+        raise UsageError(f"--prompts-file '{path}' has no prompts (one per line)")
+    if len(prompts) > MAX_PROMPTS:
+        raise UsageError(f"--prompts-file '{path}' has {len(prompts)} prompts; at most {MAX_PROMPTS} per run")
+    return prompts
+
+
+def load_profile_for(ref: str | None, device: str, models: list[str] | None = None, required: bool = False,
+                     cfg: bool | None = None) -> Any:
+    """The profile choice (``profile_choice.choose_profile``) for running ``models`` on ``device``: with
+    ``models`` (names or folders), the same choice as recommend and plot make for them; with none, among profiles
+    that measure at least one model with weights here (so the shipped demo family's profile serves
+    ``generate --budget`` on a fresh machine). None when there is none, unless ``required``: then the
+    ``NoProfileError`` saying which profile measures what. ``cfg``: the run's guidance doubles the batch (a
+    profile measured so is preferred)."""
+    from ldmpick.profiles.choice import NoProfileError, choose_profile
+
+    def usable(p: Any) -> bool:
+        return any(_has_weights(m.name) for m in p.models if m.ok)
+
+    try:
+        return choose_profile(ref, device=device, models=models, cfg=cfg, usable=None if models else usable)
+    except NoProfileError:
+        if required:
+            raise
+        return None
+
+
+def _has_weights(name: str) -> bool:
+    """Whether a profile's model name is one of this installation's models with weights (never opened as a path)."""
+    from ldmpick.models.catalogue import resolve_trusted_name
+
+    try:
+        spec = resolve_trusted_name(name)
+    except LdmpickError:
+        return False
+    return spec is not None and spec.has_weights
+
+
+def scheduler_class_name(sampler: str) -> str:
+    if sampler.startswith("own:"):
+        return sampler[4:]
+    return get_sampler(sampler).scheduler_class
+
+
+# ---------------------------------------------------------------------------------------------- validation
+
+
+def check_device(device: str) -> None:
+    import torch
+
+    if re.fullmatch(r"cuda(:\d+)?", device):
+        if not torch.cuda.is_available():
+            raise UsageError(f"--device {device}: no CUDA GPU is available here; use --device cpu")
+        idx = int(device.split(":")[1]) if ":" in device else 0
+        if idx >= torch.cuda.device_count():
+            raise UsageError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) here")
+    elif device != "cpu":
+        raise UsageError(f"unknown device '{device}'; use cpu, cuda or cuda:N")
+
+
+def resolution_multiple(spec: ModelSpec) -> int:
+    """Image sides must be multiples of this: the VAE factor times the denoiser's downsampling or patch size."""
+    return spec.resolution_multiple
+
+
+def check_resolution(resolution: int, spec: ModelSpec) -> None:
+    from ldmpick.measurement.profiler import check_resolution as check
+
+    check(resolution, spec)
+
+
+def weights_spec(model: str) -> ModelSpec:
+    """Resolve ``model`` and check that every component ``model_index.json`` lists has safetensors weights (or,
+    for tokenizers, its folder) that diffusers can load."""
+    spec = resolve_model(model)
+    if spec.path is None:
+        hub = f" (its weights: '{spec.source}' on the Hugging Face hub)" if spec.kind == "catalogue" else ""
+        raise ModelError(
+            f"model '{spec.name}' has no weights: it is configs only, for profiling{hub}; register a checkpoint "
+            "with 'ldmpick models add NAME FOLDER_OR_HUB_ID' or pass --model FOLDER"
+        )
+    if not (spec.path / "model_index.json").exists():
+        raise ModelError(f"model folder '{spec.path}' has no model_index.json (not a diffusers pipeline folder)")
+    for component in spec.weight_components():
+        check_safetensors_weights(spec.path, component)
+    index = json.loads((spec.path / "model_index.json").read_text(encoding="utf-8"))
+    for comp, value in index.items():
+        if comp.startswith("tokenizer") and isinstance(value, list) and value[1] and not (spec.path / comp).is_dir():
+            raise ModelError(f"model folder '{spec.path}' has no {comp}/ folder")
+    return spec
+
+
+def resolve_sampler(name: str | None, spec: ModelSpec) -> str:
+    """Check that sampler ``name`` fits ``spec`` (flow-matching families take flow samplers only, lcm/scm only
+    distilled models); ``None`` is the model's own saved scheduler, named ``own:<SchedulerClass>``, or the ldmpick
+    sampler it is."""
+    from ldmpick.models.samplers import sampler_for_scheduler
+
+    if name is None:
+        cls = spec.component_classes.get("scheduler") or "PNDMScheduler"
+        return sampler_for_scheduler(cls, spec.scheduler_config) or f"own:{cls}"
+    misfit = spec.adapter.sampler_misfit(spec, name)  # (an unknown name: the registry's error, closest names)
+    if misfit:
+        raise UsageError(misfit)
+    return name
+
+
+def resolve_settings(req: GenerateRequest) -> tuple[RunSettings, ModelSpec]:
+    """Validate everything that can be checked before loading a model; fill in the defaults."""
+    if not req.prompts:
+        raise UsageError("no prompt given; pass PROMPT or --prompts-file")
+    for i, p in enumerate(req.prompts):
+        if not p.strip():
+            raise UsageError(f"prompt {i + 1} is empty")
+    if req.sampler is not None:
+        get_sampler(req.sampler)
+    if not 1 <= req.steps <= MAX_STEPS:
+        raise UsageError(f"--steps must be between 1 and {MAX_STEPS} (got {req.steps})")
+    if not 1 <= req.n <= MAX_IMAGES_PER_PROMPT:
+        raise UsageError(f"--n must be between 1 and {MAX_IMAGES_PER_PROMPT} (got {req.n})")
+    if not 0 <= req.seed < 2**63 - MAX_IMAGES_PER_PROMPT:
+        raise UsageError(f"--seed must be between 0 and {2**63 - MAX_IMAGES_PER_PROMPT - 1}")
+    if req.guidance is not None and not (req.guidance >= 0 and req.guidance < 100):  # also rejects NaN
+        raise UsageError(f"--guidance must be between 0 and 100 (got {req.guidance})")
+    device = req.device or default_device()
+    check_device(device)
+    dtype = check_dtype(req.dtype or default_dtype(device), device)
+    mode = req.mode or default_mode(device)
+    if mode not in MODES:
+        raise unknown_name("execution mode", mode, MODES)
+    check_mode(mode, device)
+    spec = weights_spec(req.model)
+    sampler = resolve_sampler(req.sampler, spec)
+    if mode not in spec.adapter.fast_modes:
+        raise UsageError(f"mode '{mode}' is not supported for the {spec.family} family")
+    resolution = req.resolution if req.resolution is not None else spec.native_resolution
+    check_resolution(resolution, spec)
+    assert spec.path is not None
+    guidance = float(req.guidance) if req.guidance is not None else spec.guidance
+    settings = RunSettings(
+        model=spec.name, source=spec.source, path=spec.path, sampler=sampler, steps=req.steps, seed=req.seed,
+        n=req.n, negative_prompt=req.negative_prompt, guidance=guidance, resolution=resolution,
+        device=device, dtype=dtype, mode=mode, family=spec.family,
+        guidance_distilled=spec.adapter.guidance_distilled(spec),
+    )
+    return settings, spec
+
+
+# ---------------------------------------------------------------------------------------------- loading
+
+
+def load_pipeline(path: Path, device: str, dtype: str, spec: ModelSpec | None = None):  # -> a DiffusionPipeline
+    """Load a pipeline folder with the pipeline class its ``model_index.json`` names: safetensors only, local files
+    only, no safety checker, never remote code."""
+    import diffusers
+    import torch
+
+    try:  # before diffusers imports transformers' image processors, which log notices we have no use for
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.set_verbosity_error()
+        transformers_logging.disable_progress_bar()
+    except Exception:  # pragma: no cover - cosmetic only
+        pass
+    from diffusers.utils import logging as diffusers_logging
+
+    diffusers_logging.set_verbosity_error()
+    diffusers_logging.disable_progress_bar()
+    if spec is None:
+        from ldmpick.models.catalogue import load_local_spec
+
+        spec = load_local_spec(Path(path))
+    cls = getattr(diffusers, spec.pipeline_class)
+    try:
+        with warnings.catch_warnings():  # torch_dtype's deprecation notice in newer diffusers
+            warnings.simplefilter("ignore", FutureWarning)
+            pipe = cls.from_pretrained(
+                str(path),
+                torch_dtype=getattr(torch, DTYPES[dtype]),  # 'dtype' in newer diffusers; this spelling works in all
+                use_safetensors=True,
+                local_files_only=True,  # a folder or a cached hub snapshot: never the network
+                **spec.adapter.pipeline_load_kwargs(),
+            )
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise ModelError(
+            f"cannot load '{path}' as a {spec.pipeline_class} ({exc.__class__.__name__}: {first[:200]})"
+        ) from None
+    try:
+        pipe = pipe.to(device)
+    except Exception as exc:
+        raise RuntimeFailure(f"cannot move the model to {device}: {' '.join(str(exc).split())[:200]}") from None
+    pipe.set_progress_bar_config(disable=True)
+    for name in spec.weight_components():
+        module = getattr(pipe, name, None)
+        if module is not None and hasattr(module, "eval"):
+            module.eval().requires_grad_(False)
+    return pipe
+
+
+# ---------------------------------------------------------------------------------------------- generation
+
+
+class PartTimer:
+    """Times the parts of one ``pipe(...)`` call through hooks: the text encoders' forward passes, the denoising
+    loop (first denoiser evaluation to the start of the VAE decode) and the VAE decode; the device is synchronized
+    at each boundary (so the parts are what the profiler measures). Counts the denoiser evaluations."""
+
+    def __init__(self, pipe: Any, spec: ModelSpec, device: str):
+        from ldmpick.measurement.profiler import Timer
+
+        self.timer = Timer(device)
+        self.pipe, self.spec = pipe, spec
+        self.handles: list[Any] = []
+        self.reset()
+
+    def reset(self) -> None:
+        self.text_encoder_ms = 0.0
+        self.loop_start: float | None = None
+        self.loop_end: float | None = None
+        self.vae_ms = 0.0
+        self.evals = 0
+        self.decode_end: float | None = None
+
+    def now(self) -> float:
+        self.timer.sync()
+        return time.perf_counter()
+
+    def __enter__(self) -> PartTimer:
+        starts: dict[int, float] = {}
+
+        def te_pre(module: Any, args: Any) -> None:
+            starts[id(module)] = self.now()
+
+        def te_post(module: Any, args: Any, out: Any) -> None:
+            self.text_encoder_ms += (self.now() - starts.pop(id(module))) * 1e3
+
+        for enc in self.spec.adapter.text_encoders(self.spec):
+            module = getattr(self.pipe, enc.component, None)
+            if module is not None:
+                self.handles += [module.register_forward_pre_hook(te_pre), module.register_forward_hook(te_post)]
+
+        def denoiser_pre(module: Any, args: Any) -> None:
+            if self.loop_start is None:
+                self.loop_start = self.now()
+            self.evals += 1
+
+        denoiser = getattr(self.pipe, self.spec.adapter.denoiser_component)
+        self.handles.append(denoiser.register_forward_pre_hook(denoiser_pre))
+        vae = self.pipe.vae
+        self.original_decode = vae.decode
+
+        def decode(*args: Any, **kwargs: Any) -> Any:
+            t0 = self.now()
+            if self.loop_end is None:
+                self.loop_end = t0
+            out = self.original_decode(*args, **kwargs)
+            t1 = self.now()
+            self.vae_ms += (t1 - t0) * 1e3
+            self.decode_end = t1
+            return out
+
+        vae.decode = decode
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for h in self.handles:
+            h.remove()
+        self.pipe.vae.decode = self.original_decode
+
+    @property
+    def denoise_ms(self) -> float:
+        if self.loop_start is None or self.loop_end is None:
+            return 0.0
+        return (self.loop_end - self.loop_start) * 1e3
+
+
+def _generators(device: str, seeds: list[int]) -> list[Any]:
+    import torch
+
+    return [torch.Generator(device).manual_seed(s) for s in seeds]
+
+
+def _call_kwargs(pipe: Any, spec: ModelSpec, settings: RunSettings, prompt: str, steps: int, generators: list[Any],
+                 notes: list[str]) -> dict[str, Any]:
+    """The arguments of ``pipe(...)`` for this family, leaving out what its ``__call__`` does not take."""
+    wanted: dict[str, Any] = dict(prompt=prompt, num_inference_steps=steps, height=settings.resolution,
+                                  width=settings.resolution, generator=generators,
+                                  num_images_per_prompt=settings.n, output_type="pil")
+    wanted.update(spec.adapter.call_kwargs(spec, settings.guidance, settings.n))
+    wanted.update(spec.adapter.steps_kwargs(spec, steps))
+    if settings.negative_prompt:
+        wanted["negative_prompt"] = settings.negative_prompt
+    accepted = inspect.signature(pipe.__call__).parameters
+    dropped = [k for k in wanted if k not in accepted]
+    if "negative_prompt" in dropped:
+        note = f"{type(pipe).__name__} takes no negative prompt; --negative-prompt is ignored"
+        if note not in notes:
+            notes.append(note)
+    return {k: v for k, v in wanted.items() if k in accepted}
+
+
+def run_plan(plan: Any, progress: ProgressFn | None = None,
+             on_prompt: Callable[[PromptResult], None] | None = None) -> GenerationResult:
+    """Run a ``planning.GenerationPlan``: its request, with the settings it already resolved and checked."""
+    return generate(plan.request, progress=progress, on_prompt=on_prompt, resolved=(plan.settings, plan.spec))
+
+
+def generate(
+    req: GenerateRequest,
+    progress: ProgressFn | None = None,
+    on_prompt: Callable[[PromptResult], None] | None = None,
+    pipeline: Any = None,
+    resolved: tuple[RunSettings, ModelSpec] | None = None,
+) -> GenerationResult:
+    """Load the model, then for each prompt run its pipeline for ``n`` images; time each part.
+
+    ``on_prompt`` is called after each prompt's images are ready (so a caller can save them before the next prompt).
+    ``pipeline`` may be an already loaded pipeline of ``req.model`` (tests and benchmarks reuse one); ``resolved``
+    the request's settings and model as ``resolve_settings`` gave them (a plan's).
+    """
+    import torch
+
+    from ldmpick.hardware.execution import install_runner
+
+    settings, spec = resolved if resolved is not None else resolve_settings(req)
+    t0 = time.perf_counter()
+    pipe = pipeline if pipeline is not None else load_pipeline(settings.path, settings.device, settings.dtype, spec)
+    load_ms = (time.perf_counter() - t0) * 1e3
+
+    from ldmpick.models.samplers import make_scheduler
+
+    if not settings.sampler.startswith("own:"):
+        pipe.scheduler = make_scheduler(settings.sampler, dict(pipe.scheduler.config))
+    notes: list[str] = []
+    if settings.sampler.startswith("own:"):
+        notes.append(f"sampler: the model's own scheduler, {settings.sampler[4:]}")
+    denoiser = getattr(pipe, spec.adapter.denoiser_component)
+    original_forward = denoiser.__dict__.get("forward")
+    install_runner(denoiser, settings.mode, settings.device)
+    result = GenerationResult(settings=settings, scheduler_class=type(pipe.scheduler).__name__, timesteps=[],
+                              load_ms=load_ms, setup_ms=0.0, notes=notes)
+    try:  # the loop's length per prompt (a 2nd-order sampler such as Heun runs more iterations than steps)
+        pipe.scheduler.set_timesteps(settings.steps, device=settings.device,
+                                     **spec.adapter.timestep_kwargs(spec, pipe.scheduler, settings.resolution))
+        per_prompt = len(pipe.scheduler.timesteps)
+    except Exception:  # a scheduler that needs the pipeline's own arguments: count steps
+        per_prompt = settings.steps
+    total_units = per_prompt * len(req.prompts)
+    done = 0
+
+    def on_step(p: Any, i: int, t: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(min(done, total_units), total_units)
+        return {}
+
+    try:
+        with torch.no_grad():
+            if settings.mode != "eager":  # CUDA-graph capture or compilation, at this shape: not timed
+                t_setup = time.perf_counter()
+                gens = _generators(settings.device, [settings.seed + k for k in range(settings.n)])
+                pipe(**_call_kwargs(pipe, spec, settings, req.prompts[0], 2, gens, notes))
+                result.setup_ms = (time.perf_counter() - t_setup) * 1e3
+            for p_index, prompt in enumerate(req.prompts):
+                seeds = [settings.seed + k for k in range(settings.n)]
+                kwargs = _call_kwargs(pipe, spec, settings, prompt, settings.steps, _generators(settings.device, seeds),
+                                      notes)
+                if "callback_on_step_end" in inspect.signature(pipe.__call__).parameters:
+                    kwargs["callback_on_step_end"] = on_step
+                with PartTimer(pipe, spec, settings.device) as parts:
+                    start = parts.now()
+                    images = pipe(**kwargs).images
+                    end = parts.now()
+                post_ms = (end - (parts.decode_end or end)) * 1e3
+                if not result.timesteps:
+                    result.timesteps = [float(t) for t in pipe.scheduler.timesteps][: parts.evals or None]
+                    result.evals_per_prompt = parts.evals
+                pr = PromptResult(index=p_index, prompt=prompt, seeds=seeds, images=list(images),
+                                  times=PartTimes(parts.text_encoder_ms, parts.denoise_ms, parts.vae_ms, post_ms))
+                pr.wall_ms = (end - start) * 1e3
+                result.prompts.append(pr)
+                if on_prompt is not None:
+                    on_prompt(pr)
+    except Exception as exc:
+        from ldmpick.measurement.profiler import is_out_of_memory
+
+        if not is_out_of_memory(exc):
+            raise
+        raise RuntimeFailure(
+            f"out of memory on {settings.device} generating {settings.n} image(s) at {settings.resolution} px with "
+            f"'{settings.model}' ({settings.dtype}); lower --n or --resolution, or use --dtype fp16/bf16"
+        ) from None
+    finally:
+        if original_forward is None:
+            denoiser.__dict__.pop("forward", None)  # the pipeline may be reused in another mode
+        else:
+            denoiser.forward = original_forward
+    return result
