@@ -15,7 +15,7 @@ from diffusers import StableDiffusionPipeline, DDPMScheduler, UNet2DConditionMod
 from ldmpick.demo.world import dataset
 from ldmpick.demo.training import SCHEDULER_ARGS, MAX_TOKENS
 from ldmpick.calibration.image_quality import load_judge
-from ldmpick.calibration.driver import generate_images
+from ldmpick.calibration.images import generate_images
 
 c = int(sys.argv[1]); steps = int(sys.argv[2]); lr = float(sys.argv[3]); every = int(sys.argv[4]); variant = sys.argv[5] if len(sys.argv) > 5 else "base"
 torch.set_num_threads(1)

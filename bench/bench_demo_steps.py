@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from ldmpick.demo import world as demo_world
-from ldmpick.calibration.driver import (PROMPT_SEED_OFFSET, REFERENCE_IMAGES, REFERENCE_SEED_OFFSET, _to_uint8,
-                                 generate_images)
+from ldmpick.calibration.driver import REFERENCE_IMAGES, REFERENCE_SEED_OFFSET
+from ldmpick.calibration.images import PROMPT_SEED_OFFSET, _to_uint8, generate_images
 from ldmpick.calibration.image_quality import frechet_distance, load_judge
 
 OPEN_P = 0.35

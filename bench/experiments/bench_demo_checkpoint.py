@@ -6,7 +6,7 @@ Prompt accuracy by the world judge (per attribute, and ``mean``/``all``) of a UN
 with its index. A checkpoint is sampled with the scheduler of this code's recipe, so it must come from this recipe
 (checked); a finished folder with its own scheduler config. Runs next to a training job: one thread by default.
 
-    python bench/bench_demo_checkpoint.py --dir /work/demo_run_v3 --channels 80 --steps 4,16 --guidance 2 \\
+    python bench/experiments/bench_demo_checkpoint.py --dir /work/demo_run_v3 --channels 80 --steps 4,16 --guidance 2 \\
         --out bench/results/demo_checkpoint_c80.json
 """
 
@@ -62,7 +62,7 @@ def main() -> int:
 
     import torch
 
-    from ldmpick.calibration.driver import generate_images
+    from ldmpick.calibration.images import generate_images
     from ldmpick.demo.world import dataset
     from ldmpick.hardware.fingerprint import light_fingerprint
     from ldmpick.calibration.image_quality import load_judge

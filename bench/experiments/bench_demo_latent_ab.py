@@ -2,15 +2,15 @@
 
 Run from the repository root of a checkout before the v3 family shipped (it reads that v1 demo-c16 folder, 8x8
 latents, e.g. `git worktree add /tmp/v1 0d60431`, and a v2 VAE at /work/demo_run/_vae/vae; edit the paths).
-    python bench/bench_demo_latent_ab.py 8x8 1500 32
-    python bench/bench_demo_latent_ab.py 16x16 1500 32
+    python bench/experiments/bench_demo_latent_ab.py 8x8 1500 32
+    python bench/experiments/bench_demo_latent_ab.py 16x16 1500 32
 """
 import sys, time, json
 import numpy as np, torch
 from diffusers import StableDiffusionPipeline, DDPMScheduler, UNet2DConditionModel, DDIMScheduler, AutoencoderKL
 from ldmpick.demo.world import dataset
 from ldmpick.calibration.image_quality import load_judge
-from ldmpick.calibration.driver import generate_images
+from ldmpick.calibration.images import generate_images
 arm, steps, batch = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 torch.set_num_threads(1)
 SCHED = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", steps_offset=1, clip_sample=False, set_alpha_to_one=False)

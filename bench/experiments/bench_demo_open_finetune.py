@@ -8,7 +8,7 @@ caption dropout, batch and clipping, a fresh AdamW and a one-cycle learning rate
 (safetensors) and ``finetune.json`` (what was done, losses, wall time, device). Measure it with
 ``bench_demo_steps.py --models OUT --prompts open``.
 
-    python bench/bench_demo_open_finetune.py --model demo-c16 --steps 1000 --out /tmp/demo-c16-open
+    python bench/experiments/bench_demo_open_finetune.py --model demo-c16 --steps 1000 --out /tmp/demo-c16-open
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench_demo_steps import OPEN_P, open_caption  # noqa: E402
 
 
