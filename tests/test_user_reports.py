@@ -451,6 +451,8 @@ def test_generate_budget_prefers_a_profile_measured_with_the_guidance_it_runs_wi
     shipped = find_profile("20261128110507")
     doc = json.loads(shipped.read_text())
     doc["settings"]["cfg"] = False
+    for m in doc["models"]:  # as 'ldmpick profile --no-cfg' writes it: each step measured without the doubled batch
+        m["cfg"] = False
     doc["created"] = "2026-12-01T00:00:00Z"
     nocfg = tmp_path / "nocfg.json"
     nocfg.write_text(json.dumps(doc))

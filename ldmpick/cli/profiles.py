@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from ldmpick.cli.options import ForceOpt, JsonOpt, OutOpt
-from ldmpick.cli.render import command_group, console, make_table, notice, print_json
+from ldmpick.cli.render import command_group, console, make_table, notice, print_json, shown
 
 app = command_group("List, show, export, import and compare latency profiles.")
 
@@ -145,7 +145,7 @@ def render_profile(profile: Any, json_out: bool) -> None:
     console().print(table)
     for m in profile.models:
         if not m.ok and m.error:  # why a model was not measured (does_not_fit: the memory it needs)
-            console().print(Text(f"{m.name}: {m.status.replace('_', ' ')}: {m.error}"))
+            console().print(Text(shown(f"{m.name}: {m.status.replace('_', ' ')}: {m.error}")))
     fixed = make_table("Sampler overhead (per sampling step)",
                        ("part", "evals/step", "median", "p10", "p90", "n"), left=("part",))
     for x in profile.samplers:

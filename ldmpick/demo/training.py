@@ -430,8 +430,12 @@ def finished_models(out: Path, channels: tuple[int, ...], recipe: TrainingRecipe
     done: dict[int, dict[str, Any]] = {}
     ours = json.loads(json.dumps(asdict(recipe)))  # as training.json holds it (tuples as lists)
     for c in channels:
-        facts = facts_of(out / f"demo-c{c}")
+        folder = out / f"demo-c{c}"
+        facts = facts_of(folder)
         if facts is None:
+            if folder.exists() or folder.is_symlink():  # not ours: training would replace it (a user's files)
+                raise UsageError(f"'{folder}' exists and was not written by 'ldmpick demo train' (no training.json "
+                                 "of its own); give another --out, or move that folder away")
             continue
         if facts["recipe"] != ours or facts.get("base_channels") != c:
             changed = sorted(k for k in ours if facts["recipe"].get(k) != ours[k])

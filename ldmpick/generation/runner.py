@@ -18,7 +18,6 @@ No printing here: progress goes to a callback, notes are returned in the result.
 from __future__ import annotations
 
 import inspect
-import json
 import re
 import time
 import warnings
@@ -27,7 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ldmpick.models.catalogue import ModelSpec, check_safetensors_weights, resolve_model
+from ldmpick.models.catalogue import (ModelSpec, check_index_entries, check_safetensors_weights, read_model_json,
+                                      resolve_model)
 from ldmpick.files.errors import LdmpickError, ModelError, RuntimeFailure, UsageError, unknown_name
 from ldmpick.hardware.execution import DTYPES, MODES, check_dtype, check_mode, default_device, default_dtype, default_mode
 from ldmpick.models.samplers import get_sampler
@@ -143,6 +143,16 @@ class GenerationResult:
 
 MAX_PROMPTS_FILE_BYTES = 16 * 1024 * 1024
 MAX_PROMPTS = 100_000
+MAX_PROMPT_CHARS = 10_000  # far beyond any text encoder's window (CLIP 77 tokens, T5 512): a 15 MB line took 49 s
+
+
+def check_prompts(prompts: list[str]) -> None:
+    """Every prompt is at most ``MAX_PROMPT_CHARS`` characters (it is written into each PNG and the sidecar)."""
+    for i, p in enumerate(prompts):
+        if len(p) > MAX_PROMPT_CHARS:
+            which = "the prompt" if len(prompts) == 1 else f"prompt {i + 1}"
+            raise UsageError(f"{which} is {len(p):,} characters long; at most {MAX_PROMPT_CHARS:,} are allowed "
+                             "(a text encoder reads a few hundred tokens)")
 
 
 def read_prompts_file(path: Path) -> list[str]:
@@ -151,7 +161,8 @@ def read_prompts_file(path: Path) -> list[str]:
     from ldmpick.files.reader import read_text_file
 
     text = read_text_file(path, "--prompts-file", MAX_PROMPTS_FILE_BYTES)
-    prompts = [line.strip() for line in text.splitlines() if line.strip()]
+    # lines end at a newline only: str.splitlines would also split at \f, \x85 and U+2028 inside a prompt
+    prompts = [line.strip() for line in text.split("\n") if line.strip()]
     if not prompts:
         raise UsageError(f"--prompts-file '{path}' has no prompts (one per line)")
     if len(prompts) > MAX_PROMPTS:
@@ -238,9 +249,10 @@ def weights_spec(model: str) -> ModelSpec:
         raise ModelError(f"model folder '{spec.path}' has no model_index.json (not a diffusers pipeline folder)")
     for component in spec.weight_components():
         check_safetensors_weights(spec.path, component)
-    index = json.loads((spec.path / "model_index.json").read_text(encoding="utf-8"))
+    index = read_model_json(spec.path / "model_index.json", "model_index.json")
+    check_index_entries(index, f"'{spec.path / 'model_index.json'}'")
     for comp, value in index.items():
-        if comp.startswith("tokenizer") and isinstance(value, list) and value[1] and not (spec.path / comp).is_dir():
+        if comp.startswith("tokenizer") and value[1] and not (spec.path / comp).is_dir():
             raise ModelError(f"model folder '{spec.path}' has no {comp}/ folder")
     return spec
 

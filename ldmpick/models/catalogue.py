@@ -532,16 +532,42 @@ def hub_snapshot(repo_id: str) -> Path:
     return Path(folder)
 
 
-def _read_json(path: Path, what: str) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ModelError(f"model folder '{path.parent.parent}' has no {what}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelError(f"'{path}' is not valid JSON ({exc.__class__.__name__})") from None
+MAX_CONFIG_BYTES = 4 * 1024 * 1024  # the largest config of a released pipeline is a few kB (a tokenizer's is not read)
+
+
+def read_model_json(path: Path, what: str) -> dict[str, Any]:
+    """A JSON object of a model folder (``model_index.json``, a component's config), read through the one reader of
+    user files: a regular file (a FIFO would hang, ``/dev/zero`` fill the memory), at most ``MAX_CONFIG_BYTES``,
+    strict JSON (``"scaling_factor": NaN`` is refused, not turned into black images). One-line ``ModelError``."""
+    from ldmpick.files.reader import read_json_file
+
+    if not path.exists() and not path.is_symlink():
+        raise ModelError(f"model folder '{path.parent.parent}' has no {what}")
+    data = read_json_file(path, f"model {what}", MAX_CONFIG_BYTES, error=ModelError)
     if not isinstance(data, dict):
         raise ModelError(f"'{path}' must hold a JSON object")
     return data
+
+
+def check_index_entries(index: dict[str, Any], where: str) -> None:
+    """Every component of ``model_index.json`` is ``[library, class]``: two names, or ``[null, null]`` for an
+    absent one (``"tokenizer": []`` passed and ended generate in IndexError). Entries that are not lists are the
+    pipeline's own arguments (``"requires_safety_checker": true``)."""
+    for comp, value in index.items():
+        if comp.startswith("_") or not isinstance(value, list):
+            continue
+        if not re.fullmatch(r"[A-Za-z0-9_]{1,64}", comp):
+            raise ModelError(f"{where}: component name '{clip_name(comp)}' is not a plain name")
+        ok = isinstance(value, list) and len(value) == 2 and (
+            value == [None, None] or all(isinstance(v, str) and 0 < len(v) <= 128 for v in value))
+        if not ok:
+            raise ModelError(f"{where}: component '{comp}' must be [library, class] (or [null, null] for none); "
+                             f"got {clip_name(json.dumps(value))}")
+
+
+def clip_name(text: str, limit: int = 60) -> str:
+    text = "".join(ch if ch.isprintable() else "?" for ch in str(text))
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 NO_CODE = "ldmpick never runs code from a model folder (it would need trust_remote_code)"
@@ -560,10 +586,31 @@ def check_no_custom_code(folder: Path, index: dict[str, Any]) -> None:
             continue
         raise ModelError(f"model folder '{folder}': component '{comp}' comes from '{library}', which is neither "
                          f"diffusers nor transformers (custom code); {NO_CODE}")
-    code = next(iter(sorted(folder.glob("*.py")) + sorted(folder.glob("*/*.py"))), None)
+    code = next(iter(sorted(p for p in _walk(folder, depth=4) if p.suffix.lower() in (".py", ".pyc", ".so"))), None)
     if code is not None:
         raise ModelError(f"model folder '{folder}' holds Python code ('{code.relative_to(folder)}'); {NO_CODE}: "
                          "remove the code to use its weights")
+
+
+def _walk(folder: Path, depth: int) -> list[Path]:
+    """Files of ``folder`` down to ``depth`` levels (links not followed): a pipeline folder is two levels deep, so
+    code hidden deeper than four is as far as anything loading it would look."""
+    found: list[Path] = []
+    level = [folder]
+    for _ in range(depth):
+        nxt: list[Path] = []
+        for d in level:
+            try:
+                entries = list(d.iterdir())
+            except OSError:
+                continue
+            for e in entries:
+                if e.is_dir() and not e.is_symlink():
+                    nxt.append(e)
+                else:
+                    found.append(e)
+        level = nxt
+    return found
 
 
 def _diffusers_pipeline_module(library: Any) -> bool:
@@ -591,10 +638,11 @@ def load_local_spec(folder: Path, name: str | None = None, kind: str = "local", 
     index_path = folder / "model_index.json"
     if not index_path.exists():
         raise ModelError(f"model folder '{folder}' has no model_index.json (not a diffusers pipeline folder)")
-    index = _read_json(index_path, "model_index.json")
+    index = read_model_json(index_path, "model_index.json")
     pipeline_class = index.get("_class_name")
     if not isinstance(pipeline_class, str):
         raise ModelError(f"'{index_path}' names no pipeline class ('_class_name')")
+    check_index_entries(index, f"'{index_path}'")
     check_no_custom_code(folder, index)
     classes: dict[str, str] = {}
     for comp, value in index.items():
@@ -624,7 +672,7 @@ def load_local_spec(folder: Path, name: str | None = None, kind: str = "local", 
             if comp in (denoiser_comp, "vae") or comp.startswith("text_encoder"):
                 raise ModelError(f"model folder '{folder}' has no {comp}/{config_name}")
             continue
-        components[comp] = _read_json(path, f"{comp}/{config_name}")
+        components[comp] = read_model_json(path, f"{comp}/{config_name}")
     if family.name == "sd":  # configs-only folders of SD's shape may leave out the fixed parts
         components.setdefault("text_encoder", dict(SD_TEXT_ENCODER_CONFIG))
         components.setdefault("vae", dict(SD_VAE_CONFIG))

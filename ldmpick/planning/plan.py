@@ -322,6 +322,7 @@ def plan_generation(prompts: list[str], *, out: Path, budget: str | None = None,
     from ldmpick.costs import latency
     from ldmpick.quality.law import STALE_LAW_NOTICE, load_law, passed_over_user_law
 
+    gen.check_prompts(prompts)
     budget_s = cost_model(latency.NAME).parse_budget(budget) if budget is not None else None
     budget_ms = budget_s * 1e3 if budget_s is not None else None
     _check_out(Path(out), len(prompts) * n)

@@ -130,18 +130,18 @@ def choose_profile(ref: str | None = None, *, device: str | None = None, device_
     def ranks(p: Profile) -> bool:
         return rankable is None or rankable(p)
 
-    def rank(c: _Candidate) -> tuple[bool, bool, bool, bool, bool, bool, bool, bool, bool, str]:
+    def rank(c: _Candidate) -> tuple[bool, bool, bool, bool, bool, bool, bool, bool, bool, Any]:
         p = c.profile  # (a demo-only profile serves a metric that only it has data for: prompt accuracy)
         return (covers(p) and ranks(p), ranks(p), covers(p), not stale(p), at_settings(p),
                 p.device_key == device_key_now, guided_as_asked(p), c.local,
-                not c.local and c.path.name == "default.json", p.created)
+                not c.local and c.path.name == "default.json", p.created_at)
 
     best = max(candidates, key=rank)
     passed_over = ""
     if rankable is not None and not (best.local and best.profile.device_key == device_key_now):
         mine = [c for c in candidates if c.local and c.profile.device_key == device_key_now and not ranks(c.profile)]
         if mine:
-            newest = max(mine, key=lambda c: c.profile.created).profile
+            newest = max(mine, key=lambda c: c.profile.created_at).profile
             passed_over = (f" (your profile '{newest.id}' of this device was passed over: none of its models "
                            f"({', '.join(newest.model_names())}) has quality data on this scale; calibrate them with "
                            "'ldmpick calibrate', or use it with --profile)")

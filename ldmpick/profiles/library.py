@@ -46,7 +46,7 @@ def import_profile(path: Path, force: bool = False) -> tuple[Any, Path]:
     future is refused (it would be everyone's newest), and so is one whose id is a shipped profile's (it would
     shadow it)."""
     from ldmpick.profiles.schema import load_profile
-    from ldmpick.profiles.store import list_profile_files, save_profile, shipped_profiles_dir, stored_profile_path
+    from ldmpick.profiles.store import list_profile_files, save_new_profile, shipped_profiles_dir, stored_profile_path
     from ldmpick.files.storage import profiles_dir
 
     profile = load_profile(path)
@@ -65,10 +65,8 @@ def import_profile(path: Path, force: bool = False) -> tuple[Any, Path]:
     _check_builtin_names(profile, path)
     _check_sampler_names(profile, path)
     target = stored_profile_path(profile)
-    if target.exists() and not force:
-        raise UsageError(f"a profile with id '{profile.id}' already exists; use --force to replace it")
     profiles_dir().mkdir(parents=True, exist_ok=True)
-    save_profile(profile, target)
+    save_new_profile(profile, target, force=force)
     return profile, target
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ldmpick.files.errors import ProfileError
+from ldmpick.files.errors import LdmpickError, ProfileError
 from ldmpick.profiles.device_block import device_key, validate_device
 from ldmpick.profiles.fields import (
     CONTROL,
@@ -127,11 +127,22 @@ class LatencyStats:
             raise ProfileError(f"{where}: min <= p10 <= median <= p90 <= max does not hold")
         if samples:  # the summary and the samples must tell one story: show and plan use the one, p90 the other
             own = cls.from_samples([float(x) for x in samples])
-            for k in ("median_ms", "p10_ms", "p90_ms", "min_ms", "max_ms"):
+            if n != len(samples):
+                raise ProfileError(f"{where}.n is {n} but it holds {len(samples)} samples_ms; the file was edited: "
+                                   "fix the summary, or drop samples_ms")
+            for k in ("median_ms", "p10_ms", "p90_ms", "min_ms", "max_ms", "mean_ms", "iqr_ms"):
                 if abs(getattr(own, k) - vals[k]) > 1e-3 + 1e-3 * abs(getattr(own, k)):
                     raise ProfileError(f"{where}.{k} is {vals[k]:g} but its samples_ms say {getattr(own, k):g}; "
                                        "the file was edited: fix the summary, or drop samples_ms")
         return cls(**vals, n=n, samples_ms=[float(x) for x in samples])
+
+
+def created_time(created: str) -> Any:  # -> datetime
+    """``created`` (already checked by ``check_created``) as an aware UTC datetime."""
+    from datetime import datetime, timezone
+
+    when = datetime.fromisoformat(created.replace("Z", "+00:00"))
+    return (when if when.tzinfo is not None else when.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
 
 
 def check_created(created: str) -> str:
@@ -305,6 +316,11 @@ class ModelLatency:
         if version < 2:
             return model
         model.family = label(d, "family", where, 32, optional=True) or "sd"
+        from ldmpick.models.families import FAMILIES
+
+        if model.family not in FAMILIES:  # the adapter that costs and runs it: an unknown one is no model of ours
+            raise ProfileError(f"{where}.family '{model.family}' is not a model family of this ldmpick (known: "
+                               f"{', '.join(FAMILIES)}); the file is from a newer ldmpick, or edited")
         cfg, distilled = d.get("cfg"), d.get("distilled", False)
         if cfg is not None and not isinstance(cfg, bool):
             raise ProfileError(f"{where}.cfg must be true, false or null")
@@ -399,6 +415,12 @@ class Profile:
         hint = f"; did you mean '{close[0]}'?" if close else ""
         raise ProfileError(f"profile '{self.id}' has no model '{name}'{hint} (it has: {', '.join(self.model_names())}); "
                            f"measure it with 'ldmpick profile --models {models_argument([name])}'")
+
+    @property
+    def created_at(self) -> Any:  # -> datetime (aware, UTC)
+        """When it was measured, as a point in time: profiles are ordered by this, never by the text (an offset of
+        +23:59 sorts after a fresh UTC stamp as text, though it is a day older)."""
+        return created_time(self.created)
 
     def model_names(self) -> list[str]:
         return [m.name for m in self.models]
@@ -502,7 +524,44 @@ class Profile:
         )
         if version == 1:
             profile.share_fixed_parts(te_stats, vae_stats)
+        else:
+            check_builtin_claims(profile)
         return profile
+
+
+def check_builtin_claims(profile: Profile) -> None:
+    """What a profile says of a model this installation defines itself (the paper's family, the demo family, the
+    released-model catalogue) must be what the installation knows: its family, whether it is distilled, whether its
+    step was measured with the CFG-doubled batch, and that its samplers fit it. An edited or foreign file that marks
+    ldm-223m distilled would otherwise make recommend pick lcm for it; ``cfg: false`` on a guided model would halve
+    its predicted cost. A one-line ``ProfileError`` names the model and the claim."""
+    from ldmpick.models.catalogue import is_builtin, resolve_model
+    from ldmpick.models.samplers import SAMPLERS
+
+    for i, m in enumerate(profile.models):
+        if not is_builtin(m.name):
+            continue
+        try:
+            spec = resolve_model(m.name)
+        except LdmpickError:  # a demo model not installed here: nothing to check against
+            continue
+        where = f"models[{i}] ('{m.name}', a model this installation defines)"
+        if m.family != spec.family:
+            raise ProfileError(f"{where}: family '{m.family}', but it is of family '{spec.family}'; the file is "
+                               "wrong or edited")
+        if m.distilled != spec.distilled:
+            raise ProfileError(f"{where}: distilled {str(m.distilled).lower()}, but it is "
+                               f"{'' if spec.distilled else 'not '}distilled; the file is wrong or edited")
+        want_cfg = spec.adapter.uses_cfg(spec, profile.settings.cfg)
+        if m.cfg is not None and m.cfg != want_cfg:
+            raise ProfileError(f"{where}: cfg {str(m.cfg).lower()}, but in a profile measured "
+                               f"{'with' if profile.settings.cfg else 'without'} CFG its step "
+                               f"{'doubles' if want_cfg else 'does not double'} the batch; the file is wrong or edited")
+        unfit = [name for name in (m.samplers or []) if name in SAMPLERS  # (unknown names: the library's check)
+                 and spec.adapter.misfit_reason(spec, name) is not None]
+        if unfit:
+            raise ProfileError(f"{where}: sampler(s) {', '.join(unfit)} cannot run it "
+                               f"({spec.adapter.misfit_reason(spec, unfit[0])}); the file is wrong or edited")
 
 
 

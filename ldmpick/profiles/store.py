@@ -19,6 +19,19 @@ def save_profile(profile: Profile, path: Path) -> Path:
     return path
 
 
+def save_new_profile(profile: Profile, path: Path, force: bool = False) -> Path:
+    """Save ``profile`` at ``path`` unless a file is there already (``force``: replace it). The check is made under
+    the lock that the write holds: two imports of one id at once cannot both say "imported"."""
+    from ldmpick.files.storage import atomic_write_text, file_lock
+
+    path = Path(path)
+    with file_lock(path):
+        if (path.exists() or path.is_symlink()) and not force:
+            raise UsageError(f"a profile with id '{profile.id}' already exists; use --force to replace it")
+        atomic_write_text(path, profile.dumps())
+    return path
+
+
 def stored_profile_path(profile: Profile) -> Path:
     from ldmpick.files.storage import profiles_dir
 

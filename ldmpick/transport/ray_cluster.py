@@ -69,6 +69,8 @@ def connected(address: str | None, num_cpus: int | None = None) -> Iterator[Clus
     --head``). Anything else: a Ray address (``ray://head:10001`` or ``head:6379``). If this process is already
     connected (tests start one cluster for several runs), that connection is used and left open.
     """
+    if address is not None and not address.strip():  # '' is no address (it started a local cluster)
+        raise UsageError("--cluster '' is empty: give 'local', 'auto' or a Ray address (ray://head:10001)")
     ray = _ray()
     address = address or LOCAL
     if address not in (LOCAL, "auto"):

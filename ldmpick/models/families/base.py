@@ -82,8 +82,19 @@ SIZE_LIMITS: dict[str, int] = {
     "caption_channels": 16384, "caption_projection_dim": 16384, "projection_dim": 16384,
     "projection_class_embeddings_input_dim": 65536, "in_channels": 4096, "out_channels": 4096,
     "latent_channels": 4096, "sample_size": 16384, "patch_size": 64, "norm_num_groups": 4096,
+    # embedding tables: a UNet with num_class_embeds 10^9 registered as 32 B parameters
+    "num_class_embeds": 100_000, "num_embeds_ada_norm": 100_000, "addition_time_embed_dim": 16384,
+    "time_embedding_dim": 65536, "time_cond_proj_dim": 16384, "text_embed_dim": 16384,
 }
-MAX_LIST_LENGTH = 64  # block_out_channels and the like: one entry per resolution level
+MAX_LIST_LENGTH = 64  # lists of sizes in general
+# sizes that divide or multiply a shape: 0 is no model ('patch_size: 0' passed and divided by zero later)
+POSITIVE_SIZES = frozenset({"patch_size", "in_channels", "out_channels", "latent_channels", "block_out_channels",
+                            "hidden_size", "d_model", "attention_head_dim", "num_attention_heads", "norm_num_groups",
+                            "cross_attention_dim", "sample_size", "head_dim", "vocab_size", "layers_per_block"})
+# one entry per resolution level: each halves the image (a VAE of 40 levels asked for 2^43-pixel images)
+LEVEL_LISTS = frozenset({"block_out_channels", "encoder_block_out_channels", "decoder_block_out_channels",
+                         "down_block_types", "up_block_types"})
+MAX_LEVELS = 8
 
 
 def check_config_sizes(config: dict[str, Any], where: str) -> None:
@@ -91,6 +102,11 @@ def check_config_sizes(config: dict[str, Any], where: str) -> None:
     every entry, at most ``MAX_LIST_LENGTH`` of them). Pure Python, instant; raises a one-line ``ModelError``."""
     from ldmpick.files.errors import ModelError
 
+    for key in LEVEL_LISTS:
+        levels = config.get(key)
+        if isinstance(levels, list) and len(levels) > MAX_LEVELS:
+            raise ModelError(f"{where}: '{key}' has {len(levels)} resolution levels (at most {MAX_LEVELS}); refusing "
+                             "a config of absurd size")
     for key, limit in SIZE_LIMITS.items():
         if key not in config or config[key] is None:
             continue
@@ -104,6 +120,8 @@ def check_config_sizes(config: dict[str, Any], where: str) -> None:
                              "config of absurd size")
         if min(values, default=0) < 0:
             raise ModelError(f"{where}: '{key}' must not be negative (got {min(values)})")
+        if key in POSITIVE_SIZES and min(values, default=1) == 0:
+            raise ModelError(f"{where}: '{key}' must be positive (got 0)")
         if max(values, default=0) > limit:
             raise ModelError(f"{where}: '{key}' is {max(values)}, beyond any real model (at most {limit}); refusing "
                              "a config of absurd size")
