@@ -241,3 +241,26 @@ def test_an_empty_cluster_address_is_refused():
     with pytest.raises(UsageError, match="--cluster '' is empty"):
         with connected(""):
             pass
+
+
+def test_a_bad_value_from_an_ldmpick_variable_names_the_variable(monkeypatch, tmp_path):
+    monkeypatch.setenv("LDMPICK_MODE", "bogus")
+    _one_line(runner.invoke(app, ["recommend", "--budget", "2s"]), "$LDMPICK_MODE: unknown execution mode 'bogus'")
+    monkeypatch.setenv("LDMPICK_DEVICE", "tpu")
+    r = runner.invoke(app, ["generate", "x", "--model", "demo-c8", "--steps", "2", "--device", "tpu", "--out",
+                            str(tmp_path / "o")])
+    _one_line(r, "unknown device 'tpu'")
+    assert "$LDMPICK_DEVICE" not in r.stderr  # typed on the command line: the variable is not the culprit
+
+
+def test_library_warnings_do_not_break_the_one_line_promise():
+    """Warnings raised while a command runs (numpy, torch, transformers ...) are silenced unless --debug."""
+    import warnings
+
+    from ldmpick.cli import quiet_libraries
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        quiet_libraries()
+        warnings.warn("a library's deprecation", DeprecationWarning)
+    assert caught == []

@@ -51,6 +51,25 @@ def main_callback(
     ] = None,
 ) -> None:
     ctx.obj = {"debug": debug}
+    if not debug:
+        quiet_libraries()
+
+
+def quiet_libraries() -> None:
+    """The one-line stderr promise holds for what the libraries say too: their warnings (numpy, torch,
+    transformers), log lines (Ray, diffusers) and progress bars (diffusers' pipelines, the hub) are silenced unless
+    --debug asks for everything. Set before they are imported (every heavy import is lazy)."""
+    import logging
+    import os
+    import warnings
+
+    warnings.simplefilter("ignore")
+    for var, value in (("TRANSFORMERS_VERBOSITY", "error"), ("DIFFUSERS_VERBOSITY", "error"),
+                       ("HF_HUB_DISABLE_PROGRESS_BARS", "1"), ("TQDM_DISABLE", "1"),
+                       ("TF_CPP_MIN_LOG_LEVEL", "3")):
+        os.environ.setdefault(var, value)
+    for name in ("ray", "transformers", "diffusers", "torch", "urllib3", "filelock"):
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def main() -> None:

@@ -44,6 +44,7 @@ class LdmpickGroup(TyperGroup):
             raise  # pragma: no cover - fail exits
 
     def invoke(self, ctx: typer.Context) -> Any:
+        argv = [*(getattr(ctx, "_protected_args", None) or getattr(ctx, "protected_args", None) or []), *ctx.args]
         try:
             return super().invoke(ctx)
         except (typer.Exit, typer.Abort):
@@ -55,7 +56,7 @@ class LdmpickGroup(TyperGroup):
         except LdmpickError as exc:
             if debug_enabled(ctx):
                 raise
-            fail(str(exc), exc.exit_code)
+            fail(from_environment(str(exc), argv), exc.exit_code)
         except KeyboardInterrupt:
             if debug_enabled(ctx):
                 raise
@@ -122,6 +123,23 @@ def fail(message: str, code: int) -> None:
 # separators, byte-order marks and lone surrogates (which cannot be encoded at all).
 _UNSHOWABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069"
                          "\ufeff\ud800-\udfff]")
+
+
+# options whose default comes from a variable: an error about the variable's value names the variable
+ENV_OPTIONS = {"LDMPICK_DEVICE": "--device", "LDMPICK_DTYPE": "--dtype", "LDMPICK_MODE": "--mode"}
+
+
+def from_environment(message: str, argv: list[str]) -> str:
+    """``message``, prefixed with the variable it is about when the bad value came from ``$LDMPICK_*`` rather than
+    the command line (``error: unknown execution mode 'bogus'`` left the user looking for a --mode never typed)."""
+    import os
+
+    for var, flag in ENV_OPTIONS.items():
+        value = os.environ.get(var)
+        typed = any(a == flag or a.startswith(flag + "=") for a in argv)
+        if value and not typed and f"'{value}'" in message:
+            return f"${var}: {message}"
+    return message
 
 
 def shown(text: str) -> str:

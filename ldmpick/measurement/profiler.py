@@ -409,7 +409,7 @@ def measure_text_encoders(spec: ModelSpec, req: ProfileRequest, factory: ModuleF
 
             def encode() -> None:
                 for _ in range(calls):
-                    te(ids)
+                    spec.adapter.encode(spec, enc, te, ids)
 
             with torch.no_grad():
                 stats = timer.measure(encode, req.warmup, req.repeats, req.max_seconds_per_model * FIXED_PART_SHARE,

@@ -1,18 +1,22 @@
 """Backbone family adapters, one module each, chosen from ``model_index.json``.
 
 The family of a model is decided by the ``_class_name`` of its pipeline (and checked against the class of its
-denoiser), never by which folders exist. To add a family: write one module with a ``Family`` subclass and a
-``FAMILY`` instance, and list it in ``_MODULES`` below.
+denoiser), never by which folders exist. To add a family: write one module in this folder with a ``Family``
+subclass and a ``FAMILY`` instance; every module here but ``base`` is a family (the first ones in ``_FIRST``'s
+order, the rest by name), so adding one touches no other file.
 """
 
 from __future__ import annotations
 
+import pkgutil
 from importlib import import_module
 
 from ldmpick.files.errors import ModelError
 from ldmpick.models.families.base import Family, TextEncoder
 
-_MODULES = ("sd", "sdxl", "pixart", "sd3", "flux", "sana")
+_FIRST = ("sd", "sdxl", "pixart", "sd3", "flux", "sana")  # the order error messages and listings name them in
+_FOUND = {m.name for m in pkgutil.iter_modules(__path__) if m.name != "base" and not m.name.startswith("_")}
+_MODULES = tuple(m for m in _FIRST if m in _FOUND) + tuple(sorted(_FOUND - set(_FIRST)))
 
 FAMILIES: dict[str, Family] = {}
 for _module in _MODULES:

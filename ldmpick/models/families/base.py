@@ -434,6 +434,11 @@ class Family:
             return int(config.get("max_position_embeddings") or 77)
         return int(spec.max_sequence_length or 256)
 
+    def encode(self, spec: ModelFacts, encoder: TextEncoder, module: Any, input_ids: Any) -> Any:
+        """One forward pass of ``encoder`` (built as ``module``) on ``input_ids`` as the pipeline calls it (a family
+        whose pipeline asks for hidden states or an attention mask overrides this)."""
+        return module(input_ids)
+
     def encoder_calls(self, spec: ModelFacts, cfg: bool) -> int:
         """Forward passes of each encoder per prompt: the prompt and, with CFG, the negative prompt."""
         return 2 if self.uses_cfg(spec, cfg) else 1
