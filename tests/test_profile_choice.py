@@ -33,7 +33,7 @@ def demo_profile(models: list[str], resolution: int, created: str, device: str =
         settings=Settings(device="cpu", dtype="fp32", resolution=resolution, batch=1, cfg=True, mode="eager",
                           warmup=1, repeats=3, max_seconds_per_model=1.0, threads=2),
         device={"kind": "cpu", "name": device, "cpu_cores": 4},
-        models=[ModelLatency(m, "ok", count(m), st(5.0 * (i + 1)), family="sd", cfg=True)
+        models=[ModelLatency(m, "ok", count(m), st(5.0 * (i + 1)), family="sd", cfg=None)
                 for i, m in enumerate(models)],
         samplers=[SamplerOverhead("ddim", 1, st(0.1))],
         created=created,

@@ -83,8 +83,10 @@ def read_text_file(path: Path, what: str, max_bytes: int = DEFAULT_MAX_BYTES,
 
 
 def parse_json(text: str, where: str, max_depth: int = DEFAULT_MAX_DEPTH,
-               error: type[UsageError] = UsageError) -> Any:
-    """Strict JSON: no NaN/Infinity, nesting at most ``max_depth``, no unpaired surrogates in any string."""
+               error: type[UsageError] = UsageError, infinity: bool = False) -> Any:
+    """Strict JSON: no NaN/Infinity, nesting at most ``max_depth``, no unpaired surrogates in any string.
+    ``infinity``: ±Infinity are numbers (diffusers writes ``"lambda_min_clipped": -Infinity`` in scheduler
+    configs); NaN never is."""
     if text.startswith(BOM):
         text = text[1:]
     if not text.strip():
@@ -92,7 +94,8 @@ def parse_json(text: str, where: str, max_depth: int = DEFAULT_MAX_DEPTH,
     if nesting_depth(text, max_depth) > max_depth:
         raise error(f"{where} is nested more than {max_depth} levels deep; refusing it")
     try:
-        data = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
+        data = json.loads(text, parse_constant=_infinity_only if infinity else _reject_constant,
+                          object_pairs_hook=_unique_keys)
     except json.JSONDecodeError as exc:
         # the text ends where the parser still wanted more (or inside a string it was reading)
         cut_short = not text[exc.pos:].strip() or exc.msg.startswith("Unterminated string")
@@ -111,10 +114,10 @@ def parse_json(text: str, where: str, max_depth: int = DEFAULT_MAX_DEPTH,
 
 
 def read_json_file(path: Path, what: str, max_bytes: int = DEFAULT_MAX_BYTES, max_depth: int = DEFAULT_MAX_DEPTH,
-                   error: type[UsageError] = UsageError) -> Any:
+                   error: type[UsageError] = UsageError, infinity: bool = False) -> Any:
     """Read and strictly parse the JSON file ``path`` (see ``read_capped_bytes`` and ``parse_json``)."""
     text = read_text_file(path, what, max_bytes, error)
-    return parse_json(text, f"{what} '{path}'", max_depth, error)
+    return parse_json(text, f"{what} '{path}'", max_depth, error, infinity)
 
 
 def nesting_depth(text: str, stop_above: int | None = None) -> int:
@@ -167,6 +170,12 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
             raise ValueError(f"the key '{key[:60]}' appears twice in one object")
         out[key] = value
     return out
+
+
+def _infinity_only(name: str) -> Any:
+    if name in ("Infinity", "-Infinity"):
+        return float(name.replace("Infinity", "inf"))
+    return _reject_constant(name)
 
 
 def _reject_constant(name: str) -> Any:

@@ -543,7 +543,9 @@ def read_model_json(path: Path, what: str) -> dict[str, Any]:
 
     if not path.exists() and not path.is_symlink():
         raise ModelError(f"model folder '{path.parent.parent}' has no {what}")
-    data = read_json_file(path, f"model {what}", MAX_CONFIG_BYTES, error=ModelError)
+    # a scheduler's config may hold ±Infinity (diffusers writes them); a model's never needs one, and NaN is refused
+    data = read_json_file(path, f"model {what}", MAX_CONFIG_BYTES, error=ModelError,
+                          infinity=path.name == "scheduler_config.json")
     if not isinstance(data, dict):
         raise ModelError(f"'{path}' must hold a JSON object")
     return data

@@ -102,11 +102,6 @@ def check_config_sizes(config: dict[str, Any], where: str) -> None:
     every entry, at most ``MAX_LIST_LENGTH`` of them). Pure Python, instant; raises a one-line ``ModelError``."""
     from ldmpick.files.errors import ModelError
 
-    for key in LEVEL_LISTS:
-        levels = config.get(key)
-        if isinstance(levels, list) and len(levels) > MAX_LEVELS:
-            raise ModelError(f"{where}: '{key}' has {len(levels)} resolution levels (at most {MAX_LEVELS}); refusing "
-                             "a config of absurd size")
     for key, limit in SIZE_LIMITS.items():
         if key not in config or config[key] is None:
             continue
@@ -124,6 +119,11 @@ def check_config_sizes(config: dict[str, Any], where: str) -> None:
             raise ModelError(f"{where}: '{key}' must be positive (got 0)")
         if max(values, default=0) > limit:
             raise ModelError(f"{where}: '{key}' is {max(values)}, beyond any real model (at most {limit}); refusing "
+                             "a config of absurd size")
+    for key in LEVEL_LISTS:
+        levels = config.get(key)
+        if isinstance(levels, list) and len(levels) > MAX_LEVELS:
+            raise ModelError(f"{where}: '{key}' has {len(levels)} resolution levels (at most {MAX_LEVELS}); refusing "
                              "a config of absurd size")
 
 
