@@ -316,6 +316,15 @@ def resolve_settings(req: GenerateRequest) -> tuple[RunSettings, ModelSpec]:
 # ---------------------------------------------------------------------------------------------- loading
 
 
+def clipped_message(exc: BaseException, limit: int = 300) -> str:
+    """A library's error on one line, cut at a word boundary with an ellipsis (never mid-word)."""
+    text = " ".join(str(exc).split())
+    if len(text) <= limit:
+        return text
+    cut = text[:limit].rsplit(" ", 1)[0].rstrip(",;:")
+    return cut + " ..."
+
+
 def load_pipeline(path: Path, device: str, dtype: str, spec: ModelSpec | None = None):  # -> a DiffusionPipeline
     """Load a pipeline folder with the pipeline class its ``model_index.json`` names: safetensors only, local files
     only, no safety checker, never remote code."""
@@ -338,6 +347,10 @@ def load_pipeline(path: Path, device: str, dtype: str, spec: ModelSpec | None = 
 
         spec = load_local_spec(Path(path))
     cls = getattr(diffusers, spec.pipeline_class)
+    # components model_index.json lists as [null, null] that the family may run without (SD3's T5) load as None
+    index = read_model_json(Path(path) / "model_index.json", "model_index.json")
+    absent = {comp: None for comp, listed in index.items() if listed == [None, None]
+              and comp in spec.adapter.optional_components}
     try:
         with warnings.catch_warnings():  # torch_dtype's deprecation notice in newer diffusers
             warnings.simplefilter("ignore", FutureWarning)
@@ -346,13 +359,12 @@ def load_pipeline(path: Path, device: str, dtype: str, spec: ModelSpec | None = 
                 torch_dtype=getattr(torch, DTYPES[dtype]),  # 'dtype' in newer diffusers; this spelling works in all
                 use_safetensors=True,
                 local_files_only=True,  # a folder or a cached hub snapshot: never the network
+                **absent,
                 **spec.adapter.pipeline_load_kwargs(),
             )
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise ModelError(
-            f"cannot load '{path}' as a {spec.pipeline_class} ({exc.__class__.__name__}: {first[:200]})"
-        ) from None
+        raise ModelError(f"cannot load '{path}' as a {spec.pipeline_class} ({exc.__class__.__name__}: "
+                         f"{clipped_message(exc)})") from None
     try:
         pipe = pipe.to(device)
     except Exception as exc:

@@ -680,6 +680,16 @@ def load_local_spec(folder: Path, name: str | None = None, kind: str = "local", 
         components.setdefault("vae", dict(SD_VAE_CONFIG))
         for comp, cls in SD_COMPONENT_CLASSES.items():
             classes.setdefault(comp, cls)
+    for comp in family.required_components:
+        listed = index.get(comp)
+        if listed == [None, None] or (comp not in components and comp not in classes):
+            how = "listed as null in model_index.json" if listed == [None, None] else "missing"
+            raise ModelError(f"model folder '{folder}' ({pipeline_class}): its {comp} is {how}, and the pipeline "
+                             f"needs it ({family.description})")
+    for comp, listed in index.items():
+        if listed == [None, None] and comp.startswith("text_encoder") and comp not in family.optional_components:
+            raise ModelError(f"model folder '{folder}' ({pipeline_class}): its {comp} is listed as null in "
+                             "model_index.json, and this pipeline has no way to run without it")
     if denoiser_comp == "unet":
         _check_unet_config(components["unet"], folder / "unet" / "config.json")
     for comp, config in components.items():

@@ -325,6 +325,11 @@ class Family:
     # what the diffusers pipeline's check_inputs asks image sides to be multiples of, beyond the latent grid (the
     # SD, SDXL, LCM and PixArt pipelines: 8, whatever the VAE factor; a test reads it from diffusers)
     pipeline_multiple: int = 1
+    # text encoders the pipeline cannot run without (a null or missing one is refused when the model is added: an
+    # SDXL folder without text_encoder_2 was profiled with the wrong stack); those in ``optional_components`` may be
+    # listed as [null, null] in model_index.json and are then loaded as None (SD3 without its T5)
+    required_components: tuple[str, ...] = ("text_encoder",)
+    optional_components: tuple[str, ...] = ()
 
     # ------------------------------------------------------------------ parameters and shapes
     def denoiser_config(self, spec: ModelFacts) -> dict[str, Any]:

@@ -22,6 +22,7 @@ class Flux(Family):
     name = "flux"
     description = "FLUX.1 MM-DiT with CLIP-L (pooled) and T5-XXL; guidance-distilled"
     pipelines = ("FluxPipeline",)
+    required_components = ("text_encoder", "text_encoder_2")
     denoiser_component = "transformer"
     denoiser_classes = ("FluxTransformer2DModel",)
     flow_matching = True

@@ -23,6 +23,8 @@ class StableDiffusion3(Family):
     name = "sd3"
     description = "SD3/SD3.5 MM-DiT with CLIP-L, OpenCLIP-bigG and T5-XXL"
     pipelines = ("StableDiffusion3Pipeline",)
+    required_components = ("text_encoder", "text_encoder_2")
+    optional_components = ("text_encoder_3", "tokenizer_3")  # SD3 runs without T5 (text_encoder_3=None)
     denoiser_component = "transformer"
     denoiser_classes = ("SD3Transformer2DModel",)
     flow_matching = True

@@ -20,6 +20,7 @@ class StableDiffusionXL(UNetFamily):
     name = "sdxl"
     description = "SDXL-class UNet with two CLIP encoders and size/crop conditioning (SDXL, SSD-1B, Vega, Turbo)"
     pipelines = ("StableDiffusionXLPipeline",)
+    required_components = ("text_encoder", "text_encoder_2")
     default_guidance = 5.0
 
     def added_conditions(self, spec: ModelFacts, batch: int, resolution: int, device: str,

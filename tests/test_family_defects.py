@@ -1,0 +1,68 @@
+"""Issue 25, the defects found with tiny pipelines: SD3 without its T5 loads and generates; a text encoder the
+pipeline needs that is null or missing is refused when the model is added; a library's error is never cut
+mid-word."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from family_pipelines import FAMILIES, build_family_pipeline, tiny_resolution
+from typer.testing import CliRunner
+
+from ldmpick.cli import app
+
+runner = CliRunner()
+
+
+def _drop(folder: Path, *components: str, null: bool = True) -> None:
+    index = json.loads((folder / "model_index.json").read_text())
+    for comp in components:
+        if null:
+            index[comp] = [None, None]
+        else:
+            index.pop(comp, None)
+        shutil.rmtree(folder / comp, ignore_errors=True)
+    (folder / "model_index.json").write_text(json.dumps(index))
+
+
+@pytest.mark.skipif("sd3" not in FAMILIES, reason="this diffusers has no SD3 pipeline")
+def test_sd3_without_its_t5_is_added_profiled_and_generates(tmp_path):
+    folder = build_family_pipeline("sd3", tmp_path / "sd3-no-t5")
+    _drop(folder, "text_encoder_3", "tokenizer_3")
+    assert runner.invoke(app, ["models", "add", "sd3-no-t5", str(folder)]).exit_code == 0
+    res = str(tiny_resolution("sd3"))
+    out = tmp_path / "p.json"
+    r = runner.invoke(app, ["profile", "--models", "sd3-no-t5", "--device", "cpu", "--resolution", res, "--warmup",
+                            "1", "--repeats", "3", "--max-seconds", "2", "--samplers", "flow-euler", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["generate", "a cat", "--model", "sd3-no-t5", "--steps", "2", "--resolution", res,
+                            "--device", "cpu", "--seed", "1", "--out", str(tmp_path / "img"), "--json"])
+    assert r.exit_code == 0, r.output
+    assert len(list((tmp_path / "img").glob("*.png"))) == 1
+
+
+@pytest.mark.parametrize("family, component, null", [("sdxl", "text_encoder_2", True), ("sdxl", "text_encoder_2", False),
+                                                     ("sd3", "text_encoder", True), ("flux", "text_encoder_2", True)])
+def test_a_needed_text_encoder_that_is_null_or_missing_is_refused(tmp_path, family, component, null):
+    if family not in FAMILIES:
+        pytest.skip(f"this diffusers has no {family} pipeline")
+    folder = build_family_pipeline(family, tmp_path / family)
+    _drop(folder, component, component.replace("text_encoder", "tokenizer"), null=null)
+    r = runner.invoke(app, ["models", "add", "m", str(folder)])
+    assert r.exit_code == 2 and r.stderr.count("\n") == 1, r.output
+    assert f"its {component} is" in r.stderr, r.stderr
+    assert "the pipeline needs it" in r.stderr or "no way to run without it" in r.stderr, r.stderr
+
+
+def test_a_library_error_is_cut_at_a_word_never_inside_one():
+    from ldmpick.generation.runner import clipped_message
+
+    exc = ValueError("Pipeline expected " + ", ".join(f"'component_{i}'" for i in range(60)))
+    text = clipped_message(exc)
+    assert len(text) <= 304 and text.endswith(" ...")
+    prefix = text[:-4]
+    assert str(exc).startswith(prefix) and str(exc)[len(prefix)] in " ,;:", text  # the cut falls between words
+    assert clipped_message(ValueError("short\nand two lines")) == "short and two lines"
