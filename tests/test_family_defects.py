@@ -66,3 +66,25 @@ def test_a_library_error_is_cut_at_a_word_never_inside_one():
     prefix = text[:-4]
     assert str(exc).startswith(prefix) and str(exc)[len(prefix)] in " ,;:", text  # the cut falls between words
     assert clipped_message(ValueError("short\nand two lines")) == "short and two lines"
+
+
+@pytest.mark.skipif("sdxl" not in FAMILIES, reason="this diffusers has no SDXL pipeline")
+def test_a_model_with_an_edm_schedule_keeps_it(tmp_path):
+    """Playground v2.5 ships an EDM scheduler: --sampler ddim ran diffusers' default linear betas (broken images)."""
+    from diffusers import EDMDPMSolverMultistepScheduler
+
+    folder = build_family_pipeline("sdxl", tmp_path / "edm")
+    EDMDPMSolverMultistepScheduler().save_pretrained(folder / "scheduler")
+    index = json.loads((folder / "model_index.json").read_text())
+    index["scheduler"] = ["diffusers", "EDMDPMSolverMultistepScheduler"]
+    (folder / "model_index.json").write_text(json.dumps(index))
+    assert runner.invoke(app, ["models", "add", "edm", str(folder)]).exit_code == 0
+    res = str(tiny_resolution("sdxl"))
+    base = ["generate", "a cat", "--model", "edm", "--steps", "2", "--resolution", res, "--device", "cpu", "--seed",
+            "1"]
+    r = runner.invoke(app, [*base, "--sampler", "ddim", "--out", str(tmp_path / "a")])
+    assert r.exit_code == 2 and r.stderr.count("\n") == 1, r.output
+    assert "EDMDPMSolverMultistepScheduler schedule" in r.stderr and "only its own scheduler" in r.stderr
+    r = runner.invoke(app, [*base, "--out", str(tmp_path / "b"), "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["settings"]["sampler"] == "own:EDMDPMSolverMultistepScheduler"

@@ -122,9 +122,22 @@ def make_scheduler(name: str, base_config: dict[str, Any] | None = None):  # -> 
     return cls.from_config(config)
 
 
+def own_schedule_only(scheduler_config: dict[str, Any]) -> str | None:
+    """The class of a saved scheduler whose noise schedule no ldmpick sampler reproduces (an EDM schedule, as
+    Playground v2.5 ships: rebuilt as DDIM it would sample diffusers' default linear betas, broken images), or None.
+    Such a model runs with its own scheduler only."""
+    cls = str(scheduler_config.get("_class_name") or "")
+    if cls.startswith("EDM") or "sigma_data" in scheduler_config:
+        return cls or "an EDM scheduler"
+    return None
+
+
 def runs_schedule(name: str, scheduler_config: dict[str, Any]) -> bool:
     """Whether sampler ``name`` can sample with the betas of ``scheduler_config``: a zero-terminal-SNR schedule
-    needs a scheduler class that rescales its betas too (``Sampler.zero_snr``; no diffusers import)."""
+    needs a scheduler class that rescales its betas too (``Sampler.zero_snr``), and an EDM schedule none of ldmpick's
+    (``own_schedule_only``; no diffusers import)."""
+    if own_schedule_only(scheduler_config):
+        return False
     return not scheduler_config.get("rescale_betas_zero_snr") or get_sampler(name).zero_snr
 
 

@@ -18,7 +18,7 @@ from functools import lru_cache
 from importlib import import_module
 from typing import Any, Protocol
 
-from ldmpick.models.samplers import runs_schedule
+from ldmpick.models.samplers import own_schedule_only, runs_schedule
 
 
 
@@ -397,8 +397,8 @@ class Family:
         why = self.misfit_reason(spec, name)
         if why is None:
             return None
-        return (f"sampler '{name}' does not fit '{spec.name}' ({spec.family} family: {why}); it takes: "
-                f"{', '.join(self.fitting_samplers(spec))}")
+        takes = ", ".join(self.fitting_samplers(spec)) or "only its own scheduler"
+        return f"sampler '{name}' does not fit '{spec.name}' ({spec.family} family: {why}); it takes: {takes}"
 
     def misfit_reason(self, spec: ModelFacts, name: str) -> str | None:
         """Why sampler ``name`` cannot run this model, in a few words (None: it fits). No diffusers import."""
@@ -407,6 +407,10 @@ class Family:
         if name in self.fitting_samplers(spec):
             return None
         sampler = get_sampler(name)
+        own = own_schedule_only(spec.scheduler_config or {})
+        if own:
+            return (f"its own {own} schedule, which no ldmpick sampler reproduces; leave out --sampler to run it with "
+                    "its own scheduler")
         if sampler.flow != self.flow_matching:
             return "a flow-matching model" if self.flow_matching else "not a flow-matching model"
         if sampler.distilled_only:
