@@ -264,3 +264,48 @@ def test_library_warnings_do_not_break_the_one_line_promise():
         quiet_libraries()
         warnings.warn("a library's deprecation", DeprecationWarning)
     assert caught == []
+
+
+def _interrupted_profile(monkeypatch, args: list[str]) -> Path:
+    """Run ``profile args`` until its first denoiser measurement, which is interrupted (Ctrl-C): the partial file."""
+    import ldmpick.measurement.profiler as profiling
+
+    real = profiling.measure_denoiser
+    calls = {"n": 0}
+
+    def once_then_interrupt(*a, **kw):
+        calls["n"] += 1
+        if calls["n"] > 1:
+            raise KeyboardInterrupt
+        return real(*a, **kw)
+
+    monkeypatch.setattr(profiling, "measure_denoiser", once_then_interrupt)
+    r = runner.invoke(app, args)
+    assert r.exit_code == 130, r.output
+    monkeypatch.setattr(profiling, "measure_denoiser", real)
+    partial = Path(args[args.index("--out") + 1] + ".partial.json")
+    assert partial.exists()
+    return partial
+
+
+def _quick_profile(models: str, out: Path) -> list[str]:
+    return ["profile", "--models", models, "--device", "cpu", "--resolution", "32", "--samplers", "ddim",
+            "--warmup", "0", "--repeats", "3", "--max-seconds", "1", "--out", str(out)]
+
+
+def test_a_partial_profile_is_resumed_only_by_its_own_request(tiny_models, monkeypatch, tmp_path):
+    small, large = tiny_models
+    out = tmp_path / "p.json"
+    partial = _interrupted_profile(monkeypatch, _quick_profile(f"{small},{large}", out))
+    kept = json.loads(partial.read_text())
+    assert kept["wall_seconds"] > 0  # the time spent so far travels with the partial file
+    r = runner.invoke(app, _quick_profile(str(large), out) + ["--resume"])  # other --models, same --out
+    _one_line(r, "cannot resume", "tiny-small")
+    doc = json.loads(partial.read_text())
+    doc["device"]["name"] = "Another CPU"  # another machine's partial
+    partial.write_text(json.dumps(doc))
+    _one_line(runner.invoke(app, _quick_profile(f"{small},{large}", out) + ["--resume"]), "another device")
+    partial.write_text(json.dumps(kept))
+    r = runner.invoke(app, _quick_profile(f"{small},{large}", out) + ["--resume"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(out.read_text())["wall_seconds"] > kept["wall_seconds"]  # both sessions counted

@@ -54,6 +54,7 @@ def profile_cmd(
     with profile_job.claimed(output):
         resume_from = profile_job.partial_state(output, resume, restart)
         if resume_from is not None:
+            profile_job.check_resume(req, resume_from)
             notice(f"resuming from '{output.partial}' ({len(resume_from.models)} model(s) already measured)")
         busy = profile_job.busy_warning()
         if busy:

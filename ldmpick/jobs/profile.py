@@ -163,6 +163,17 @@ def load_resume(output: ProfileOutput) -> Any:  # -> Profile
     return load_profile(output.partial)
 
 
+def check_resume(req: Any, resume_from: Any) -> None:
+    """Refuse, before anything is said or measured, to resume another request's or another machine's partial
+    profile (``profiler.check_resumable``)."""
+    from ldmpick.hardware.fingerprint import light_fingerprint
+    from ldmpick.measurement.profiler import check_resumable, validate_request
+
+    specs = validate_request(req)
+    check_resumable(resume_from, light_fingerprint(req.device), [spec.name for spec in specs],
+                    {name for spec in specs for name in req.samplers_for(spec)})
+
+
 def write_checkpoint(profile: Any, output: ProfileOutput) -> None:
     """Keep what is measured so far in the partial file (atomically)."""
     from ldmpick.files.storage import atomic_write_text

@@ -537,6 +537,25 @@ class FixedParts:
         return replace(model, text_encoder=te, vae_decode=vae)
 
 
+def check_resumable(partial: Profile, fingerprint: dict[str, Any], models: list[str], samplers: set[str]) -> None:
+    """A partial profile is resumed only by the run it belongs to: the same device (its timings would otherwise be
+    stamped with this machine's fingerprint) and no models or samplers this run does not ask for (they would be
+    merged into a profile of another request)."""
+    from ldmpick.profiles.device_block import device_key
+
+    if device_key(partial.device) != device_key(fingerprint):
+        raise UsageError(f"cannot resume: the partial profile was measured on another device "
+                         f"({partial.device_name}); its timings are not this machine's: start afresh with --restart")
+    extra = [m.name for m in partial.models if m.name not in models]
+    if extra:
+        raise UsageError(f"cannot resume: the partial profile holds model(s) this run does not ask for "
+                         f"({', '.join(extra)}); rerun with the same --models, or start afresh with --restart")
+    extra = [s.name for s in partial.samplers if s.name not in samplers]
+    if extra:
+        raise UsageError(f"cannot resume: the partial profile holds sampler(s) this run does not ask for "
+                         f"({', '.join(extra)}); rerun with the same --samplers, or start afresh with --restart")
+
+
 def run_profile(
     req: ProfileRequest,
     progress: ProgressFn | None = None,
@@ -565,13 +584,17 @@ def run_profile(
             f"cannot resume: the partial profile was measured with {resume_from.settings.describe()}, "
             f"not {settings.describe()}"
         )
+    fingerprint = full_fingerprint(req.device)
+    if resume_from is not None:
+        check_resumable(resume_from, fingerprint, [spec.name for spec in specs],
+                        {name for spec in specs for name in req.samplers_for(spec)})
     factory = factory or ModuleFactory(req.device, req.dtype)
     timer = Timer(req.device)
     tick = progress or (lambda label: None)
     started = time.perf_counter()
     profile = Profile(
         settings=settings,
-        device=full_fingerprint(req.device),
+        device=fingerprint,
         models=list(resume_from.models) if resume_from else [],
         samplers=list(resume_from.samplers) if resume_from else [],
         created=resume_from.created if resume_from else datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -581,7 +604,14 @@ def run_profile(
         notes="each model with its own text-encoder stack and VAE decode; sampler overheads measured on the "
               "latents of the first model each sampler fits",
     )
-    save = checkpoint or (lambda p: None)
+    # a resumed run's wall time covers every session of it: the partial file carries the time spent so far
+    earlier = (resume_from.wall_seconds or 0.0) if resume_from is not None else 0.0
+
+    def save(p: Profile) -> None:
+        p.wall_seconds = round(earlier + time.perf_counter() - started, 3)
+        if checkpoint is not None:
+            checkpoint(p)
+
     fixed = FixedParts(req, factory, timer)
     done_models = {m.name for m in profile.models}
     todo = [spec for spec in specs if spec.name not in done_models]
@@ -620,5 +650,5 @@ def run_profile(
             save(profile)
     profile.models.sort(key=lambda m: m.denoiser_params)
     profile.complete = True
-    profile.wall_seconds = round(time.perf_counter() - started, 3)
+    profile.wall_seconds = round(earlier + time.perf_counter() - started, 3)
     return profile
