@@ -127,9 +127,7 @@ def own_schedule_only(scheduler_config: dict[str, Any]) -> str | None:
     Playground v2.5 ships: rebuilt as DDIM it would sample diffusers' default linear betas, broken images), or None.
     Such a model runs with its own scheduler only."""
     cls = str(scheduler_config.get("_class_name") or "")
-    if cls.startswith("EDM") or "sigma_data" in scheduler_config:
-        return cls or "an EDM scheduler"
-    return None
+    return cls if cls.startswith("EDM") else None  # (SCM's sigma_data is not EDM's: SANA-Sprint takes scm)
 
 
 def runs_schedule(name: str, scheduler_config: dict[str, Any]) -> bool:
