@@ -13,15 +13,22 @@ from pathlib import Path
 
 import pytest
 
+from ldmpick.models.families import FAMILIES
+
 CATALOGUE_DIR = Path(str(files("ldmpick.data").joinpath("models")))
 CATALOGUE = json.loads((CATALOGUE_DIR / "catalogue.json").read_text())
 MODELS: dict[str, dict] = CATALOGUE["models"]
 
 NAMES = ["sd-1.5", "sd-2.1-base", "bk-sdm-base", "bk-sdm-small", "bk-sdm-tiny", "sdxl-base", "ssd-1b", "vega",
          "sdxl-turbo", "pixart-sigma", "sd3-medium", "sd3.5-medium", "sd3.5-large", "sana-0.6b", "sana-1.6b",
-         "sana-sprint-0.6b", "sana-sprint-1.6b", "flux-schnell", "flux-dev"]
-FEW_STEP = {"sdxl-turbo", "sana-sprint-0.6b", "sana-sprint-1.6b", "flux-schnell"}
-GUIDANCE_DISTILLED = {"flux-dev", "flux-schnell", "sana-sprint-0.6b", "sana-sprint-1.6b"}
+         "sana-sprint-0.6b", "sana-sprint-1.6b", "flux-schnell", "flux-dev",
+         # the 2026 families (issue 25)
+         "flux.2-dev", "flux.2-klein-4b", "flux.2-klein-9b", "chroma1-hd", "hidream-i1-full", "hidream-i1-dev",
+         "hidream-i1-fast", "lumina-image-2.0", "cogview4-6b", "qwen-image", "z-image-turbo"]
+FEW_STEP = {"sdxl-turbo", "sana-sprint-0.6b", "sana-sprint-1.6b", "flux-schnell", "flux.2-klein-4b", "flux.2-klein-9b",
+            "z-image-turbo"}
+GUIDANCE_DISTILLED = {"flux-dev", "flux-schnell", "sana-sprint-0.6b", "sana-sprint-1.6b", "flux.2-dev",
+                      "flux.2-klein-4b", "flux.2-klein-9b", "hidream-i1-dev", "hidream-i1-fast"}
 # model_index entries that are not networks with a config.json (tokenizers, image processors, the SD safety checker).
 NOT_SHIPPED = ("tokenizer", "feature_extractor", "safety_checker", "image_encoder")
 
@@ -32,9 +39,14 @@ OUTSIDE_2PCT = {
     "bk-sdm-tiny": "BK-SDM rounds sizes up: the authors' own config counts 0.3234B, published '0.33B' (-2.005%)",
     "ssd-1b": "reconstructed U-Net counts 1.3313B vs the 2-digit '1.3B' of the paper abstract (+2.41%)",
     "sd3.5-medium": "the published 2.47B includes the 226.5M pos-embed table diffusers keeps as a buffer (-9.2%)",
+    "flux.2-klein-4b": "the published '4B' is the nominal size of the release table; the config counts 3.876B (-3.1%)",
+    "cogview4-6b": "the published '6B' is the README's nominal size; the transcribed config counts 6.369B (+6.2%)",
+    "qwen-image": "the published '20B' is the card's nominal size; the transcribed config counts 20.430B (+2.15%)",
+    "z-image-turbo": "the published '6B' is the card's nominal size; the transcribed config counts 6.155B (+2.6%)",
 }
 # for the rounding explanations: the unit of the last published digit
-PUBLISHED_RESOLUTION = {"bk-sdm-tiny": 0.01e9, "ssd-1b": 0.1e9}
+PUBLISHED_RESOLUTION = {"bk-sdm-tiny": 0.01e9, "ssd-1b": 0.1e9, "flux.2-klein-4b": 1e9, "cogview4-6b": 1e9,
+                        "qwen-image": 1e9, "z-image-turbo": 1e9}
 
 _BUILT: dict[str, tuple[str, int, int]] = {}
 
@@ -65,7 +77,7 @@ def test_catalogue_schema():
     for name, e in MODELS.items():
         assert e["folder"] == name
         assert isinstance(e["hub_id"], str) and e["hub_id"].count("/") == 1, name
-        assert e["family"] in {"sd", "sdxl", "pixart", "sd3", "flux", "sana"}, name
+        assert e["family"] in FAMILIES, name
         assert e["denoiser"] in {"unet", "transformer"}, name
         assert isinstance(e["published_denoiser_params"], int) and e["published_denoiser_params"] > 10**8, name
         assert isinstance(e["published_source"], str) and e["published_source"].strip(), name
@@ -76,7 +88,7 @@ def test_catalogue_schema():
     assert {n for n, e in MODELS.items() if e["distilled"]} == FEW_STEP
     assert {n for n, e in MODELS.items() if e["guidance_distilled"]} == GUIDANCE_DISTILLED
     # few-step models default to few steps; the others to a normal sampler budget
-    assert all((MODELS[n]["default_steps"] <= 4) == (n in FEW_STEP) for n in NAMES)
+    assert all((MODELS[n]["default_steps"] <= 9) == (n in FEW_STEP) for n in NAMES)  # Z-Image-Turbo: 9 (8 NFE)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -101,7 +113,10 @@ def test_folder_is_a_complete_config_only_pipeline(name: str):
         if library == "diffusers":
             assert cfg["_class_name"] == class_name, (comp, cfg["_class_name"], class_name)
         else:
-            assert library == "transformers" and class_name in cfg["architectures"], (comp, class_name)
+            # the class model_index names is the config's architecture, or its bare decoder (Z-Image-Turbo loads
+            # its Qwen3ForCausalLM config as Qwen3Model: the same weights without the LM head)
+            bare = [a.replace("ForCausalLM", "Model") for a in cfg["architectures"]]
+            assert library == "transformers" and class_name in cfg["architectures"] + bare, (comp, class_name)
         assert comp in provenance and provenance[comp]["source"], f"{name}: no provenance for {comp}"
     scheduler_cfg = json.loads((folder / "scheduler" / "scheduler_config.json").read_text())
     getattr(diffusers, scheduler_cfg["_class_name"]).from_config(scheduler_cfg)

@@ -707,7 +707,8 @@ def load_local_spec(folder: Path, name: str | None = None, kind: str = "local", 
         path=folder.resolve(),
         source=source or str(folder),
     )
-    spec.distilled = _looks_distilled(spec)
+    # FLUX.2 [klein] says it in model_index.json (is_distilled, a pipeline argument)
+    spec.distilled = _looks_distilled(spec) or index.get("is_distilled") is True
     return spec
 
 
