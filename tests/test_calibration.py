@@ -369,6 +369,9 @@ CORRUPTIONS = [
     ("params a float", lambda r: r.__setitem__("unet_params", 1.5), "unet_params must be a positive integer"),
     ("fid a bool", lambda r: r.__setitem__("fid", True), "fid must be a finite number"),
     ("fid negative", lambda r: r.__setitem__("fid", -1), "fid must be a finite number"),
+    # the table takes at most 1e5: a partial of 1e308 was accepted, measured on, then blamed on every --resume
+    ("fid beyond the table", lambda r: r.__setitem__("fid", 1e308), "fid must be a finite number above 0 and at most 100000"),
+    ("fid zero", lambda r: r.__setitem__("fid", 0.0), "fid must be a finite number above 0"),
     ("prompt_all above 1", lambda r: r.__setitem__("prompt_all", 3), "prompt_all must be null or between 0 and 1"),
     ("seconds a string", lambda r: r.__setitem__("seconds", "1"), "seconds must be a finite number"),
     ("model a number", lambda r: r.__setitem__("model", 7), "model must be a name"),

@@ -309,3 +309,27 @@ def test_a_partial_profile_is_resumed_only_by_its_own_request(tiny_models, monke
     r = runner.invoke(app, _quick_profile(f"{small},{large}", out) + ["--resume"])
     assert r.exit_code == 0, r.output
     assert json.loads(out.read_text())["wall_seconds"] > kept["wall_seconds"]  # both sessions counted
+
+
+HEADER = "model,unet_params,sampler,steps,guidance,resolution,metric,value,num_samples,dataset,series,source\n"
+
+
+def _user_table(rows: str) -> None:
+    from ldmpick.quality.table import user_table_path
+
+    table = user_table_path()
+    table.parent.mkdir(parents=True, exist_ok=True)
+    table.write_text(HEADER + rows)
+
+
+def test_an_fid_of_zero_is_refused_it_would_give_a_zero_width_interval():
+    _user_table("sd-1.5,,ddim,25,7.5,512,fid,0,30000,mine,anchor:a,anchor:a\n")
+    _one_line(runner.invoke(app, ["fit"]), "not a plausible fid")
+
+
+def test_two_declared_anchors_that_disagree_are_refused_not_resolved_silently():
+    _user_table("sd-1.5,,ddim,25,7.5,512,fid,12.0,30000,mine,anchor:a,anchor:a\n"
+                "sd-1.5,,ddim,25,7.5,512,fid,19.0,30000,mine,anchor:b,anchor:b\n")
+    _one_line(runner.invoke(app, ["fit"]), "two anchors of 'sd-1.5'", "12", "19")
+    _user_table("sd-1.5,,ddim,25,7.5,512,fid,12.0,30000,mine,anchor:a,anchor:a\n")  # one anchor: fine
+    assert runner.invoke(app, ["fit"]).exit_code == 0

@@ -274,6 +274,8 @@ def result_problem(r: Any, samples: int) -> str | None:
     no less, each of its type and range."""
     from dataclasses import fields
 
+    from ldmpick.quality.table import TABLE_METRICS
+
     names = [f.name for f in fields(CalibrationResult)]
     if not isinstance(r, dict) or sorted(r) != sorted(names):
         return f"needs exactly the fields {', '.join(names)}"
@@ -291,7 +293,10 @@ def result_problem(r: Any, samples: int) -> str | None:
               ("steps", count(r["steps"], 1), "a positive integer"),
               ("resolution", count(r["resolution"], 1), "a positive integer"),
               ("samples", r["samples"] == samples and count(r["samples"], 1), f"{samples}, as in this grid"),
-              ("fid", number(r["fid"]), "a finite number >= 0"),
+              # as the quality table will take it: a partial of FID 1e308 was accepted, the grid measured, and the
+              # table then refused on every --resume
+              ("fid", number(r["fid"], TABLE_METRICS["fid"]) and r["fid"] > 0,
+               f"a finite number above 0 and at most {TABLE_METRICS['fid']:g}"),
               ("seconds", number(r["seconds"]), "a finite number >= 0"),
               ("prompt_acc", r["prompt_acc"] is None or number(r["prompt_acc"], 1.0), "null or between 0 and 1"),
               ("prompt_all", r["prompt_all"] is None or number(r["prompt_all"], 1.0), "null or between 0 and 1")]

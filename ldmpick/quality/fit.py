@@ -391,13 +391,21 @@ def fit_law(tables: list[tuple[list[QualityPoint], str]], command: str = "",
         clip_per_fid = (clip_points[-1][2] - clip_points[0][2]) / max(1e-9, size_points[0][2] - size_points[-1][2])
 
     anchors = {}
+    declared: dict[str, bool] = {}  # the model's anchor is a declared one (series 'anchor:<citation>'), not measured
     for p in points:  # calibrated or user-declared points of models outside the family: anchors (most steps wins)
         if p.series.startswith(ANCHOR_SERIES) and p.metric == "fid" and p.sampler in curves:
             # (an anchor is moved along its sampler's step curve: a sampler without one, a flow sampler, cannot
             # anchor; such rows count once a calibrated family fits them, with enough points)
             old = anchors.get(p.model)
+            both_declared = old is not None and p.series.startswith("anchor") and declared.get(p.model, False)
+            if (both_declared and (old.sampler, old.steps) == (p.sampler, p.steps)
+                    and abs(old.fid - p.value) > 1e-9 * max(1.0, abs(p.value))):
+                # two declared anchors of one configuration that disagree: neither wins silently
+                raise UsageError(f"two anchors of '{p.model}' ({p.sampler}, {p.steps} steps) disagree: FID "
+                                 f"{old.fid:g} ({old.source}) and {p.value:g} ({p.source}); keep one in your table")
             if old is None or p.steps >= old.steps:
                 anchors[p.model] = Anchor(p.model, p.sampler, p.steps, p.value, p.source, p.dataset)
+                declared[p.model] = p.series.startswith("anchor")
 
     # calibrated data sets with enough points get the law's form fitted to them (per data set and metric)
     calibrated = []

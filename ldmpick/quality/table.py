@@ -231,6 +231,8 @@ def _point(row: dict) -> QualityPoint:
         num_samples=_number(row, "num_samples", int, 1, optional=True), **texts)
     if point.value > TABLE_METRICS[metric]:
         raise ValueError(f"'value' {point.value:g} is not a plausible {metric} (at most {TABLE_METRICS[metric]:g})")
+    if metric == "fid" and point.value <= 0:  # a Fréchet distance of finite samples is never 0: an interval of 0 width
+        raise ValueError(f"'value' {point.value:g} is not a plausible fid (a measured FID is above 0)")
     if point.steps > MAX_TABLE_STEPS:
         raise ValueError(f"'steps' {point.steps} is more than {MAX_TABLE_STEPS}")
     return point
