@@ -333,3 +333,60 @@ def test_two_declared_anchors_that_disagree_are_refused_not_resolved_silently():
     _one_line(runner.invoke(app, ["fit"]), "two anchors of 'sd-1.5'", "12", "19")
     _user_table("sd-1.5,,ddim,25,7.5,512,fid,12.0,30000,mine,anchor:a,anchor:a\n")  # one anchor: fine
     assert runner.invoke(app, ["fit"]).exit_code == 0
+
+
+def _stored_shard(tmp_path):
+    import numpy as np
+
+    from ldmpick.calibration.shards import ShardResult, ShardStore, ShardTask
+
+    task = ShardTask("demo-c8", "ddim", 4, 0, 8)
+    store = ShardStore(tmp_path / "shards", "abc123")
+    store.save(ShardResult(task, np.ones((8, 16), dtype=np.float32), {"shape": 3}, 2, 1.5, "here:1"))
+    return store, task
+
+
+@pytest.mark.parametrize("edit", [
+    lambda m: m.update(all_hits=True),  # true as a hit count was used (FID 883.9 instead of 378.3)
+    lambda m: m.update(attribute_hits={"shape": 9}),  # more hits than images
+    lambda m: m.update(seconds="soon"),  # was a ValueError, exit 1, naming no shard
+    lambda m: m.update(worker=["x"]),
+])
+def test_a_malformed_finished_shard_is_a_one_line_error_naming_it(tmp_path, edit):
+    from ldmpick.files.errors import UsageError
+
+    store, task = _stored_shard(tmp_path)
+    meta_path = store.folder / f"{task.key}.json"
+    meta = json.loads(meta_path.read_text())
+    edit(meta)
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(UsageError, match=f"shard '{meta_path}' is malformed"):
+        store.load([task])
+
+
+def test_shard_features_of_another_dtype_are_refused(tmp_path):
+    import numpy as np
+    from safetensors.numpy import save
+
+    from ldmpick.files.errors import UsageError
+
+    store, task = _stored_shard(tmp_path)
+    (store.folder / f"{task.key}.safetensors").write_bytes(save({"features": np.ones((8, 16), dtype=np.int8)}))
+    with pytest.raises(UsageError, match="is malformed"):
+        store.load([task])
+    assert store.load([]) == {}
+
+
+def test_a_linked_shard_folder_is_never_written_through(tmp_path):
+    from ldmpick.calibration.shards import ShardStore
+    from ldmpick.files.errors import UsageError
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "shards").symlink_to(elsewhere)
+    store = ShardStore(tmp_path / "shards", "abc123")
+    with pytest.raises(UsageError, match="is a link"):
+        store.load([])
+    with pytest.raises(UsageError, match="is a link"):
+        store.save(None)  # refused before anything is written
+    assert list(elsewhere.iterdir()) == []

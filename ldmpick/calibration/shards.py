@@ -184,6 +184,7 @@ class ShardStore:
 
         from ldmpick.files.storage import atomic_write_bytes, atomic_write_json
 
+        self.check_not_linked()
         self.folder.mkdir(parents=True, exist_ok=True)
         key = result.task.key
         feats = np.ascontiguousarray(result.features)
@@ -195,12 +196,14 @@ class ShardStore:
 
     def load(self, tasks: list[ShardTask]) -> dict[str, ShardResult]:
         """The finished shards among ``tasks``; anything else in the folder is ignored, anything malformed refused."""
+        import numpy as np
         from safetensors import SafetensorError
         from safetensors.numpy import load
 
         from ldmpick.files.reader import read_capped_bytes, read_json_file
 
         out: dict[str, ShardResult] = {}
+        self.check_not_linked()
         if not self.folder.is_dir():
             return out
         for task in tasks:
@@ -218,22 +221,42 @@ class ShardStore:
             except (SafetensorError, KeyError, ValueError):
                 raise UsageError(f"{where}: its features file is unreadable; rerun with --restart") from None
             hits, every = meta.get("attribute_hits"), meta.get("all_hits")
-            if (feats.ndim != 2 or feats.shape[0] != task.images or not _counts_ok(hits, every, task.images)):
+            seconds = meta.get("seconds", 0.0)
+            if (feats.ndim != 2 or feats.shape[0] != task.images or feats.dtype.kind != "f"
+                    or not np.isfinite(feats).all() or not _counts_ok(hits, every, task.images)
+                    or not _number_ok(seconds) or not isinstance(meta.get("worker", ""), str)):
+                # (features of another dtype or count, or true as a hit count, gave FID 883.9 instead of 378.3)
                 raise UsageError(f"{where} is malformed; rerun with --restart to discard it")
-            out[task.key] = ShardResult(task, feats, hits, every, float(meta.get("seconds") or 0.0),
-                                        str(meta.get("worker") or ""))
+            out[task.key] = ShardResult(task, feats.astype(np.float64, copy=False), hits, every, float(seconds),
+                                        meta.get("worker", ""))
         return out
+
+    def check_not_linked(self) -> None:
+        """The shard folder is ldmpick's own: a link there would be written through and never cleared."""
+        if self.folder.is_symlink():
+            raise UsageError(f"the calibration shard folder '{self.folder}' is a link; ldmpick never writes through "
+                             "a link: remove it (its finished shards are elsewhere) and rerun")
 
     def clear(self) -> None:
         if self.folder.is_dir() and not self.folder.is_symlink():
             shutil.rmtree(self.folder)
 
 
+def _count(v: Any, n: int) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= n
+
+
 def _counts_ok(hits: Any, every: Any, n: int) -> bool:
     if hits is None and every is None:
         return True
-    return (isinstance(hits, dict) and all(isinstance(v, int) and 0 <= v <= n for v in hits.values())
-            and isinstance(every, int) and 0 <= every <= n)
+    return (isinstance(hits, dict) and len(hits) <= 64 and all(isinstance(k, str) and _count(v, n)
+                                                               for k, v in hits.items()) and _count(every, n))
+
+
+def _number_ok(v: Any) -> bool:
+    import math
+
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
 
 
 def request_digest(req: Any) -> str:
