@@ -390,3 +390,19 @@ def test_a_linked_shard_folder_is_never_written_through(tmp_path):
     with pytest.raises(UsageError, match="is a link"):
         store.save(None)  # refused before anything is written
     assert list(elsewhere.iterdir()) == []
+
+
+def test_a_quality_table_of_absurd_length_is_refused_before_a_law_is_written(tmp_path):
+    from ldmpick.quality.table import MAX_TABLE_ROWS
+
+    table = tmp_path / "big.csv"
+    table.write_text(HEADER + "sd-1.5,,ddim,25,7.5,512,fid,12.0,30000,mine,anchor:a,anchor:a\n" * (MAX_TABLE_ROWS + 1))
+    _one_line(runner.invoke(app, ["fit", "--table", str(table)]), f"more than {MAX_TABLE_ROWS:,} data rows")
+
+
+def test_a_broken_user_law_says_that_fit_rewrites_it():
+    from ldmpick.quality.law import user_law_path
+
+    user_law_path().parent.mkdir(parents=True, exist_ok=True)
+    user_law_path().write_text("{\"schema\": ")
+    _one_line(runner.invoke(app, ["recommend", "--budget", "2s"]), "'ldmpick fit' rewrites it")

@@ -575,7 +575,10 @@ def load_law(path: Path | None = None) -> tuple[QualityLaw, Path]:
     if path is None:
         path = shipped_law_path()
         if user_law_path().exists():
-            user = QualityLaw.from_json(read_json_file(user_law_path(), "quality law file", MAX_LAW_BYTES))
+            try:
+                user = QualityLaw.from_json(read_json_file(user_law_path(), "quality law file", MAX_LAW_BYTES))
+            except UsageError as exc:  # your own law, written by 'ldmpick fit': it can be written again
+                raise UsageError(f"{exc}; 'ldmpick fit' rewrites it from your quality table") from None
             if not _fitted_on_older_table(user):
                 return user, user_law_path()
     return QualityLaw.from_json(read_json_file(Path(path), "quality law file", MAX_LAW_BYTES)), Path(path)

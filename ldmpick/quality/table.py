@@ -174,6 +174,9 @@ def read_table(text: str, where: str) -> list[QualityPoint]:
             raise UsageError(f"{where}: missing columns {', '.join(missing)}")
         points = []
         for i, row in enumerate(reader, start=2):
+            if len(points) >= MAX_TABLE_ROWS:  # 150,000 rows made a 24 MB law that every command then refused
+                raise UsageError(f"{where}: more than {MAX_TABLE_ROWS:,} data rows; a quality table holds measured "
+                                 "configurations (a calibration grid is a few hundred): split or trim it")
             try:
                 points.append(_point(row))
             except (TypeError, ValueError, OverflowError) as exc:
@@ -204,6 +207,7 @@ def _number(row: dict, key: str, kind: type, minimum: float, optional: bool = Fa
 # what a quality table's ``metric`` column may hold, and the largest value that is still a measurement of it
 TABLE_METRICS = {"fid": 1e5, "clip": 100.0, "prompt_acc": 1.0}
 MAX_TABLE_STEPS = 10_000
+MAX_TABLE_ROWS = 20_000
 
 
 def _point(row: dict) -> QualityPoint:
