@@ -406,3 +406,18 @@ def test_a_broken_user_law_says_that_fit_rewrites_it():
     user_law_path().parent.mkdir(parents=True, exist_ok=True)
     user_law_path().write_text("{\"schema\": ")
     _one_line(runner.invoke(app, ["recommend", "--budget", "2s"]), "'ldmpick fit' rewrites it")
+
+
+def test_train_judge_refuses_a_linked_output_before_training(tmp_path, monkeypatch):
+    import ldmpick.calibration.image_quality as iq
+
+    def never(*a, **k):
+        raise AssertionError("trained before the output was checked")
+
+    monkeypatch.setattr(iq, "train_judge", never)
+    out = tmp_path / "judge"
+    out.mkdir()
+    (out / "world_judge.safetensors").symlink_to(tmp_path / "elsewhere.bin")
+    r = runner.invoke(app, ["demo", "train-judge", "--out", str(out), "--steps", "1", "--images", "128"])
+    assert r.exit_code == 2 and r.stderr.startswith("error: ") and r.stderr.count("\n") == 1, r.output
+    assert "link" in r.stderr

@@ -248,8 +248,9 @@ def read_partial(path: Path, req: CalibrationRequest) -> list[CalibrationResult]
     if not isinstance(data, dict) or data.get("schema") != PARTIAL_SCHEMA:
         raise UsageError(f"--resume: '{path}' is not a partial calibration of schema '{PARTIAL_SCHEMA}'")
     if data.get("request") != json.loads(json.dumps(req.key())):
+        # (the advice is --restart: a rerun without --resume finds the same partial and asks for --resume)
         raise UsageError("--resume: the partial calibration was made with other settings "
-                         f"({json.dumps(data.get('request'))[:200]}); rerun without --resume to start over")
+                         f"({json.dumps(data.get('request'))[:200]}); discard it with --restart to start over")
     raw = data.get("results")
     if not isinstance(raw, list) or len(raw) > len(req.configs()):
         raise UsageError(f"--resume: partial calibration '{path}' is malformed (results); it is kept for "

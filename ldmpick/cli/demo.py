@@ -40,7 +40,7 @@ def demo_train_cmd(
     interruption and it continues from the last checkpoint (every 250 steps); runs of different --channels into the
     same --out can go in parallel (they share one VAE, trained once)."""
     from ldmpick.demo.training import TrainingRecipe, train_family
-    from ldmpick.files.output_paths import check_outside_package, check_output_folder
+    from ldmpick.files.output_paths import check_outside_package, check_output_file, check_output_folder
 
     if out is None:
         raise UsageError("give --out FOLDER: training writes there and never over the installed demo models "
@@ -73,9 +73,11 @@ def demo_train_judge_cmd(
     if out is None:
         raise UsageError("give --out FOLDER: the judge is written there and never over the installed one, which "
                          "measured every shipped FID and prompt accuracy")
-    from ldmpick.files.output_paths import check_outside_package, check_output_folder
+    from ldmpick.files.output_paths import check_outside_package, check_output_file, check_output_folder
 
     out = check_outside_package(check_output_folder(out))
+    for name in ("world_judge.safetensors", "world_judge.json") if out.is_dir() else ():
+        check_output_file(out / name)  # a link, FIFO or device there: refused before training, not after
     out.mkdir(exist_ok=True)  # (the last level, as demo train and generate make it)
     facts = train_judge(out, seed=1 if seed is None else seed, n_images=images, steps=steps,
                         threads=1 if threads is None else threads, progress=notice)
