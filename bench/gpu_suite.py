@@ -170,7 +170,9 @@ def prediction(s: Suite, budget: float) -> dict[str, Any]:
                for m in modes]
     promise = ROOT / "bench" / "bench_budget_promise.py"
     if promise.exists():
-        benches.append(("budget promise", s.py(str(promise.relative_to(ROOT)), "--device", s.device)))
+        sizes = (["--budgets", "20ms,60ms", "--runs", "3"] if s.gpu
+                 else ["--budgets", "300ms", "--runs", "1", "--models", "demo-c8", "--repeats", "3"])
+        benches.append(("budget promise", s.py(str(promise.relative_to(ROOT)), "--device", s.device, *sizes)))
     else:
         result["budget_promise"] = {"status": "skipped", "why": "bench/bench_budget_promise.py not written yet "
                                                                 "(issue 26)"}
@@ -214,10 +216,10 @@ def real_families(s: Suite, budget: float) -> dict[str, Any]:
 PARTS = [
     # (on the CPU smoke run each part takes 10-20 s on 2 cores: its budget leaves room for a loaded machine)
     Part("reference_profiles", 130, 150, reference_profiles),
-    Part("prediction", 50, 150, prediction),
-    Part("generate", 40, 150, generate),
-    Part("repeatability", 40, 150, repeatability),
-    Part("real_families", 40, 5, real_families),
+    Part("prediction", 80, 200, prediction),
+    Part("generate", 30, 150, generate),
+    Part("repeatability", 30, 150, repeatability),
+    Part("real_families", 30, 5, real_families),
 ]
 
 

@@ -421,3 +421,46 @@ def test_train_judge_refuses_a_linked_output_before_training(tmp_path, monkeypat
     r = runner.invoke(app, ["demo", "train-judge", "--out", str(out), "--steps", "1", "--images", "128"])
     assert r.exit_code == 2 and r.stderr.startswith("error: ") and r.stderr.count("\n") == 1, r.output
     assert "link" in r.stderr
+
+
+def test_a_read_only_data_folder_without_locks_is_a_usage_error(monkeypatch, tmp_path):
+    import errno
+
+    from ldmpick.files import storage
+    from ldmpick.files.errors import UsageError
+
+    real_mkdir = Path.mkdir
+
+    def read_only(self, *a, **k):
+        if self.name == "locks":
+            raise OSError(errno.EROFS, "Read-only file system")
+        return real_mkdir(self, *a, **k)
+
+    monkeypatch.setattr(Path, "mkdir", read_only)
+    with pytest.raises(UsageError, match="must be writable"):
+        storage.lock_file_for(tmp_path / "x.json")
+    assert UsageError.exit_code == 2
+
+
+def test_a_port_that_is_no_ray_server_is_refused_at_once():
+    import socket
+    import threading
+
+    from ldmpick.files.errors import RuntimeFailure
+    from ldmpick.transport.ray_cluster import check_reachable
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    port = server.getsockname()[1]
+
+    def answer_like_a_web_server() -> None:
+        conn, _ = server.accept()
+        conn.recv(64)
+        conn.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+        conn.close()
+
+    threading.Thread(target=answer_like_a_web_server, daemon=True).start()
+    with pytest.raises(RuntimeFailure, match="is not a Ray server"):  # (Ray itself retried for 32 s)
+        check_reachable(f"127.0.0.1:{port}", timeout_s=3.0)
+    server.close()

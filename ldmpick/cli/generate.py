@@ -47,6 +47,10 @@ def generate_cmd(
     mode: ModeOpt = None,
     profile: ProfileOpt = None,
     threads: ThreadsOpt = None,
+    warmup: Annotated[bool, typer.Option("--warmup/--no-warmup", help="Run one throwaway call before the timed images "
+                                         "(set-up, reported apart): the images are then timed warm, as the profile "
+                                         "measures. --no-warmup: the first image carries the process's first-call "
+                                         "cost.")] = True,
     json_out: JsonOpt = False,
 ) -> None:
     """Generate images with the chosen (or selected) model, sampler and steps; compare measured with predicted latency.
@@ -64,7 +68,7 @@ def generate_cmd(
     plan = plan_generation(
         prompts, out=out or Path("ldmpick-images"), budget=budget, model=model, sampler=sampler, steps=steps,
         seed=seed, n=n, negative_prompt=negative_prompt, guidance=guidance, resolution=resolution, device=device,
-        dtype=dtype, mode=mode, profile=profile, notify=notice)
+        dtype=dtype, mode=mode, profile=profile, warmup=warmup, notify=notice)
     settings = plan.settings
     advice = apply_threads(threads).advice(settings.device)
     if advice:

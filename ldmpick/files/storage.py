@@ -150,7 +150,12 @@ def lock_file_for(path: Path) -> Path:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise RuntimeFailure(f"cannot create the lock folder '{folder}': {exc.strerror}") from None
+        import errno
+
+        message = f"cannot create the lock folder '{folder}': {exc.strerror}"
+        if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):  # the user's folder, the user's to fix: exit 2
+            raise UsageError(f"{message} (ldmpick's data folder must be writable; LDMPICK_HOME moves it)") from None
+        raise RuntimeFailure(message) from None
     return folder / f"{key}.lock"
 
 

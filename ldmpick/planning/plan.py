@@ -313,7 +313,7 @@ def plan_generation(prompts: list[str], *, out: Path, budget: str | None = None,
                     sampler: str | None = None, steps: int | None = None, seed: int | None = None, n: int = 1,
                     negative_prompt: str = "", guidance: float | None = None, resolution: int | None = None,
                     device: str | None = None, dtype: str | None = None, mode: str | None = None,
-                    profile: str | None = None, notify: Notify = _quiet) -> GenerationPlan:
+                    profile: str | None = None, warmup: bool = True, notify: Notify = _quiet) -> GenerationPlan:
     """Everything ``generation.generate`` needs, checked before the model is loaded (the output folder is made
     once the settings are known to be valid)."""
     import secrets
@@ -353,7 +353,7 @@ def plan_generation(prompts: list[str], *, out: Path, budget: str | None = None,
     req = gen.GenerateRequest(
         model=model, prompts=prompts, sampler=sampler, steps=steps,
         seed=seed if seed is not None else secrets.randbelow(2**31), n=n, negative_prompt=negative_prompt,
-        guidance=chosen.scale, resolution=resolution, device=device, dtype=dtype, mode=mode,
+        guidance=chosen.scale, resolution=resolution, device=device, dtype=dtype, mode=mode, warmup=warmup,
     )
     settings, spec = gen.resolve_settings(req)  # fail fast, before the output folder and the model load
     if guidance is None:

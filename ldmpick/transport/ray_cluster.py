@@ -109,12 +109,35 @@ def check_reachable(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
         raise UsageError(f"--cluster '{address}': give 'local', 'auto', or a Ray address host:port "
                          "(e.g. head:6379 or ray://head:10001)")
     try:
-        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
-            pass
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s) as conn:
+            speaks = os.environ.get("RAY_USE_TLS") in ("1", "true") or _speaks_grpc(conn, timeout_s)
     except OSError as exc:
         why = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or exc.__class__.__name__)
         raise RuntimeFailure(f"cannot reach the Ray cluster at '{address}' ({why}); is 'ray start --head' running "
                              "there, and is the port open?") from None
+    if not speaks:  # a port that takes TCP but is no Ray server: Ray itself retried for 32 s and printed its warning
+        raise RuntimeFailure(f"'{address}' accepts connections but is not a Ray server (no gRPC answer within "
+                             f"{timeout_s:g} s); give the head's GCS port (6379) or its client port (ray://head:10001)")
+
+
+HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])  # + an empty SETTINGS
+
+
+def _speaks_grpc(conn: Any, timeout_s: float) -> bool:
+    """Whether the peer answers an HTTP/2 client preface with the SETTINGS frame every HTTP/2 server (gRPC: Ray's
+    GCS and client server) sends first."""
+    conn.settimeout(timeout_s)
+    try:
+        conn.sendall(HTTP2_PREFACE)
+        head = b""
+        while len(head) < 9:
+            chunk = conn.recv(9 - len(head))
+            if not chunk:
+                return False
+            head += chunk
+    except OSError:
+        return False
+    return head[3] == 4  # frame type SETTINGS
 
 
 # ---------------------------------------------------------------------------------------------- calibrate
