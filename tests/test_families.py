@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from family_cli import add_profile_recommend_generate
 from family_pipelines import FAMILIES, build_family_pipeline, tiny_resolution
 from typer.testing import CliRunner
 
@@ -15,7 +16,6 @@ from ldmpick.models.catalogue import catalogue_entries, load_local_spec, resolve
 from ldmpick.cli import app
 from ldmpick.files.errors import ModelError
 from ldmpick.models.families import FAMILIES as ADAPTERS
-from ldmpick.profiles.schema import load_profile
 
 runner = CliRunner()
 
@@ -77,42 +77,14 @@ def test_family_is_never_guessed_from_the_folders_present(pipelines, tmp_path):
 
 @pytest.mark.parametrize("fam", FAMILIES)
 def test_add_profile_recommend_generate(pipelines, fam, tmp_path):
-    res = str(tiny_resolution(fam))
     name = f"tiny-{fam}"
-    r = runner.invoke(app, ["models", "add", name, str(pipelines[fam])])
-    assert r.exit_code == 0, r.output
-    out = tmp_path / "p.json"
-    r = runner.invoke(app, ["profile", "--models", name, "--device", "cpu", "--resolution", res, "--warmup", "1",
-                            "--repeats", "3", "--max-seconds", "2", "--out", str(out)])
-    assert r.exit_code == 0, r.output
-    prof = load_profile(out)
-    m = prof.model(name)
-    want = EXPECTED[fam]
-    assert m.ok and m.family == want["family"] and m.cfg is want["cfg"]
-    assert m.text_encoder is not None and m.vae_decode is not None  # its own fixed parts
+    run = add_profile_recommend_generate(name, pipelines[fam], tiny_resolution(fam), tmp_path)
+    m, want = run.model, EXPECTED[fam]
+    assert m.family == want["family"] and m.cfg is want["cfg"]
     assert m.text_encoders.count("tokens") == want["encoders"]
-    assert want["samplers"] <= set(m.samplers) == {s.name for s in prof.samplers}
-    raw = json.loads(out.read_text())
-    assert raw["schema"] == "ldmpick.profile/2" and "denoiser_step" in raw["models"][0]
-
-    # no quality data on the paper's scale for a model outside its family: listed with the command that measures it,
-    # never ranked by a parameter-count guess
-    r = runner.invoke(app, ["recommend", "--profile", str(out), "--budget", "100s"])
-    assert r.exit_code == 2
-    assert "no quality data" in r.stderr and f"ldmpick calibrate --models {name}" in r.stderr
-
-    gen_out = tmp_path / "images"
-    r = runner.invoke(app, ["generate", "a red cat", "--model", name, "--steps", "2", "--resolution", res,
-                            "--device", "cpu", "--seed", "1", "--out", str(gen_out), "--json"])
-    assert r.exit_code == 0, r.output
-    pngs = sorted(gen_out.glob("*.png"))
-    assert len(pngs) == 1
-    from PIL import Image
-
-    assert Image.open(pngs[0]).size == (int(res), int(res))
-    record = json.loads(r.stdout)
-    assert record["settings"]["family"] == want["family"]
-    assert record["scheduler_class"]  # the model's own saved scheduler, named
+    assert want["samplers"] <= set(m.samplers) == {s.name for s in run.profile.samplers}
+    assert run.record["settings"]["family"] == want["family"]
+    assert run.record["scheduler_class"]  # the model's own saved scheduler, named
 
 
 def test_a_declared_anchor_lets_recommend_rank_a_real_family(pipelines, tmp_path):

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from family_cli import add_profile_recommend_generate
 from pipelines_chroma_hidream import (
     CHROMA_T5_WIDTH,
     HIDREAM_CLIP_WIDTHS,
@@ -26,10 +27,8 @@ from pipelines_chroma_hidream import (
 )
 from typer.testing import CliRunner
 
-from ldmpick.cli import app
 from ldmpick.models.catalogue import load_local_spec
 from ldmpick.models.samplers import SAMPLERS, get_sampler, make_scheduler
-from ldmpick.profiles.schema import load_profile
 
 runner = CliRunner()
 REFERENCE = Path("/work/shared/reference/real_models/configs")
@@ -332,36 +331,12 @@ def test_hidream_makes_the_native_area_whatever_it_is_asked(folders):
 
 @pytest.mark.parametrize("case", PIPELINE_CASES)
 def test_add_profile_recommend_generate(folders, case, tmp_path):
-    res = str(_side(case))
-    name = f"tiny-{case}"
-    want = EXPECTED[case]
-    r = runner.invoke(app, ["models", "add", name, str(folders[case])])
-    assert r.exit_code == 0, r.output
-    out = tmp_path / "p.json"
-    r = runner.invoke(app, ["profile", "--models", name, "--device", "cpu", "--resolution", res, "--warmup", "1",
-                            "--repeats", "3", "--max-seconds", "2", "--threads", "1", "--out", str(out)])
-    assert r.exit_code == 0, r.output
-    prof = load_profile(out)
-    m = prof.model(name)
-    assert m.ok and m.family == want["family"] and m.cfg is want["cfg"]
-    assert m.text_encoder is not None and m.vae_decode is not None
+    name, want = f"tiny-{case}", EXPECTED[case]
+    run = add_profile_recommend_generate(name, folders[case], _side(case), tmp_path)
+    prof, m, record = run.profile, run.model, run.record
+    assert m.family == want["family"] and m.cfg is want["cfg"]
     assert m.text_encoders.count("tokens") == want["encoders"]
     assert set(m.samplers) == want["samplers"] == {s.name for s in prof.samplers}
-
-    r = runner.invoke(app, ["recommend", "--profile", str(out), "--budget", "100s"])
-    assert r.exit_code == 2
-    assert "no quality data" in r.stderr and f"ldmpick calibrate --models {name}" in r.stderr
-
-    gen_out = tmp_path / "images"
-    r = runner.invoke(app, ["generate", "a red cat", "--model", name, "--steps", "2", "--resolution", res,
-                            "--device", "cpu", "--seed", "1", "--threads", "1", "--out", str(gen_out), "--json"])
-    assert r.exit_code == 0, r.output
-    pngs = sorted(gen_out.glob("*.png"))
-    assert len(pngs) == 1
-    from PIL import Image
-
-    assert Image.open(pngs[0]).size == (int(res), int(res))
-    record = json.loads(r.stdout)
     assert record["settings"]["family"] == want["family"]
     assert record["settings"]["cfg"] is want["cfg"]
     assert record["scheduler_class"] == want["scheduler"]  # the model's own saved scheduler

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
+from family_cli import add_profile_recommend_generate
 from pipelines_flux2 import TINY_RESOLUTION, VARIANTS, build_flux2_pipeline, pipeline_class_name
 from typer.testing import CliRunner
 
@@ -17,7 +18,6 @@ from ldmpick.cli import app
 from ldmpick.models.catalogue import load_local_spec
 from ldmpick.models.families import FAMILIES
 from ldmpick.models.samplers import get_sampler, make_scheduler
-from ldmpick.profiles.schema import load_profile
 
 runner = CliRunner()
 FLOW = {"flow-euler", "flow-dpmpp-2m", "flow-unipc"}
@@ -283,38 +283,13 @@ def test_every_fitting_sampler_runs_the_pipeline(loaded, pipelines, sampler):
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_add_profile_recommend_generate(pipelines, variant, tmp_path):
-    res = str(TINY_RESOLUTION)
     name = f"tiny-flux2-{variant}"
     want = EXPECTED[variant]
-    r = runner.invoke(app, ["models", "add", name, str(pipelines[variant])])
-    assert r.exit_code == 0, r.output
-    out = tmp_path / "p.json"
-    r = runner.invoke(app, ["profile", "--models", name, "--device", "cpu", "--resolution", res, "--warmup", "1",
-                            "--repeats", "3", "--max-seconds", "2", "--out", str(out)])
-    assert r.exit_code == 0, r.output
-    prof = load_profile(out)
-    m = prof.model(name)
-    assert m.ok and m.family == "flux2" and m.cfg is want["cfg"]
-    assert m.text_encoder is not None and m.vae_decode is not None
+    run = add_profile_recommend_generate(name, pipelines[variant], TINY_RESOLUTION, tmp_path)
+    prof, m, record = run.profile, run.model, run.record
+    assert m.family == "flux2" and m.cfg is want["cfg"]
     assert m.text_encoders.count("tokens") == 1 and "512 tokens" in m.text_encoders
     assert want["samplers"] == set(m.samplers) == {s.name for s in prof.samplers}
-    raw = json.loads(out.read_text())
-    assert raw["schema"] == "ldmpick.profile/2" and "denoiser_step" in raw["models"][0]
-
-    r = runner.invoke(app, ["recommend", "--profile", str(out), "--budget", "100s"])
-    assert r.exit_code == 2
-    assert "no quality data" in r.stderr and f"ldmpick calibrate --models {name}" in r.stderr
-
-    gen_out = tmp_path / "images"
-    r = runner.invoke(app, ["generate", "a red cat", "--model", name, "--steps", "2", "--resolution", res,
-                            "--device", "cpu", "--seed", "1", "--out", str(gen_out), "--json"])
-    assert r.exit_code == 0, r.output
-    pngs = sorted(gen_out.glob("*.png"))
-    assert len(pngs) == 1
-    from PIL import Image
-
-    assert Image.open(pngs[0]).size == (TINY_RESOLUTION, TINY_RESOLUTION)
-    record = json.loads(r.stdout)
     assert record["settings"]["family"] == "flux2"
     assert record["settings"]["cfg"] is want["cfg"]
     assert record["scheduler_class"] == "FlowMatchEulerDiscreteScheduler"

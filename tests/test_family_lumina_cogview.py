@@ -13,13 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from family_cli import add_profile_recommend_generate
 from pipelines_lumina_cogview import ADAPTER, FAMILIES, build_pipeline, pipeline_class_name, tiny_resolution
 from typer.testing import CliRunner
 
-from ldmpick.cli import app
 from ldmpick.models.catalogue import load_local_spec
 from ldmpick.models.samplers import SAMPLERS, get_sampler, make_scheduler
-from ldmpick.profiles.schema import load_profile
 
 runner = CliRunner()
 
@@ -247,36 +246,12 @@ def test_decode_shift_and_defaults_are_the_pipelines(pipes, folders, fam, monkey
 
 @pytest.mark.parametrize("fam", FAMILIES)
 def test_add_profile_recommend_generate(folders, fam, tmp_path):
-    res = str(tiny_resolution(fam))
     name = f"tiny-{fam}"
-    r = runner.invoke(app, ["models", "add", name, str(folders[fam])])
-    assert r.exit_code == 0, r.output
-    out = tmp_path / "p.json"
-    r = runner.invoke(app, ["profile", "--models", name, "--device", "cpu", "--resolution", res, "--warmup", "1",
-                            "--repeats", "3", "--max-seconds", "2", "--out", str(out)])
-    assert r.exit_code == 0, r.output
-    prof = load_profile(out)
-    m = prof.model(name)
-    assert m.ok and m.family == ADAPTER[fam] and m.cfg is True
-    assert m.text_encoder is not None and m.vae_decode is not None
+    run = add_profile_recommend_generate(name, folders[fam], tiny_resolution(fam), tmp_path)
+    prof, m, record = run.profile, run.model, run.record
+    assert m.family == ADAPTER[fam] and m.cfg is True
     assert m.text_encoders.count("tokens") == 1
     assert set(m.samplers) == EXPECTED[fam]["samplers"] == {s.name for s in prof.samplers}
-    assert json.loads(out.read_text())["models"][0]["denoiser_step"]
-
-    r = runner.invoke(app, ["recommend", "--profile", str(out), "--budget", "100s"])
-    assert r.exit_code == 2
-    assert "no quality data" in r.stderr and f"ldmpick calibrate --models {name}" in r.stderr
-
-    gen_out = tmp_path / "images"
-    r = runner.invoke(app, ["generate", "a red cat", "--model", name, "--steps", "2", "--resolution", res,
-                            "--device", "cpu", "--seed", "1", "--out", str(gen_out), "--json"])
-    assert r.exit_code == 0, r.output
-    pngs = sorted(gen_out.glob("*.png"))
-    assert len(pngs) == 1
-    from PIL import Image
-
-    assert Image.open(pngs[0]).size == (int(res), int(res))
-    record = json.loads(r.stdout)
     assert record["settings"]["family"] == ADAPTER[fam]
     assert record["scheduler_class"] == "FlowMatchEulerDiscreteScheduler"
 

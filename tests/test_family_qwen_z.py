@@ -9,13 +9,13 @@ import json
 from pathlib import Path
 
 import pytest
+from family_cli import add_profile_recommend_generate
 from pipelines_qwen_z import FAMILIES, build_qwen_z_pipeline, tiny_resolution
 from typer.testing import CliRunner
 
 from ldmpick.cli import app
 from ldmpick.models.catalogue import load_local_spec
 from ldmpick.models.samplers import get_sampler
-from ldmpick.profiles.schema import load_profile
 
 pytestmark = pytest.mark.skipif(set(FAMILIES) != {"qwen-image", "z-image"},
                                 reason="this diffusers lacks QwenImagePipeline or ZImagePipeline")
@@ -284,36 +284,12 @@ def test_timestep_kwargs_are_the_pipelines_shift(loaded, pipelines, fam):
 
 @pytest.mark.parametrize("fam", sorted(EXPECTED))
 def test_add_profile_recommend_generate(pipelines, fam, tmp_path):
-    res = str(tiny_resolution(fam))
-    name = f"tiny-{fam}"
-    r = runner.invoke(app, ["models", "add", name, str(pipelines[fam])])
-    assert r.exit_code == 0, r.output
-    out = tmp_path / "p.json"
-    r = runner.invoke(app, ["profile", "--models", name, "--device", "cpu", "--resolution", res, "--warmup", "1",
-                            "--repeats", "3", "--max-seconds", "2", "--out", str(out)])
-    assert r.exit_code == 0, r.output
-    prof = load_profile(out)
-    m = prof.model(name)
-    want = EXPECTED[fam]
-    assert m.ok and m.family == want["family"] and m.cfg is want["cfg"]
-    assert m.text_encoder is not None and m.vae_decode is not None
+    name, want = f"tiny-{fam}", EXPECTED[fam]
+    run = add_profile_recommend_generate(name, pipelines[fam], tiny_resolution(fam), tmp_path, prompt=PROMPT)
+    prof, m, record = run.profile, run.model, run.record
+    assert m.family == want["family"] and m.cfg is want["cfg"]
     assert m.text_encoders.count("tokens") == want["encoders"] and want["label"] in m.text_encoders
     assert want["samplers"] == set(m.samplers) == {s.name for s in prof.samplers}
-
-    r = runner.invoke(app, ["recommend", "--profile", str(out), "--budget", "100s"])
-    assert r.exit_code == 2
-    assert "no quality data" in r.stderr and f"ldmpick calibrate --models {name}" in r.stderr
-
-    gen_out = tmp_path / "images"
-    r = runner.invoke(app, ["generate", PROMPT, "--model", name, "--steps", "2", "--resolution", res, "--device",
-                            "cpu", "--seed", "1", "--out", str(gen_out), "--json"])
-    assert r.exit_code == 0, r.output
-    pngs = sorted(gen_out.glob("*.png"))
-    assert len(pngs) == 1
-    from PIL import Image
-
-    assert Image.open(pngs[0]).size == (int(res), int(res))
-    record = json.loads(r.stdout)
     settings = record["settings"]
     assert settings["family"] == want["family"] and settings["cfg"] is want["cfg"]
     assert settings["guidance"] == (4.0 if fam == "qwen-image" else 0.0)

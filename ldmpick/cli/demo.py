@@ -40,7 +40,7 @@ def demo_train_cmd(
     interruption and it continues from the last checkpoint (every 250 steps); runs of different --channels into the
     same --out can go in parallel (they share one VAE, trained once)."""
     from ldmpick.demo.training import TrainingRecipe, train_family
-    from ldmpick.files.output_paths import check_outside_package, check_output_file, check_output_folder
+    from ldmpick.files.output_paths import check_outside_package, check_output_folder
 
     if out is None:
         raise UsageError("give --out FOLDER: training writes there and never over the installed demo models "

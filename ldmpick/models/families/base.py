@@ -213,7 +213,6 @@ class ParamCountCache:
 
     @staticmethod
     def shipped_path() -> Any:
-        from pathlib import Path
 
         from ldmpick import PACKAGE_DIR
 
@@ -507,6 +506,29 @@ class Family:
 
     def describe(self) -> str:
         return self.description
+
+
+def unpack_2x2(latents: Any) -> Any:
+    """Packed latents (B, (H/2)(W/2), 4C) back to an image of latents (B, C, H, W), as the Flux-style pipelines'
+    ``_unpack_latents`` do (Flux, Chroma, Qwen-Image)."""
+    b, tokens, c = latents.shape
+    side = int(round(tokens ** 0.5))
+    return latents.view(b, side, side, c // 4, 2, 2).permute(0, 3, 1, 4, 2, 5).reshape(b, c // 4, side * 2, side * 2)
+
+
+class PackedLatents:
+    """The decode side of a family whose latents are packed 2x2 into tokens (Flux, Chroma): example latents as the
+    VAE decoder's caller holds them, and the pipeline's unpack before the base decode (scaling, shift)."""
+
+    def decode_latents(self, spec: ModelFacts, batch: int, resolution: int, device: str, dtype: Any) -> Any:
+        import torch
+
+        side = self.latent_size(spec, resolution) // 2  # type: ignore[attr-defined]
+        return torch.randn(batch, side * side, self.latent_channels(spec) * 4,  # type: ignore[attr-defined]
+                           device=device, dtype=dtype)
+
+    def decode(self, vae: Any, latents: Any) -> Any:
+        return super().decode(vae, unpack_2x2(latents))  # type: ignore[misc]
 
 
 def timestep_batch(batch: int, device: str, value: float = 500.0) -> Any:

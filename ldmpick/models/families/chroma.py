@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ldmpick.models.families.base import Family
+from ldmpick.models.families.base import Family, PackedLatents
 
 if TYPE_CHECKING:  # pragma: no cover
     from ldmpick.models.families.base import ModelFacts, TextEncoder
@@ -31,7 +31,7 @@ DEFAULT_SAMPLE_SIZE = 128  # ChromaPipeline.default_sample_size (latent pixels):
 PROMPT_TOKENS = 32  # the T5 tokens of a typical prompt, for the example attention mask (its values cost nothing)
 
 
-class Chroma(Family):
+class Chroma(PackedLatents, Family):
     name = "chroma"
     description = "Chroma1-HD MM-DiT (FLUX.1 geometry) with a T5-XXL encoder; real CFG"
     pipelines = ("ChromaPipeline",)
@@ -97,18 +97,6 @@ class Chroma(Family):
         }
 
     # ------------------------------------------------------------------ VAE decode
-    def decode_latents(self, spec: ModelFacts, batch: int, resolution: int, device: str, dtype: Any) -> Any:
-        import torch
-
-        side = self.latent_size(spec, resolution) // 2
-        return torch.randn(batch, side * side, self.latent_channels(spec) * 4, device=device, dtype=dtype)
-
-    def decode(self, vae: Any, latents: Any) -> Any:
-        # _unpack_latents, then (latents / scaling_factor) + shift_factor
-        b, tokens, c = latents.shape
-        side = int(round(tokens ** 0.5))
-        x = latents.view(b, side, side, c // 4, 2, 2).permute(0, 3, 1, 4, 2, 5).reshape(b, c // 4, side * 2, side * 2)
-        return super().decode(vae, x)
 
     # ------------------------------------------------------------------ generation
     def call_kwargs(self, spec: ModelFacts, guidance: float, n: int) -> dict[str, Any]:

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ldmpick.models.families.base import Family
+from ldmpick.models.families.base import Family, PackedLatents
 
 if TYPE_CHECKING:  # pragma: no cover
     from ldmpick.models.families.base import ModelFacts
 
 
-class Flux(Family):
+class Flux(PackedLatents, Family):
     name = "flux"
     description = "FLUX.1 MM-DiT with CLIP-L (pooled) and T5-XXL; guidance-distilled"
     pipelines = ("FluxPipeline",)
@@ -73,17 +73,6 @@ class Flux(Family):
             inputs["guidance"] = torch.full((batch,), 3.5, device=device, dtype=torch.float32)
         return inputs
 
-    def decode_latents(self, spec: ModelFacts, batch: int, resolution: int, device: str, dtype: Any) -> Any:
-        import torch
-
-        side = self.latent_size(spec, resolution) // 2
-        return torch.randn(batch, side * side, self.latent_channels(spec) * 4, device=device, dtype=dtype)
-
-    def decode(self, vae: Any, latents: Any) -> Any:
-        b, tokens, c = latents.shape
-        side = int(round(tokens ** 0.5))
-        x = latents.view(b, side, side, c // 4, 2, 2).permute(0, 3, 1, 4, 2, 5).reshape(b, c // 4, side * 2, side * 2)
-        return super().decode(vae, x)
 
     def call_kwargs(self, spec: ModelFacts, guidance: float, n: int) -> dict[str, Any]:
         return {"guidance_scale": guidance, "max_sequence_length": self.t5_tokens(spec)}

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ldmpick.models.families.base import Family, TextEncoder
+from ldmpick.models.families.base import Family, PackedLatents, TextEncoder, unpack_2x2
 
 if TYPE_CHECKING:  # pragma: no cover
     from ldmpick.models.families.base import ModelFacts
@@ -43,7 +43,7 @@ VISION_TOKEN_KEYS = ("vision_start_token_id", "vision_end_token_id", "vision_tok
                      "video_token_id")
 
 
-class QwenImage(Family):
+class QwenImage(PackedLatents, Family):
     name = "qwen-image"
     description = "Qwen-Image MM-DiT with a Qwen2.5-VL encoder and the Wan-style 16-channel VAE; true CFG"
     pipelines = ("QwenImagePipeline",)
@@ -135,20 +135,12 @@ class QwenImage(Family):
         return inputs
 
     # ------------------------------------------------------------------ VAE decode
-    def decode_latents(self, spec: ModelFacts, batch: int, resolution: int, device: str, dtype: Any) -> Any:
-        import torch
-
-        side = self.latent_size(spec, resolution) // 2
-        return torch.randn(batch, side * side, self.latent_channels(spec) * 4, device=device, dtype=dtype)
 
     def decode(self, vae: Any, latents: Any) -> Any:
         import torch
 
         # QwenImagePipeline._unpack_latents, then the denormalisation and decode of __call__
-        b, tokens, c = latents.shape
-        side = int(round(tokens ** 0.5))
-        x = latents.view(b, side, side, c // 4, 2, 2).permute(0, 3, 1, 4, 2, 5)
-        x = x.reshape(b, c // 4, 1, side * 2, side * 2).to(vae.dtype)
+        x = unpack_2x2(latents).unsqueeze(2).to(vae.dtype)  # (B, C, 1, H, W): one frame of the video-style VAE
         cfg = vae.config
         mean = torch.tensor(cfg.latents_mean).view(1, cfg.z_dim, 1, 1, 1).to(x.device, x.dtype)
         std = 1.0 / torch.tensor(cfg.latents_std).view(1, cfg.z_dim, 1, 1, 1).to(x.device, x.dtype)
