@@ -88,3 +88,34 @@ def test_a_model_with_an_edm_schedule_keeps_it(tmp_path):
     r = runner.invoke(app, [*base, "--out", str(tmp_path / "b"), "--json"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["settings"]["sampler"] == "own:EDMDPMSolverMultistepScheduler"
+
+
+def test_a_terminal_shift_schedule_refuses_one_step(tmp_path):
+    """Qwen-Image's scheduler stretches its sigmas to a terminal shift: at one step diffusers divides by zero (NaN
+    timesteps). Refused in one line before anything loads."""
+    from pipelines_qwen_z import build_qwen_z_pipeline
+
+    folder = build_qwen_z_pipeline("qwen-image", tmp_path / "qwen")
+    r = runner.invoke(app, ["generate", "a cat", "--model", str(folder), "--steps", "1", "--resolution", "32",
+                            "--device", "cpu", "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2 and r.stderr.count("\n") == 1, r.output
+    assert "runs at least 2 steps" in r.stderr
+
+
+def test_hidream_is_run_and_profiled_only_at_the_size_it_really_makes(tmp_path):
+    """HiDreamImagePipeline rescales every request to its native area: --resolution 512 wrote a 1024 px image that
+    the record and the prediction called 512 px."""
+    from pipelines_chroma_hidream import build_pipeline
+    from pipelines_chroma_hidream import tiny_resolution as hidream_side
+
+    folder = build_pipeline("hidream", tmp_path / "hidream")
+    native = hidream_side("hidream")  # the tiny model's native side (1024 px for the released ones)
+    for args in (["generate", "a cat", "--model", str(folder), "--steps", "2", "--out", str(tmp_path / "o")],
+                 ["profile", "--models", str(folder), "--out", str(tmp_path / "p.json")]):
+        r = runner.invoke(app, [*args, "--resolution", str(native // 2), "--device", "cpu"])
+        assert r.exit_code == 2 and r.stderr.count("\n") == 1, r.output
+        assert f"generates {native} px whatever size is asked" in r.stderr and f"--resolution {native}" in r.stderr
+    from ldmpick.models.catalogue import resolve_model
+
+    spec = resolve_model("hidream-i1-full")
+    assert spec.adapter.generated_resolution(spec, 512) == 1024 == spec.native_resolution

@@ -303,6 +303,9 @@ def resolve_settings(req: GenerateRequest) -> tuple[RunSettings, ModelSpec]:
         raise UsageError(f"mode '{mode}' is not supported for the {spec.family} family")
     resolution = req.resolution if req.resolution is not None else spec.native_resolution
     check_resolution(resolution, spec)
+    if req.steps < spec.adapter.min_steps(spec):
+        raise UsageError(f"--steps {req.steps}: '{spec.name}' runs at least {spec.adapter.min_steps(spec)} steps (its "
+                         "scheduler's terminal shift has no one-step schedule)")
     assert spec.path is not None
     guidance = float(req.guidance) if req.guidance is not None else spec.guidance
     settings = RunSettings(

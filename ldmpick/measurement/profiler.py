@@ -139,6 +139,10 @@ def check_resolution(resolution: int, spec: ModelSpec) -> None:
                f"the {spec.family} pipeline takes multiples of {spec.adapter.pipeline_multiple}")
         raise UsageError(f"--resolution {resolution} is not a multiple of {multiple} ({why}); "
                          f"try {lower or multiple} or {lower + multiple}")
+    made = spec.adapter.generated_resolution(spec, resolution)
+    if made != resolution:  # HiDream: a 512 px request made a 1024 px image, recorded and predicted as 512
+        raise UsageError(f"--resolution {resolution}: the {spec.family} pipeline generates {made} px whatever size is "
+                         f"asked (it rescales to its native area); give --resolution {made}")
 
 
 # ---------------------------------------------------------------------------------------------- timing

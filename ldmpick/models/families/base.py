@@ -372,6 +372,16 @@ class Family:
     def latent_size(self, spec: ModelFacts, resolution: int) -> int:
         return resolution // self.vae_scale_factor(spec)
 
+    def generated_resolution(self, spec: ModelFacts, resolution: int) -> int:
+        """The square side the pipeline really generates when asked for ``resolution`` (HiDream rescales every
+        request to its native area)."""
+        return resolution
+
+    def min_steps(self, spec: ModelFacts) -> int:
+        """The fewest steps the model's own scheduler can run: a flow schedule stretched to a terminal shift
+        (``shift_terminal``, Qwen-Image) divides by zero at one step in diffusers (NaN timesteps)."""
+        return 2 if (spec.scheduler_config or {}).get("shift_terminal") else 1
+
     # ------------------------------------------------------------------ guidance
     def guidance_distilled(self, spec: ModelFacts) -> bool:
         """True when guidance is an input of the denoiser (one evaluation per step), not a doubled batch."""

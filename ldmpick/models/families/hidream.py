@@ -103,6 +103,9 @@ class HiDream(Family):
     def generated_latent_size(self, spec: ModelFacts, resolution: int) -> int:
         return self.generated_size(spec, resolution)[0] // self.vae_scale_factor(spec)
 
+    def generated_resolution(self, spec: ModelFacts, resolution: int) -> int:
+        return self.generated_size(spec, resolution)[0]
+
     def max_seq(self, spec: ModelFacts) -> int:
         """The transformer's ``max_seq``: max_resolution[0] x max_resolution[1] // patch_size^2."""
         cfg = self.denoiser_config(spec)
