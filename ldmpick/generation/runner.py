@@ -26,8 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ldmpick.models.catalogue import (ModelSpec, check_index_entries, check_safetensors_weights, read_model_json,
-                                      resolve_model)
+from ldmpick.models.catalogue import ModelSpec, check_safetensors_weights, resolve_model
 from ldmpick.files.errors import LdmpickError, ModelError, RuntimeFailure, UsageError, unknown_name
 from ldmpick.hardware.execution import DTYPES, MODES, check_dtype, check_mode, default_device, default_dtype, default_mode
 from ldmpick.models.samplers import get_sampler
@@ -250,10 +249,8 @@ def weights_spec(model: str) -> ModelSpec:
         raise ModelError(f"model folder '{spec.path}' has no model_index.json (not a diffusers pipeline folder)")
     for component in spec.weight_components():
         check_safetensors_weights(spec.path, component)
-    index = read_model_json(spec.path / "model_index.json", "model_index.json")
-    check_index_entries(index, f"'{spec.path / 'model_index.json'}'")
-    for comp, value in index.items():
-        if comp.startswith("tokenizer") and value[1] and not (spec.path / comp).is_dir():
+    for comp in spec.component_classes:  # (model_index.json was read and checked when the spec was made)
+        if comp.startswith("tokenizer") and not (spec.path / comp).is_dir():
             raise ModelError(f"model folder '{spec.path}' has no {comp}/ folder")
     return spec
 
@@ -352,9 +349,7 @@ def load_pipeline(path: Path, device: str, dtype: str, spec: ModelSpec | None = 
         spec = load_local_spec(Path(path))
     cls = getattr(diffusers, spec.pipeline_class)
     # components model_index.json lists as [null, null] that the family may run without (SD3's T5) load as None
-    index = read_model_json(Path(path) / "model_index.json", "model_index.json")
-    absent = {comp: None for comp, listed in index.items() if listed == [None, None]
-              and comp in spec.adapter.optional_components}
+    absent = {comp: None for comp in spec.null_components if comp in spec.adapter.optional_components}
     try:
         with warnings.catch_warnings():  # torch_dtype's deprecation notice in newer diffusers
             warnings.simplefilter("ignore", FutureWarning)

@@ -112,6 +112,7 @@ class ModelSpec:
     max_sequence_length: int | None = None  # the T5/Gemma token count the pipeline uses, when not the family's
     default_guidance: float | None = None
     default_steps: int | None = None
+    null_components: tuple[str, ...] = ()  # what model_index.json lists as [null, null] (SD3 without its T5)
 
     # ------------------------------------------------------------------ the adapter
     @property
@@ -706,6 +707,7 @@ def load_local_spec(folder: Path, name: str | None = None, kind: str = "local", 
         component_classes=classes,
         path=folder.resolve(),
         source=source or str(folder),
+        null_components=tuple(comp for comp, listed in index.items() if listed == [None, None]),
     )
     # FLUX.2 [klein] says it in model_index.json (is_distilled, a pipeline argument)
     spec.distilled = _looks_distilled(spec) or index.get("is_distilled") is True
