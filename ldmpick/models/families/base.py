@@ -526,6 +526,17 @@ def unpack_2x2(latents: Any) -> Any:
     return latents.view(b, side, side, c // 4, 2, 2).permute(0, 3, 1, 4, 2, 5).reshape(b, c // 4, side * 2, side * 2)
 
 
+def packed_image_ids(side: int, device: str, dtype: Any) -> Any:
+    """The (side x side, 3) position ids of packed latent tokens, (0, row, column), as the Flux-style pipelines'
+    ``_prepare_latent_image_ids`` make them (Flux, Chroma)."""
+    import torch
+
+    ids = torch.zeros(side, side, 3, device=device, dtype=dtype)
+    ids[..., 1] = torch.arange(side, device=device, dtype=dtype)[:, None]
+    ids[..., 2] = torch.arange(side, device=device, dtype=dtype)[None, :]
+    return ids.reshape(side * side, 3)
+
+
 class PackedLatents:
     """The decode side of a family whose latents are packed 2x2 into tokens (Flux, Chroma): example latents as the
     VAE decoder's caller holds them, and the pipeline's unpack before the base decode (scaling, shift)."""

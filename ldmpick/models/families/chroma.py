@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ldmpick.models.families.base import Family, PackedLatents
+from ldmpick.models.families.base import Family, PackedLatents, packed_image_ids
 
 if TYPE_CHECKING:  # pragma: no cover
     from ldmpick.models.families.base import ModelFacts, TextEncoder
@@ -78,9 +78,6 @@ class Chroma(PackedLatents, Family):
         cfg = self.denoiser_config(spec)
         side = self.latent_size(spec, resolution) // 2
         tokens, text = side * side, self.t5_tokens(spec)
-        img_ids = torch.zeros(side, side, 3, device=device, dtype=dtype)
-        img_ids[..., 1] = torch.arange(side, device=device, dtype=dtype)[:, None]
-        img_ids[..., 2] = torch.arange(side, device=device, dtype=dtype)[None, :]
         # _get_t5_prompt_embeds: the prompt's tokens and one padding token unmasked (mask_indices <= seq_lengths);
         # _prepare_attention_mask: then ones for every image token
         prompt = torch.arange(text, device=device)[None, :] <= min(PROMPT_TOKENS, text - 1)
@@ -92,7 +89,7 @@ class Chroma(PackedLatents, Family):
             "encoder_hidden_states": torch.randn(batch, text, int(cfg.get("joint_attention_dim") or 4096),
                                                  device=device, dtype=dtype),
             "txt_ids": torch.zeros(text, 3, device=device, dtype=dtype),
-            "img_ids": img_ids.reshape(tokens, 3),
+            "img_ids": packed_image_ids(side, device, dtype),
             "attention_mask": mask,
         }
 

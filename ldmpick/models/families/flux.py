@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ldmpick.models.families.base import Family, PackedLatents
+from ldmpick.models.families.base import Family, PackedLatents, packed_image_ids
 
 if TYPE_CHECKING:  # pragma: no cover
     from ldmpick.models.families.base import ModelFacts
@@ -56,9 +56,6 @@ class Flux(PackedLatents, Family):
         cfg = self.denoiser_config(spec)
         side = self.latent_size(spec, resolution) // 2
         tokens, text = side * side, self.t5_tokens(spec)
-        img_ids = torch.zeros(side, side, 3, device=device, dtype=dtype)
-        img_ids[..., 1] = torch.arange(side, device=device, dtype=dtype)[:, None]
-        img_ids[..., 2] = torch.arange(side, device=device, dtype=dtype)[None, :]
         inputs: dict[str, Any] = {
             "hidden_states": torch.randn(batch, tokens, int(cfg.get("in_channels", 64)), device=device, dtype=dtype),
             "encoder_hidden_states": torch.randn(batch, text, int(cfg.get("joint_attention_dim") or 4096),
@@ -66,7 +63,7 @@ class Flux(PackedLatents, Family):
             "pooled_projections": torch.randn(batch, int(cfg.get("pooled_projection_dim") or 768), device=device,
                                               dtype=dtype),
             "timestep": torch.full((batch,), 0.5, device=device, dtype=dtype),
-            "img_ids": img_ids.reshape(tokens, 3),
+            "img_ids": packed_image_ids(side, device, dtype),
             "txt_ids": torch.zeros(text, 3, device=device, dtype=dtype),
         }
         if cfg.get("guidance_embeds"):
