@@ -60,6 +60,18 @@ def foreign_device(monkeypatch: pytest.MonkeyPatch) -> tuple[str, int]:
     return FOREIGN_CPU
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Two cores shared by several processes: one torch thread is both faster and steadier here (the module's
+    tests then run at one thread; the count before is restored)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def tiny_unet_config(c: int = 8, levels: int = 2, cross_attention_dim: int = 16) -> dict:
     """A tiny config of the paper family's shape (only the base channel count c changes)."""
     return dict(

@@ -51,15 +51,23 @@ _TINY_RESOLUTION: dict[str, int] = {
 }
 
 
-def _supported_families() -> tuple[str, ...]:
+def supported_families(required: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
+    """The families of ``required`` (family -> the diffusers classes it needs) that this diffusers has, in order
+    (the builders of tests/pipelines_*.py use it too)."""
     try:
         import diffusers
     except ImportError:
         return ()
-    return tuple(f for f, names in _REQUIRED_CLASSES.items() if all(hasattr(diffusers, n) for n in names))
+    return tuple(f for f, names in required.items() if all(hasattr(diffusers, n) for n in names))
 
 
-FAMILIES: tuple[str, ...] = _supported_families()
+def check_family(family: str, known: Any) -> None:
+    """A one-line ValueError for a family no builder of this module makes."""
+    if family not in known:
+        raise ValueError(f"unknown family {family!r}; known: {', '.join(known)}")
+
+
+FAMILIES: tuple[str, ...] = supported_families(_REQUIRED_CLASSES)
 """The families this diffusers can build, in a fixed order (UNet families first)."""
 
 
@@ -115,8 +123,7 @@ def build_family_pipeline(family: str, folder: Path, seed: int = 0, **options: A
 
 
 def _check_family(family: str) -> None:
-    if family not in _REQUIRED_CLASSES:
-        raise ValueError(f"unknown family {family!r}; known: {', '.join(_REQUIRED_CLASSES)}")
+    check_family(family, _REQUIRED_CLASSES)
 
 
 # ----------------------------------------------------------------------------------------------- tokenizers

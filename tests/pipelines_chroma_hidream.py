@@ -30,11 +30,11 @@ from pathlib import Path
 from typing import Any
 
 try:
-    from family_pipelines import tiny_t5_tokenizer
+    from family_pipelines import check_family, tiny_t5_tokenizer
     from tiny_pipeline import tiny_tokenizer
 except ModuleNotFoundError:  # imported from outside tests/: the sibling modules by path
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from family_pipelines import tiny_t5_tokenizer
+    from family_pipelines import check_family, tiny_t5_tokenizer
     from tiny_pipeline import tiny_tokenizer
 
 FAMILIES: tuple[str, ...] = ("chroma", "hidream")
@@ -81,8 +81,7 @@ def build_pipeline(family: str, folder: Path, seed: int = 0, variant: str = "ful
 
 
 def _check(family: str) -> None:
-    if family not in FAMILIES:
-        raise ValueError(f"unknown family {family!r}; known: {', '.join(FAMILIES)}")
+    check_family(family, FAMILIES)
 
 
 # ------------------------------------------------------------------------------------------------- pieces

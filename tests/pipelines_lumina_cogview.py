@@ -29,10 +29,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 try:
-    from family_pipelines import _gemma2, _kl_vae_f8, tiny_gemma_tokenizer
+    from family_pipelines import _gemma2, _kl_vae_f8, check_family, supported_families, tiny_gemma_tokenizer
 except ModuleNotFoundError:  # imported from outside tests/: the sibling module by path
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from family_pipelines import _gemma2, _kl_vae_f8, tiny_gemma_tokenizer
+    from family_pipelines import _gemma2, _kl_vae_f8, check_family, supported_families, tiny_gemma_tokenizer
 
 # family -> (the diffusers pipeline class it saves, the other diffusers classes it needs)
 REQUIRED_CLASSES: dict[str, tuple[str, ...]] = {
@@ -46,15 +46,7 @@ TINY_RESOLUTION = 64
 ADAPTER = {"lumina2": "lumina2", "cogview4": "cogview4"}
 
 
-def _supported() -> tuple[str, ...]:
-    try:
-        import diffusers
-    except ImportError:
-        return ()
-    return tuple(f for f, names in REQUIRED_CLASSES.items() if all(hasattr(diffusers, n) for n in names))
-
-
-FAMILIES: tuple[str, ...] = _supported()
+FAMILIES: tuple[str, ...] = supported_families(REQUIRED_CLASSES)
 """The families this diffusers can build."""
 
 
@@ -86,8 +78,7 @@ def build_pipeline(family: str, folder: Path, seed: int = 0) -> Path:
 
 
 def _check(family: str) -> None:
-    if family not in REQUIRED_CLASSES:
-        raise ValueError(f"unknown family {family!r}; known: {', '.join(REQUIRED_CLASSES)}")
+    check_family(family, REQUIRED_CLASSES)
 
 
 # ----------------------------------------------------------------------------------------------- tokenizers

@@ -26,8 +26,15 @@ tokens, which the pipeline drops. Z-Image's tokenizer carries the part of Qwen3'
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
+
+try:
+    from family_pipelines import check_family, supported_families
+except ModuleNotFoundError:  # imported from outside tests/: the sibling module by path
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from family_pipelines import check_family, supported_families
 
 _REQUIRED_CLASSES: dict[str, tuple[str, ...]] = {
     "qwen-image": ("QwenImagePipeline", "QwenImageTransformer2DModel", "AutoencoderKLQwenImage",
@@ -61,15 +68,7 @@ QWEN3_CHAT_TEMPLATE = (
 )
 
 
-def _supported_families() -> tuple[str, ...]:
-    try:
-        import diffusers
-    except ImportError:
-        return ()
-    return tuple(f for f, names in _REQUIRED_CLASSES.items() if all(hasattr(diffusers, n) for n in names))
-
-
-FAMILIES: tuple[str, ...] = _supported_families()
+FAMILIES: tuple[str, ...] = supported_families(_REQUIRED_CLASSES)
 """The families of this module this diffusers can build."""
 
 
@@ -84,8 +83,7 @@ def tiny_resolution(family: str) -> int:
 
 
 def _check_family(family: str) -> None:
-    if family not in _REQUIRED_CLASSES:
-        raise ValueError(f"unknown family {family!r}; known: {', '.join(_REQUIRED_CLASSES)}")
+    check_family(family, _REQUIRED_CLASSES)
 
 
 def build_qwen_z_pipeline(family: str, folder: Path, seed: int = 0, **options: Any) -> Path:

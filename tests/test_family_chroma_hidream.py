@@ -49,15 +49,7 @@ EXPECTED = {
 PIPELINE_CASES = ("chroma", "hidream-full", "hidream-dev")  # run through diffusers (fast is dev's wiring)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Two shared cores: one torch thread is several times faster than two that fight other processes."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # (conftest)
 
 
 @pytest.fixture(scope="module")

@@ -21,15 +21,7 @@ runner = CliRunner()
 RES = "32"  # tiny model: multiples of 4; 32 px -> 16x16 latents
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Two cores shared by several processes: one torch thread is both faster and steadier here."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # (conftest)
 
 
 @pytest.fixture(scope="module")

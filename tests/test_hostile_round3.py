@@ -289,8 +289,9 @@ def _interrupted_profile(monkeypatch, args: list[str]) -> Path:
 
 
 def _quick_profile(models: str, out: Path) -> list[str]:
-    return ["profile", "--models", models, "--device", "cpu", "--resolution", "32", "--samplers", "ddim",
-            "--warmup", "0", "--repeats", "3", "--max-seconds", "1", "--out", str(out)]
+    from test_profile_cli import _quick
+
+    return _quick(models) + ["--out", str(out)]
 
 
 def test_a_partial_profile_is_resumed_only_by_its_own_request(tiny_models, monkeypatch, tmp_path):
