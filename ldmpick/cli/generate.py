@@ -8,9 +8,9 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from ldmpick.cli.options import (BudgetOpt, DeviceOpt, DtypeOpt, GuidanceOpt, JsonOpt, ModelOpt, ModeOpt, OutOpt,
-                                 ProfileOpt, PromptsFileOpt, ResolutionOpt, SamplerOpt, SeedOpt, StepsOpt,
-                                 ThreadsOpt, command_line)
+from ldmpick.cli.options import (CostBudgetOpt, DeviceOpt, DtypeOpt, GuidanceOpt, JsonOpt, ModelOpt, ModeOpt, OutOpt,
+                                 PriceOpt, ProfileOpt, PromptsFileOpt, ResolutionOpt, SamplerOpt, SeedOpt, StepsOpt,
+                                 ThreadsOpt, command_line, price_source)
 from ldmpick.cli.render import console, make_table, notice, print_json, progress_bar
 from ldmpick.files.errors import UsageError
 from ldmpick.models.samplers import steps_text
@@ -30,8 +30,9 @@ def read_prompts(prompt: Optional[str], prompts_file: Optional[Path]) -> list[st
 
 
 def generate_cmd(
+    ctx: typer.Context,
     prompt: Annotated[Optional[str], typer.Argument(help="The prompt (or use --prompts-file).")] = None,
-    budget: BudgetOpt = None,
+    budget: CostBudgetOpt = None,
     model: ModelOpt = None,
     sampler: SamplerOpt = None,
     steps: StepsOpt = None,
@@ -51,6 +52,7 @@ def generate_cmd(
                                          "(set-up, reported apart): the images are then timed warm, as the profile "
                                          "measures. --no-warmup: the first image carries the process's first-call "
                                          "cost.")] = True,
+    price: PriceOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Generate images with the chosen (or selected) model, sampler and steps; compare measured with predicted latency.
@@ -63,12 +65,17 @@ def generate_cmd(
     from ldmpick.generation.drift import check_run
     from ldmpick.planning.plan import plan_generation
     from ldmpick.generation.outputs import sidecar_document
+    from ldmpick.costs import as_latency_budget
 
     prompts = read_prompts(prompt, prompts_file)
+    # a money budget is the seconds it buys (said once the plan stands)
+    budget, budget_note = as_latency_budget(budget, price=price, price_source=price_source(ctx))
     plan = plan_generation(
         prompts, out=out or Path("ldmpick-images"), budget=budget, model=model, sampler=sampler, steps=steps,
         seed=seed, n=n, negative_prompt=negative_prompt, guidance=guidance, resolution=resolution, device=device,
         dtype=dtype, mode=mode, profile=profile, warmup=warmup, notify=notice)
+    if budget_note:
+        notice(budget_note)
     settings = plan.settings
     advice = apply_threads(threads).advice(settings.device)
     if advice:

@@ -44,6 +44,14 @@ StepListOpt = Annotated[str, typer.Option("--steps", help="Step counts, comma-se
 BudgetOpt = Annotated[Optional[str], typer.Option(
     "--budget", "-b", help="Latency per image batch: '2s', '1500ms', '0.5 s' (recommend --cost-model flops: cost "
                            "units, e.g. 3).")]
+CostBudgetOpt = Annotated[Optional[str], typer.Option(
+    "--budget", "-b", help="Per image batch; its unit says what it counts: seconds ('2s', '1500ms', '0.5 s'), dollars "
+                           "('$0.002', at --price), joules ('50J': recommend, from a profile's NVML energy); "
+                           "recommend --cost-model flops: cost units, e.g. 3.")]
+PriceOpt = Annotated[Optional[str], typer.Option(
+    "--price", envvar="LDMPICK_PRICE", metavar="<$/h>",
+    help="The device's price, for a money budget ('$0.002'): dollars per hour such as '2.49/h' or '$2.49/h' (also "
+         "/min, /s); ldmpick never guesses one.")]
 ProfileOpt = Annotated[Optional[str], typer.Option(
     "--profile", "-p", help="Profile id, name prefix or file (default: $LDMPICK_PROFILE, then the profile that "
                             "best covers the asked models and settings, preferring this device's).")]
@@ -108,6 +116,12 @@ def int_list(text: str, option: str, example: str = "1,2,4,8") -> list[int]:
         return [int(x) for x in items]
     except ValueError:
         raise UsageError(f"{option} must be comma-separated integers like '{example}', got '{shown}'") from None
+
+
+def price_source(ctx: typer.Context) -> str:
+    """Where --price came from, as messages name it: the command line or $LDMPICK_PRICE."""
+    source = ctx.get_parameter_source("price")  # (typer may vendor click: compared by name)
+    return "$LDMPICK_PRICE" if getattr(source, "name", None) == "ENVIRONMENT" else "--price"
 
 
 def command_line() -> str:

@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Optional
 
 import typer
 
-from ldmpick.cli.options import (BatchOpt, BudgetOpt, CfgOpt, JsonOpt, LawOpt, MetricOpt, ModelsOpt, ModeOpt,
-                                 PercentileOpt, ProfileOpt, ResolutionOpt, SamplersOpt)
+from ldmpick.cli.options import (BatchOpt, CfgOpt, CostBudgetOpt, JsonOpt, LawOpt, MetricOpt, ModelsOpt, ModeOpt,
+                                 PercentileOpt, PriceOpt, ProfileOpt, ResolutionOpt, SamplersOpt, price_source)
 from ldmpick.cli.render import console, make_table, notice, print_json
-from ldmpick.costs import DEFAULT, REGISTRY, cost_model
+from ldmpick.costs import DEFAULT, REGISTRY, budget_cost_model, cost_inputs, cost_model
 from ldmpick.planning.plan import PLAN_PERCENTILE
 
 COST_HELP = ("What the budget counts: " + "; ".join(f"{name} ({cost_model(name).summary})" for name in REGISTRY)
-             + ". See docs/costs.md.")
+             + f". Default: the budget's unit picks it ('$0.002': money, '50J': energy, else {DEFAULT}). "
+               "See docs/costs.md.")
 
 
 def recommend_cmd(
     ctx: typer.Context,
-    budget: BudgetOpt,
+    budget: CostBudgetOpt,
     profile: ProfileOpt = None,
     percentile: PercentileOpt = PLAN_PERCENTILE,
     metric: MetricOpt = "fid",
@@ -29,7 +30,8 @@ def recommend_cmd(
     batch: BatchOpt = None,
     cfg: CfgOpt = None,
     mode: ModeOpt = None,
-    cost_model: Annotated[str, typer.Option("--cost-model", help=COST_HELP)] = DEFAULT,
+    cost_model: Annotated[Optional[str], typer.Option("--cost-model", help=COST_HELP)] = None,
+    price: PriceOpt = None,
     top: Annotated[int, typer.Option("--top", help="Rows in the top-k table.")] = 5,
     law_file: LawOpt = None,
     json_out: JsonOpt = False,
@@ -38,25 +40,20 @@ def recommend_cmd(
     from ldmpick.planning.recommendation import recommend
 
     assert budget is not None  # a required option
+    # the budget's unit picks the cost model unless --cost-model names one; money takes its --price here
+    cm = budget_cost_model(budget, cost_model, price=price, price_source=price_source(ctx))
     source = ctx.get_parameter_source("mode")  # (typer may vendor click: compared by name)
-    if not cost_model_measures(cost_model) and getattr(source, "name", None) != "COMMANDLINE":
+    if not cm.needs_profile and getattr(source, "name", None) != "COMMANDLINE":
         mode = None  # $LDMPICK_MODE is about measured latency; the paper's cost has none (a typed one is refused)
     rec = recommend(budget, profile=profile, percentile=percentile, metric=metric, models=models, samplers=samplers,
                     max_steps=max_steps, resolution=resolution, batch=batch, cfg=cfg, mode=mode,
-                    cost_model=cost_model, top=top, law_file=law_file, notify=notice)
+                    cost_model=cm, top=top, law_file=law_file, notify=notice)  # type: ignore[arg-type]
     if json_out:
-        print_json({**rec.selection.to_json(), "source": rec.source, "percentile": percentile})
+        inputs = cost_inputs(cm)
+        print_json({**rec.selection.to_json(), "source": rec.source, "percentile": percentile,
+                    **({"inputs": inputs} if inputs else {})})
         return
     render_selection(rec.selection, rec.source)
-
-
-def cost_model_measures(name: str) -> bool:
-    from ldmpick.files.errors import LdmpickError
-
-    try:
-        return cost_model(name).needs_profile
-    except LdmpickError:  # an unknown name: recommend names the valid ones
-        return True
 
 
 def render_selection(sel: Any, source: dict[str, Any]) -> None:
@@ -85,6 +82,8 @@ def render_selection(sel: Any, source: dict[str, Any]) -> None:
         head.add_row("chance over budget", f"{b.over_budget_chance * 100:.0f}%")
     if "profile" in source:
         head.add_row("profile", f"{source['profile']} ({source['device']})")
+    for name, given in cost_inputs(cost).items():  # what the cost rests on besides the profile (money: the price)
+        head.add_row(name, given["text"])
     out.print(head)
     topt = make_table(f"Top {len(sel.top)} (best steps per model and sampler; * recommended)",
                       ("#", "model", "sampler", "steps", cost.axis, qname))
