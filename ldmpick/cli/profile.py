@@ -27,6 +27,9 @@ def profile_cmd(
     max_seconds: Annotated[float, typer.Option("--max-seconds", help="Time budget for each model's denoiser step (each fixed part gets a quarter, each sampler loop a tenth); at least 5 samples, or 2 of a step slower than the budget allows.")] = 20.0,
     threads: ThreadsOpt = None,
     rounds: Annotated[int, typer.Option("--rounds", help="Measure the models round-robin in this many rounds and pool the samples (steadier on a drifting, shared machine).")] = 1,
+    pipeline_call: Annotated[bool, typer.Option("--pipeline-call/--no-pipeline-call", help="For each model with weights, also time its own pipeline call end to end (what generate runs): warm at two step counts, and the first call of fresh processes.")] = True,
+    call_steps: Annotated[str, typer.Option("--call-steps", metavar="A,B", help="The two step counts the pipeline call is timed at (the slope between them is the loop's true per-step cost).")] = "2,8",
+    fresh_runs: Annotated[int, typer.Option("--fresh-runs", help="Fresh processes that time a first call per model with weights (the first image of a run, and the spread across runs); 0: none.")] = 5,
     out: OutOpt = None,
     cluster: Annotated[Optional[str], typer.Option("--cluster", metavar="ADDRESS", help="Profile on every distinct device type of a Ray cluster ('local', 'auto' or a Ray address), one profile per device, stored in the user profile folder. Needs: pip install \"ldmpick[cluster]\".")] = None,
     resume: ResumeOpt = False,
@@ -43,7 +46,7 @@ def profile_cmd(
         models="all" if models is None else models, device=device, dtype=dtype, resolution=resolution,
         batch=1 if batch is None else batch, cfg=True if cfg is None else cfg, mode=mode, samplers="all" if samplers is None else samplers,
         warmup=warmup, repeats=repeats, max_seconds=max_seconds, threads=threads, rounds=rounds,
-        command=command_line())
+        command=command_line(), pipeline_call=pipeline_call, call_steps=call_steps, fresh_runs=fresh_runs)
     if cluster is not None:
         if out is not None or resume or restart:
             raise UsageError("--cluster stores one profile per device type in the user profile folder; it takes "

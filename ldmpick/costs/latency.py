@@ -11,6 +11,12 @@ the parts at the same percentile treats them as moving together (a busy or throt
 which is the cautious reading: the run's p90 built this way is at least the p90 of the sum of independent parts.
 So ``over_budget_chance`` is the share of runs expected slower than a budget, from the profile's own spreads.
 
+A model whose profile entry holds its own pipeline call (``PipelineCall``: a model with weights, profile version 3)
+is predicted from that call instead (``CallCorrection``): the parts' medians plus what the measured call adds to them
+(a fixed part and a part per step, from warm calls at two step counts), plus, for the first image of a process,
+what a fresh process's first call costs beyond its second; its spread is the run-to-run spread of the calls
+themselves (warm calls, and second calls across fresh processes; first calls for a first image), not each part's.
+
 Pure Python (no torch or numpy): this is the ``recommend`` path.
 """
 
@@ -18,7 +24,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ldmpick.costs import CostRow, clip_text, positive, split_budget
@@ -68,6 +74,57 @@ class PartSpread:
 
 
 @dataclass(frozen=True)
+class CallCorrection:
+    """What a model's measured pipeline call adds to the sum of its parts (ms): ``fixed_ms`` per call and
+    ``per_step_ms`` per step (CFG concatenation and split, input scaling, callbacks, set-up, post-processing and PNG
+    encoding), and ``first_ms``, what the first call of a fresh process costs beyond its second. ``warm_ratio`` and
+    ``first_ratio`` are the calls' run-to-run spread, each sample over its series' median."""
+
+    fixed_ms: float
+    per_step_ms: float
+    first_ms: float | None
+    warm_ratio: PartSpread
+    first_ratio: PartSpread | None
+    processes: int
+    sampler: str
+    steps: tuple[int, int]
+    warm_calls: int
+
+    @classmethod
+    def of(cls, call: Any, parts: LatencyBreakdown) -> CallCorrection:
+        """From a profile's ``PipelineCall`` and the breakdown of the sampler its calls ran."""
+        low, high = call.warm
+        p_low, p_high = (sum(parts.parts_ms(w.steps, 50)) for w in (low, high))
+        slope = (high.wall.median_ms - low.wall.median_ms - (p_high - p_low)) / (high.steps - low.steps)
+        fixed = low.wall.median_ms - p_low - low.steps * slope
+        ratios = [x / w.wall.median_ms for w in (low, high) for x in w.wall.samples_ms if w.wall.median_ms > 0]
+        first_ms = first_ratio = None
+        if call.first is not None and call.second is not None and call.first.wall.samples_ms:
+            diffs = sorted(a - b for a, b in zip(call.first.wall.samples_ms, call.second.wall.samples_ms))
+            first_ms = _median(diffs)
+            if call.second.wall.median_ms > 0:  # the second calls of fresh processes: the spread across runs
+                ratios += [x / call.second.wall.median_ms for x in call.second.wall.samples_ms]
+            if call.first.wall.median_ms > 0:
+                xs = tuple(sorted(x / call.first.wall.median_ms for x in call.first.wall.samples_ms))
+                first_ratio = PartSpread(xs, 1.0, True)
+        warm = PartSpread(tuple(sorted(ratios)), 1.0, True) if ratios else PartSpread((1.0,), 1.0, True)
+        return cls(fixed, slope, first_ms, warm, first_ratio, call.processes, call.sampler, (low.steps, high.steps),
+                   low.wall.n + high.wall.n)
+
+    def extra_ms(self, steps: int, first_image: bool) -> float:
+        """What the call adds to the parts' medians at ``steps``."""
+        return self.fixed_ms + steps * self.per_step_ms + ((self.first_ms or 0.0) if first_image else 0.0)
+
+    def ratio(self, first_image: bool) -> PartSpread:
+        return self.first_ratio if first_image and self.first_ratio is not None else self.warm_ratio
+
+
+def _median(xs: list[float]) -> float:
+    n = len(xs)
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
+
+
+@dataclass(frozen=True)
 class LatencyBreakdown:
     """Where one (model, sampler)'s seconds come from: each part's measured spread and the sampler's evaluations
     per step (from ldmpick's sampler table)."""
@@ -79,6 +136,8 @@ class LatencyBreakdown:
     evals_per_step: int
     percentile: float  # the percentile the row's fixed / per_step are at
     saved_evals: int = 0  # evaluations fewer than steps x evals_per_step (Heun: 1)
+    call: CallCorrection | None = None  # the model's measured pipeline call, when the profile has it
+    first_image: bool = False  # predict the first image of a fresh process (with ``call``), not a warm one
 
     def parts_ms(self, steps: int, percentile: float) -> tuple[float, float, float]:
         """(text encoder, denoising loop, VAE decode) in ms at ``percentile`` of each part."""
@@ -86,7 +145,18 @@ class LatencyBreakdown:
         loop = steps * per_step - self.saved_evals * self.denoiser_step.at(percentile)
         return self.text_encoder.at(percentile), loop, self.vae_decode.at(percentile)
 
+    def call_ms(self, steps: int) -> float:
+        """What the pipeline's own call adds to the parts' medians (0 without a measured call)."""
+        return self.call.extra_ms(steps, self.first_image) if self.call is not None else 0.0
+
+    def median_ms(self, steps: int) -> float:
+        return sum(self.parts_ms(steps, 50)) + self.call_ms(steps)
+
     def seconds(self, steps: int, percentile: float) -> float:
+        """The run's latency at ``percentile``: with a measured call, its median scaled by the calls' own spread;
+        without, each part at ``percentile`` (moving together)."""
+        if self.call is not None:
+            return self.median_ms(steps) * self.call.ratio(self.first_image).at(percentile) / 1e3
         return sum(self.parts_ms(steps, percentile)) / 1e3
 
 
@@ -104,10 +174,12 @@ class LatencyPrediction:
     budget_ms: float | None = None
     over_budget_chance: float | None = None
     fid: float | None = None  # the predicted quality on the FID scale, when there is one (sidecar field)
+    call_ms: float = 0.0  # what the model's measured pipeline call adds to the parts (0: not measured)
+    basis: str = "parts"  # "parts": the sum of parts; "pipeline call (warm)" / "pipeline call (first image)"
 
     @property
     def total_ms(self) -> float:
-        return self.text_encoder_ms + self.denoise_ms + self.vae_decode_ms
+        return self.text_encoder_ms + self.denoise_ms + self.vae_decode_ms + self.call_ms
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -115,7 +187,9 @@ class LatencyPrediction:
             "text_encoder_ms": round(self.text_encoder_ms, 3),
             "denoise_ms": round(self.denoise_ms, 3),
             "vae_decode_ms": round(self.vae_decode_ms, 3),
+            "pipeline_call_ms": round(self.call_ms, 3),
             "total_ms": round(self.total_ms, 3),
+            "basis": self.basis,
             "percentile": self.percentile,
             "planned_ms": round(self.planned_ms, 3) if self.planned_ms is not None else None,
             "fid": self.fid,
@@ -125,10 +199,24 @@ class LatencyPrediction:
         }
 
 
-def breakdown(profile: Any, model: Any, sampler: str, percentile: float,
-              without_fixed: bool = False) -> LatencyBreakdown | str:
+def breakdown(profile: Any, model: Any, sampler: str, percentile: float, without_fixed: bool = False,
+              first_image: bool = False) -> LatencyBreakdown | str:
     """The breakdown of ``model`` (a profile's ``ModelLatency``) with ``sampler``, or why there is none. With
-    ``without_fixed`` a missing text-encoder or VAE measurement counts as zero (a denoiser-only profile's loop)."""
+    ``without_fixed`` a missing text-encoder or VAE measurement counts as zero (a denoiser-only profile's loop).
+    With the model's pipeline call in the profile, the breakdown carries its correction; ``first_image``: for the
+    first image of a fresh process."""
+    b = _parts_breakdown(profile, model, sampler, percentile, without_fixed)
+    call = getattr(model, "pipeline_call", None)
+    if isinstance(b, str) or call is None:
+        return b
+    ran = b if call.sampler == sampler else _parts_breakdown(profile, model, call.sampler, percentile, without_fixed)
+    if isinstance(ran, str):  # the sampler its calls ran is not in the profile (an edited file): parts only
+        return b
+    return replace(b, call=CallCorrection.of(call, ran), first_image=first_image)
+
+
+def _parts_breakdown(profile: Any, model: Any, sampler: str, percentile: float,
+                     without_fixed: bool) -> LatencyBreakdown | str:
     from ldmpick.models.samplers import get_sampler
 
     if (model.text_encoder is None or model.vae_decode is None) and not without_fixed:
@@ -147,7 +235,7 @@ def breakdown(profile: Any, model: Any, sampler: str, percentile: float,
 
 
 def predict(profile: Any, model_names: list[str], sampler: str, steps: int, percentile: float = 50.0,
-            budget_ms: float | None = None) -> LatencyPrediction | None:
+            budget_ms: float | None = None, first_image: bool = False) -> LatencyPrediction | None:
     """The profile's prediction for ``steps`` of ``sampler`` with the first ok model called any of
     ``model_names`` (a part the profile did not measure counts as zero); ``None`` when the profile lacks the model
     or the sampler."""
@@ -156,7 +244,7 @@ def predict(profile: Any, model_names: list[str], sampler: str, steps: int, perc
     model = next((m for m in profile.models if m.name in model_names and m.ok), None)
     if model is None or sampler not in SAMPLERS:
         return None
-    b = breakdown(profile, model, sampler, percentile, without_fixed=True)
+    b = breakdown(profile, model, sampler, percentile, without_fixed=True, first_image=first_image)
     return None if isinstance(b, str) else prediction(profile.id, b, steps, budget_ms)
 
 
@@ -164,7 +252,17 @@ def prediction(profile_id: str, b: LatencyBreakdown, steps: int, budget_ms: floa
     te, denoise, vae = b.parts_ms(steps, 50)
     chance = None if budget_ms is None else chance_over(b, steps, budget_ms / 1e3)
     return LatencyPrediction(profile_id, te, denoise, vae, b.percentile, b.seconds(steps, b.percentile) * 1e3,
-                             budget_ms, chance)
+                             budget_ms, chance, call_ms=b.call_ms(steps), basis=basis_of(b))
+
+
+def basis_of(b: LatencyBreakdown) -> str:
+    """What a breakdown's latency rests on, in a few words."""
+    if b.call is None:
+        return "parts"
+    if b.first_image:
+        return "pipeline call (first image)" if b.call.first_ratio is not None else \
+            "pipeline call (warm; no fresh-process first call measured)"
+    return "pipeline call (warm)"
 
 
 def chance_over(b: LatencyBreakdown, steps: int, budget_s: float) -> float:
@@ -201,6 +299,13 @@ class LatencyCost:
     axis = "latency"
     needs_profile = True
     has_distribution = True
+
+    def __init__(self, first_image: bool = False):
+        self.first_image = first_image  # cost the first image of a fresh process (where the profile measured it)
+
+    def for_first_image(self) -> LatencyCost:
+        """This cost model for the first image of a run (``generate`` with no warm-up call)."""
+        return LatencyCost(first_image=True)
 
     def parse_budget(self, text: str) -> float:
         """``'2s'``, ``'1500ms'``, ``'0.5 s'``, ``'1 min'`` -> seconds. A bare number is refused: is '2' seconds
@@ -241,33 +346,44 @@ class LatencyCost:
             for s in samplers:
                 if not m.fits_sampler(s) or (m.samplers is None and s not in measured):
                     continue  # (a version-1 model fits every sampler its profile measured; planning says why not)
-                b = breakdown(profile, m, s, percentile)
+                b = breakdown(profile, m, s, percentile, first_image=self.first_image)
                 if isinstance(b, str):
                     if b not in excluded:
                         excluded.append(b)
                     if b.startswith(f"{name}:"):
                         break
                     continue
-                # the loop at 0 steps is minus what a first step saves (Heun: one evaluation): a fixed part
-                te, loop_offset, vae = b.parts_ms(0, percentile)
-                per_step = b.parts_ms(1, percentile)[1] - loop_offset
-                rows.append(CostRow(name, m.denoiser_params, s, (te + loop_offset + vae) / 1e3, per_step / 1e3, b,
-                                    MODEL, distilled=m.distilled))
+                # linear in steps: at 0 steps, minus what a first step saves (Heun: one evaluation), a fixed part
+                fixed = b.seconds(0, percentile)
+                rows.append(CostRow(name, m.denoiser_params, s, fixed, b.seconds(1, percentile) - fixed, b,
+                                    self, distilled=m.distilled))
         return rows
 
     def parts(self, row: CostRow, steps: int) -> dict[str, float]:
         b: LatencyBreakdown = row.breakdown
         q = b.percentile
-        return {"text_encoder": b.text_encoder.at(q) / 1e3, "denoise": b.parts_ms(steps, q)[1] / 1e3,
-                "vae_decode": b.vae_decode.at(q) / 1e3, "unet_step": b.denoiser_step.at(q) / 1e3,
-                "evals_per_step": float(b.evals_per_step),
-                "sampler_overhead_per_step": b.sampler_overhead.at(q) / 1e3}
+        parts = {"text_encoder": b.text_encoder.at(q) / 1e3, "denoise": b.parts_ms(steps, q)[1] / 1e3,
+                 "vae_decode": b.vae_decode.at(q) / 1e3, "unet_step": b.denoiser_step.at(q) / 1e3,
+                 "evals_per_step": float(b.evals_per_step),
+                 "sampler_overhead_per_step": b.sampler_overhead.at(q) / 1e3}
+        if b.call is not None:  # (the parts at their medians, and what the measured call adds to them)
+            te, loop, vae = b.parts_ms(steps, 50)
+            parts.update(text_encoder=te / 1e3, denoise=loop / 1e3, vae_decode=vae / 1e3,
+                         pipeline_call=b.call_ms(steps) / 1e3)
+        return parts
 
     def describe(self, row: CostRow, steps: int) -> str:
         p = self.parts(row, steps)
         b: LatencyBreakdown = row.breakdown
         saved = (f" - {fmt_fine(b.saved_evals * p['unet_step'])} (the {b.saved_evals} evaluation a first "
                  f"{row.sampler} step saves)" if b.saved_evals else "")
+        if b.call is not None:
+            te, loop, vae = (x / 1e3 for x in b.parts_ms(steps, 50))
+            first = " (first image of a fresh process)" if b.first_image and b.call.first_ratio is not None else ""
+            return (f"{fmt_fine(row.at(steps))} at p{b.percentile:g} of the measured pipeline calls{first}; median "
+                    f"{fmt_fine(b.median_ms(steps) / 1e3)} = text encoder {fmt_fine(te)} + denoising "
+                    f"{fmt_fine(loop)} + VAE decode {fmt_fine(vae)} + the pipeline's own call "
+                    f"{fmt_fine(b.call_ms(steps) / 1e3)}")
         return (f"{fmt_fine(row.at(steps))} = text encoder {fmt_fine(p['text_encoder'])} + {steps_text(steps)} x "
                 f"{fmt_fine(row.per_step)}{saved} + VAE decode {fmt_fine(p['vae_decode'])}")
 
@@ -275,7 +391,14 @@ class LatencyCost:
         return chance_over(row.breakdown, steps, budget)
 
     def plan_basis(self, row: CostRow) -> str:
-        q = row.breakdown.percentile
+        b: LatencyBreakdown = row.breakdown
+        q = b.percentile
+        if b.call is not None:
+            c = b.call
+            which = ("the first call of {} fresh processes".format(c.processes) if b.first_image and c.first_ratio
+                     else f"{c.warm_calls} warm calls" + (f" and {c.processes} fresh processes" if c.processes else ""))
+            return (f"the run's p{q:g}: the model's own pipeline call measured end to end ({which}, "
+                    f"{c.sampler} at {c.steps[0]} and {c.steps[1]} steps), prompt to encoded image")
         return f"the run's p{q:g} (each part at its p{q:g} of the profile's measurements)"
 
     def observations(self, rows: list[CostRow]) -> list[str]:

@@ -39,3 +39,12 @@ def unknown_name(kind: str, name: str, valid: Iterable[str]) -> UsageError:
     close = difflib.get_close_matches(name.lower(), list(by_lower), n=1, cutoff=0.5)
     hint = f"; did you mean '{by_lower[close[0]]}'?" if close else ""
     return UsageError(f"unknown {kind} '{name}'{hint} (valid: {', '.join(valid)})")
+
+
+def clipped_message(exc: BaseException, limit: int = 300) -> str:
+    """A library's error on one line, cut at a word boundary with an ellipsis (never mid-word)."""
+    text = " ".join(str(exc).split())
+    if len(text) <= limit:
+        return text
+    cut = text[:limit].rsplit(" ", 1)[0].rstrip(",;:")
+    return cut + " ..."

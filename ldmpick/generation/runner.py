@@ -20,7 +20,6 @@ from __future__ import annotations
 import inspect
 import re
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +27,8 @@ from typing import Any
 
 from ldmpick.models.catalogue import ModelSpec, check_safetensors_weights, resolve_model
 from ldmpick.files.errors import LdmpickError, ModelError, RuntimeFailure, UsageError, unknown_name
+from ldmpick.files.errors import clipped_message  # noqa: F401 (where callers have found it)
+from ldmpick.measurement.pipeline_call import PartTimer, call_kwargs, generators, load_pipeline
 from ldmpick.hardware.execution import DTYPES, MODES, check_dtype, check_mode, default_device, default_dtype, default_mode
 from ldmpick.models.samplers import get_sampler
 
@@ -121,6 +122,12 @@ class PromptResult:
     images: list[Any]  # PIL.Image.Image, one per seed
     times: PartTimes
     wall_ms: float | None = None  # the whole pipeline call, post-processing included
+    write_ms: float = 0.0  # writing its images (PNG encoding and the file), after the call
+
+    @property
+    def latency_ms(self) -> float:
+        """What a budget counts: from the prompt to the written images (the call, then the write)."""
+        return (self.wall_ms if self.wall_ms is not None else self.times.total_ms) + self.write_ms
 
 
 @dataclass
@@ -317,165 +324,12 @@ def resolve_settings(req: GenerateRequest) -> tuple[RunSettings, ModelSpec]:
 # ---------------------------------------------------------------------------------------------- loading
 
 
-def clipped_message(exc: BaseException, limit: int = 300) -> str:
-    """A library's error on one line, cut at a word boundary with an ellipsis (never mid-word)."""
-    text = " ".join(str(exc).split())
-    if len(text) <= limit:
-        return text
-    cut = text[:limit].rsplit(" ", 1)[0].rstrip(",;:")
-    return cut + " ..."
-
-
-def load_pipeline(path: Path, device: str, dtype: str, spec: ModelSpec | None = None):  # -> a DiffusionPipeline
-    """Load a pipeline folder with the pipeline class its ``model_index.json`` names: safetensors only, local files
-    only, no safety checker, never remote code."""
-    import diffusers
-    import torch
-
-    try:  # before diffusers imports transformers' image processors, which log notices we have no use for
-        from transformers.utils import logging as transformers_logging
-
-        transformers_logging.set_verbosity_error()
-        transformers_logging.disable_progress_bar()
-    except Exception:  # pragma: no cover - cosmetic only
-        pass
-    from diffusers.utils import logging as diffusers_logging
-
-    diffusers_logging.set_verbosity_error()
-    diffusers_logging.disable_progress_bar()
-    if spec is None:
-        from ldmpick.models.catalogue import load_local_spec
-
-        spec = load_local_spec(Path(path))
-    cls = getattr(diffusers, spec.pipeline_class)
-    # components model_index.json lists as [null, null] that the family may run without (SD3's T5) load as None
-    absent = {comp: None for comp in spec.null_components if comp in spec.adapter.optional_components}
-    try:
-        with warnings.catch_warnings():  # torch_dtype's deprecation notice in newer diffusers
-            warnings.simplefilter("ignore", FutureWarning)
-            pipe = cls.from_pretrained(
-                str(path),
-                torch_dtype=getattr(torch, DTYPES[dtype]),  # 'dtype' in newer diffusers; this spelling works in all
-                use_safetensors=True,
-                local_files_only=True,  # a folder or a cached hub snapshot: never the network
-                **absent,
-                **spec.adapter.pipeline_load_kwargs(),
-            )
-    except Exception as exc:
-        raise ModelError(f"cannot load '{path}' as a {spec.pipeline_class} ({exc.__class__.__name__}: "
-                         f"{clipped_message(exc)})") from None
-    try:
-        pipe = pipe.to(device)
-    except Exception as exc:
-        raise RuntimeFailure(f"cannot move the model to {device}: {' '.join(str(exc).split())[:200]}") from None
-    pipe.set_progress_bar_config(disable=True)
-    for name in spec.weight_components():
-        module = getattr(pipe, name, None)
-        if module is not None and hasattr(module, "eval"):
-            module.eval().requires_grad_(False)
-    return pipe
-
-
-# ---------------------------------------------------------------------------------------------- generation
-
-
-class PartTimer:
-    """Times the parts of one ``pipe(...)`` call through hooks: the text encoders' forward passes, the denoising
-    loop (first denoiser evaluation to the start of the VAE decode) and the VAE decode; the device is synchronized
-    at each boundary (so the parts are what the profiler measures). Counts the denoiser evaluations."""
-
-    def __init__(self, pipe: Any, spec: ModelSpec, device: str):
-        from ldmpick.measurement.profiler import Timer
-
-        self.timer = Timer(device)
-        self.pipe, self.spec = pipe, spec
-        self.handles: list[Any] = []
-        self.reset()
-
-    def reset(self) -> None:
-        self.text_encoder_ms = 0.0
-        self.loop_start: float | None = None
-        self.loop_end: float | None = None
-        self.vae_ms = 0.0
-        self.evals = 0
-        self.decode_end: float | None = None
-
-    def now(self) -> float:
-        self.timer.sync()
-        return time.perf_counter()
-
-    def __enter__(self) -> PartTimer:
-        starts: dict[int, float] = {}
-
-        def te_pre(module: Any, args: Any) -> None:
-            starts[id(module)] = self.now()
-
-        def te_post(module: Any, args: Any, out: Any) -> None:
-            self.text_encoder_ms += (self.now() - starts.pop(id(module))) * 1e3
-
-        for enc in self.spec.adapter.text_encoders(self.spec):
-            module = getattr(self.pipe, enc.component, None)
-            if module is not None:
-                self.handles += [module.register_forward_pre_hook(te_pre), module.register_forward_hook(te_post)]
-
-        def denoiser_pre(module: Any, args: Any) -> None:
-            if self.loop_start is None:
-                self.loop_start = self.now()
-            self.evals += 1
-
-        denoiser = getattr(self.pipe, self.spec.adapter.denoiser_component)
-        self.handles.append(denoiser.register_forward_pre_hook(denoiser_pre))
-        vae = self.pipe.vae
-        self.original_decode = vae.decode
-
-        def decode(*args: Any, **kwargs: Any) -> Any:
-            t0 = self.now()
-            if self.loop_end is None:
-                self.loop_end = t0
-            out = self.original_decode(*args, **kwargs)
-            t1 = self.now()
-            self.vae_ms += (t1 - t0) * 1e3
-            self.decode_end = t1
-            return out
-
-        vae.decode = decode
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        for h in self.handles:
-            h.remove()
-        self.pipe.vae.decode = self.original_decode
-
-    @property
-    def denoise_ms(self) -> float:
-        if self.loop_start is None or self.loop_end is None:
-            return 0.0
-        return (self.loop_end - self.loop_start) * 1e3
-
-
-def _generators(device: str, seeds: list[int]) -> list[Any]:
-    import torch
-
-    return [torch.Generator(device).manual_seed(s) for s in seeds]
-
-
 def _call_kwargs(pipe: Any, spec: ModelSpec, settings: RunSettings, prompt: str, steps: int, generators: list[Any],
                  notes: list[str]) -> dict[str, Any]:
-    """The arguments of ``pipe(...)`` for this family, leaving out what its ``__call__`` does not take."""
-    wanted: dict[str, Any] = dict(prompt=prompt, num_inference_steps=steps, height=settings.resolution,
-                                  width=settings.resolution, generator=generators,
-                                  num_images_per_prompt=settings.n, output_type="pil")
-    wanted.update(spec.adapter.call_kwargs(spec, settings.guidance, settings.n))
-    wanted.update(spec.adapter.steps_kwargs(spec, steps))
-    if settings.negative_prompt:
-        wanted["negative_prompt"] = settings.negative_prompt
-    accepted = inspect.signature(pipe.__call__).parameters
-    dropped = [k for k in wanted if k not in accepted]
-    if "negative_prompt" in dropped:
-        note = f"{type(pipe).__name__} takes no negative prompt; --negative-prompt is ignored"
-        if note not in notes:
-            notes.append(note)
-    return {k: v for k, v in wanted.items() if k in accepted}
+    """The arguments of ``pipe(...)`` for this family and run, leaving out what its ``__call__`` does not take."""
+    return call_kwargs(pipe, spec, prompt=prompt, steps=steps, resolution=settings.resolution,
+                       guidance=settings.guidance, n=settings.n, generators=generators,
+                       negative_prompt=settings.negative_prompt, notes=notes)
 
 
 def run_plan(plan: Any, progress: ProgressFn | None = None,
@@ -543,14 +397,14 @@ def generate(
             # (A pipeline handed in, already used by the caller, is warm: only capture or compilation runs then.)
             if (pipeline is None and req.warmup) or settings.mode != "eager":
                 t_setup = time.perf_counter()
-                gens = _generators(settings.device, [settings.seed + k for k in range(settings.n)])
+                gens = generators(settings.device, [settings.seed + k for k in range(settings.n)])
                 pipe(**_call_kwargs(pipe, spec, settings, req.prompts[0], min(2, settings.steps), gens, notes))
                 result.setup_ms = (time.perf_counter() - t_setup) * 1e3
                 notes.append(f"a warm-up call ran before the timed images ({result.setup_ms:.0f} ms of set-up, not in "
                              "the totals): the times below are warm, as the profile measures")
             for p_index, prompt in enumerate(req.prompts):
                 seeds = [settings.seed + k for k in range(settings.n)]
-                kwargs = _call_kwargs(pipe, spec, settings, prompt, settings.steps, _generators(settings.device, seeds),
+                kwargs = _call_kwargs(pipe, spec, settings, prompt, settings.steps, generators(settings.device, seeds),
                                       notes)
                 if "callback_on_step_end" in inspect.signature(pipe.__call__).parameters:
                     kwargs["callback_on_step_end"] = on_step
@@ -567,7 +421,9 @@ def generate(
                 pr.wall_ms = (end - start) * 1e3
                 result.prompts.append(pr)
                 if on_prompt is not None:
+                    t_write = time.perf_counter()
                     on_prompt(pr)
+                    pr.write_ms = (time.perf_counter() - t_write) * 1e3
     except Exception as exc:
         from ldmpick.measurement.profiler import is_out_of_memory
 

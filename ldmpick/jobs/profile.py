@@ -27,7 +27,8 @@ class ProfileOutput:
 
 def build_request(*, models: str, device: str | None, dtype: str | None, resolution: int | None, batch: int, cfg: bool,
                   mode: str | None, samplers: str, warmup: int, repeats: int, max_seconds: float,
-                  threads: int | None, rounds: int, command: str) -> Any:  # -> profiling.ProfileRequest
+                  threads: int | None, rounds: int, command: str, pipeline_call: bool = True, call_steps: str = "2,8",
+                  fresh_runs: int = 5) -> Any:  # -> profiling.ProfileRequest
     """A checked request; the device defaults to the GPU if there is one, dtype and mode to what suits it, the
     resolution to the models' native one (the demo models: 32 px; the paper's family: 512 px)."""
     from ldmpick.measurement import profiler as profiling
@@ -55,9 +56,23 @@ def build_request(*, models: str, device: str | None, dtype: str | None, resolut
         threads=threads,
         command=command,
         rounds=rounds,
+        pipeline_call=pipeline_call,
+        call_steps=parse_call_steps(call_steps),
+        fresh_processes=fresh_runs,
     )
     profiling.validate_request(req)
     return req
+
+
+def parse_call_steps(text: str) -> tuple[int, int]:
+    """``'2,8'`` -> ``(2, 8)``: the two step counts a model's pipeline call is timed at."""
+    parts = [p.strip() for p in str(text).split(",")]
+    if len(parts) != 2 or not all(p.isdigit() and len(p) <= 4 for p in parts):
+        raise UsageError(f"--call-steps must be two step counts such as '2,8' (got '{str(text)[:24]}')")
+    low, high = int(parts[0]), int(parts[1])
+    if not 1 <= low < high <= 1000:
+        raise UsageError(f"--call-steps must be two step counts, the lower first, in 1..1000 (got {low},{high})")
+    return low, high
 
 
 MAX_THREADS = 1024

@@ -56,6 +56,10 @@ class ProfileRequest:
     threads: int | None = None
     command: str = ""
     rounds: int = 1  # >1: measure the models round-robin, repeats/rounds samples each time, and pool the samples
+    # a model with weights: its own pipeline call end to end, warm at two step counts and in fresh processes
+    pipeline_call: bool = True
+    call_steps: tuple[int, int] = (2, 8)
+    fresh_processes: int = 5
 
     def settings(self) -> Settings:
         return Settings(
@@ -78,10 +82,16 @@ class ProfileRequest:
         return fitting if self.samplers is None else [s for s in self.samplers if s in fitting]
 
     def work_units(self, specs: list[ModelSpec] | None = None) -> int:
-        """Units reported to the progress callback: each model's fixed parts + samplers + models x rounds."""
+        """Units reported to the progress callback: each model's fixed parts + samplers + models x rounds, and for
+        each model with weights its warm pipeline calls and each fresh process."""
         specs = specs if specs is not None else [resolve_model(m) for m in self.models]
         samplers = {s for spec in specs for s in self.samplers_for(spec)}
-        return len(specs) + len(samplers) + len(specs) * self.rounds
+        calls = sum(1 + self.fresh_processes for spec in specs if self.measures_call(spec))
+        return len(specs) + len(samplers) + len(specs) * self.rounds + calls
+
+    def measures_call(self, spec: ModelSpec) -> bool:
+        """Whether this run measures ``spec``'s own pipeline call (it needs the model's weights and tokenizers)."""
+        return self.pipeline_call and spec.has_weights and spec.path is not None and bool(self.samplers_for(spec))
 
 
 def validate_request(req: ProfileRequest) -> list[ModelSpec]:
@@ -104,6 +114,11 @@ def validate_request(req: ProfileRequest) -> list[ModelSpec]:
         raise UsageError("--warmup must be >= 0 and --repeats >= 1")
     if not req.models:
         raise UsageError("no models to profile")
+    low, high = req.call_steps
+    if not 1 <= low < high <= 1000:
+        raise UsageError(f"--call-steps must be two step counts, the lower first, in 1..1000 (got {low},{high})")
+    if not 0 <= req.fresh_processes <= 100:
+        raise UsageError(f"--fresh-runs must be between 0 and 100 (got {req.fresh_processes})")
     if req.samplers is not None and not req.samplers:
         raise UsageError("no samplers to profile")
     for s in req.samplers or []:
@@ -499,6 +514,43 @@ def measure_sampler(name: str, spec: ModelSpec, req: ProfileRequest, factory: Mo
                            step_overhead=LatencyStats.from_samples(per_step))
 
 
+def call_request(spec: ModelSpec, req: ProfileRequest) -> Any:  # -> pipeline_call.CallRequest
+    """How ``spec``'s pipeline call is measured: with its own scheduler's sampler when the run costs it (else the
+    first sampler that fits), guided as the profile's setting says, at the request's two step counts (moved up to
+    the model's fewest steps)."""
+    from ldmpick.measurement.pipeline_call import CallRequest
+    from ldmpick.models.samplers import sampler_for_scheduler
+
+    fitting = req.samplers_for(spec)
+    own = sampler_for_scheduler(spec.component_classes.get("scheduler") or "", spec.scheduler_config)
+    sampler = own if own in fitting else fitting[0]
+    low, high = req.call_steps
+    shift = max(0, spec.adapter.min_steps(spec) - low)
+    guided = spec.adapter.uses_cfg(spec, req.cfg) or spec.adapter.guidance_distilled(spec)
+    return CallRequest(device=req.device, dtype=req.dtype, mode=req.mode, resolution=req.resolution, batch=req.batch,
+                       guidance=spec.guidance if guided else 1.0, sampler=sampler, steps=(low + shift, high + shift),
+                       repeats=max(3, req.repeats // 2), max_seconds=req.max_seconds_per_model,
+                       fresh_processes=req.fresh_processes, threads=req.threads)
+
+
+def measure_call(spec: ModelSpec, req: ProfileRequest, tick: ProgressFn) -> tuple[Any, str | None]:
+    """``spec``'s pipeline call as a profile block (``PipelineCall``), or None and why it was not measured."""
+    from ldmpick.files.errors import LdmpickError
+    from ldmpick.measurement.pipeline_call import measure_pipeline_call
+    from ldmpick.profiles.call_block import pipeline_call_of
+
+    creq = call_request(spec, req)
+    try:
+        measured = measure_pipeline_call(spec, creq, progress=tick)
+    except LdmpickError as exc:
+        for _ in range(1 + req.fresh_processes):
+            tick(f"{spec.name} pipeline call (not measured)")
+        return None, f"{spec.name}: its pipeline call was not measured ({' '.join(str(exc).split())[:300]})"
+    for _ in range(req.fresh_processes - len(measured.first)):  # failed fresh processes are units done too
+        tick(f"{spec.name} pipeline call (fresh process failed)")
+    return pipeline_call_of(measured), None
+
+
 def _pool(rounds: list[ModelLatency]) -> ModelLatency:
     """One model's rounds as one measurement: all samples pooled; a round that did not fit decides."""
     bad = next((m for m in rounds if not m.ok), None)
@@ -651,6 +703,15 @@ def run_profile(
         if req.rounds > 1:
             for spec in todo:
                 profile.models.append(_pool(pooled[spec.name]) if spec.name in pooled else bases[spec.name])
+            save(profile)
+        # each model's own pipeline call, end to end (what generate runs), once its parts are measured
+        for spec in specs:
+            entry = next((m for m in profile.models if m.name == spec.name), None)
+            if entry is None or not entry.ok or entry.pipeline_call is not None or not req.measures_call(spec):
+                continue
+            entry.pipeline_call, why = measure_call(spec, req, tick)
+            if why:
+                profile.notes = f"{profile.notes}; {why}" if profile.notes else why
             save(profile)
     profile.models.sort(key=lambda m: m.denoiser_params)
     profile.complete = True

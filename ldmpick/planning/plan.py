@@ -89,7 +89,7 @@ def plan_selection(budget: str | float, *, profile: Any = None, profile_ref: str
                    samplers: list[str] | None = None, max_steps: int = 100, resolution: int | None = None,
                    batch: int | None = None, cfg: bool | None = None, mode: str | None = None,
                    cost: str = DEFAULT, top: int = 5, law: Any = None, law_file: Path | None = None,
-                   steps: int | None = None, notify: Notify = _quiet) -> SelectionPlan:
+                   steps: int | None = None, notify: Notify = _quiet, first_image: bool = False) -> SelectionPlan:
     """The best configuration within ``budget`` (text in the cost model's unit, or a number in it). The profile is
     ``profile`` when given (a loaded one), else chosen by ``choose_profile`` from ``profile_ref``. With ``steps``
     only that step count is considered. Its notices (which profile, which law) are said once the request has been
@@ -101,6 +101,8 @@ def plan_selection(budget: str | float, *, profile: Any = None, profile_ref: str
     from ldmpick.planning.selector import BudgetBelowFastest, select_config
 
     cm = cost_model(cost)
+    if first_image and hasattr(cm, "for_first_image"):  # (a cost without a first-image variant costs every image alike)
+        cm = cm.for_first_image()
     check_percentile(percentile)
     if top < 1:
         raise UsageError("--top must be at least 1")
@@ -305,8 +307,14 @@ class GenerationPlan:
                 "over_budget_chance": b.over_budget_chance, "guidance": self.guidance.scale}
 
     def over_budget(self, result: Any) -> list[Any]:
-        """The prompts (of a ``GenerationResult``) whose batch took longer than the budget."""
-        return [p for p in result.prompts if self.budget_ms is not None and p.times.total_ms > self.budget_ms]
+        """The prompts (of a ``GenerationResult``) whose batch took longer than the budget, from the prompt to the
+        written images."""
+        return [p for p in result.prompts if self.budget_ms is not None and p.latency_ms > self.budget_ms]
+
+    @property
+    def first_image(self) -> bool:
+        """Whether the run's first timed image is the first call of its process (no warm-up call before it)."""
+        return not self.request.warmup and self.settings.mode == "eager"
 
 
 def plan_generation(prompts: list[str], *, out: Path, budget: str | None = None, model: str | None = None,
@@ -343,7 +351,10 @@ def plan_generation(prompts: list[str], *, out: Path, budget: str | None = None,
     if needs_selection:
         if budget_s is None:
             raise UsageError("give --budget, or --model and --steps (and --sampler, else the model's own scheduler)")
-        selection = _select_runnable(prof, law, budget_s, model, label, sampler, steps, resolution, n, pending)
+        # no warm-up call (eager): the first image is the process's first call, and the budget must hold for it
+        first_image = not warmup and (mode or gen.default_mode(device)) == "eager"
+        selection = _select_runnable(prof, law, budget_s, model, label, sampler, steps, resolution, n, pending,
+                                     first_image=first_image)
         model, sampler, steps = selection.best.model if model is None else model, selection.best.sampler, \
             selection.best.steps
     assert model is not None and steps is not None
@@ -369,7 +380,7 @@ def plan_generation(prompts: list[str], *, out: Path, budget: str | None = None,
     if prof is not None:
         # by the name the profile keeps the model under only: a folder named like a built-in model is not it
         plan.latency = latency.predict(prof, [settings.model], settings.sampler, settings.steps, PLAN_PERCENTILE,
-                                       budget_ms)
+                                       budget_ms, first_image=plan.first_image)
         from ldmpick.models.catalogue import models_argument
 
         if plan.latency is None:
@@ -457,7 +468,8 @@ def _generation_profile(ref: str | None, device: str, model: str | None, require
 
 
 def _select_runnable(prof: Any, law: Any, budget_s: float, model: str | None, label: str | None,
-                     sampler: str | None, steps: int | None, resolution: int | None, n: int, notes: list[str]) -> Any:
+                     sampler: str | None, steps: int | None, resolution: int | None, n: int, notes: list[str],
+                     first_image: bool = False) -> Any:
     """``plan_selection`` among the profile's models that have weights (what --model / --sampler / --steps fix is
     kept; ``label``: the name the profile keeps --model under); a note when the best size overall has none, and
     one naming the models with weights here that the profile did not measure."""
@@ -477,11 +489,11 @@ def _select_runnable(prof: Any, law: Any, budget_s: float, model: str | None, la
         notes.extend(_unmeasured_models(prof))
     samplers = [sampler] if sampler else [s.name for s in prof.samplers]
     plan = plan_selection(budget_s, profile=prof, models=runnable, samplers=samplers, resolution=resolution,
-                          law=law, steps=steps)
+                          law=law, steps=steps, first_image=first_image)
     sel = plan.selection
     try:
         everyone = plan_selection(budget_s, profile=prof, samplers=samplers, resolution=resolution, law=law,
-                                  steps=steps).selection.best
+                                  steps=steps, first_image=first_image).selection.best
         if everyone.model not in runnable and everyone.quality < sel.best.quality - 1e-9:
             why = (f"; using {sel.best.model}, as --model asks" if model is not None else
                    f", which has no weights; using {sel.best.model}, the best model that has")

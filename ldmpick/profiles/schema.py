@@ -1,8 +1,10 @@
-"""A profile: the measured latencies of one device, in JSON (schema ``ldmpick.profile/2``; version 1 is read).
+"""A profile: the measured latencies of one device, in JSON (schema ``ldmpick.profile/3``; versions 1-2 are read).
 
 A profile holds one set of settings (device, dtype, resolution, batch, guidance, execution mode), the device
 fingerprint, each sampler's per-step overhead and, per model, its denoiser step latency and its own fixed costs
-(its text-encoder stack, its VAE decode), every number with its spread and raw samples. See docs/profile-format.md.
+(its text-encoder stack, its VAE decode), every number with its spread and raw samples, and, for a model with
+weights, its own pipeline call measured end to end (``ldmpick.profiles.call_block``; version 3). See
+docs/profile-format.md.
 Parsing validates every field (``profile_fields``, ``profile_device``); files are read through ``file_input``.
 Where profiles are kept is ``profile_store``; exports and diffs are ``profile_export``.
 
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ldmpick.files.errors import LdmpickError, ProfileError
+from ldmpick.profiles.call_block import PipelineCall
 from ldmpick.profiles.device_block import device_key, validate_device
 from ldmpick.profiles.fields import (
     CONTROL,
@@ -37,9 +40,10 @@ from ldmpick.profiles.fields import (
     opt_str,
 )
 
-SCHEMA = "ldmpick.profile/2"
+SCHEMA = "ldmpick.profile/3"
 SCHEMA_FAMILY = "ldmpick.profile/"
-READABLE_SCHEMAS = {"ldmpick.profile/1": 1, "ldmpick.profile/2": 2}  # version 1: UNet only, one set of fixed parts
+# version 1: UNet only, one set of fixed parts; version 2: no pipeline_call; version 3: a model's pipeline call
+READABLE_SCHEMAS = {"ldmpick.profile/1": 1, "ldmpick.profile/2": 2, "ldmpick.profile/3": 3}
 MAX_FILE_BYTES = 10 * 1024 * 1024  # a real profile is a few hundred KB at most
 MAX_SAMPLES = 10_000  # raw samples per measurement (profile --repeats is capped to it)
 MAX_MODELS = 64  # per profile: bounds the work of recommend (models x samplers x steps candidates)
@@ -259,6 +263,7 @@ class ModelLatency:
     text_encoder: LatencyStats | None = None
     vae_decode: LatencyStats | None = None
     text_encoders: str = ""  # the stack, e.g. "CLIP-L + OpenCLIP-bigG + T5-XXL (256 tokens)"
+    pipeline_call: PipelineCall | None = None  # its own pipeline call end to end (a model with weights; version 3)
 
     @property
     def ok(self) -> bool:
@@ -293,6 +298,7 @@ class ModelLatency:
             "weight_bytes": self.weight_bytes,
             "source": self.source,
             "error": self.error,
+            "pipeline_call": self.pipeline_call.to_json() if self.pipeline_call else None,
         }
 
     @classmethod
@@ -339,6 +345,8 @@ class ModelLatency:
             if d.get(key) is not None:
                 setattr(model, key, LatencyStats.from_json(d[key], f"{where}.{key}"))
         model.text_encoders = label(d, "text_encoders", where, MAX_NAME_CHARS, optional=True) or ""
+        if version >= 3 and d.get("pipeline_call") is not None:
+            model.pipeline_call = PipelineCall.from_json(d["pipeline_call"], f"{where}.pipeline_call")
         return model
 
 

@@ -1,0 +1,404 @@
+"""The pipeline's own call, loaded and measured: what ``generate`` runs, timed as ``generate`` runs it.
+
+One module for the three things that look inside a diffusers pipeline's ``__call__``:
+
+- ``load_pipeline``: a model folder with the pipeline class its ``model_index.json`` names (safetensors only,
+  local files only, never remote code);
+- ``PartTimer``: hooks that time the parts of one call (text-encoder forwards, the denoising loop from the first
+  denoiser evaluation to the VAE decode, the VAE decode) with the device synchronized at each boundary, and count
+  the denoiser evaluations; ``DenoiserCapture`` keeps the denoiser's real inputs of a call, so that one step can be
+  replayed and timed alone in any execution mode;
+- ``measure_pipeline_call``: the profile's end-to-end measurement of a model with weights (issue 26's budget
+  promise): warm calls at two step counts in this process, and the first and second call of fresh processes
+  (``ldmpick.measurement.fresh_call``), so that the cost model can predict the steady state and the first image of
+  a run, and state an over-budget chance from the run-to-run spread of the calls themselves.
+
+No printing here: progress goes to a callback.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ldmpick.files.errors import ModelError, RuntimeFailure, clipped_message
+from ldmpick.hardware.execution import DTYPES
+from ldmpick.models.catalogue import ModelSpec
+
+# the prompt every profile's pipeline calls encode (its length is what a tokenizer that follows the prompt sees)
+DEFAULT_PROMPT = "a red cube on a blue sphere, studio photograph, soft light, high detail"
+FRESH_TIMEOUT_S = 600.0  # one fresh process: import, load, two calls
+MIN_WARM_CALLS = 3  # per step count, whatever the time budget
+
+
+def load_pipeline(path: Path, device: str, dtype: str, spec: ModelSpec | None = None):  # -> a DiffusionPipeline
+    """Load a pipeline folder with the pipeline class its ``model_index.json`` names: safetensors only, local files
+    only, no safety checker, never remote code."""
+    import diffusers
+    import torch
+
+    try:  # before diffusers imports transformers' image processors, which log notices we have no use for
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.set_verbosity_error()
+        transformers_logging.disable_progress_bar()
+    except Exception:  # pragma: no cover - cosmetic only
+        pass
+    from diffusers.utils import logging as diffusers_logging
+
+    diffusers_logging.set_verbosity_error()
+    diffusers_logging.disable_progress_bar()
+    if spec is None:
+        from ldmpick.models.catalogue import load_local_spec
+
+        spec = load_local_spec(Path(path))
+    cls = getattr(diffusers, spec.pipeline_class)
+    # components model_index.json lists as [null, null] that the family may run without (SD3's T5) load as None
+    absent = {comp: None for comp in spec.null_components if comp in spec.adapter.optional_components}
+    try:
+        with warnings.catch_warnings():  # torch_dtype's deprecation notice in newer diffusers
+            warnings.simplefilter("ignore", FutureWarning)
+            pipe = cls.from_pretrained(
+                str(path),
+                torch_dtype=getattr(torch, DTYPES[dtype]),  # 'dtype' in newer diffusers; this spelling works in all
+                use_safetensors=True,
+                local_files_only=True,  # a folder or a cached hub snapshot: never the network
+                **absent,
+                **spec.adapter.pipeline_load_kwargs(),
+            )
+    except Exception as exc:
+        raise ModelError(f"cannot load '{path}' as a {spec.pipeline_class} ({exc.__class__.__name__}: "
+                         f"{clipped_message(exc)})") from None
+    try:
+        pipe = pipe.to(device)
+    except Exception as exc:
+        raise RuntimeFailure(f"cannot move the model to {device}: {clipped_message(exc, 200)}") from None
+    pipe.set_progress_bar_config(disable=True)
+    for name in spec.weight_components():
+        module = getattr(pipe, name, None)
+        if module is not None and hasattr(module, "eval"):
+            module.eval().requires_grad_(False)
+    return pipe
+
+
+def call_kwargs(pipe: Any, spec: ModelSpec, *, prompt: str, steps: int, resolution: int, guidance: float, n: int,
+                generators: list[Any], negative_prompt: str = "", notes: list[str] | None = None) -> dict[str, Any]:
+    """The arguments of ``pipe(...)`` for this family, leaving out what its ``__call__`` does not take."""
+    wanted: dict[str, Any] = dict(prompt=prompt, num_inference_steps=steps, height=resolution, width=resolution,
+                                  generator=generators, num_images_per_prompt=n, output_type="pil")
+    wanted.update(spec.adapter.call_kwargs(spec, guidance, n))
+    wanted.update(spec.adapter.steps_kwargs(spec, steps))
+    if negative_prompt:
+        wanted["negative_prompt"] = negative_prompt
+    accepted = inspect.signature(pipe.__call__).parameters
+    dropped = [k for k in wanted if k not in accepted]
+    if "negative_prompt" in dropped and notes is not None:
+        note = f"{type(pipe).__name__} takes no negative prompt; --negative-prompt is ignored"
+        if note not in notes:
+            notes.append(note)
+    return {k: v for k, v in wanted.items() if k in accepted}
+
+
+def generators(device: str, seeds: list[int]) -> list[Any]:
+    import torch
+
+    return [torch.Generator(device).manual_seed(s) for s in seeds]
+
+
+# ---------------------------------------------------------------------------------------------- hooks
+
+
+class PartTimer:
+    """Times the parts of one ``pipe(...)`` call through hooks: the text encoders' forward passes, the denoising
+    loop (first denoiser evaluation to the start of the VAE decode) and the VAE decode; the device is synchronized
+    at each boundary (so the parts are what the profiler measures). Counts the denoiser evaluations."""
+
+    def __init__(self, pipe: Any, spec: ModelSpec, device: str):
+        from ldmpick.measurement.profiler import Timer
+
+        self.timer = Timer(device)
+        self.pipe, self.spec = pipe, spec
+        self.handles: list[Any] = []
+        self.reset()
+
+    def reset(self) -> None:
+        self.text_encoder_ms = 0.0
+        self.loop_start: float | None = None
+        self.loop_end: float | None = None
+        self.vae_ms = 0.0
+        self.evals = 0
+        self.decode_end: float | None = None
+
+    def now(self) -> float:
+        self.timer.sync()
+        return time.perf_counter()
+
+    def __enter__(self) -> PartTimer:
+        starts: dict[int, float] = {}
+
+        def te_pre(module: Any, args: Any) -> None:
+            starts[id(module)] = self.now()
+
+        def te_post(module: Any, args: Any, out: Any) -> None:
+            self.text_encoder_ms += (self.now() - starts.pop(id(module))) * 1e3
+
+        for enc in self.spec.adapter.text_encoders(self.spec):
+            module = getattr(self.pipe, enc.component, None)
+            if module is not None:
+                self.handles += [module.register_forward_pre_hook(te_pre), module.register_forward_hook(te_post)]
+
+        def denoiser_pre(module: Any, args: Any) -> None:
+            if self.loop_start is None:
+                self.loop_start = self.now()
+            self.evals += 1
+
+        denoiser = getattr(self.pipe, self.spec.adapter.denoiser_component)
+        self.handles.append(denoiser.register_forward_pre_hook(denoiser_pre))
+        vae = self.pipe.vae
+        self.original_decode = vae.decode
+
+        def decode(*args: Any, **kwargs: Any) -> Any:
+            t0 = self.now()
+            if self.loop_end is None:
+                self.loop_end = t0
+            out = self.original_decode(*args, **kwargs)
+            t1 = self.now()
+            self.vae_ms += (t1 - t0) * 1e3
+            self.decode_end = t1
+            return out
+
+        vae.decode = decode
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for h in self.handles:
+            h.remove()
+        self.pipe.vae.decode = self.original_decode
+
+    @property
+    def denoise_ms(self) -> float:
+        if self.loop_start is None or self.loop_end is None:
+            return 0.0
+        return (self.loop_end - self.loop_start) * 1e3
+
+
+class DenoiserCapture:
+    """The denoiser's real inputs on its first evaluation inside a pipeline call (positional and keyword arguments,
+    tensors cloned), so that one step can be replayed and timed alone, in any execution mode, on exactly what the
+    pipeline feeds it (its CFG batch, its conditioning, its packing)."""
+
+    def __init__(self, denoiser: Any):
+        self.denoiser = denoiser
+        self.args: tuple[Any, ...] | None = None
+        self.kwargs: dict[str, Any] | None = None
+        self.handle: Any = None
+
+    def __enter__(self) -> DenoiserCapture:
+        def keep(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+            if self.args is None:
+                self.args, self.kwargs = _cloned(args), _cloned(kwargs)
+
+        self.handle = self.denoiser.register_forward_pre_hook(keep, with_kwargs=True)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.handle is not None:
+            self.handle.remove()
+
+    @property
+    def captured(self) -> bool:
+        return self.args is not None
+
+
+def _cloned(x: Any) -> Any:
+    import torch
+
+    if isinstance(x, torch.Tensor):
+        return x.detach().clone()
+    if isinstance(x, tuple):
+        return tuple(_cloned(v) for v in x)
+    if isinstance(x, list):
+        return [_cloned(v) for v in x]
+    if isinstance(x, dict):
+        return {k: _cloned(v) for k, v in x.items()}
+    return x
+
+
+# ---------------------------------------------------------------------------------------------- one timed call
+
+
+@dataclass
+class CallSample:
+    """One ``pipe(...)`` call, in milliseconds: from the call to the returned images (``wall_ms``), and its parts."""
+
+    steps: int
+    wall_ms: float
+    text_encoder_ms: float
+    denoise_ms: float
+    vae_decode_ms: float
+    evals: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> CallSample:
+        return cls(steps=int(d["steps"]), wall_ms=float(d["wall_ms"]), text_encoder_ms=float(d["text_encoder_ms"]),
+                   denoise_ms=float(d["denoise_ms"]), vae_decode_ms=float(d["vae_decode_ms"]), evals=int(d["evals"]))
+
+
+def timed_call(pipe: Any, spec: ModelSpec, device: str, kwargs: dict[str, Any], steps: int) -> CallSample:
+    """Run ``pipe(**kwargs)`` once under a ``PartTimer`` and encode its images as PNG, as ``generate`` writes them:
+    the wall time runs from the call to the encoded images (the latency a budget counts, but the disk write)."""
+    import torch
+
+    with torch.no_grad(), PartTimer(pipe, spec, device) as parts:
+        start = parts.now()
+        images = pipe(**kwargs).images
+        encode_png(images)
+        end = time.perf_counter()
+    return CallSample(steps, (end - start) * 1e3, parts.text_encoder_ms, parts.denoise_ms, parts.vae_ms, parts.evals)
+
+
+def encode_png(images: list[Any]) -> int:
+    """Encode each PIL image as PNG in memory (what writing it costs, but the disk); the bytes made."""
+    import io
+
+    size = 0
+    for image in images:
+        buf = io.BytesIO()
+        image.save(buf, format="PNG")
+        size += buf.tell()
+    return size
+
+
+# ---------------------------------------------------------------------------------------------- the profile's measurement
+
+
+@dataclass
+class CallRequest:
+    """How a profile measures a model's pipeline call: the profile's settings, the sampler the calls run and the
+    two step counts (the slope between them is the per-step cost of the pipeline's own loop)."""
+
+    device: str
+    dtype: str
+    mode: str
+    resolution: int
+    batch: int
+    guidance: float
+    sampler: str
+    steps: tuple[int, int]
+    repeats: int = 10  # warm calls per step count
+    max_seconds: float = 20.0  # for the warm calls of one model, both step counts
+    fresh_processes: int = 5  # first and second call of this many fresh processes; 0: not measured
+    threads: int | None = None
+    prompt: str = DEFAULT_PROMPT
+    seed: int = 0
+
+    def to_child(self, model: str) -> dict[str, Any]:
+        d = dict(self.__dict__)
+        d["steps"] = list(self.steps)
+        d["model"] = model
+        return d
+
+
+@dataclass
+class CallMeasurement:
+    """What ``measure_pipeline_call`` measured: warm calls in this process, and the first and second call of each
+    fresh process."""
+
+    request: CallRequest
+    warm: list[CallSample] = field(default_factory=list)
+    first: list[CallSample] = field(default_factory=list)
+    second: list[CallSample] = field(default_factory=list)
+    fresh_errors: list[str] = field(default_factory=list)
+
+
+def prepare(pipe: Any, spec: ModelSpec, req: CallRequest) -> None:
+    """Set the pipeline up as ``generate`` does: the sampler's scheduler and the execution mode's runner."""
+    from ldmpick.hardware.execution import install_runner
+    from ldmpick.models.samplers import make_scheduler
+
+    if not req.sampler.startswith("own:"):
+        pipe.scheduler = make_scheduler(req.sampler, dict(pipe.scheduler.config))
+    install_runner(getattr(pipe, spec.adapter.denoiser_component), req.mode, req.device)
+
+
+def call_args(pipe: Any, spec: ModelSpec, req: CallRequest, steps: int) -> dict[str, Any]:
+    return call_kwargs(pipe, spec, prompt=req.prompt, steps=steps, resolution=req.resolution, guidance=req.guidance,
+                       n=req.batch, generators=generators(req.device, [req.seed + k for k in range(req.batch)]))
+
+
+def measure_pipeline_call(spec: ModelSpec, req: CallRequest, pipe: Any = None,
+                          progress: Callable[[str], None] | None = None,
+                          spawn: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> CallMeasurement:
+    """Warm calls of ``spec``'s pipeline at both step counts, alternating (a drift of the machine hits both alike),
+    after one warm-up call; then ``fresh_processes`` fresh processes, each timing its first and second call.
+    ``pipe``: an already loaded pipeline; ``spawn``: runs one fresh process (tests may substitute it)."""
+    assert spec.path is not None
+    out = CallMeasurement(req)
+    pipe = pipe if pipe is not None else load_pipeline(spec.path, req.device, req.dtype, spec)
+    prepare(pipe, spec, req)
+    low, high = req.steps
+    timed_call(pipe, spec, req.device, call_args(pipe, spec, req, high), high)  # warm-up, not kept
+    started = time.perf_counter()
+    for i in range(req.repeats):
+        for k in (low, high):
+            out.warm.append(timed_call(pipe, spec, req.device, call_args(pipe, spec, req, k), k))
+        if i + 1 >= MIN_WARM_CALLS and time.perf_counter() - started > req.max_seconds:
+            break
+    if progress is not None:
+        progress(f"{spec.name} pipeline call (warm)")
+    run = spawn or spawn_fresh_process
+    model = spec.source if spec.kind in ("demo", "registered", "catalogue") else str(spec.path)
+    for _ in range(req.fresh_processes):
+        try:
+            got = run(req.to_child(model))
+        except RuntimeFailure as exc:
+            out.fresh_errors.append(str(exc))
+            continue
+        out.first.append(CallSample.from_json(got["first"]))
+        out.second.append(CallSample.from_json(got["second"]))
+        if progress is not None:
+            progress(f"{spec.name} pipeline call (fresh process {len(out.first)}/{req.fresh_processes})")
+    return out
+
+
+def spawn_fresh_process(child: dict[str, Any]) -> dict[str, Any]:
+    """One fresh Python process (``python -m ldmpick.measurement.fresh_call``) that loads the model and times its
+    first and second call; its JSON answer."""
+    try:
+        done = subprocess.run([sys.executable, "-m", "ldmpick.measurement.fresh_call"], input=json.dumps(child),
+                              capture_output=True, text=True, timeout=FRESH_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise RuntimeFailure(f"a fresh process measuring '{child['model']}' took more than {FRESH_TIMEOUT_S:.0f} s")
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        tail = " ".join(done.stderr.split())[-300:]
+        raise RuntimeFailure(f"a fresh process measuring '{child['model']}' failed (exit {done.returncode}): {tail}")
+    return json.loads(lines[-1])
+
+
+def fresh_first_calls(child: dict[str, Any]) -> dict[str, Any]:
+    """In a fresh process: load the model as ``generate`` does and time its first and second call."""
+    from ldmpick.hardware.execution import apply_threads
+    from ldmpick.models.catalogue import resolve_model
+
+    req = CallRequest(**{k: (tuple(v) if k == "steps" else v) for k, v in child.items() if k != "model"})
+    apply_threads(req.threads)
+    spec = resolve_model(child["model"])
+    assert spec.path is not None
+    pipe = load_pipeline(spec.path, req.device, req.dtype, spec)
+    prepare(pipe, spec, req)
+    high = req.steps[1]
+    first = timed_call(pipe, spec, req.device, call_args(pipe, spec, req, high), high)
+    second = timed_call(pipe, spec, req.device, call_args(pipe, spec, req, high), high)
+    return {"first": first.to_json(), "second": second.to_json()}
