@@ -333,6 +333,15 @@ def test_a_counter_that_goes_back_gives_no_reading(monkeypatch):
     assert block.reading is None
 
 
+def test_joules_per_call_fills_a_block_of_a_second(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pynvml", FakeNvml([0, 1_000, 5_000]))
+    m = meter.EnergyMeter.open()
+    calls = []
+    assert meter.joules_per_call(m, lambda: calls.append(1), 0.01) == pytest.approx(4.0 / 100)
+    assert len(calls) == 100  # 1 s of 10 ms calls
+    assert meter.joules_per_call(None, lambda: calls.append(1), 0.01) is None and len(calls) == 100
+
+
 def test_errors_of_the_measured_work_are_not_swallowed(monkeypatch):
     monkeypatch.setitem(sys.modules, "pynvml", FakeNvml([1, 2]))
     with pytest.raises(ZeroDivisionError):

@@ -12,6 +12,7 @@ board without the counter all give ``None`` (``EnergyMeter.open``) or a block wh
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 MIN_BLOCK_S = 1.0  # shorter blocks are dominated by the counter's update steps
+MAX_CALLS = 10_000  # calls of one block, however fast a call is
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,22 @@ def energy_block(device: str = "cuda", *, uuid: str | None = None,
         return
     with meter, meter.block(synchronize) as out:
         yield out
+
+
+def joules_per_call(meter: EnergyMeter | None, fn: Callable[[], Any], seconds_per_call: float, *,
+                    synchronize: Callable[[], None] | None = None, min_seconds: float = MIN_BLOCK_S,
+                    min_calls: int = 3) -> float | None:
+    """The mean joules of one call of ``fn``: as many calls as fill ``min_seconds`` at ``seconds_per_call`` (the
+    timed median; at least ``min_calls``, at most ``MAX_CALLS``) in one block of ``meter``. ``None`` without a
+    meter or a reading; the calls are not made without a meter."""
+    if meter is None:
+        return None
+    calls = min(MAX_CALLS, max(min_calls, math.ceil(min_seconds / seconds_per_call) if seconds_per_call > 0
+                               else MAX_CALLS))
+    with meter.block(synchronize) as out:
+        for _ in range(calls):
+            fn()
+    return out.reading.per(calls) if out.reading is not None else None
 
 
 def nvml() -> Any | None:
