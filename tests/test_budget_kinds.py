@@ -173,6 +173,20 @@ def test_generate_runs_a_money_budget_as_the_seconds_it_buys():
     assert as_latency_budget("2s") == ("2s", None) and as_latency_budget(None) == (None, None)
 
 
+def test_generate_with_a_money_budget_says_what_it_buys_and_runs_it(tmp_path):
+    r = runner.invoke(app, ["generate", "a red circle", "--budget", "$0.00002", "--price", "2.49/h", "--seed", "1",
+                            "--out", str(tmp_path / "o"), "--json"])
+    assert r.exit_code == 0, r.output
+    said = r.stderr.splitlines()
+    assert said[0] == "budget $0.00002 per image batch is 29 ms of this device at $2.49 per device-hour (--price)"
+    assert any(line.startswith("selected ") and " within 29 ms " in line for line in said)
+    assert json.loads(r.stdout)["images"]
+    # a budget below what anything costs says it in dollars too, in one line
+    line = one_line_error(runner.invoke(app, ["generate", "a red circle", "--budget", "$0.0000001", "--price", "2.49/h",
+                                              "--out", str(tmp_path / "p")]))
+    assert "below the fastest possible configuration" in line and line.endswith("$2.49 per device-hour (--price))")
+
+
 def test_generate_refuses_an_energy_budget_in_one_line():
     line = one_line_error(runner.invoke(app, ["generate", "a red circle", "--budget", "50J"]))
     assert "generate plans on latency" in line and "ldmpick recommend --budget 50J" in line

@@ -68,14 +68,26 @@ def generate_cmd(
     from ldmpick.costs import as_latency_budget
 
     prompts = read_prompts(prompt, prompts_file)
-    # a money budget is the seconds it buys (said once the plan stands)
+    # a money budget is the seconds it buys: said before the plan's first notice (once the request is valid)
     budget, budget_note = as_latency_budget(budget, price=price, price_source=price_source(ctx))
-    plan = plan_generation(
-        prompts, out=out or Path("ldmpick-images"), budget=budget, model=model, sampler=sampler, steps=steps,
-        seed=seed, n=n, negative_prompt=negative_prompt, guidance=guidance, resolution=resolution, device=device,
-        dtype=dtype, mode=mode, profile=profile, warmup=warmup, notify=notice)
-    if budget_note:
-        notice(budget_note)
+    unsaid = [budget_note] if budget_note else []
+
+    def notify(message: str) -> None:
+        while unsaid:
+            notice(unsaid.pop())
+        notice(message)
+
+    try:
+        plan = plan_generation(
+            prompts, out=out or Path("ldmpick-images"), budget=budget, model=model, sampler=sampler, steps=steps,
+            seed=seed, n=n, negative_prompt=negative_prompt, guidance=guidance, resolution=resolution, device=device,
+            dtype=dtype, mode=mode, profile=profile, warmup=warmup, notify=notify)
+    except UsageError as exc:
+        if not unsaid:
+            raise
+        raise UsageError(f"{exc} ({unsaid[0]})") from None  # (it names the budget in seconds)
+    for line in unsaid:
+        notice(line)
     settings = plan.settings
     advice = apply_threads(threads).advice(settings.device)
     if advice:
