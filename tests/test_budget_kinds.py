@@ -149,7 +149,10 @@ def test_the_unit_picks_the_cost_model(budget, name):
 
 def test_a_named_cost_model_and_a_budget_of_another_unit_disagree_in_one_line():
     line = one_line_error(runner.invoke(app, ["recommend", "--budget", "$0.002", "--cost-model", "measured"]))
-    assert "budget '$0.002' is dollars per image" in line and "drop --cost-model" in line
+    assert line.endswith("; '$' is a money budget's unit: drop --cost-model to count dollars per image, the measured "
+                         "latency x the device price you give (--price)")
+    line = one_line_error(runner.invoke(app, ["recommend", "--budget", "3s", "--cost-model", "flops"]))
+    assert "sampling-cost units" in line and "'s' is a measured budget's unit: drop --cost-model" in line
     line = one_line_error(runner.invoke(app, ["recommend", "--budget", "3", "--cost-model", "money", "--price",
                                               "1/h"]))
     assert "a money budget is dollars per image" in line

@@ -134,9 +134,11 @@ def budget_cost_model(budget: Any, name: str | None = None, *, price: str | None
     if name is not None:
         chosen = cost_model(name)
         if claimant is not None and claimant.name != chosen.name:
-            raise UsageError(f"budget '{clip_text(str(budget))}' is {claimant.summary}, but --cost-model "
-                             f"{chosen.name} counts {chosen.summary}; drop --cost-model (the budget's unit picks "
-                             f"{claimant.name}) or give a budget in its unit")
+            try:
+                chosen.parse_budget(budget)
+            except UsageError as exc:  # its own message, and the cost model the unit would have picked
+                raise UsageError(f"{exc}; '{unit}' is a {claimant.name} budget's unit: drop --cost-model to count "
+                                 f"{claimant.summary}") from None
     else:
         chosen = claimant if claimant is not None else cost_model(DEFAULT)
     with_price = getattr(chosen, "with_price", None)
