@@ -7,14 +7,30 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from dataclasses import replace
+from dataclasses import FrozenInstanceError, replace
 from pathlib import Path
 
 import pytest
 
 from ldmpick.files.errors import UsageError
-from ldmpick.knobs import REGISTRY, DeviceFacts, KnobSetting, format_knobs, knob_kind, parse_knob, parse_knobs
-from ldmpick.knobs.compatibility import RULES, TRAITS, combine, matrix, refusals, verdict, with_mode
+from ldmpick.knobs import (
+    REGISTRY,
+    DeviceFacts,
+    KnobSetting,
+    format_knobs,
+    knob_kind,
+    parse_knob,
+    parse_knobs,
+)
+from ldmpick.knobs.compatibility import (
+    RULES,
+    TRAITS,
+    combine,
+    matrix,
+    refusals,
+    verdict,
+    with_mode,
+)
 from ldmpick.knobs.schedule import ADAPTIVE, FIXED, LatencySchedule
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -363,7 +379,14 @@ def test_foca_taylorseer_is_mapped_explicitly_not_to_diffusers_defaults():
 
 
 def test_the_lookup_says_published_transferred_or_unmeasured():
-    from ldmpick.knobs.effects import PUBLISHED, TRANSFERRED, UNMEASURED, effect, load_effects, scales_of
+    from ldmpick.knobs.effects import (
+        PUBLISHED,
+        TRANSFERRED,
+        UNMEASURED,
+        effect,
+        load_effects,
+        scales_of,
+    )
 
     table = load_effects()
     knob = parse_knob("cache=taylorseer(interval=4,order=2,warmup=2,scope=blocks)")
@@ -447,6 +470,6 @@ print(json.dumps([m for m in ("torch", "diffusers", "torchao", "scipy", "numpy")
 
 def test_replace_keeps_a_setting_frozen():
     s = parse_knob("precision=bf16")
-    with pytest.raises(Exception):
+    with pytest.raises(FrozenInstanceError):
         s.name = "fp16"  # type: ignore[misc]
     assert replace(s, name="fp16").text == "precision=fp16"
