@@ -26,6 +26,9 @@ class Scale:
     description: str
     lower_is_better: bool
     published: bool = False  # values come from the shipped published table (not the paper's law or calibration)
+    # the scale whose spread across models stands in for this one's where too few models were measured on it
+    # (ldmpick.quality.step_response: a step response is carried between scales in units of that spread)
+    unit_from: str = ""
 
 
 SCALES: dict[str, Scale] = {s.key: s for s in [
@@ -48,19 +51,37 @@ SCALES: dict[str, Scale] = {s.key: s for s in [
     Scale("coco10k-fid", "COCO-10K FID", "FID on MS-COCO 10K prompts (diffusers T-GATE benchmark)", True, True),
     Scale("laion6-fid", "LAION FID", "FID on LAION-Aesthetics-6+ (LCM paper protocol)", True, True),
     Scale("laion6-clip", "LAION CLIP", "CLIP score x100 on LAION-Aesthetics-6+ (LCM paper protocol)", False, True),
+    Scale("drawbench-imagereward", "DrawBench ImageReward", "ImageReward on DrawBench prompts (FoCa protocol, arXiv "
+          "2508.16211 as reproduced in cache-dit; not the Sana Tab.11 protocol of 'imagereward')", False, True,
+          unit_from="imagereward"),
+    Scale("drawbench-clip", "DrawBench CLIP", "CLIP score x100 on DrawBench prompts (FoCa protocol; cache-dit's own "
+          "ViT-g-14 CLIP is another scale)", False, True, unit_from="mjhq-clip"),
+    Scale("ras-coco-fid", "RAS COCO FID", "FID on MS-COCO val2014 prompts at 1024 px (RAS protocol, arXiv 2502.10389; "
+          "sample count not stated)", True, True, unit_from="mjhq-fid"),
+    Scale("ras-coco-clip", "RAS COCO CLIP", "CLIP score x100 on MS-COCO val2014 prompts at 1024 px (RAS protocol)",
+          False, True, unit_from="mjhq-clip"),
 ]}
 METRICS: tuple[str, ...] = tuple(SCALES)
 CALIBRATED_METRIC = {"fid": "fid", "prompt-acc": "prompt_acc"}  # --metric -> the calibrated table's metric column
 
 
 def scale_of_metric(metric: str) -> Scale:
-    """The scale ``--metric`` names (a one-line error naming the valid ones otherwise)."""
+    """The scale ``--metric`` names (a one-line error naming the valid ones otherwise): a built-in one, or a scale of
+    a reference-free scorer that 'ldmpick calibrate --scorer' measured (``ldmpick.quality.scorer_scales``)."""
     try:
         return SCALES[metric]
     except (KeyError, TypeError):
-        from ldmpick.files.errors import unknown_name
+        pass
+    try:
+        from ldmpick.quality.scorer_scales import scorer_scale  # type: ignore[import-not-found]
+    except ImportError:  # (not there yet in this installation)
+        scorer_scale = None
+    found = scorer_scale(metric) if scorer_scale is not None and isinstance(metric, str) else None
+    if found is not None:
+        return found
+    from ldmpick.files.errors import unknown_name
 
-        raise unknown_name("metric", str(metric), METRICS) from None
+    raise unknown_name("metric", str(metric), METRICS) from None
 
 
 def lower_is_better(metric: str) -> bool:
