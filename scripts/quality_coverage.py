@@ -6,7 +6,11 @@
 Leave one series out over the shipped step-curve points (refit the curves without it, anchor it at its point with
 the most steps, predict the rest) and leave one point out of every published series with three or more step counts
 (interpolate it from its neighbours). A point counts as covered when it lies inside the 80% interval whose width
-was calibrated *without its own series*. tests/test_quality_law.py checks the docs match this output.
+was calibrated *without its own series*. Then the step responses (``quality.response_fit``): every sweep predicted
+from its point with the most steps along the response of the other models of its kind (leave one model out) and
+along its own model's sweeps on other scales (leave one scale out), covered when inside the interval whose width
+was chosen without its own model. tests/test_quality_law.py and tests/test_step_response.py check the docs match
+this output.
 """
 
 from __future__ import annotations
@@ -43,6 +47,38 @@ def coverage_block() -> str:
     for r in curve["rows"]:
         lines.append(f"| {r['series']} | {r['sampler']} | {r['steps']} | {r['published']:g} | {r['predicted']:.2f} | "
                      f"{'yes' if r['covered'] else 'no'} |")
+    return "\n".join(lines + ["", response_block(points)])
+
+
+def response_block(points) -> str:
+    """The held-out check of the step responses, per kind of transfer and per kind of model."""
+    from ldmpick.quality.response_fit import fit_step_responses
+    from ldmpick.quality.scales import series_from_points
+    from ldmpick.quality.step_response import OTHER_MODEL, OTHER_SCALE, group_text
+    from ldmpick.quality.table import load_published
+
+    rows: list = []
+    resp = fit_step_responses(points, series_from_points(load_published()), [], rows)
+    what = {OTHER_MODEL: "from other models of its kind (leave one model out)",
+            OTHER_SCALE: "from its own model's sweeps on other scales (leave one scale out)"}
+    lines = ["Step responses (transferred predictions):", ""]
+    for kind in (OTHER_MODEL, OTHER_SCALE):
+        c = resp.coverage[kind]
+        lines.append(f"- {what[kind]}, {c['series']} sweeps of {c['models']} models: the 80% interval covers "
+                     f"**{c['covered']} of {c['points']}** held-out points (k = {c['k']:.3g}).")
+    lines += ["", "| kind of model | transfer | held-out points | inside |", "|---|---|---|---|"]
+    for group in sorted({r["group"] for r in rows}):
+        for kind in (OTHER_MODEL, OTHER_SCALE):
+            mine = [r for r in rows if r["group"] == group and r["kind"] == kind]
+            if mine:
+                lines.append(f"| {group_text(group)} | {kind} | {len(mine)} | {sum(r['covered'] for r in mine)} |")
+    lines += ["", "The flow-matching sweeps held out (FLUX.1-dev's two DrawBench scales, SD3-Medium's two RAS "
+              "scales):", "", "| held out | transfer | steps | published | predicted | inside |",
+              "|---|---|---|---|---|---|"]
+    for r in rows:
+        if r["group"].startswith("flow"):
+            lines.append(f"| {r['series'].replace('|', '/')} | {r['kind']} | {r['steps']} (from {r['anchor_steps']}) | "
+                         f"{r['published']:g} | {r['predicted']:.4g} | {'yes' if r['covered'] else 'no'} |")
     return "\n".join(lines)
 
 

@@ -234,12 +234,18 @@ def test_law_query_on_a_published_scale_interpolates_holds_and_never_extrapolate
     for p in doc["predictions"]:
         assert p["interval"][0] < p["value"] < p["interval"][1]
     assert any("arxiv.org/abs/2503.09641" in row for row in one["rows"])  # the citation it rests on
-    # SD3-Medium's MJHQ FID is published at its pipeline's 28 steps only: nothing below, flagged at 28
-    doc = query("--model", "sd3-medium", "--sampler", "flow-euler", "--steps", "10,28", "--metric", "mjhq-fid")
-    below, at = doc["predictions"]
-    assert below["value"] is None and at["value"] == 11.92
+    # SD3-Medium's MJHQ FID is published at its pipeline's 28 steps only: below, moved along a step response (its
+    # own RAS sweep, 4-7 steps, has not converged by 7 and cannot move a 28-step point: the flow sweeps of its kind);
+    # below the fewest steps of those sweeps, nothing
+    doc = query("--model", "sd3-medium", "--sampler", "flow-euler", "--steps", "3,10,28", "--metric", "mjhq-fid")
+    none, below, at = doc["predictions"]
+    assert at["value"] == 11.92 and at["basis"] == "published"
     assert any("does not state its sampler" in f for f in at["flags"])
-    assert below["basis"] == "published from 28 steps here (no extrapolation)" and "no_data" not in doc
+    assert below["basis"] == "transferred" and below["value"] > 11.92 and below["interval"][0] < below["value"]
+    assert below["basis_detail"].startswith("transferred from the flow-matching order-1 sweeps of flux-dev, "
+                                            "sd3-medium (4-50 steps; its own among them)")
+    assert none["value"] is None and none["basis"].startswith("below the fewest steps any sweep it rests on covers")
+    assert "no_data" not in doc
 
 
 def test_law_query_on_the_paper_scale_gives_basis_and_holds_past_the_curves_data(law):
@@ -324,11 +330,21 @@ def test_published_table_is_the_reference_copied_with_citations():
     rows = list(csv.DictReader(ref.open(encoding="utf-8")))
     import io
 
+    sweeps = list(csv.DictReader(ref.with_name("quality_steps_accel.csv").open(encoding="utf-8")))
     body = "\n".join(ln for ln in text.splitlines() if not ln.startswith("#"))
+    swept = 0
     for row in csv.DictReader(io.StringIO(body)):
+        if row["reference_row"].startswith("quality_steps_accel.csv:"):  # the flow sweeps: value, steps, source kept
+            src = sweeps[int(row["reference_row"].split(":")[1]) - 2]
+            assert (row["value"], row["steps"]) == (src["value"], src["steps"]) and src["source"] in row["protocol"]
+            assert row["source"].startswith("https://arxiv.org/abs/") and src["acceleration"].startswith(
+                ("none", "reduced steps"))
+            swept += 1
+            continue
         src = rows[int(row["reference_row"]) - 2]
         assert (row["value"], row["source"], row["protocol"]) == (src["value"], src["source_url"],
                                                                   src["eval_protocol"])
+    assert swept == 14  # FLUX.1-dev DrawBench ImageReward + CLIP x 4 step counts, SD3-Medium RAS FID + CLIP x 3
 
 
 @pytest.mark.parametrize("mutate, message", [
@@ -387,15 +403,18 @@ def test_recommend_on_a_published_scale_ranks_only_what_was_published(law):
     sel = select_config(rows, law, 8.0, metric="mjhq-fid")
     # MJHQ FID, lower is better: SANA-Sprint 0.6B at 4 steps (6.48) as published; not more steps (no data past 4)
     assert (sel.best.model, sel.best.steps, sel.best.quality) == ("sana-sprint-0.6b", 4, 6.48)
-    # SDXL's MJHQ FID is published at 50 steps: at 8 s it affords 37, so it is no candidate (no extrapolation)
-    assert "sdxl-base" not in {c.model for c in sel.top}
+    # SDXL's MJHQ FID is published at 50 steps: at 8 s it affords 37, moved along the UNet sweeps' step response
+    sdxl = next(c for c in sel.top if c.model == "sdxl-base")
+    # (the response has converged by its 32 steps: held there, no better than 50 steps, the cheaper pick)
+    assert sdxl.steps <= 37 and sdxl.basis == "transferred" and sdxl.quality >= 6.63 and sdxl.low < sdxl.quality
     assert any(e.startswith("vega: no quality data on this scale (MJHQ FID)") for e in sel.excluded)
-    assert any(e.startswith("sdxl-base euler: no MJHQ FID data at 37 steps or fewer") for e in sel.excluded)
     sel = select_config(rows, law, 12.0, metric="mjhq-fid")
     assert {c.model for c in sel.top} >= {"sdxl-base"}  # 50 steps fit now
     assert "Note: the source does not state its sampler." not in sel.explanation  # the pick's sampler is stated
-    with pytest.raises(UsageError, match="no candidate configurations within 8.00 s: sdxl-base euler: no MJHQ"):
-        select_config([_row("sdxl-base", "euler", 0.2)], law, 8.0, metric="mjhq-fid")
+    # a flow model below its kind's fewest swept steps (4) has no candidate
+    with pytest.raises(UsageError, match="no candidate configurations within .*: sd3-medium flow-euler: no MJHQ FID "
+                                         "data at 3 steps or fewer"):
+        select_config([_row("sd3-medium", "flow-euler", 0.1)], law, 0.85, metric="mjhq-fid")
     # GenEval, higher is better: SANA-Sprint 1.6B (0.77) at its fewest steps with that score
     sel = select_config(rows, law, 8.0, metric="geneval")
     assert (sel.best.model, sel.best.steps, sel.best.quality) == ("sana-sprint-1.6b", 2, 0.77)

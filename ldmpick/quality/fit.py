@@ -11,6 +11,7 @@ from ldmpick.files.errors import UsageError
 from ldmpick.quality.law import (PAPER_NORM_COST, PARAM_SCALE, REFERENCE_SAMPLER, REFERENCE_STEPS, Anchor,
                                  CalibratedFamily, QualityLaw, StepCurve)
 from ldmpick.quality.scales import INTERVAL_LEVEL, NOISE_FLOOR_LOG, IntervalFit, PublishedSeries, series_from_points
+from ldmpick.quality.response_fit import fit_step_responses, step_curve_points
 from ldmpick.quality.table import ANCHOR_SERIES, PublishedPoint, QualityPoint
 
 REFERENCE_GUIDANCE = 7.5  # the paper's (Table 1) guidance scale
@@ -146,11 +147,6 @@ def _fit_relative(points: list[QualityPoint], sampler: str, base: StepCurve, bas
                             f"{guidance:g}, nearest the paper's {REFERENCE_GUIDANCE:g}"
                             + (f"; other guidance: {others}" if others else "") + ")"),
                      points=len(pairs), max_steps=base.max_steps, guidance_factors=factors)
-
-
-def step_curve_points(points: list[QualityPoint]) -> list[QualityPoint]:
-    """The published step-curve points: every row that is neither Table 1 nor a model's anchor or calibration."""
-    return [p for p in points if p.metric == "fid" and not p.series.startswith(("mei2024",) + ANCHOR_SERIES)]
 
 
 def fit_step_curves(curve_points: list[QualityPoint],
@@ -429,6 +425,11 @@ def fit_law(tables: list[tuple[list[QualityPoint], str]], command: str = "",
                 fam.origin = "shipped" if all(id(p) in shipped_ids for p in group) else "yours"
                 calibrated.append(fam)
 
+    # step responses: every sweep at hand (the shipped table's curves, the published series), and each model's
+    # own from your calibrated rows at several step counts ('calibrated step response')
+    yours = [p for pts, _ in tables[1:] for p in pts if p.series.startswith("calibrated")]
+    responses = fit_step_responses(tables[0][0] if tables else [], series, yours)
+
     import platform
 
     import numpy
@@ -454,4 +455,4 @@ def fit_law(tables: list[tuple[list[QualityPoint], str]], command: str = "",
     return QualityLaw(size_points=size_points, smooth_a=a, smooth_b=b, smooth_cov=cov, smooth_rms=rms,
                       curves=curves, clip_points=clip_points, clip_per_fid=clip_per_fid, anchors=anchors,
                       norm_cost=dict(PAPER_NORM_COST), provenance=provenance, calibrated=calibrated,
-                      published=[s for s in series if s.model], intervals=intervals)
+                      published=[s for s in series if s.model], intervals=intervals, responses=responses)

@@ -12,6 +12,10 @@ for it, never from its parameter count.
 - Published scales (``mjhq-fid``, ``geneval``, ...): the published values of released models
   (``ldmpick/data/published_quality.csv``), interpolated linearly in log steps between published step counts
   (flagged), held past the last one (flagged), absent below the first.
+- Below a model's published step counts (or with another sampler than its published one): its published point
+  moved along a step response (``ldmpick.quality.step_response``: its own calibrated response, its own sweeps on
+  another scale, or the sweeps of other models of its kind), basis ``transferred`` / ``calibrated-response``,
+  saying which; never below the fewest steps of the sweeps that response rests on.
 - Intervals: ``log half-width = floor + k * relative shift`` from the data a prediction rests on, with ``k``
   calibrated so that published points left out of the fit fall inside at the stated rate (``IntervalFit``).
 
@@ -32,6 +36,7 @@ from ldmpick.files.errors import LdmpickError, UsageError
 from ldmpick.models.samplers import steps_text
 from ldmpick.quality.scales import (CALIBRATED_METRIC, INTERVAL_LEVEL, Z_LEVEL, IntervalFit, PublishedSeries, interval,
                                     scale_of_metric)
+from ldmpick.quality.step_response import BelowSweeps, StepResponses
 
 SCHEMA = "ldmpick.law/1"
 REFERENCE_SAMPLER = "ddim"
@@ -222,17 +227,22 @@ class Prediction:
 
     value: float
     sigma: float
-    basis: str  # "table1", "interpolated", "anchor", "calibrated:<dataset>", "published", "published-interpolated"
+    basis: str  # "table1", "interpolated", "anchor", "calibrated:<dataset>", "published", "published-interpolated",
+    # "published-held", "transferred", "calibrated-response"
     low: float | None = None
     high: float | None = None
     level: float = INTERVAL_LEVEL
     rows: list[str] = field(default_factory=list)  # the data rows the value rests on
     flags: list[str] = field(default_factory=list)
     scale: str = ""
+    detail: str = ""  # what a transferred value rests on ("transferred from ...", "calibrated step response ...")
 
     def to_json(self) -> dict[str, Any]:
-        return {"value": self.value, "interval": [self.low, self.high], "level": self.level, "sigma": self.sigma,
-                "scale": self.scale, "basis": self.basis, "rows": self.rows, "flags": self.flags}
+        doc = {"value": self.value, "interval": [self.low, self.high], "level": self.level, "sigma": self.sigma,
+               "scale": self.scale, "basis": self.basis, "rows": self.rows, "flags": self.flags}
+        if self.detail:
+            doc["basis_detail"] = self.detail
+        return doc
 
 
 @dataclass
@@ -253,6 +263,7 @@ class QualityLaw:
     calibrated: list[CalibratedFamily] = field(default_factory=list)
     published: list[PublishedSeries] = field(default_factory=list)
     intervals: IntervalFit = field(default_factory=IntervalFit)
+    responses: StepResponses | None = None  # step responses (laws fitted before they existed have none)
 
     # ------------------------------------------------------------------ prediction
     def predict(self, model: str, sampler: str, steps: int, metric: str = "fid") -> Prediction | None:
@@ -264,17 +275,21 @@ class QualityLaw:
             raise UsageError(f"steps must be at least 1 (got {steps})")
         if scale.published:
             series = self.published_series(model, sampler, metric)
-            if series is None:
-                return None
+            if series is not None:
+                try:
+                    value, low, high, sigma, basis, flags = series.predict(steps, self.intervals.k_interp,
+                                                                           self.intervals.floor)
+                except ValueError:
+                    pass  # fewer steps than any published point: moved along a step response, if one fits
+                else:
+                    rows = [f"{series.reference_model}, {k} steps: {v:g}" for k, v in series.points]
+                    return Prediction(value, sigma, basis, low, high, self.intervals.level,
+                                      rows=rows + [f"series: {series.series}", f"source: {series.source}"],
+                                      flags=flags, scale=scale.description)
             try:
-                value, low, high, sigma, basis, flags = series.predict(steps, self.intervals.k_interp,
-                                                                       self.intervals.floor)
-            except ValueError:
-                return None  # fewer steps than any published point: no extrapolation
-            rows = [f"{series.reference_model}, {k} steps: {v:g}" for k, v in series.points]
-            return Prediction(value, sigma, basis, low, high, self.intervals.level,
-                              rows=rows + [f"series: {series.series}", f"source: {series.source}"], flags=flags,
-                              scale=scale.description)
+                return self.transferred(model, sampler, steps, metric)
+            except BelowSweeps:
+                return None
         if self.quality_basis(model, sampler, metric) is None:
             return None
         if metric == "prompt-acc":
@@ -293,6 +308,56 @@ class QualityLaw:
             raise UsageError(f"the quality law gives no finite value for {model} with {sampler} at {steps_text(steps)}; "
                              "refit it with 'ldmpick fit'")
         return pred
+
+    def anchor_series(self, model: str, sampler: str, metric: str) -> PublishedSeries | None:
+        """The published series a transferred prediction starts from: the one ``published_series`` picks, else
+        the model's series on the scale with another sampler (the converged quality is the model's, not the
+        sampler's: the step response of each sampler's order is applied)."""
+        series = self.published_series(model, sampler, metric)
+        if series is not None:
+            return series
+        found = [(i, s) for i, s in enumerate(self.published) if s.scale == metric and s.model == model and model]
+        return max(found, key=lambda t: (t[1].steps_stated, len(t[1].points), -t[0]))[1] if found else None
+
+    def transferred(self, model: str, sampler: str, steps: int, metric: str) -> Prediction | None:
+        """``model``'s published point on ``metric``'s scale moved along a step response to ``steps`` with
+        ``sampler`` (``StepResponses.transfer``); None without a published point or a fitting response; raises
+        ``BelowSweeps`` below the fewest steps the response rests on."""
+        if self.responses is None:
+            return None
+        series = self.anchor_series(model, sampler, metric)
+        if series is None:
+            return None
+        k0, v0 = min(series.points, key=lambda t: (abs(math.log(t[0] / steps)), -t[0]))
+        anchor_sampler = series.sampler or sampler
+        t = self.responses.transfer(model, sampler, steps, metric, k0, v0, anchor_sampler)
+        if t is None:
+            return None
+        flags = [t.detail] + t.flags
+        if not series.steps_stated:
+            flags.append(f"the source does not state its step count; taken as the pipeline default ({k0})")
+        if not series.sampler:
+            flags.append("the source does not state its sampler")
+        elif series.sampler != sampler:
+            flags.append(f"published with {series.sampler}: its converged quality, with {sampler}'s step response")
+        rows = [f"anchor: {series.reference_model}, {k0} steps: {v0:g}", f"series: {series.series}",
+                f"source: {series.source}", t.detail]
+        return Prediction(t.value, t.sigma, t.basis, t.low, t.high, self.intervals.level, rows=rows, flags=flags,
+                          scale=scale_of_metric(metric).description, detail=t.detail)
+
+    def why_no_prediction(self, model: str, sampler: str, steps: int, metric: str) -> str | None:
+        """Why a published scale has no value for the model at ``steps`` though it has a point of it: below the
+        fewest steps of the sweeps its step response rests on (or of its published points, without a response)."""
+        series = self.anchor_series(model, sampler, metric)
+        if series is None:
+            return None
+        try:
+            if self.transferred(model, sampler, steps, metric) is None:
+                first = series.points[0][0]
+                return f"published from {first} steps here (no extrapolation)" if steps < first else None
+        except BelowSweeps as exc:
+            return f"{exc}: no extrapolation"
+        return None
 
     def published_series(self, model: str, sampler: str, metric: str) -> PublishedSeries | None:
         """The published series ``model`` is predicted from on ``metric``'s scale: stated step counts first, then the
@@ -339,7 +404,10 @@ class QualityLaw:
         scale = scale_of_metric(metric)
         if scale.published:
             series = self.published_series(model, sampler, metric)
-            return None if series is None else f"published ({series.source})"
+            if series is not None:
+                return f"published ({series.source})"
+            other = self.anchor_series(model, sampler, metric) if self.responses is not None else None
+            return None if other is None else f"transferred (published with {other.sampler}: {other.source})"
         cal = CALIBRATED_METRIC.get(metric)
         if cal is not None:
             fam = self.calibrated_for(model, sampler, cal)
@@ -489,6 +557,7 @@ class QualityLaw:
             "calibrated": [f.to_json() for f in self.calibrated],
             "published": [p.to_json() for p in self.published],
             "intervals": self.intervals.to_json(),
+            **({"step_response": self.responses.to_json()} if self.responses is not None else {}),
         }
 
     @classmethod
@@ -513,6 +582,7 @@ class QualityLaw:
                 calibrated=[CalibratedFamily.from_json(f) for f in d.get("calibrated", [])],
                 published=[PublishedSeries.from_json(p) for p in d.get("published", [])],
                 intervals=IntervalFit.from_json(d["intervals"]) if "intervals" in d else IntervalFit(),
+                responses=StepResponses.from_json(d["step_response"]) if "step_response" in d else None,
             )
         except (KeyError, TypeError, ValueError, AttributeError, OverflowError, RecursionError) as exc:
             raise UsageError(f"quality law file is malformed ({exc.__class__.__name__}: {exc})") from None
@@ -656,8 +726,10 @@ def predict_query(law: QualityLaw, model: str, sampler: str, steps: list[int], m
             out.append({"steps": k, **pred.to_json()})
             continue
         # a published series that starts later is data on this scale, just not at so few steps
-        why = (f"{NO_PUBLISHED_BELOW} {first} steps here (no extrapolation)" if first is not None and k < first
-               else NO_DATA)
+        why = law.why_no_prediction(model, sampler, k, metric) if scale.published else None
+        if why is None:
+            why = (f"{NO_PUBLISHED_BELOW} {first} steps here (no extrapolation)" if first is not None and k < first
+                   else NO_DATA)
         out.append({"steps": k, "value": None, "interval": None, "basis": why})
     return {"model": model, "sampler": sampler, "metric": metric, "scale": scale.description,
             "lower_is_better": scale.lower_is_better, "interval_level": law.intervals.level, "predictions": out}
