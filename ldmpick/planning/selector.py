@@ -40,11 +40,17 @@ class Candidate:
     parts: dict[str, float] = field(default_factory=dict)  # the cost model's breakdown
     basis: str = ""
     over_budget_chance: float | None = None  # for a cost with a spread: the share of runs over the budget
+    low: float | None = None  # the prediction's interval (at the law's level, 80%)
+    high: float | None = None
+    detail: str = ""  # what a transferred or calibrated-response value rests on
 
     def to_json(self) -> dict[str, Any]:
         doc = {"model": self.model, "unet_params": self.unet_params, "sampler": self.sampler, "steps": self.steps,
                "latency": round(self.latency, 6), "quality": round(self.quality, 4), "sigma": round(self.sigma, 4),
+               "interval": [None if v is None else round(v, 4) for v in (self.low, self.high)],
                "parts": {k: round(v, 6) for k, v in self.parts.items()}, "basis": self.basis}
+        if self.detail:
+            doc["basis_detail"] = self.detail
         if self.over_budget_chance is not None:
             doc["over_budget_chance"] = round(self.over_budget_chance, 4)
         return doc
@@ -62,6 +68,7 @@ class Selection:
     considered: int
     excluded: list[str]
     rows: list[CostRow] = field(default_factory=list)  # the usable rows the candidates came from
+    unranked: list[dict[str, str]] = field(default_factory=list)  # models with no point at all on the scale
 
     @property
     def unit(self) -> str:
@@ -86,6 +93,7 @@ class Selection:
             "explanation": self.explanation,
             "considered": self.considered,
             "excluded": self.excluded,
+            "unranked": self.unranked,
         }
 
 
@@ -108,7 +116,7 @@ def _better(metric: str, a: Candidate, b: Candidate) -> bool:
 
 
 def _usable_rows(rows: list[CostRow], law: QualityLaw, metric: str, excluded: list[str],
-                 typed: Mapping[str, str]) -> list[CostRow]:
+                 typed: Mapping[str, str], unranked: list[dict[str, str]] | None = None) -> list[CostRow]:
     """The rows the law can rank on ``metric``'s scale; the others are noted in ``excluded`` (with the commands
     that would measure them, naming each model as the user typed it: ``typed``, by label)."""
     usable = []
@@ -129,11 +137,16 @@ def _usable_rows(rows: list[CostRow], law: QualityLaw, metric: str, excluded: li
         usable.append(r)
     for model, samplers in no_data.items():
         excluded.append(no_data_note(model, samplers, metric, typed.get(model)))
+        if unranked is not None:
+            unranked.append({"model": model, "samplers": ",".join(samplers), "reason": excluded[-1],
+                             "command": measure_command(model, samplers, metric, typed.get(model)) or ""})
     for sampler, models in uncalibrated.items():
         excluded.append(f"sampler {sampler}: {', '.join(models)} calibrated without it ('ldmpick calibrate --models "
                         f"{models_argument([typed.get(m, m) for m in models])} --samplers {sampler}' adds it)")
     if not usable:
-        raise UsageError("no candidate configurations: " + ("; ".join(excluded) or "no models or samplers"))
+        hint = metric_hint(law, list(no_data), metric)
+        raise UsageError("no candidate configurations: " + ("; ".join(excluded) or "no models or samplers")
+                         + (f"; {hint}" if hint else ""))
     scales: dict[str, list[str]] = {}
     for r in usable:
         names = scales.setdefault(law.scale_of(r.model, metric), [])
@@ -168,7 +181,8 @@ def select_config(
     if not 1 <= max_steps <= MAX_STEPS_LIMIT:
         raise UsageError(f"--max-steps must be between 1 and {MAX_STEPS_LIMIT} (got {max_steps})")
     excluded = list(excluded or [])
-    usable = _usable_rows(rows, law, metric, excluded, typed or {})
+    unranked: list[dict[str, str]] = []
+    usable = _usable_rows(rows, law, metric, excluded, typed or {}, unranked)
     cost = usable[0].cost
     fastest_row = min(usable, key=lambda r: r.at(1))
     if budget < fastest_row.at(1):
@@ -192,7 +206,7 @@ def select_config(
             if pred is None:  # fewer steps than the scale's data for this model: no extrapolation
                 continue
             c = Candidate(r.model, r.unet_params, r.sampler, steps, r.at(steps), pred.value, pred.sigma,
-                          basis=pred.basis)
+                          basis=pred.basis, low=pred.low, high=pred.high, detail=pred.detail)
             all_in_budget.append(c)
             if pair_best is None or _better(metric, c, pair_best):
                 pair_best = c
@@ -234,7 +248,8 @@ def select_config(
         c = close[0]
         explanation += (f" {c.model} with {c.sampler} at {steps_text(c.steps)} ({_fmt_q(metric, c.quality)}) is within the "
                         "prediction's uncertainty of it: either is a sound choice.")
-    return Selection(best, top, frontier, budget, cost, metric, explanation, len(all_in_budget), excluded, usable)
+    return Selection(best, top, frontier, budget, cost, metric, explanation, len(all_in_budget), excluded, usable,
+                     unranked)
 
 
 def _with_headroom(best: Candidate, cands: list[Candidate], row_of: dict[tuple[str, str], CostRow], budget: float,
@@ -282,16 +297,74 @@ def no_data_note(model: str, samplers: list[str], metric: str, typed: str | None
     scale = scale_of_metric(metric)
     name = command_name(model, typed)
     measure = f"ldmpick calibrate --models {name} --samplers {','.join(samplers)}"
-    if name is None:
+    command = measure_command(model, samplers, metric, typed)
+    if scale.published and command is not None:
+        how = (f"unranked: no published point of it on this scale; '{command}' measures its step response on a CLIP "
+               "scale of your own (rank on it with that scale's --metric)")
+    elif name is None:
         how = ("configs only, no weights to measure it with: register a checkpoint with 'ldmpick models add NAME "
                "FOLDER' and calibrate that")
     elif scale.published:
-        how = f"published values only; measure it on your own scale with '{measure}' and rank with --metric fid"
+        how = (f"unranked: no published point of it on this scale; '{measure_command(model, samplers, metric, typed)}' "
+               "measures its step response on a CLIP scale of your own (rank on it with that scale's --metric)")
     elif metric == "clip":
         how = f"the paper's CLIP exists for its family only; measure FID with '{measure}' and rank with --metric fid"
     else:
         how = f"measure it: '{measure}'"
     return f"{model}: no quality data on this scale ({scale.label}) for {', '.join(samplers)} ({how})"
+
+
+CALIBRATE_STEPS = "4,8,16,28,50"  # the step counts a first calibration of a real model measures
+
+
+def measure_command(model: str, samplers: list[str], metric: str, typed: str | None = None) -> str | None:
+    """The command that would measure ``model`` (None: a model without weights): on a published scale, a
+    reference-free scorer's calibration at a few step counts (a released model's configs name its weights by hub
+    id: the command measures it once they are in the Hugging Face cache); else an FID calibration on your own
+    scale."""
+    name = command_name(model, typed)
+    if name is None and scale_of_metric(metric).published:
+        from ldmpick.models.catalogue import catalogue_entries
+
+        hub = catalogue_entries().get(model, {}).get("hub_id")
+        name = models_argument([hub]) if hub else None
+    if name is None:
+        return None
+    if scale_of_metric(metric).published:
+        return f"ldmpick calibrate --models {name} --scorer clip --steps {CALIBRATE_STEPS}"
+    return f"ldmpick calibrate --models {name} --samplers {','.join(samplers)}"
+
+
+# the published scales in the order they are preferred when as many of the asked models have a point on them
+METRIC_PREFERENCE = ("geneval", "mjhq-fid", "mjhq-clip", "dpg", "imagereward")
+METRIC_WHY = {"geneval": "GenEval is one 553-prompt protocol that SANA-Sprint Table 2 ran on distilled and undistilled "
+              "models alike; it scores prompt following on a 0-1 scale, not the distance to one image set"}
+
+
+def published_coverage(law: QualityLaw, models: list[str]) -> dict[str, list[str]]:
+    """Published scale -> which of ``models`` have a published point on it (any sampler, any step count)."""
+    out: dict[str, list[str]] = {}
+    for s in law.published:
+        if s.model in models and s.model not in out.setdefault(s.scale, []):
+            out[s.scale].append(s.model)
+    return out
+
+
+def metric_hint(law: QualityLaw, models: list[str], metric: str) -> str | None:
+    """For models with no data on an unpublished scale (``fid``, the default): the published scale that ranks
+    most of them, and why. None when none has a published point."""
+    if scale_of_metric(metric).published or not models:
+        return None
+    cover = published_coverage(law, models)
+    if not cover:
+        return None
+    order = {m: i for i, m in enumerate(METRIC_PREFERENCE)}
+    best = max(cover, key=lambda k: (len(cover[k]), -order.get(k, len(order))))
+    others = ", ".join(f"{k} {len(v)}" for k, v in sorted(cover.items(), key=lambda t: -len(t[1])) if k != best)
+    why = METRIC_WHY.get(best, "")
+    return (f"real families are ranked on published scales: --metric {best} has a point for {len(cover[best])} of "
+            f"{len(models)} ({', '.join(cover[best])}" + (f"; {others}" if others else "") + ")"
+            + (f": {why}" if why else ""))
 
 
 def pareto_frontier(items: Iterable[T], lower_is_better: bool = True,
@@ -372,14 +445,20 @@ def explain(best: Candidate, rows: list[CostRow], law: QualityLaw, metric: str, 
         a = law.anchors[best.model]
         parts.append(f"{best.model} has its own quality anchor (FID {a.fid:g} at {steps_text(a.steps, a.sampler)}, "
                      f"{a.source}): the law's step curve is applied relative to it.")
+    elif best.basis in ("transferred", "calibrated-response"):
+        parts.append(f"Quality is {scale_of_metric(metric).description}: {best.model}'s published point "
+                     f"{best.detail.replace('transferred from', 'moved along the step response of', 1)}; its "
+                     f"80% interval, {qf(best.low or 0.0)}-{qf(best.high or 0.0)}, is wider than a published "
+                     "point's (its width is what held-out published sweeps needed).")
     elif best.basis.startswith("published"):
         how = {"published": "as published", "published-interpolated": "interpolated between published step counts",
                "published-held": "held at its value at the most published steps"}.get(best.basis, best.basis)
         parts.append(f"Quality is {scale_of_metric(metric).description}, {how}; values on other scales are not "
                      "compared with it.")
     pred = _predict(law, metric, row, best.steps)
-    if pred is not None and pred.flags:  # held past the data, steps or sampler not stated by the source, ...
-        parts.append("Note: " + "; ".join(pred.flags) + ".")
+    flags = [f for f in (pred.flags if pred is not None else []) if f != pred.detail]  # (the detail is said above)
+    if flags:  # held past the data, steps or sampler not stated by the source, ...
+        parts.append("Note: " + "; ".join(flags) + ".")
     return " ".join(parts)
 
 
