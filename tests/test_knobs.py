@@ -170,6 +170,24 @@ def test_the_matrix_says_which_settings_combine_and_why(a, b, ok, reason):
     assert combine(parse_knob(b), parse_knob(a)) == v
 
 
+def test_each_verdict_says_what_it_rests_on():
+    from ldmpick.knobs.compatibility import PUBLISHED, REASONED, TESTED
+
+    assert {v.basis for v in matrix().values()} == {TESTED, PUBLISHED, REASONED}
+    assert combine(parse_knob("cache=pab"), parse_knob("precision=fp32")).basis == TESTED
+    assert combine(parse_knob("cache=fbcache"), parse_knob("compile=full")).basis == PUBLISHED
+    assert combine(parse_knob("cache=fbcache"), parse_knob("compile=repeated-blocks")).basis == REASONED
+
+
+def test_settings_can_be_made_from_python_values():
+    from ldmpick.knobs import setting
+
+    assert setting("cache", "taylorseer", interval=4, order=2) == parse_knob("cache=taylorseer(interval=4,order=2)")
+    assert setting("precision", "bf16").text == "precision=bf16"
+    with pytest.raises(UsageError, match="threshold must be between 0.0 and 1.0"):
+        setting("cache", "fbcache", threshold=2.0)
+
+
 def test_two_settings_of_one_kind_do_not_combine():
     v = combine(parse_knob("cache=fbcache"), parse_knob("cache=pab"))
     assert not v.ok and "one cache setting at a time" in v.reason
@@ -406,6 +424,7 @@ def test_the_lookup_says_published_transferred_or_unmeasured():
     assert none.command == "ldmpick calibrate --model flux-dev --knobs 'cache=fbcache(threshold=0.05)'"
     default_ts = effect(parse_knob("cache=taylorseer(interval=4,order=2)"), "flux-dev", scale, 50, table)
     assert default_ts.basis == UNMEASURED  # diffusers' default scope and warm-up are not what was published
+    assert "published on it: cache=taylorseer(interval=4,order=2,warmup=2,scope=blocks);" in default_ts.note
 
 
 def _shipped_text() -> str:

@@ -160,8 +160,11 @@ def effect(setting: KnobSetting, model: str, scale: str, steps: int, table: Effe
     rows = [r for r in table.rows if r.knob == setting.text and r.scale == scale]
     command = f"ldmpick calibrate --model {model} --knobs '{setting.text}'"
     if not rows:
+        near = sorted({r.knob for r in table.rows if r.scale == scale and r.knob.startswith(f"{setting.kind}="
+                                                                                       f"{setting.name}(")})
+        also = f" (published on it: {'; '.join(near)})" if near else ""
         return EffectEstimate(setting.text, scale, UNMEASURED, note=f"no published row maps to {setting.text} on "
-                              f"{scale}", command=command)
+                              f"{scale}{also}", command=command)
     same_model = [r for r in rows if r.model and r.model == model]
     exact = [r for r in same_model if r.steps == steps]
     if exact:
