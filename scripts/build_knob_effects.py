@@ -47,6 +47,9 @@ PROTOCOL_OF = [
     ("github.com/vipshop/cache-dit bench/README.md", "Qwen-Image-Lightning DrawBench table", "cache-dit-qwen"),
     ("arXiv:2411.05007 (SVDQuant)", "Table 1", "svdquant"),
 ]
+# (protocol key, metric) -> the quality table's own scale for the same protocol (ldmpick.quality.scales.SCALES), so
+# that a knob's effect and the plain configurations' step sweep of that table are on one scale
+QUALITY_SCALES = {("foca", "ImageReward"): "drawbench-imagereward", ("foca", "CLIP score"): "drawbench-clip"}
 SIMILARITY_METRICS = ("LPIPS", "PSNR")  # measured against the baseline's own images: no baseline row
 NOT_KNOBS = ("reduced steps", "step distillation")
 LOWER_IS_BETTER = ("FID",)
@@ -146,7 +149,7 @@ def build(reference: Path) -> tuple[list[dict[str, str]], dict[str, int]]:
             continue
         knob, mapping, config, note = mapping_of(r["acceleration"], steps)
         out.append({
-            "scale": f"{slug(r['metric'])}:{slug(r['dataset'])}:{key}",
+            "scale": QUALITY_SCALES.get((key, r["metric"]), f"{slug(r['metric'])}:{slug(r['dataset'])}:{key}"),
             "model": CATALOGUE_OF.get((r["model"], r["variant"]), ""),
             "reference_model": r["model"], "method": r["acceleration"], "knob": knob, "mapping": mapping,
             "diffusers_config": config, "mapping_note": note, "metric": r["metric"], "dataset": r["dataset"],

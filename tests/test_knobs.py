@@ -385,11 +385,19 @@ def test_the_shipped_effects_table_loads_with_complete_provenance():
     assert {"FoCa", "TeaCache", "quantization:"} <= unmapped  # published, and mapped to no diffusers config
 
 
+def test_effects_of_the_foca_table_are_on_the_quality_tables_own_scales():
+    from ldmpick.knobs.effects import load_effects
+    from ldmpick.quality.scales import SCALES
+
+    foca = {r.scale for r in load_effects().rows if r.source.startswith("arXiv:2508.16211 (FoCa)")}
+    assert foca == {"drawbench-imagereward", "drawbench-clip"} and foca <= set(SCALES)
+
+
 def test_foca_taylorseer_is_mapped_explicitly_not_to_diffusers_defaults():
     from ldmpick.knobs.effects import load_effects
 
     row = next(r for r in load_effects().rows
-               if r.method == "TaylorSeer (N=4,O=2)" and r.scale == "imagereward:drawbench:foca")
+               if r.method == "TaylorSeer (N=4,O=2)" and r.scale == "drawbench-imagereward")
     assert row.knob == "cache=taylorseer(interval=4,order=2,warmup=2,scope=blocks)"
     assert (row.baseline, row.value, row.steps, row.model) == (0.9898, 0.9857, 50, "flux-dev")
     assert "not diffusers' defaults" in row.mapping_note and "14 of 50 steps" in row.mapping_note
@@ -408,8 +416,8 @@ def test_the_lookup_says_published_transferred_or_unmeasured():
 
     table = load_effects()
     knob = parse_knob("cache=taylorseer(interval=4,order=2,warmup=2,scope=blocks)")
-    assert scales_of(knob, table) == ["clip-score:drawbench:foca", "imagereward:drawbench:foca"]
-    scale = "imagereward:drawbench:foca"
+    assert scales_of(knob, table) == ["drawbench-clip", "drawbench-imagereward"]
+    scale = "drawbench-imagereward"
     here = effect(knob, "flux-dev", scale, 50, table)
     steps = effect(knob, "flux-dev", scale, 28, table)
     model = effect(knob, "qwen-image", scale, 28, table)
@@ -480,7 +488,7 @@ for k in knobs:
     knob_kind(k.kind).schedule(k, 28) if k.kind != "cache" else knob_kind(k.kind).schedule(k, 28).pattern()
     knob_kind(k.kind).device_issue(k, DeviceFacts("cpu"))
 refusals(knobs); matrix(); setting_issues(knobs, DeviceFacts("cpu"))
-effect(knobs[2], "flux-dev", "imagereward:drawbench:foca", 50, load_effects())
+effect(knobs[2], "flux-dev", "drawbench-imagereward", 50, load_effects())
 print(json.dumps([m for m in ("torch", "diffusers", "torchao", "scipy", "numpy") if m in sys.modules]))
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
