@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,10 @@ from typing import Any
 from ldmpick import PACKAGE_DIR
 from ldmpick.files.errors import UsageError
 
-TABLE_SCHEMA = "ldmpick.quality/1"
+TABLE_SCHEMA = "ldmpick.quality/2"
+# /2: the metric column may also hold a calibrated scorer's scale key (``quality.scorer_scales``: its own scale per
+# scorer checkpoint, prompt set and resolution); /1 tables (fid, clip and prompt_acc only) read as they are
+READABLE_TABLE_SCHEMAS = ("ldmpick.quality/1", TABLE_SCHEMA)
 # Rows of these series are quality anchors of the model they name (by ldmpick name): measured by
 # `ldmpick calibrate` ("calibrated:<profile id>") or declared by the user from a publication ("anchor:<citation>").
 ANCHOR_SERIES = ("calibrated", "anchor")
@@ -163,7 +167,9 @@ def table_text(points: list[QualityPoint], comment: str) -> str:
 
 
 def read_table(text: str, where: str) -> list[QualityPoint]:
-    """Parse a quality table (CSV with ``#`` comment lines). Every bad row is a one-line error."""
+    """Parse a quality table (CSV with ``#`` comment lines). Every bad row is a one-line error; so is a table of a
+    schema this version does not read (a table without a schema line is read as ``ldmpick.quality/1``)."""
+    check_table_schema(text, where)
     lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
     if not lines:
         return []
@@ -184,6 +190,25 @@ def read_table(text: str, where: str) -> list[QualityPoint]:
     except csv.Error as exc:  # a field over the csv module's size limit, a NUL byte, a bad quote
         raise UsageError(f"{where}: not a readable CSV table ({exc})") from None
     return points
+
+
+def check_table_schema(text: str, where: str) -> None:
+    """Refuse a quality table whose first line names a schema other than ``READABLE_TABLE_SCHEMAS``."""
+    first = text.lstrip("\ufeff").split("\n", 1)[0].strip()
+    m = re.match(r"#\s*schema:\s*(\S+)\s*$", first)
+    if m and m.group(1) not in READABLE_TABLE_SCHEMAS:
+        raise UsageError(f"{where}: quality table schema '{m.group(1)[:80]}' is not one this version of ldmpick reads "
+                         f"({', '.join(READABLE_TABLE_SCHEMAS)})")
+
+
+def metric_bounds(metric: str) -> tuple[float, float] | None:
+    """The smallest and largest value that is still a measurement of ``metric`` (a table metric or a scorer scale
+    key), or None when the quality table cannot hold it."""
+    if metric in TABLE_METRICS:
+        return 0.0, TABLE_METRICS[metric]
+    from ldmpick.quality.scorer_scales import scorer_value_range
+
+    return scorer_value_range(metric)
 
 
 def _number(row: dict, key: str, kind: type, minimum: float, optional: bool = False) -> Any:
@@ -224,17 +249,18 @@ def _point(row: dict) -> QualityPoint:
     from ldmpick.models.samplers import SAMPLERS
 
     metric = texts["metric"]
-    if metric not in TABLE_METRICS:
+    bounds = metric_bounds(metric)
+    if bounds is None:  # (a scorer scale key is also valid: 'clip-score:CHECKPOINT:PROMPTS:RESpx')
         raise ValueError(str(unknown_name("metric", metric, TABLE_METRICS)))  # the row number is added above
     if texts["sampler"] not in SAMPLERS:  # the law would refuse it later, from a file it had already written
         raise ValueError(str(unknown_name("sampler", texts["sampler"], SAMPLERS)))
     point = QualityPoint(
         unet_params=_number(row, "unet_params", int, 1, optional=True),
         steps=_number(row, "steps", int, 1), guidance=_number(row, "guidance", float, 0, optional=True),
-        resolution=_number(row, "resolution", int, 1), value=_number(row, "value", float, 0),
+        resolution=_number(row, "resolution", int, 1), value=_number(row, "value", float, bounds[0]),
         num_samples=_number(row, "num_samples", int, 1, optional=True), **texts)
-    if point.value > TABLE_METRICS[metric]:
-        raise ValueError(f"'value' {point.value:g} is not a plausible {metric} (at most {TABLE_METRICS[metric]:g})")
+    if point.value > bounds[1]:
+        raise ValueError(f"'value' {point.value:g} is not a plausible {metric} (at most {bounds[1]:g})")
     if metric == "fid" and point.value <= 0:  # a Fréchet distance of finite samples is never 0: an interval of 0 width
         raise ValueError(f"'value' {point.value:g} is not a plausible fid (a measured FID is above 0)")
     if point.steps > MAX_TABLE_STEPS:
