@@ -144,9 +144,9 @@ def test_an_interrupted_calibration_resumes_where_it_stopped(monkeypatch):
         calib.read_partial(partial, req)
 
 
-@pytest.mark.slow
-def test_calibrate_cli_refuses_to_overwrite_an_interrupted_run_and_resumes_it():
-    req = calib.CalibrationRequest(models=["demo-c8"], samplers=["ddim"], steps=[1, 2], samples=8)
+def interrupt_after_first(req, **kwargs) -> Path:
+    """Run ``req`` until its first configuration is in the partial file, then interrupt it as Ctrl-C does; returns
+    the partial file."""
     partial = calib.partial_path(req)
     partial.parent.mkdir(parents=True, exist_ok=True)
 
@@ -155,7 +155,14 @@ def test_calibrate_cli_refuses_to_overwrite_an_interrupted_run_and_resumes_it():
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        calib.run_calibration(req, checkpoint=stop_after_first)
+        calib.run_calibration(req, checkpoint=stop_after_first, **kwargs)
+    return partial
+
+
+@pytest.mark.slow
+def test_calibrate_cli_refuses_to_overwrite_an_interrupted_run_and_resumes_it():
+    req = calib.CalibrationRequest(models=["demo-c8"], samplers=["ddim"], steps=[1, 2], samples=8)
+    partial = interrupt_after_first(req)
     args = ["calibrate", "--models", "demo-c8", "--samplers", "ddim", "--steps", "1,2", "--samples", "8",
             "--guidance", str(DEMO_GUIDANCE), "--no-fit", "--json"]
     r = runner.invoke(app, args)

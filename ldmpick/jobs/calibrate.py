@@ -15,11 +15,17 @@ from ldmpick.files.errors import UsageError
 DEFAULT_CALIBRATION_SAMPLERS = ("ddim", "dpmpp-2m", "euler", "unipc")  # the shipped demo calibration's
 
 
-def build_request(*, models: str, samplers: str | None, steps: list[int], samples: int, seed: int, guidance: float | None,
-                  batch: int, device: str | None, dtype: str | None, reference: Path | None,
-                  prompts_file: Path | None, inception_weights: Path | None) -> Any:  # -> CalibrationRequest
+SCORER_BATCH = 1  # a scorer calibration generates one image per call by default (as profiles measure: batch 1)
+
+
+def build_request(*, models: str, samplers: str | None, steps: list[int], samples: int | None, seed: int,
+                  guidance: float | None, batch: int | None, device: str | None, dtype: str | None,
+                  reference: Path | None, prompts_file: Path | None, inception_weights: Path | None,
+                  scorer: str | None = None, scorer_model: str | None = None,
+                  reference_steps: int | None = None) -> Any:  # -> CalibrationRequest
     """A checked request; the device defaults to the GPU if there is one, dtype to what suits it, guidance to the
-    demo world's or real models' usual scale."""
+    demo world's or real models' usual scale (with a scorer: the models' own default), samples to 256 (with a
+    scorer: one image per prompt of the prompt set), batch to 256 (with a scorer: 1)."""
     from ldmpick.calibration import driver as calib
     from ldmpick.models.catalogue import parse_model_list
     from ldmpick.hardware.execution import check_dtype, default_dtype
@@ -28,9 +34,16 @@ def build_request(*, models: str, samplers: str | None, steps: list[int], sample
 
     device = device or default_device()
     check_device(device)
-    if guidance is None:
-        guidance = REFERENCE_GUIDANCE if reference else DEMO_GUIDANCE
     model_list, per_model = parse_model_list(models), None
+    if scorer is not None:
+        from ldmpick.calibration.scorers import scorer_module
+
+        scorer_module(scorer)  # (a bad name is refused before anything is resolved or hashed)
+    if guidance is None:
+        guidance = (models_guidance(model_list) if scorer is not None
+                    else REFERENCE_GUIDANCE if reference else DEMO_GUIDANCE)
+    if batch is None:
+        batch = SCORER_BATCH if scorer is not None else 256
     if samplers is None or samplers.strip().lower() == "all":
         # 'all': each model runs the samplers that fit it (as profile's 'all'); not given: those of the usual four
         # (ddim, dpmpp-2m, euler, unipc) that fit it, else all that fit it (a flow model: its flow samplers)
@@ -46,12 +59,28 @@ def build_request(*, models: str, samplers: str | None, steps: list[int], sample
     else:
         sampler_list = parse_sampler_list(samplers)
     req = calib.CalibrationRequest(
-        models=model_list, samplers=sampler_list, per_model_samplers=per_model, steps=steps, samples=samples,
+        models=model_list, samplers=sampler_list, per_model_samplers=per_model, steps=steps, samples=samples or 256,
         seed=seed, guidance=guidance, device=device, dtype=dtype or default_dtype(device),
-        batch=batch, reference=reference, prompts_file=prompts_file, inception_weights=inception_weights)
+        batch=batch, reference=reference, prompts_file=prompts_file, inception_weights=inception_weights,
+        scorer=scorer, scorer_model=scorer_model, reference_steps=reference_steps)
+    if scorer is not None and samples is None and reference is None:
+        req.samples = max(2, len(req.prompt_set().prompts))  # one image per prompt
     check_dtype(req.dtype, req.device)
     calib.validate_request(req)
     return req
+
+
+def models_guidance(models: list[str]) -> float:
+    """The guidance scale ``models`` run at by default (their cards', else their families'); models of different
+    defaults need one given (a calibration runs at one guidance)."""
+    from ldmpick.models.catalogue import resolve_model
+
+    scales = {m: resolve_model(m).guidance for m in models}
+    if len(set(scales.values())) > 1:
+        listed = ", ".join(f"{m} {g:g}" for m, g in scales.items())
+        raise UsageError(f"these models run at different guidance scales by default ({listed}); give one with "
+                         "--guidance")
+    return next(iter(scales.values()))
 
 
 def partial_state(req: Any, resume: bool, restart: bool) -> tuple[Path, list[Any] | None]:
