@@ -109,3 +109,21 @@ def test_human_output_explains_a_transferred_pick(profile_file):
     assert r.exit_code == 0, r.output
     text = " ".join(r.stdout.split())
     assert "flux-dev's published point moved along the step response of" in text and "80% interval" in text, text
+
+
+def test_a_scorer_scale_ranks_only_what_was_calibrated_on_it(profile_file, ldmpick_home):
+    pytest.importorskip("ldmpick.quality.scorer_scales")
+    from ldmpick.quality.table import TABLE_COLUMNS, user_table_path
+
+    scorer = "clip-score:clip-vit-large-patch14-0a1b2c3d:parti-48:1024px"
+    rows = [f"flux-dev,,flow-euler,{k},3.5,1024,{scorer},{v},48,parti-48,calibrated:parti-48,calibrated:test"
+            for k, v in ((4, 24.0), (8, 29.0), (16, 31.0), (28, 31.6), (50, 31.8))]
+    user_table_path().parent.mkdir(parents=True, exist_ok=True)
+    user_table_path().write_text(",".join(TABLE_COLUMNS) + "\n" + "\n".join(rows) + "\n")
+    assert runner.invoke(app, ["fit"]).exit_code == 0
+    r = _recommend(profile_file, "--metric", scorer, "--models", "flux-dev,sana-1.6b")
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert {c["model"] for c in doc["top"]} == {"flux-dev"} and doc["best"]["basis"] == "calibrated:parti-48"
+    assert 4 <= doc["best"]["steps"] <= 9  # 2 s affords about 9 steps of a 12B model here
+    assert [u["model"] for u in doc["unranked"]] == ["sana-1.6b"]

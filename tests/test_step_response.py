@@ -135,3 +135,29 @@ def test_fit_turns_your_calibrated_rows_into_the_models_step_response(ldmpick_ho
         assert got[k]["basis"] == "calibrated-response", got[k]
         assert got[k]["basis_detail"].startswith("calibrated step response (my-prompts, fid, 4-50 steps)")
     assert got[4]["value"] < got[8]["value"] < got[28]["value"] < 0.67
+
+
+SCORER = "clip-score:clip-vit-large-patch14-0a1b2c3d:parti-48:1024px"
+
+
+def test_a_scorer_calibration_is_its_own_scale_and_moves_the_published_scales(ldmpick_home):
+    """One model at five step counts on a reference-free scorer's scale ('calibrate --scorer clip'): ranked on
+    that scale alone (never merged with the paper's clip), and its step response moves its published GenEval."""
+    pytest.importorskip("ldmpick.quality.scorer_scales")
+    from ldmpick.quality.table import TABLE_COLUMNS, user_table_path
+
+    rows = [f"flux-dev,,flow-euler,{k},3.5,1024,{SCORER},{v},48,parti-48,calibrated:parti-48,calibrated:test"
+            for k, v in ((4, 24.0), (8, 29.0), (16, 31.0), (28, 31.6), (50, 31.8))]
+    user_table_path().parent.mkdir(parents=True, exist_ok=True)
+    user_table_path().write_text(",".join(TABLE_COLUMNS) + "\n" + "\n".join(rows) + "\n")
+    r = runner.invoke(app, ["fit"])
+    assert r.exit_code == 0, r.output
+    own = query("--model", "flux-dev", "--sampler", "flow-euler", "--metric", SCORER, "--steps", "4,16,50")
+    assert [own[k]["value"] for k in (4, 16, 50)] == pytest.approx([24.0, 31.0, 31.8], abs=0.05)
+    assert own[16]["basis"] == "calibrated:parti-48" and "parti-48" in own[16]["scale"]
+    clip = query("--model", "flux-dev", "--sampler", "flow-euler", "--metric", "clip", "--steps", "16")
+    assert clip[16]["value"] is None  # the paper's CLIP stays the paper's family's
+    got = query("--model", "flux-dev", "--sampler", "flow-euler", "--metric", "geneval", "--steps", "8,28")
+    assert got[8]["basis"] == "calibrated-response"
+    assert got[8]["basis_detail"].startswith(f"calibrated step response (parti-48, {SCORER}, 4-50 steps)")
+    assert got[8]["value"] < got[28]["value"] < 0.67

@@ -9,7 +9,7 @@ from typing import Any
 
 from ldmpick.files.errors import UsageError
 from ldmpick.quality.law import (PAPER_NORM_COST, PARAM_SCALE, REFERENCE_SAMPLER, REFERENCE_STEPS, Anchor,
-                                 CalibratedFamily, QualityLaw, StepCurve)
+                                 CalibratedFamily, QualityLaw, StepCurve, calibrated_metric, error_ceiling)
 from ldmpick.quality.scales import INTERVAL_LEVEL, NOISE_FLOOR_LOG, IntervalFit, PublishedSeries, series_from_points
 from ldmpick.quality.response_fit import fit_step_responses, step_curve_points
 from ldmpick.quality.table import ANCHOR_SERIES, PublishedPoint, QualityPoint
@@ -273,6 +273,7 @@ def interval_calibration(curve_points: list[QualityPoint], series: list[Publishe
 
 
 MIN_FAMILY_POINTS = 6
+MIN_SCORER_POINTS = 5  # a scorer's scale: one model at five step counts ('calibrate --scorer ... --steps 4,8,16,28,50')
 
 
 def fit_calibrated_family(points: list[QualityPoint], dataset: str, metric: str,
@@ -286,15 +287,18 @@ def fit_calibrated_family(points: list[QualityPoint], dataset: str, metric: str,
     if samples is not None:
         pts = [p for p in pts if p.num_samples == samples]
     n_models, n_samplers = len({p.model for p in pts}), len({p.sampler for p in pts})
-    if len(pts) < max(MIN_FAMILY_POINTS, 2 * n_models - 1 + 2 * n_samplers + 2):  # more points than parameters
+    fewest = MIN_FAMILY_POINTS if metric in ("fid", "prompt_acc") else MIN_SCORER_POINTS
+    if len(pts) < max(fewest, 2 * n_models - 1 + 2 * n_samplers + 2):  # more points than parameters
         return None
     for key in ("model", "sampler"):  # every model and every sampler seen at 2 step counts or more
         for name in {getattr(p, key) for p in pts}:
             if len({p.steps for p in pts if getattr(p, key) == name}) < 2:
                 return None
 
-    def err(p: QualityPoint) -> float:  # what the law models: FID, or the prompt error 1 - accuracy
-        return max(1.0 - p.value, 1e-4) if metric == "prompt_acc" else max(p.value, 1e-6)
+    ceiling = error_ceiling(metric)
+
+    def err(p: QualityPoint) -> float:  # what the law models: FID, or an error such as 1 - accuracy
+        return max(ceiling - p.value, 1e-4 * max(1.0, ceiling)) if ceiling is not None else max(p.value, 1e-6)
 
     models = sorted({p.model for p in pts}, key=lambda m: (min(q.unet_params or 0 for q in pts if q.model == m), m))
     samplers = sorted({p.sampler for p in pts})
@@ -337,7 +341,7 @@ def fit_calibrated_family(points: list[QualityPoint], dataset: str, metric: str,
         measured = p.value
         fitted = err(p) * math.exp(res)
         residual_rows.append({"model": p.model, "sampler": p.sampler, "steps": p.steps, "measured": round(measured, 6),
-                              "fitted": round(1.0 - fitted if metric == "prompt_acc" else fitted, 6)})
+                              "fitted": round(ceiling - fitted if ceiling is not None else fitted, 6)})
     return CalibratedFamily(dataset=dataset, metric=metric, guidance=guidance, samples=samples,
                             floors={m: float(f) for m, f in zip(models, floors)},
                             scales={m: float(sc) for m, sc in zip(models, scales)},
@@ -417,7 +421,10 @@ def fit_law(tables: list[tuple[list[QualityPoint], str]], command: str = "",
     # one fit per data set, guidance scale and sample count (FID's bias depends on the sample count)
     groups = {(p.dataset, p.guidance, p.num_samples) for p in cal_points}
     for dataset, guidance, samples in sorted(groups, key=lambda t: (t[0], t[1] or 0, t[2] or 0)):
-        for metric in ("fid", "prompt_acc"):
+        # FID, prompt accuracy, and each reference-free scorer's own scale (never merged with another)
+        scorer_metrics = sorted({p.metric for p in cal_points if p.metric not in ("fid", "prompt_acc", "clip")
+                                 and calibrated_metric(p.metric) == p.metric})
+        for metric in ("fid", "prompt_acc", *scorer_metrics):
             fam = fit_calibrated_family(cal_points, dataset, metric, guidance, samples)
             if fam is not None:
                 group = [p for p in cal_points if (p.dataset, p.guidance, p.num_samples, p.metric)

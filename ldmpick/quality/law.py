@@ -53,6 +53,32 @@ PAPER_CITATION = "Mei et al. 2024, Bigger is not Always Better, arXiv 2404.01367
 DISTILLED_SAMPLERS = ("lcm",)
 
 
+def calibrated_metric(metric: str) -> str | None:
+    """The quality table's metric that ``--metric`` is calibrated in: ``fid``, ``prompt_acc``, or a reference-free
+    scorer's scale key itself (``quality.scorer_scales``: one scale per scorer, prompt set and resolution); None for
+    a scale nothing calibrates (the paper's CLIP, the published ones)."""
+    if metric in CALIBRATED_METRIC:
+        return CALIBRATED_METRIC[metric]
+    return metric if _scorer_range(metric) is not None else None
+
+
+def error_ceiling(metric: str) -> float | None:
+    """A calibrated metric where higher is better is fitted as the error ``ceiling - value`` (prompt accuracy:
+    1 - accuracy; a scorer scale: its largest value - value); None for FID, fitted as it is."""
+    if metric == "prompt_acc":
+        return 1.0
+    found = _scorer_range(metric)
+    return None if found is None else found[1]
+
+
+def _scorer_range(metric: str) -> tuple[float, float] | None:
+    try:
+        from ldmpick.quality.scorer_scales import scorer_value_range
+    except ImportError:  # (an installation without scorer scales)
+        return None
+    return scorer_value_range(metric) if isinstance(metric, str) else None
+
+
 @dataclass
 class StepCurve:
     """deficit(s) = C * s^-p, with the covariance of (C, p) from the fit."""
@@ -116,7 +142,7 @@ class CalibratedFamily:
     law is fitted to the error ``1 - accuracy`` and predictions are turned back into accuracies."""
 
     dataset: str
-    metric: str  # "fid" or "prompt_acc"
+    metric: str  # "fid", "prompt_acc" or a scorer scale's key (``calibrated_metric``)
     guidance: float | None  # the guidance scale the points were measured at
     floors: dict[str, float]
     scales: dict[str, float]
@@ -152,8 +178,9 @@ class CalibratedFamily:
         v = self.floors[model] + self.scales[model] * c.deficit(steps)
         v *= math.exp(self._residual(model, sampler, steps))
         sigma = math.hypot(v * self.rms_log, self.scales[model] * c.deficit_sigma(steps))
-        if self.metric == "prompt_acc":
-            return 1.0 - v, sigma
+        ceiling = error_ceiling(self.metric)
+        if ceiling is not None:
+            return ceiling - v, sigma
         return v, sigma
 
     def _residual(self, model: str, sampler: str, steps: int) -> float:
@@ -164,8 +191,9 @@ class CalibratedFamily:
             for r in self.residuals:
                 if r["model"] == model and r["sampler"] == sampler:
                     meas, fit = float(r["measured"]), float(r["fitted"])
-                    if self.metric == "prompt_acc":
-                        meas, fit = 1.0 - meas, 1.0 - fit
+                    ceiling = error_ceiling(self.metric)
+                    if ceiling is not None:
+                        meas, fit = ceiling - meas, ceiling - fit
                     if meas > 0 and fit > 0:
                         pts.append((math.log(int(r["steps"])), math.log(meas / fit)))
             cache[key] = sorted(pts)
@@ -187,8 +215,8 @@ class CalibratedFamily:
                 "curves": {k: v.to_json() for k, v in self.curves.items()}, "rms_log": self.rms_log,
                 "points": self.points, "source": self.source, "residuals": self.residuals,
                 "samples": self.samples, "origin": self.origin,
-                "form": "floor_m + k_m * C_sampler * steps^-p_sampler" + (" (of 1 - accuracy)"
-                                                                          if self.metric == "prompt_acc" else "")}
+                "form": "floor_m + k_m * C_sampler * steps^-p_sampler" + (
+                    "" if error_ceiling(self.metric) is None else f" (of {error_ceiling(self.metric):g} - value)")}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> CalibratedFamily:
@@ -206,7 +234,7 @@ class CalibratedFamily:
             values += [c.C, c.p] + [x for row in c.cov for x in row]
         if fam.guidance is not None:
             values.append(fam.guidance)
-        if (fam.metric not in ("fid", "prompt_acc") or not fam.floors or not fam.curves
+        if (fam.metric not in ("fid", "prompt_acc", calibrated_metric(fam.metric)) or not fam.floors or not fam.curves
                 or set(fam.floors) != set(fam.scales) or not all(math.isfinite(v) for v in values)
                 or any(v < 0 for v in list(fam.floors.values()) + list(fam.scales.values()) + [fam.rms_log])
                 or any(len(c.cov) != 2 or any(len(r) != 2 for r in c.cov) or c.C < 0 or c.p <= 0
@@ -292,8 +320,8 @@ class QualityLaw:
                 return None
         if self.quality_basis(model, sampler, metric) is None:
             return None
-        if metric == "prompt-acc":
-            fam = self.calibrated_for(model, sampler, "prompt_acc")
+        if metric not in ("fid", "clip"):  # prompt accuracy, a scorer's scale: measured by calibration only
+            fam = self.calibrated_for(model, sampler, calibrated_metric(metric) or "")
             assert fam is not None  # quality_basis said so
             value, sigma = fam.predict(model, sampler, steps)
             pred = Prediction(value, sigma, f"calibrated:{fam.dataset}", value - Z_LEVEL * sigma,
@@ -388,7 +416,7 @@ class QualityLaw:
         scale = scale_of_metric(metric)
         if scale.published:
             return scale.description
-        cal = CALIBRATED_METRIC.get(metric)
+        cal = calibrated_metric(metric)
         fams = [f for f in self.calibrated if f.metric == cal and model in f.floors]
         if fams:
             return max(fams, key=lambda f: (f.origin == "yours", f.points)).scale
@@ -408,15 +436,15 @@ class QualityLaw:
                 return f"published ({series.source})"
             other = self.anchor_series(model, sampler, metric) if self.responses is not None else None
             return None if other is None else f"transferred (published with {other.sampler}: {other.source})"
-        cal = CALIBRATED_METRIC.get(metric)
+        cal = calibrated_metric(metric)
         if cal is not None:
             fam = self.calibrated_for(model, sampler, cal)
             if fam is not None:
                 return f"calibrated on {fam.dataset}"
             if any(f.metric == cal and model in f.floors for f in self.calibrated):
                 return None  # calibrated without this sampler
-        if metric == "prompt-acc" or sampler not in self.curves:
-            return None  # prompt accuracy exists only where measured; a sampler with no published step curve
+        if metric not in ("fid", "clip") or sampler not in self.curves:
+            return None  # prompt accuracy, a scorer's scale: only where measured; a sampler with no step curve
         if metric == "fid" and model in self.anchors:
             return f"anchor ({self.anchors[model].source})"
         points = self.size_points if metric == "fid" else self.clip_points
@@ -426,7 +454,7 @@ class QualityLaw:
 
     def max_steps_for(self, model: str, sampler: str, metric: str = "fid") -> int | None:
         """For a calibrated (model, sampler): the most steps measured (the selector does not extrapolate past it)."""
-        cal = CALIBRATED_METRIC.get(metric)
+        cal = calibrated_metric(metric)
         fam = self.calibrated_for(model, sampler, cal) if cal else None
         return fam.max_steps(model, sampler) if fam is not None else None
 
@@ -439,7 +467,7 @@ class QualityLaw:
     def uncalibrated_sampler(self, model: str, sampler: str, metric: str = "fid") -> bool:
         """True when ``model`` has a calibrated quality law (measured on its own scale) that did not measure
         ``sampler``: the published curves are on another scale, so such a pair has no sound prediction."""
-        cal = CALIBRATED_METRIC.get(metric)
+        cal = calibrated_metric(metric)
         fams = [f for f in self.calibrated if f.metric == cal and model in f.floors]
         if not fams:
             return False

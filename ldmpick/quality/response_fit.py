@@ -312,14 +312,15 @@ def fit_step_responses(points: list[Any], series: list[PublishedSeries], calibra
     out = StepResponses(groups=fit_groups(sweeps, units), own=fit_own([s for s in sweeps if s.model in named],
                                                                         units, named),
                         units=units, model_kinds=kinds, widths=widths, floor=FLOOR_UNITS, coverage=coverage)
-    _add_calibrated(out, calibrated_yours)
+    _add_calibrated(out, calibrated_yours, {p.dataset for p in demo})
     return out
 
 
-def _add_calibrated(out: StepResponses, points: list[Any]) -> None:
+def _add_calibrated(out: StepResponses, points: list[Any], shipped_datasets: set[str]) -> None:
     """Your calibrated rows: for each model and sampler measured at 2+ step counts on one scale, its own step
-    response (in that scale's units: the shipped calibrated scale's spread where it has one, else the paper's FID
-    spread for an FID, else a spread relative to the values as MJHQ CLIP's is)."""
+    response (in that scale's units: the shipped calibration's spread on its own data set; for an FID on your own
+    images the MJHQ FID spread of released models; for a CLIP score x100 the MJHQ CLIP spread; else a spread relative
+    to the values as MJHQ CLIP's is)."""
     groups: dict[tuple, list[Any]] = {}
     for p in points:
         groups.setdefault((p.model, p.sampler, p.metric, p.dataset, p.guidance, p.num_samples), []).append(p)
@@ -330,13 +331,19 @@ def _add_calibrated(out: StepResponses, points: list[Any]) -> None:
         if len(by_steps) < 2:
             continue
         lower = metric == "fid"
-        key = f"calibrated:{metric}"
-        unit = out.units.get(key) or (out.units.get("fid") if lower else None)
-        if unit is None:
+        key = f"calibrated:{dataset}:{metric}"
+        shipped = out.units.get(f"calibrated:{metric}") if dataset in shipped_datasets else None
+        if shipped is not None:  # the shipped calibration's data set (the demo world): its own spread
+            unit = shipped
+        elif lower and "mjhq-fid" in out.units:  # an FID on your own images: as far apart as released models' MJHQ
+            unit = ScaleUnit(out.units["mjhq-fid"].unit, True, "the MJHQ FID spread of released models")
+        elif metric.startswith("clip-score:") and "mjhq-clip" in out.units:  # CLIP x100, as MJHQ CLIP is
+            unit = ScaleUnit(out.units["mjhq-clip"].unit, False, "the MJHQ CLIP spread of released models")
+        else:
             mean = sum(v for vs in by_steps.values() for v in vs) / len(pts)
             ref = out.units.get("mjhq-clip")
             rel = ref.unit / 28.0 if ref is not None else 0.02  # MJHQ CLIP x100 values are about 28
-            unit = ScaleUnit(max(abs(mean) * rel, 1e-6), False, "relative to its values, as MJHQ CLIP's spread is")
+            unit = ScaleUnit(max(abs(mean) * rel, 1e-6), lower, "relative to its values, as MJHQ CLIP's spread is")
         out.units.setdefault(key, unit)
         sweep = Sweep(f"yours: {model} {sampler} {metric} {dataset}", model, key, "", sampler,
                       sorted((k, sum(v) / len(v)) for k, v in by_steps.items()))
