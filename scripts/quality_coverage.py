@@ -79,6 +79,29 @@ def response_block(points) -> str:
         if r["group"].startswith("flow"):
             lines.append(f"| {r['series'].replace('|', '/')} | {r['kind']} | {r['steps']} (from {r['anchor_steps']}) | "
                          f"{r['published']:g} | {r['predicted']:.4g} | {'yes' if r['covered'] else 'no'} |")
+    return "\n".join(lines + ["", example_block()])
+
+
+EXAMPLES = [("flux-dev", "flow-euler", "geneval", [1, 2, 4, 8, 20, 28, 50]),
+            ("sana-1.6b", "flow-dpmpp-2m", "mjhq-fid", [2, 4, 8, 14, 20]),
+            ("sd3.5-large-turbo", "flow-euler", "geneval", [1, 2, 3, 4, 8])]
+
+
+def example_block() -> str:
+    """What the shipped law says for a few real models (``ldmpick law --model M --sampler S --metric X``)."""
+    from ldmpick.quality.law import load_law, predict_query, shipped_law_path
+
+    law = load_law(shipped_law_path())[0]
+    lines = ["What the shipped law gives (`ldmpick law --model M --sampler S --metric X --steps ...`):", "",
+             "| model, sampler, scale | steps | value | 80% interval | basis |", "|---|---|---|---|---|"]
+    for model, sampler, metric, steps in EXAMPLES:
+        for p in predict_query(law, model, sampler, steps, metric)["predictions"]:
+            if p["value"] is None:
+                value, interval, basis = "-", "-", p["basis"]
+            else:
+                value, interval = f"{p['value']:.3g}", f"{p['interval'][0]:.3g} - {p['interval'][1]:.3g}"
+                basis = p["basis"] + (f": {p['basis_detail']}" if p.get("basis_detail") else "")
+            lines.append(f"| {model}, {sampler}, {metric} | {p['steps']} | {value} | {interval} | {basis} |")
     return "\n".join(lines)
 
 

@@ -446,8 +446,10 @@ def explain(best: Candidate, rows: list[CostRow], law: QualityLaw, metric: str, 
         parts.append(f"{best.model} has its own quality anchor (FID {a.fid:g} at {steps_text(a.steps, a.sampler)}, "
                      f"{a.source}): the law's step curve is applied relative to it.")
     elif best.basis in ("transferred", "calibrated-response"):
+        how = (best.detail.replace("transferred from", "moved along the step response of", 1)
+               if best.basis == "transferred" else f"moved along its {best.detail}")
         parts.append(f"Quality is {scale_of_metric(metric).description}: {best.model}'s published point "
-                     f"{best.detail.replace('transferred from', 'moved along the step response of', 1)}; its "
+                     f"{how}; its "
                      f"80% interval, {qf(best.low or 0.0)}-{qf(best.high or 0.0)}, is wider than a published "
                      "point's (its width is what held-out published sweeps needed).")
     elif best.basis.startswith("published"):

@@ -370,6 +370,10 @@ class QualityLaw:
             flags.append(f"published with {series.sampler}: its converged quality, with {sampler}'s step response")
         rows = [f"anchor: {series.reference_model}, {k0} steps: {v0:g}", f"series: {series.series}",
                 f"source: {series.source}", t.detail]
+        if k0 == steps and abs(t.value - v0) <= 1e-12 * max(1.0, abs(v0)):  # the published point itself
+            low, high, sigma = interval(v0, 0.0, self.intervals.k_interp, self.intervals.floor)
+            return Prediction(v0, sigma, "published", low, high, self.intervals.level, rows=rows[:3],
+                              flags=flags[1:], scale=scale_of_metric(metric).description)
         return Prediction(t.value, t.sigma, t.basis, t.low, t.high, self.intervals.level, rows=rows, flags=flags,
                           scale=scale_of_metric(metric).description, detail=t.detail)
 
