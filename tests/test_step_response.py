@@ -161,3 +161,12 @@ def test_a_scorer_calibration_is_its_own_scale_and_moves_the_published_scales(ld
     assert got[8]["basis"] == "calibrated-response"
     assert got[8]["basis_detail"].startswith(f"calibrated step response (parti-48, {SCORER}, 4-50 steps)")
     assert got[8]["value"] < got[28]["value"] < 0.67
+
+
+def test_law_shows_the_responses_and_their_held_out_coverage(law):
+    r = runner.invoke(app, ["law"])
+    assert r.exit_code == 0, r.output
+    text = " ".join(r.stdout.split())
+    assert "Step responses: R(k) = -A·k^-p in scale units" in text and "flow-matching order-1" in text
+    c = law.responses.coverage["other-model"]
+    assert f"cover {c['covered']} of {c['points']} held-out published points" in text

@@ -158,6 +158,8 @@ def render_law(law: Any, json_out: bool, grid: list[int]) -> None:
         out.print(f"published series: {len(law.published)} ({sum(bool(p.model) for p in law.published)} of catalogue "
                   f"models, on {', '.join(scales)}); 'ldmpick law --model M --sampler S --steps N --metric X' "
                   "predicts one", soft_wrap=True)
+    if law.responses is not None:
+        render_responses(law.responses)
     fit_rows = law.provenance.get("step_curve_fit") or []
     if fit_rows:
         f = make_table("Step curves vs their published points (fitted = series offset + C·s^-p)",
@@ -179,6 +181,27 @@ def render_law(law: Any, json_out: bool, grid: list[int]) -> None:
         for m, n, _ in law.size_points:
             g.add_row(m, *[f"{law.predict_fid(n, sampler, k).value:.1f}" for k in grid])
         out.print(g)
+
+
+def render_responses(resp: Any) -> None:
+    """The step responses a published point is moved along (docs/quality-law.md): per kind of model, per model's
+    own sweeps, per your calibration; and how their intervals held on held-out sweeps."""
+    from ldmpick.quality.step_response import group_text
+
+    t = make_table("Step responses: R(k) = -A·k^-p in scale units (a published point moves by R(k) - R(k_published))",
+                   ("response", "A", "p", "steps", "loss at 4 / 20 steps", "rests on"), left=("response", "rests on"))
+    rows = [(group_text(g), r) for g, r in resp.groups.items()]
+    rows += [(f"{m} ({group_text(g)})", r) for m, rs in resp.own.items() for g, r in rs.items() if r.A > 0]
+    rows += [(f"{m} with {s}: calibrated", r) for m, rs in resp.calibrated.items() for s, r in rs.items()]
+    for name, r in rows:
+        t.add_row(name, f"{r.A:.3g}", f"{r.p:.2f}", f"{r.min_steps}-{r.max_steps}",
+                  f"{-r.at(4):.2f} / {-r.at(20):.2f}", ", ".join(r.scales) + f" ({len(r.sweeps)} sweeps)")
+    console().print(t)
+    for kind, what in (("other-model", "from other models' sweeps"), ("other-scale", "from the model's other scales")):
+        cov = resp.coverage.get(kind)
+        if cov:
+            console().print(f"80% intervals of responses {what}: cover {cov['covered']} of {cov['points']} held-out "
+                            f"published points (k = {cov['k']:.3g})", soft_wrap=True)
 
 
 def _sd(cov: Any, i: int) -> float:
