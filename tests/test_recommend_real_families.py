@@ -23,6 +23,7 @@ MODELS = {
     "sana-sprint-1.6b": (40.0, 1_600_000_000, "sana", True, ["scm"]),
     "sd3.5-large-turbo": (160.0, 8_100_000_000, "sd3", True, ["flow-euler"]),
     "sd3.5-large": (160.0, 8_100_000_000, "sd3", False, ["flow-euler"]),
+    "ldm-866m": (30.0, 865_910_724, "sd", False, ["ddim"]),
 }
 
 
@@ -94,6 +95,16 @@ def test_the_default_metric_names_the_one_that_ranks_real_families(profile_file)
     assert r.exit_code == 2, r.output
     last = r.stderr.splitlines()[-1]
     assert last.startswith("error: no candidate configurations") and "--metric geneval has a point for 5 of 5" in last
+
+
+def test_with_the_default_metric_the_paper_family_is_ranked_and_the_notice_names_geneval(profile_file):
+    r = runner.invoke(app, ["recommend", "--budget", "2s", "--profile", str(profile_file), "--json",
+                            "--models", "ldm-866m,flux-dev,sana-sprint-1.6b"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["best"]["model"] == "ldm-866m" and {u["model"] for u in doc["unranked"]} == {"flux-dev",
+                                                                                             "sana-sprint-1.6b"}
+    assert "note: real families are ranked on published scales: --metric geneval has a point for 2 of 2" in r.stderr
 
 
 def test_transferred_predictions_never_go_below_the_fewest_steps_of_their_sweeps(profile_file):
