@@ -18,6 +18,18 @@ def ldmpick_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
     return home
 
 
+@pytest.fixture(autouse=True)
+def fresh_processes_in_process(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A profile of a model with weights times the first call of five fresh Python processes (about 10 s each on
+    the 2-core machine): in tests they run in this process, through the same code, unless a test is marked
+    ``real_fresh_process`` (then one real subprocess is the point)."""
+    if request.node.get_closest_marker("real_fresh_process") is not None:
+        return
+    from ldmpick.measurement import pipeline_call
+
+    monkeypatch.setattr(pipeline_call, "spawn_fresh_process", pipeline_call.fresh_first_calls)
+
+
 # The device identity is the CPU name and the core count (profiles.device.device_key). The shipped reference
 # profiles were measured on one machine; a test that relies on "the shipped profile is this device's" would pass
 # there and fail anywhere else, so every test runs as that machine unless it asks for another identity.

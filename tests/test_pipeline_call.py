@@ -128,6 +128,7 @@ def test_measuring_a_demo_model_through_its_own_call(one_torch_thread):
     assert [w.steps for w in block.warm] == [1, 3] and block.processes == 2
 
 
+@pytest.mark.real_fresh_process
 def test_profile_stores_each_models_pipeline_call(tmp_path: Path):
     """Through the CLI, with one real fresh process."""
     out = tmp_path / "p.json"

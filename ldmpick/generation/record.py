@@ -27,9 +27,17 @@ class PromptEntry:
     seeds: list[int]
     files: list[str]
     measured: Any  # generation.PartTimes
+    call_ms: float | None = None  # the whole pipeline call (prompt to decoded images)
+    write_ms: float | None = None  # writing its images, known once they are written (``finish``)
 
     def to_json(self) -> dict[str, Any]:
-        return {"prompt": self.prompt, "seeds": self.seeds, "files": self.files, "measured": self.measured.to_json()}
+        measured = self.measured.to_json()
+        if self.call_ms is not None:  # what a budget counts: from the prompt to the written images
+            measured["call_ms"] = round(self.call_ms, 3)
+            if self.write_ms is not None:
+                measured["write_ms"] = round(self.write_ms, 3)
+                measured["latency_ms"] = round(self.call_ms + self.write_ms, 3)
+        return {"prompt": self.prompt, "seeds": self.seeds, "files": self.files, "measured": measured}
 
 
 @dataclass
@@ -134,18 +142,21 @@ class GenerationRecord:
         names = []
         for image, seed in zip(pr.images, pr.seeds):
             path = save_image(self.folder, image, pr.prompt, seed,
-                              metadata_text(self.image_metadata(pr.prompt, seed, pr.times.total_ms)), first)
+                              metadata_text(self.image_metadata(pr.prompt, seed, pr.wall_ms if pr.wall_ms is not None
+                                                                else pr.times.total_ms)), first)
             first = None
             names.append(path.name)
             self.run.images.append(ImageEntry(path.name, pr.index, seed))
             self.write()  # after every image: an image is never left without its entry
-        self.run.prompts.append(PromptEntry(pr.prompt, pr.seeds, names, pr.times))
+        self.run.prompts.append(PromptEntry(pr.prompt, pr.seeds, names, pr.times, pr.wall_ms))
         self.write()
 
     def finish(self, result: Any) -> None:  # result: generation.GenerationResult
         """Add what is known once the run is over (scheduler, timesteps, load and setup times, notes)."""
         self.run.outcome = RunOutcome(result.scheduler_class, result.unet_evals, result.timesteps, result.load_ms,
                                       result.setup_ms, list(result.notes))
+        for entry, pr in zip(self.run.prompts, result.prompts):  # each image's write, now that it is done
+            entry.write_ms = pr.write_ms
         self.write()
 
     def write(self) -> None:

@@ -31,6 +31,7 @@ from typing import Any
 
 from ldmpick.files.errors import ModelError, RuntimeFailure, clipped_message
 from ldmpick.hardware.execution import DTYPES
+from ldmpick.measurement.timer import Timer
 from ldmpick.models.catalogue import ModelSpec
 
 # the prompt every profile's pipeline calls encode (its length is what a tokenizer that follows the prompt sees)
@@ -122,8 +123,6 @@ class PartTimer:
     at each boundary (so the parts are what the profiler measures). Counts the denoiser evaluations."""
 
     def __init__(self, pipe: Any, spec: ModelSpec, device: str):
-        from ldmpick.measurement.profiler import Timer
-
         self.timer = Timer(device)
         self.pipe, self.spec = pipe, spec
         self.handles: list[Any] = []
@@ -402,3 +401,81 @@ def fresh_first_calls(child: dict[str, Any]) -> dict[str, Any]:
     first = timed_call(pipe, spec, req.device, call_args(pipe, spec, req, high), high)
     second = timed_call(pipe, spec, req.device, call_args(pipe, spec, req, high), high)
     return {"first": first.to_json(), "second": second.to_json()}
+
+
+# ---------------------------------------------------------------------------------------------- the generic capture
+
+CAPTURE_STEPS = 2  # the capture call's step count (its evaluations per step are counted over it)
+
+
+def capture_generic(spec: ModelSpec, device: str, dtype: str, resolution: int, batch: int, cfg: bool,
+                    pipe: Any = None) -> Any:  # -> families.generic.Captured
+    """Run a generic model's own pipeline once (its weights, its own scheduler) and keep what it fed each part, for
+    its adapter (``ldmpick.models.families.generic``) to answer the profiler from; stored in ``CAPTURES``."""
+    import torch
+
+    from ldmpick.models.families import generic
+
+    assert spec.path is not None
+    pipe = pipe if pipe is not None else load_pipeline(spec.path, device, dtype, spec)
+    denoiser = getattr(pipe, spec.adapter.denoiser_component)
+    signature = inspect.signature(denoiser.forward)
+    seen: dict[str, Any] = {"evals": 0, "ids": {}, "calls": {}, "timesteps": {}}
+    handles = []
+
+    def keep_denoiser(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        seen["evals"] += 1
+        if "denoiser" not in seen:
+            bound = signature.bind_partial(*args, **kwargs).arguments
+            bound.pop("return_dict", None)
+            seen["denoiser"] = _cloned(dict(bound))
+
+    handles.append(denoiser.register_forward_pre_hook(keep_denoiser, with_kwargs=True))
+    for comp in (k for k in spec.components if k.startswith("text_encoder")):
+        module = getattr(pipe, comp, None)
+        if module is None:
+            continue
+
+        def keep_ids(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any], comp: str = comp) -> None:
+            seen["calls"][comp] = seen["calls"].get(comp, 0) + 1
+            ids = kwargs.get("input_ids", args[0] if args else None)
+            if isinstance(ids, torch.Tensor) and comp not in seen["ids"]:
+                seen["ids"][comp] = ids.detach().clone()
+
+        handles.append(module.register_forward_pre_hook(keep_ids, with_kwargs=True))
+    original_decode, original_set = pipe.vae.decode, pipe.scheduler.set_timesteps
+
+    def decode(latents: Any, *args: Any, **kwargs: Any) -> Any:
+        seen.setdefault("latents", latents.detach().clone())
+        return original_decode(latents, *args, **kwargs)
+
+    def set_timesteps(*args: Any, **kwargs: Any) -> Any:
+        # the resolution's shift ('mu') and the like; a step count's own sigmas or timesteps are not kept
+        seen["timesteps"] = {k: v for k, v in kwargs.items()
+                             if k not in ("num_inference_steps", "device", "sigmas", "timesteps")}
+        return original_set(*args, **kwargs)
+
+    pipe.vae.decode, pipe.scheduler.set_timesteps = decode, set_timesteps
+    guidance = spec.guidance if cfg else 1.0
+    try:
+        with torch.no_grad():
+            pipe(**call_kwargs(pipe, spec, prompt=DEFAULT_PROMPT, steps=CAPTURE_STEPS, resolution=resolution,
+                               guidance=guidance, n=batch, generators=generators(device, list(range(batch)))))
+    except Exception as exc:
+        raise ModelError(f"'{spec.name}' ({spec.pipeline_class}, generic): its own call failed "
+                         f"({exc.__class__.__name__}: {clipped_message(exc)}); see docs/families.md") from None
+    finally:
+        for h in handles:
+            h.remove()
+        pipe.vae.decode, pipe.scheduler.set_timesteps = original_decode, original_set
+    if "denoiser" not in seen or "latents" not in seen:
+        raise ModelError(f"'{spec.name}' ({spec.pipeline_class}, generic): its call never ran its "
+                         f"{'denoiser' if 'denoiser' not in seen else 'VAE decode'}, so it cannot be measured")
+    first = next((v for v in seen["denoiser"].values() if isinstance(v, torch.Tensor) and v.dim() >= 2), None)
+    captured = generic.Captured(
+        denoiser_kwargs=seen["denoiser"], batch=batch,
+        denoiser_batch=int(first.shape[0]) if first is not None else batch,
+        evals_per_step=max(1, round(seen["evals"] / CAPTURE_STEPS)), decode_latents=seen["latents"],
+        encoder_ids=seen["ids"], encoder_calls=seen["calls"], timestep_kwargs=seen["timesteps"])
+    generic.CAPTURES[generic.capture_key(spec, resolution, cfg)] = captured
+    return captured

@@ -24,12 +24,11 @@ from ldmpick.hardware.execution import (DTYPES, available_memory_bytes, check_dt
 from ldmpick.models.families.base import TextEncoder, constructor_args, count_params
 from ldmpick.profiles.schema import LatencyStats, ModelLatency, Profile, SamplerOverhead, Settings
 from ldmpick.models.samplers import get_sampler, make_scheduler
+from ldmpick.measurement.timer import SLOW_MIN_RUNS, WARMUP_SECONDS, Timer  # noqa: F401 (re-exported)
 
 SAMPLER_STEPS = 20  # steps of the loop timed per sampler repetition
 # Timing budgets (see Timer.measure): the denoiser step, paid once per sampling step, gets the whole --max-seconds;
 # each fixed part (text-encoder stack, VAE decode), paid once per image, a quarter of it; each sampler loop a tenth.
-WARMUP_SECONDS = 1.0  # warm-up calls stop once they have taken this long
-SLOW_MIN_RUNS = 2  # timed runs of a part whose calls do not fit its minimum run count in its budget
 FIXED_PART_SHARE = 0.25
 SAMPLER_SHARE = 0.1
 # A model is not built when its weights, plus a share for activations and workspace, exceed free memory.
@@ -161,72 +160,6 @@ def check_resolution(resolution: int, spec: ModelSpec) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- timing
-
-
-class Timer:
-    """Times a callable on a device: CUDA events on GPU, perf_counter on CPU, synchronizing around each call."""
-
-    def __init__(self, device: str):
-        import torch
-
-        self.torch = torch
-        self.cuda = device.startswith("cuda")
-        self.device = device
-
-    def sync(self) -> None:
-        if self.cuda:
-            self.torch.cuda.synchronize(self.device)
-
-    def once(self, fn: Callable[[], Any]) -> float:
-        """Milliseconds for one call of ``fn``."""
-        if self.cuda:
-            start = self.torch.cuda.Event(enable_timing=True)
-            end = self.torch.cuda.Event(enable_timing=True)
-            self.sync()
-            start.record()
-            fn()
-            end.record()
-            end.synchronize()
-            return float(start.elapsed_time(end))
-        t0 = time.perf_counter()
-        fn()
-        return (time.perf_counter() - t0) * 1e3
-
-    def measure(
-        self, fn: Callable[[], Any], warmup: int, repeats: int, max_seconds: float, min_repeats: int = 3
-    ) -> LatencyStats:
-        """Time one part adaptively, the way hyperfine does: a minimum number of runs and a time budget.
-
-        Warm up with up to ``warmup`` calls, stopping once they have taken ``WARMUP_SECONDS`` (a call that slow
-        is warm after one). Then time calls until there are ``repeats`` samples, or until the next call would end
-        past ``max_seconds`` (this part's budget), but never fewer than ``min_repeats`` samples, or
-        ``SLOW_MIN_RUNS`` when that many calls do not fit the budget: a 6 s VAE decode is timed twice after one
-        warm-up while a 2 ms sampler step keeps its repeats. The statistics come from the timed calls only, and
-        ``n`` records how many there were.
-        """
-        estimate_ms = None
-        warm_ms = 0.0
-        for _ in range(warmup):
-            estimate_ms = self.once(fn)
-            warm_ms += estimate_ms
-            if warm_ms >= WARMUP_SECONDS * 1e3:
-                break
-        self.sync()
-        samples: list[float] = []
-        floor = min(min_repeats, repeats)
-        started = time.perf_counter()
-        while len(samples) < repeats:
-            if samples:
-                if estimate_ms is None:
-                    estimate_ms = samples[0]
-                if estimate_ms * floor > max_seconds * 1e3:  # a slow part: a few runs are all its budget allows
-                    floor = min(floor, SLOW_MIN_RUNS)
-                elapsed = time.perf_counter() - started
-                per_call = elapsed / len(samples)
-                if len(samples) >= floor and elapsed + per_call > max_seconds:
-                    break
-            samples.append(self.once(fn))
-        return LatencyStats.from_samples(samples)
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
@@ -672,6 +605,11 @@ def run_profile(
     done_models = {m.name for m in profile.models}
     todo = [spec for spec in specs if spec.name not in done_models]
     with torch.inference_mode(False):
+        for spec in specs:  # a model without an adapter: what its own call feeds each part, before any is measured
+            if spec.family == "generic":
+                from ldmpick.measurement.pipeline_call import capture_generic
+
+                capture_generic(spec, req.device, req.dtype, req.resolution, req.batch, req.cfg)
         done_samplers = {s.name for s in profile.samplers}
         for spec in specs:
             for name in req.samplers_for(spec):

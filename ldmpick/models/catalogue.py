@@ -655,11 +655,12 @@ def load_local_spec(folder: Path, name: str | None = None, kind: str = "local", 
         if library in ("diffusers", "transformers") and isinstance(cls, str):
             classes[comp] = cls
     denoiser_comp = "unet" if "unet" in classes else "transformer" if "transformer" in classes else None
-    family = family_for(pipeline_class, classes.get(denoiser_comp) if denoiser_comp else None, f"'{folder}'")
+    family = family_for(pipeline_class, classes.get(denoiser_comp) if denoiser_comp else None, f"'{folder}'", classes)
     denoiser_comp = family.denoiser_component
     if denoiser_comp not in classes and not (folder / denoiser_comp / "config.json").exists():
         raise ModelError(f"model folder '{folder}' ({pipeline_class}) has no {denoiser_comp} component")
-    classes.setdefault(denoiser_comp, family.denoiser_classes[0])
+    if denoiser_comp not in classes:  # (a generic pipeline lists its transformer: the convention check says so)
+        classes[denoiser_comp] = family.denoiser_classes[0]
     if family.name == "sd":  # a hand-made SD folder may list no components in model_index.json: its folders say
         for comp, cls in SD_COMPONENT_CLASSES.items():
             config_name = "scheduler_config.json" if comp == "scheduler" else "config.json"
@@ -711,6 +712,12 @@ def load_local_spec(folder: Path, name: str | None = None, kind: str = "local", 
     )
     # FLUX.2 [klein] says it in model_index.json (is_distilled, a pipeline argument)
     spec.distilled = _looks_distilled(spec) or index.get("is_distilled") is True
+    if family.name == "generic" and not family.fitting_samplers(spec):
+        from ldmpick.models.families.generic import GUIDE
+
+        raise ModelError(f"model folder '{folder}' ({pipeline_class}, no ldmpick adapter): its scheduler "
+                         f"'{classes.get('scheduler', '?')[:60]}' is not one of ldmpick's samplers, so it cannot be "
+                         f"run generically; see {GUIDE}")
     return spec
 
 

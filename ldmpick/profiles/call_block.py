@@ -18,6 +18,7 @@ from typing import Any
 
 from ldmpick.files.errors import ProfileError
 from ldmpick.profiles.fields import MAX_NAME_CHARS, integer, label, nonneg, obj
+from ldmpick.profiles.latency_stats import LatencyStats, _quantile
 
 MAX_STEP_COUNT = 10_000
 MAX_ERRORS = 16
@@ -41,8 +42,6 @@ class CallSeries:
 
     @classmethod
     def from_json(cls, data: Any, where: str) -> CallSeries:
-        from ldmpick.profiles.schema import LatencyStats
-
         d = obj(data, where)
         return cls(steps=integer(d, "steps", where, minimum=1, maximum=MAX_STEP_COUNT),
                    wall=LatencyStats.from_json(d.get("wall"), f"{where}.wall"),
@@ -53,8 +52,6 @@ class CallSeries:
     @classmethod
     def of(cls, samples: list[Any]) -> CallSeries:
         """From ``CallSample``\\ s of one step count."""
-        from ldmpick.profiles.schema import LatencyStats, _quantile
-
         def median(key: str) -> float:
             return _quantile(sorted(getattr(s, key) for s in samples), 0.5)
 

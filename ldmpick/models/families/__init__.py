@@ -24,6 +24,7 @@ for _module in _MODULES:
     FAMILIES[_family.name] = _family
 
 PIPELINE_FAMILIES: dict[str, Family] = {p: f for f in FAMILIES.values() for p in f.pipelines}
+# (the generic family claims no pipeline class: ``family_for`` falls back to it)
 
 
 def family_named(name: str) -> Family:
@@ -33,14 +34,22 @@ def family_named(name: str) -> Family:
         raise ModelError(f"unknown model family '{name}' (known: {', '.join(FAMILIES)})") from None
 
 
-def family_for(pipeline_class: str | None, denoiser_class: str | None, where: str) -> Family:
-    """The adapter for a pipeline folder, from ``model_index.json``'s pipeline class and denoiser class."""
+def family_for(pipeline_class: str | None, denoiser_class: str | None, where: str,
+               components: dict[str, str] | None = None) -> Family:
+    """The adapter for a pipeline folder, from ``model_index.json``'s pipeline class and denoiser class; a pipeline
+    class no adapter serves gets the generic one when it follows diffusers' conventions (``components``: the
+    folder's component classes), else a one-line error saying why."""
     if not pipeline_class:
         raise ModelError(f"{where}: model_index.json names no pipeline class ('_class_name')")
     family = PIPELINE_FAMILIES.get(pipeline_class)
     if family is None:
-        supported = ", ".join(sorted(PIPELINE_FAMILIES))
-        raise ModelError(f"{where}: pipeline class '{pipeline_class[:80]}' is not supported (ldmpick knows: {supported})")
+        from ldmpick.models.families import generic
+
+        why = generic.convention_problem(pipeline_class, components or {})
+        if why is None:
+            return generic.FAMILY
+        raise ModelError(f"{where}: pipeline class '{pipeline_class[:80]}' has no ldmpick adapter and cannot be run "
+                         f"generically: {why}; see {generic.GUIDE}")
     if denoiser_class and denoiser_class not in family.denoiser_classes:
         raise ModelError(f"{where}: a {pipeline_class} with a '{denoiser_class[:80]}' denoiser is not supported "
                          f"(expected {', '.join(family.denoiser_classes)})")
