@@ -204,23 +204,6 @@ def test_dollars_are_written_to_three_figures_and_at_least_cents(value, text):
 # ---------------------------------------------------------------------------------------------- energy
 
 
-@pytest.fixture
-def energy_schema(monkeypatch):
-    """Profiles read the optional per-model ``energy`` block (``ModelLatency.energy``), as the schema will: until
-    it does, this reads it from the file's model entries."""
-    from ldmpick.profiles import schema
-
-    original = schema.ModelLatency.from_json.__func__
-
-    def from_json(cls, data, where, version=2):
-        model = original(cls, data, where, version)
-        if getattr(model, "energy", None) is None and isinstance(data, dict) and data.get("energy") is not None:
-            model.energy = data["energy"]
-        return model
-
-    monkeypatch.setattr(schema.ModelLatency, "from_json", classmethod(from_json))
-
-
 def energy_profile(tmp_path, energy: dict[str, float] = ENERGY) -> str:
     doc = json.loads(make_profile(H100_GRAPH, mode="cudagraph").dumps())
     for m in doc["models"]:
@@ -232,7 +215,7 @@ def energy_profile(tmp_path, energy: dict[str, float] = ENERGY) -> str:
     return str(path)
 
 
-def test_an_energy_budget_on_a_profile_with_nvml_energy(tmp_path, energy_schema):
+def test_an_energy_budget_on_a_profile_with_nvml_energy(tmp_path):
     doc = recommend_json("--budget", "50J", "--profile", energy_profile(tmp_path))
     assert doc["cost_model"] == "energy" and doc["unit"] == "J" and doc["budget"] == 50.0
     best = doc["best"]
@@ -248,7 +231,7 @@ def test_an_energy_budget_on_a_profile_with_nvml_energy(tmp_path, energy_schema)
     assert recommend_json("--budget", "0.02kJ", "--profile", energy_profile(tmp_path))["best"]["latency"] <= 20
 
 
-def test_the_energy_plan_shows_joules(tmp_path, energy_schema):
+def test_the_energy_plan_shows_joules(tmp_path):
     r = runner.invoke(app, ["recommend", "--budget", "50J", "--profile", energy_profile(tmp_path)])
     assert r.exit_code == 0, r.output
     out = " ".join(r.stdout.split())
@@ -256,7 +239,7 @@ def test_the_energy_plan_shows_joules(tmp_path, energy_schema):
         assert piece in out, piece
 
 
-def test_models_without_energy_are_not_considered_and_say_why(tmp_path, energy_schema):
+def test_models_without_energy_are_not_considered_and_say_why(tmp_path):
     doc = recommend_json("--budget", "50J", "--profile", energy_profile(tmp_path, {"ldm-39m": 0.9}))
     assert doc["best"]["model"] == "ldm-39m"
     assert any(e.startswith("ldm-5b: no energy measurement in profile") for e in doc["excluded"])

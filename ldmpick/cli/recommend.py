@@ -86,10 +86,11 @@ def render_selection(sel: Any, source: dict[str, Any]) -> None:
         head.add_row(name, given["text"])
     out.print(head)
     topt = make_table(f"Top {len(sel.top)} (best steps per model and sampler; * recommended)",
-                      ("#", "model", "sampler", "steps", cost.axis, qname))
+                      ("#", "model", "sampler", "steps", cost.axis, qname, "80% interval", "basis"))
     for i, c in enumerate(sel.top, 1):  # the recommended row is marked (with headroom it need not be the first)
+        interval = f"{q(c.low)}-{q(c.high)}" if c.low is not None and c.high is not None else "-"
         topt.add_row(f"{i}*" if c is b else str(i), c.model, c.sampler, str(c.steps),
-                     cost.format(c.latency, precise=True), f"{q(c.quality)} ± {q(c.sigma)}")
+                     cost.format(c.latency, precise=True), f"{q(c.quality)} ± {q(c.sigma)}", interval, c.basis or "-")
     out.print(topt)
     shown = sel.frontier
     if len(shown) > 15:  # thin a long frontier evenly, always keeping its best end
@@ -102,5 +103,7 @@ def render_selection(sel: Any, source: dict[str, Any]) -> None:
         front.add_row(cost.format(c.latency, precise=True), c.model, c.sampler, str(c.steps), q(c.quality))
     out.print(front)
     out.print(sel.explanation, soft_wrap=True)
+    for u in sel.unranked:  # no point at all on this scale: what would measure it
+        notice(f"unranked: {u['model']} (no {qname} data): {u.get('command') or u.get('reason', '')}")
     if sel.excluded:
         notice("not considered: " + "; ".join(sel.excluded))

@@ -14,6 +14,7 @@ This module is on the ``recommend`` path: it must not import torch or diffusers.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -169,6 +170,9 @@ class ModelLatency:
     vae_decode: LatencyStats | None = None
     text_encoders: str = ""  # the stack, e.g. "CLIP-L + OpenCLIP-bigG + T5-XXL (256 tokens)"
     pipeline_call: PipelineCall | None = None  # its own pipeline call end to end (a model with weights; version 3)
+    # joules per part, from NVML's energy counter (NVIDIA GPUs; version 3): denoiser_step_j, text_encoder_j,
+    # vae_decode_j, sampler_step_j and the NVML device name
+    energy: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -204,6 +208,7 @@ class ModelLatency:
             "source": self.source,
             "error": self.error,
             "pipeline_call": self.pipeline_call.to_json() if self.pipeline_call else None,
+            "energy": self.energy,
         }
 
     @classmethod
@@ -252,7 +257,26 @@ class ModelLatency:
         model.text_encoders = label(d, "text_encoders", where, MAX_NAME_CHARS, optional=True) or ""
         if version >= 3 and d.get("pipeline_call") is not None:
             model.pipeline_call = PipelineCall.from_json(d["pipeline_call"], f"{where}.pipeline_call")
+        if version >= 3 and d.get("energy") is not None:
+            model.energy = energy_block_of(d["energy"], f"{where}.energy")
         return model
+
+
+ENERGY_PARTS = ("denoiser_step_j", "text_encoder_j", "vae_decode_j", "sampler_step_j")
+MAX_JOULES = 1e7  # one part of one image: far beyond any GPU's board power x a long denoiser step
+
+
+def energy_block_of(data: Any, where: str) -> dict[str, Any]:
+    """A model's energy block: each part's joules (finite, non-negative) and the NVML device it was measured on."""
+    d = obj(data, where)
+    out: dict[str, Any] = {}
+    for key in ENERGY_PARTS:
+        v = d.get(key)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not 0 <= v <= MAX_JOULES:
+            raise ProfileError(f"{where}.{key} must be a number of joules in [0, {MAX_JOULES:g}]")
+        out[key] = float(v)
+    out["device"] = label(d, "device", where, MAX_NAME_CHARS)
+    return out
 
 
 @dataclass
