@@ -154,6 +154,18 @@ def test_a_tampered_scorer_partial_is_refused(tiny_clip):
     assert cal.results[0].scale == doc["results"][0]["scale"]
 
 
+def test_a_users_prompts_file_is_its_own_prompt_set(tiny_clip, tmp_path, generated):
+    prompts = tmp_path / "mine.txt"
+    prompts.write_text("a red circle\na blue square\n", encoding="utf-8")
+    r = _calibrate("--scorer", "clip", "--scorer-model", str(tiny_clip), "--prompts-file", str(prompts), "--json",
+                   "--no-fit")
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["dataset"].startswith("mine-") and all(x["samples"] == 2 for x in doc["results"])
+    assert all(x["scale"].split(":")[2] == doc["dataset"] for x in doc["results"])
+    assert {tuple(p) for _, _, p in generated} == {("a red circle",), ("a blue square",)}
+
+
 def test_the_estimate_rests_on_the_profile_and_says_when_there_is_none(tiny_clip, foreign_device):
     r = _calibrate("--scorer", "clip", "--scorer-model", str(tiny_clip), "--samples", "2", "--no-fit")
     assert r.exit_code == 0, r.output
@@ -196,7 +208,12 @@ def test_a_pickle_only_scorer_is_refused_before_anything_runs(tiny_clip, tmp_pat
     (["--scorer", "self-agreement", "--scorer-model", "TINY", "--reference-steps", "0"], "--reference-steps needs"),
     (["--scorer", "clip", "--scorer-model", "TINY", "--reference", "."], "leave out --reference"),
     (["--scorer", "clip", "--scorer-model", "TINY", "--cluster", "local"], "--cluster runs FID calibrations"),
-    (["--scorer-model", "TINY"], "--scorer-model and --reference-steps go with --scorer"),
+    (["--scorer-model", "TINY"], "--scorer-model, --prompt-set and --reference-steps go with --scorer"),
+    (["--prompt-set", "parti-48"], "--scorer-model, --prompt-set and --reference-steps go with --scorer"),
+    (["--scorer", "clip", "--scorer-model", "TINY", "--prompt-set", "parti-4"], "unknown prompt set 'parti-4'"),
+    (["--scorer", "clip", "--scorer-model", "TINY", "--prompt-set", "parti-48", "--prompts-file", "p.txt"],
+     "give --prompt-set or --prompts-file, not both"),
+    (["--scorer", "clip", "--scorer-model", "world-judge"], "--scorer-model world-judge has no text tower"),
 ])
 def test_bad_scorer_options_are_one_line_errors(tiny_clip, generated, args, message):
     r = _calibrate(*[str(tiny_clip) if a == "TINY" else a for a in args])

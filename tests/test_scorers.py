@@ -165,6 +165,28 @@ def test_a_hub_id_not_in_the_cache_and_an_unknown_scorer_are_one_line_errors(tin
     assert set(SCORERS) == {"clip", "pickscore", "self-agreement"}
 
 
+def test_the_world_judge_embeds_images_for_self_agreement_only(tiny_clip):
+    from ldmpick.calibration.scorers import checkpoint_identity
+
+    scorer = load_scorer("self-agreement", "world-judge")
+    images = _images(3, 0, size=32)
+    feats = scorer.features(images, ["x"] * 3)
+    np.testing.assert_allclose(np.linalg.norm(feats, axis=1), 1.0, rtol=1e-9)
+    np.testing.assert_allclose(scorer_values("self-agreement", feats, feats), 1.0, atol=1e-9)
+    slug, sha = checkpoint_identity("world-judge")
+    assert slug == f"world-judge-{sha[:8]}" and scorer.checkpoint.slug == slug
+    with pytest.raises(UsageError, match="has no text tower"):
+        load_scorer("clip", "world-judge")
+
+
+def test_the_demo_world_prompt_set_is_a_demo_fid_calibrations_prompts():
+    from ldmpick.calibration.images import PROMPT_SEED_OFFSET
+    from ldmpick.demo.world import dataset
+
+    ps = load_prompt_set("demo-world-256")
+    assert list(ps.prompts) == dataset(PROMPT_SEED_OFFSET, 256)[1]  # what calibrate --samples 256 --seed 0 uses
+
+
 def test_scorer_scales_are_keyed_by_checkpoint_prompt_set_and_resolution():
     key = scorer_key("clip-score", "clip-vit-large-patch14-0a1b2c3d", "parti-48", 1024)
     assert key == "clip-score:clip-vit-large-patch14-0a1b2c3d:parti-48:1024px"

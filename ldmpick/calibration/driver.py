@@ -68,6 +68,7 @@ class CalibrationRequest:
     scorer: str | None = None  # a reference-free scorer (calibration.scorers.SCORERS); None: FID
     scorer_model: str | None = None  # the scorer's CLIP checkpoint: a folder or a cached hub id
     reference_steps: int | None = None  # self-agreement: the step count compared with (default: the most of steps)
+    prompt_set_name: str | None = None  # a shipped prompt set (scorers.prompt_sets; default parti-48)
 
     def samplers_of(self, model: str) -> list[str]:
         return (self.per_model_samplers or {}).get(model, self.samplers)
@@ -84,10 +85,11 @@ class CalibrationRequest:
         """The prompts of a scorer calibration: ``prompts_file``, else the shipped PartiPrompts subset."""
         cached = self.__dict__.get("_prompt_set")
         if cached is None:
-            from ldmpick.calibration.scorers.prompt_sets import load_prompt_set, prompt_set_from_file
+            from ldmpick.calibration.scorers.prompt_sets import (DEFAULT_PROMPT_SET, load_prompt_set,
+                                                                 prompt_set_from_file)
 
             cached = self.__dict__["_prompt_set"] = (prompt_set_from_file(self.prompts_file) if self.prompts_file
-                                                     else load_prompt_set())
+                                                     else load_prompt_set(self.prompt_set_name or DEFAULT_PROMPT_SET))
         return cached
 
     @property
@@ -103,7 +105,7 @@ class CalibrationRequest:
         """(checkpoint slug, sha256 of its weights) of the scorer, computed once (it hashes the weights)."""
         cached = self.__dict__.get("_scorer_identity")
         if cached is None:
-            from ldmpick.calibration.scorers.clip_checkpoint import checkpoint_identity
+            from ldmpick.calibration.scorers import checkpoint_identity
 
             cached = self.__dict__["_scorer_identity"] = checkpoint_identity(str(self.scorer_model))
         return cached
@@ -240,8 +242,9 @@ def validate_request(req: CalibrationRequest) -> None:
             resolve_sampler(sampler, spec)
     if req.scorer is not None:
         validate_scorer(req)
-    elif req.reference_steps is not None or req.scorer_model is not None:
-        raise UsageError("--scorer-model and --reference-steps go with --scorer (a reference-free scorer)")
+    elif req.reference_steps is not None or req.scorer_model is not None or req.prompt_set_name is not None:
+        raise UsageError("--scorer-model, --prompt-set and --reference-steps go with --scorer (a reference-free "
+                         "scorer)")
     elif req.reference is None:
         if req.prompts_file is not None or req.inception_weights is not None:
             raise UsageError("--prompts-file and --inception-weights go with --reference (a folder of real images); "
@@ -259,7 +262,7 @@ def validate_request(req: CalibrationRequest) -> None:
 def validate_scorer(req: CalibrationRequest) -> None:
     """A scorer calibration's own settings: a known scorer, its checkpoint (a CLIP model with safetensors weights,
     hashed here once), no reference images, a reference step count only where the scorer compares with one."""
-    from ldmpick.calibration.scorers import needs_reference, scorer_module
+    from ldmpick.calibration.scorers import check_pairing, needs_reference, scorer_module
 
     scorer_module(str(req.scorer))
     if req.reference is not None or req.inception_weights is not None:
@@ -273,6 +276,9 @@ def validate_scorer(req: CalibrationRequest) -> None:
                              "each image with its prompt)")
         if not 1 <= req.reference_steps <= 1000:
             raise UsageError("--reference-steps needs an integer between 1 and 1000")
+    check_pairing(str(req.scorer), req.scorer_model)
+    if req.prompt_set_name is not None and req.prompts_file is not None:
+        raise UsageError("give --prompt-set or --prompts-file, not both")
     if req.samples > 4096:
         raise UsageError(f"--samples {req.samples}: a scorer calibration keeps at most 4096 images per configuration")
     req.prompt_set()

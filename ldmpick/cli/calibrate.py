@@ -27,10 +27,13 @@ ScorerOpt = Annotated[Optional[str], typer.Option(
     "(parti-48) or --prompts-file. Each scorer, checkpoint, prompt set and resolution is its own scale.")]
 ScorerModelOpt = Annotated[Optional[str], typer.Option(
     "--scorer-model", help="The scorer's transformers CLIPModel checkpoint: a local folder or a cached hub id "
-    "(safetensors only; never downloaded).")]
+    "(safetensors only; never downloaded); 'world-judge': the demo world's judge (self-agreement only).")]
 ReferenceStepsOpt = Annotated[Optional[int], typer.Option(
     "--reference-steps", help="--scorer self-agreement: the step count every image is compared with (default: the "
     "most of --steps; measured even if --steps leaves it out).")]
+PromptSetOpt = Annotated[Optional[str], typer.Option(
+    "--prompt-set", help="--scorer: a shipped prompt set: parti-48 (default; 48 PartiPrompts, Apache-2.0) or "
+    "demo-world-256 (the demo world's captions of a demo FID calibration at seed 0).")]
 CalibratePromptsFileOpt = Annotated[Optional[Path], typer.Option(
     "--prompts-file", help="UTF-8 text file, one prompt per line (with --reference, or with --scorer instead of "
     "the shipped prompt set).")]
@@ -54,6 +57,7 @@ def calibrate_cmd(
     scorer: ScorerOpt = None,
     scorer_model: ScorerModelOpt = None,
     reference_steps: ReferenceStepsOpt = None,
+    prompt_set: PromptSetOpt = None,
     threads: ThreadsOpt = None,
     cluster: Annotated[Optional[str], typer.Option("--cluster", metavar="ADDRESS", help="Run the grid's shards on a Ray cluster: 'local' (start one on this machine), 'auto' (the one 'ray start' runs here) or a Ray address (ray://head:10001). --threads is then CPUs per task. Needs: pip install \"ldmpick[cluster]\".")] = None,
     resume: ResumeOpt = False,
@@ -75,7 +79,7 @@ def calibrate_cmd(
         samples=samples, seed=0 if seed is None else seed, guidance=guidance, batch=batch,
         device=device, dtype=dtype, reference=reference, prompts_file=prompts_file,
         inception_weights=inception_weights, scorer=scorer, scorer_model=scorer_model,
-        reference_steps=reference_steps)
+        reference_steps=reference_steps, prompt_set=prompt_set)
     partial, resume_from = job.partial_state(req, resume, restart)
     job.check_user_table()
     if resume_from is not None:

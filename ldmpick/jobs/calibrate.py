@@ -22,7 +22,7 @@ def build_request(*, models: str, samplers: str | None, steps: list[int], sample
                   guidance: float | None, batch: int | None, device: str | None, dtype: str | None,
                   reference: Path | None, prompts_file: Path | None, inception_weights: Path | None,
                   scorer: str | None = None, scorer_model: str | None = None,
-                  reference_steps: int | None = None) -> Any:  # -> CalibrationRequest
+                  reference_steps: int | None = None, prompt_set: str | None = None) -> Any:  # -> CalibrationRequest
     """A checked request; the device defaults to the GPU if there is one, dtype to what suits it, guidance to the
     demo world's or real models' usual scale (with a scorer: the models' own default), samples to 256 (with a
     scorer: one image per prompt of the prompt set), batch to 256 (with a scorer: 1)."""
@@ -39,6 +39,8 @@ def build_request(*, models: str, samplers: str | None, steps: list[int], sample
         from ldmpick.calibration.scorers import scorer_module
 
         scorer_module(scorer)  # (a bad name is refused before anything is resolved or hashed)
+        if prompt_set is not None and prompts_file is not None:
+            raise UsageError("give --prompt-set or --prompts-file, not both")
     if guidance is None:
         guidance = (models_guidance(model_list) if scorer is not None
                     else REFERENCE_GUIDANCE if reference else DEMO_GUIDANCE)
@@ -62,7 +64,7 @@ def build_request(*, models: str, samplers: str | None, steps: list[int], sample
         models=model_list, samplers=sampler_list, per_model_samplers=per_model, steps=steps, samples=samples or 256,
         seed=seed, guidance=guidance, device=device, dtype=dtype or default_dtype(device),
         batch=batch, reference=reference, prompts_file=prompts_file, inception_weights=inception_weights,
-        scorer=scorer, scorer_model=scorer_model, reference_steps=reference_steps)
+        scorer=scorer, scorer_model=scorer_model, reference_steps=reference_steps, prompt_set_name=prompt_set)
     if scorer is not None and samples is None and reference is None:
         req.samples = max(2, len(req.prompt_set().prompts))  # one image per prompt
     check_dtype(req.dtype, req.device)

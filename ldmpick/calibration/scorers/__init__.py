@@ -6,7 +6,8 @@ checkpoint (``clip_checkpoint``: safetensors only, a local folder or a cached hu
 - ``pickscore`` (``preference``): a PickScore-class preference model (a CLIP-H ``CLIPModel`` fine-tuned on human
   preferences) scoring each image against its prompt;
 - ``self-agreement`` (``self_agreement``): how close each image is, in the checkpoint's image embedding, to the same
-  model's image at the reference step count (same prompt, same seed): the step response measured directly.
+  model's image at the reference step count (same prompt, same seed): the step response measured directly. In the
+  demo world the world judge can be its embedding (``world_judge``: ``--scorer-model world-judge``).
 
 Each scorer measures on its own scale (``ldmpick.quality.scorer_scales``), keyed by checkpoint, prompt set and
 resolution. A scorer keeps per image what its value needs (``features``), so that finished configurations resume,
@@ -20,7 +21,7 @@ from __future__ import annotations
 import importlib
 from typing import Any, Protocol
 
-from ldmpick.files.errors import unknown_name
+from ldmpick.files.errors import UsageError, unknown_name
 
 # --scorer name -> its module in this package
 SCORERS: dict[str, str] = {"clip": "clip_score", "pickscore": "preference", "self-agreement": "self_agreement"}
@@ -57,9 +58,30 @@ def scorer_values(name: str, features: Any, reference: Any | None = None) -> Any
     return scorer_module(name).values(features, reference)
 
 
+def check_pairing(name: str, checkpoint: str) -> None:
+    """The demo world judge has no text tower: it embeds images for self-agreement only (one-line error)."""
+    from ldmpick.calibration.scorers.world_judge import NAME as WORLD_JUDGE
+
+    if checkpoint == WORLD_JUDGE and not needs_reference(name):
+        raise UsageError(f"--scorer-model {WORLD_JUDGE} has no text tower: it goes with --scorer self-agreement "
+                         f"(scorer '{name}' compares images with prompts: give it a CLIP checkpoint)")
+
+
+def checkpoint_identity(checkpoint: str) -> tuple[str, str]:
+    """(slug, sha256 of the weights) of a scorer checkpoint: a CLIP folder or cached hub id, or ``world-judge``."""
+    from ldmpick.calibration.scorers import clip_checkpoint, world_judge
+
+    return world_judge.identity() if checkpoint == world_judge.NAME else clip_checkpoint.checkpoint_identity(checkpoint)
+
+
 def load_scorer(name: str, checkpoint: str, device: str = "cpu") -> Scorer:
-    """Scorer ``name`` over the CLIP checkpoint ``checkpoint`` (a folder or a cached hub id), loaded on ``device``."""
+    """Scorer ``name`` over the CLIP checkpoint ``checkpoint`` (a folder or a cached hub id; ``world-judge``: the
+    demo world's judge, for self-agreement), loaded on ``device``."""
+    from ldmpick.calibration.scorers import world_judge
     from ldmpick.calibration.scorers.clip_checkpoint import ClipCheckpoint
 
     module = scorer_module(name)
+    check_pairing(name, checkpoint)
+    if checkpoint == world_judge.NAME:
+        return module.build(world_judge.WorldJudgeEmbeddings.load())
     return module.build(ClipCheckpoint.load(checkpoint, device))

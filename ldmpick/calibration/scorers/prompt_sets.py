@@ -17,6 +17,9 @@ from ldmpick.files.errors import UsageError
 PROMPT_SET_SCHEMA = "ldmpick.prompts/1"
 DEFAULT_PROMPT_SET = "parti-48"
 PROMPT_SETS_DIR = PACKAGE_DIR / "data" / "prompts"
+# the demo world's captions, made rather than shipped: exactly the prompts of a demo FID calibration of 256 images at
+# seed 0 (scene i of the world at the calibration's prompt seed), so its images are the ones whose FID was measured
+DEMO_WORLD_SET, DEMO_WORLD_PROMPTS = "demo-world-256", 256
 
 
 @dataclass(frozen=True)
@@ -32,7 +35,7 @@ class PromptSet:
 
 
 def shipped_prompt_sets() -> list[str]:
-    return sorted(p.stem for p in PROMPT_SETS_DIR.glob("*.tsv"))
+    return sorted([p.stem for p in PROMPT_SETS_DIR.glob("*.tsv")] + [DEMO_WORLD_SET])
 
 
 def load_prompt_set(name: str = DEFAULT_PROMPT_SET) -> PromptSet:
@@ -42,6 +45,13 @@ def load_prompt_set(name: str = DEFAULT_PROMPT_SET) -> PromptSet:
 
     if name not in shipped_prompt_sets():
         raise unknown_name("prompt set", name, shipped_prompt_sets())
+    if name == DEMO_WORLD_SET:
+        from ldmpick.calibration.images import PROMPT_SEED_OFFSET
+        from ldmpick.demo.world import dataset
+
+        _, captions, scenes = dataset(PROMPT_SEED_OFFSET, DEMO_WORLD_PROMPTS)
+        return PromptSet(name, tuple(captions), tuple(s.shape for s in scenes),
+                         f"ldmpick.demo.world.dataset({PROMPT_SEED_OFFSET}, {DEMO_WORLD_PROMPTS}) captions")
     path = PROMPT_SETS_DIR / f"{name}.tsv"
     text = read_text_file(path, "prompt set")
     first = text.split("\n", 1)[0].strip()
