@@ -153,3 +153,30 @@ def render_profile(profile: Any, json_out: bool) -> None:
         fixed.add_row(f"sampler {x.name}", str(x.evals_per_step), f"{st.median_ms:.3f} ms", f"{st.p10_ms:.3f}",
                       f"{st.p90_ms:.3f}", str(st.n))
     console().print(fixed)
+    render_pipeline_calls(profile)
+
+
+def render_pipeline_calls(profile: Any) -> None:
+    """Each model's own pipeline call, end to end (prompt to encoded images): warm at two step counts, and the first
+    and second call of fresh processes; what the call adds to the sum of the parts."""
+    from ldmpick.costs.latency import breakdown
+
+    calls = [m for m in profile.models if m.ok and m.pipeline_call is not None]
+    if not calls:
+        return
+    table = make_table("Pipeline call, end to end (prompt to encoded images; the budget promise)",
+                       ("model", "sampler", "warm (median, n)", "fresh process: 1st call", "2nd call",
+                        "call adds to the parts"), left=("model", "sampler"))
+    for m in calls:
+        c = m.pipeline_call
+        warm = ", ".join(f"{w.steps} steps {w.wall.median_ms:.1f} ms (n={w.wall.n})" for w in c.warm)
+        first = f"{c.first.wall.median_ms:.1f} ms (n={c.first.wall.n})" if c.first else "-"
+        second = f"{c.second.wall.median_ms:.1f} ms" if c.second else "-"
+        b = breakdown(profile, m, c.sampler, 50)
+        adds = "-"
+        if not isinstance(b, str) and b.call is not None:
+            adds = f"{b.call.fixed_ms:+.1f} ms per call, {b.call.per_step_ms:+.2f} ms per step"
+            if b.call.first_ms is not None:
+                adds += f"; first image {b.call.first_ms:+.1f} ms"
+        table.add_row(m.name, c.sampler, warm, first, second, adds)
+    console().print(table)
