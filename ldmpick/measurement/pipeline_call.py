@@ -254,28 +254,42 @@ class CallSample:
                    denoise_ms=float(d["denoise_ms"]), vae_decode_ms=float(d["vae_decode_ms"]), evals=int(d["evals"]))
 
 
-def timed_call(pipe: Any, spec: ModelSpec, device: str, kwargs: dict[str, Any], steps: int) -> CallSample:
-    """Run ``pipe(**kwargs)`` once under a ``PartTimer`` and encode its images as PNG, as ``generate`` writes them:
-    the wall time runs from the call to the encoded images (the latency a budget counts, but the disk write)."""
+def timed_call(pipe: Any, spec: ModelSpec, device: str, kwargs: dict[str, Any], steps: int,
+               write_dir: Path | None = None) -> CallSample:
+    """Run ``pipe(**kwargs)`` once under a ``PartTimer`` and write its images as ``generate`` writes them (into
+    ``write_dir``; without one, encoded in memory only): the wall time runs from the call to the written images, the
+    latency a budget counts."""
     import torch
 
     with torch.no_grad(), PartTimer(pipe, spec, device) as parts:
         start = parts.now()
         images = pipe(**kwargs).images
-        encode_png(images)
+        write_images(images, write_dir)
         end = time.perf_counter()
     return CallSample(steps, (end - start) * 1e3, parts.text_encoder_ms, parts.denoise_ms, parts.vae_ms, parts.evals)
 
 
-def encode_png(images: list[Any]) -> int:
-    """Encode each PIL image as PNG in memory (what writing it costs, but the disk); the bytes made."""
+SIDECAR_BYTES = 4096  # about the size of a run record, rewritten after every image
+
+
+def write_images(images: list[Any], folder: Path | None) -> int:
+    """Encode each PIL image as PNG and, into ``folder``, write it and rewrite a run record of a typical size after
+    it, each atomically and durably (temp file, fsync, rename, fsync the folder), as ``generate`` does; the bytes
+    made. Without a folder the images are only encoded."""
     import io
 
+    from ldmpick.files.storage import atomic_write_bytes
+
     size = 0
-    for image in images:
+    for k, image in enumerate(images):
         buf = io.BytesIO()
         image.save(buf, format="PNG")
         size += buf.tell()
+        if folder is not None:
+            atomic_write_bytes(folder / f"{k:04d}.png", buf.getvalue())
+            atomic_write_bytes(folder / "run.json", b" " * SIDECAR_BYTES)
+    if folder is not None:
+        atomic_write_bytes(folder / "run.json", b" " * SIDECAR_BYTES)  # the record once the prompt is done
     return size
 
 
@@ -301,6 +315,7 @@ class CallRequest:
     threads: int | None = None
     prompt: str = DEFAULT_PROMPT
     seed: int = 0
+    write_dir: str | None = None  # where the calls write their images (a temp folder on the user data disk)
 
     def to_child(self, model: str) -> dict[str, Any]:
         d = dict(self.__dict__)
@@ -331,6 +346,12 @@ def prepare(pipe: Any, spec: ModelSpec, req: CallRequest) -> None:
     install_runner(getattr(pipe, spec.adapter.denoiser_component), req.mode, req.device)
 
 
+def timed(pipe: Any, spec: ModelSpec, req: CallRequest, steps: int) -> CallSample:
+    """One measured call of ``req`` at ``steps``."""
+    return timed_call(pipe, spec, req.device, call_args(pipe, spec, req, steps), steps,
+                      Path(req.write_dir) if req.write_dir else None)
+
+
 def call_args(pipe: Any, spec: ModelSpec, req: CallRequest, steps: int) -> dict[str, Any]:
     return call_kwargs(pipe, spec, prompt=req.prompt, steps=steps, resolution=req.resolution, guidance=req.guidance,
                        n=req.batch, generators=generators(req.device, [req.seed + k for k in range(req.batch)]))
@@ -342,16 +363,29 @@ def measure_pipeline_call(spec: ModelSpec, req: CallRequest, pipe: Any = None,
     """Warm calls of ``spec``'s pipeline at both step counts, alternating (a drift of the machine hits both alike),
     after one warm-up call; then ``fresh_processes`` fresh processes, each timing its first and second call.
     ``pipe``: an already loaded pipeline; ``spawn``: runs one fresh process (tests may substitute it)."""
+    import shutil
+    import tempfile
+    from dataclasses import replace
+
+    from ldmpick.files.storage import data_dir
+
     assert spec.path is not None
+    if req.write_dir is None:  # the writes go to the disk the user's data is on, and are removed afterwards
+        data_dir().mkdir(parents=True, exist_ok=True)
+        folder = tempfile.mkdtemp(prefix=".pipeline-call-", dir=data_dir())
+        try:
+            return measure_pipeline_call(spec, replace(req, write_dir=folder), pipe, progress, spawn)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
     out = CallMeasurement(req)
     pipe = pipe if pipe is not None else load_pipeline(spec.path, req.device, req.dtype, spec)
     prepare(pipe, spec, req)
     low, high = req.steps
-    timed_call(pipe, spec, req.device, call_args(pipe, spec, req, high), high)  # warm-up, not kept
+    timed(pipe, spec, req, high)  # warm-up, not kept
     started = time.perf_counter()
     for i in range(req.repeats):
         for k in (low, high):
-            out.warm.append(timed_call(pipe, spec, req.device, call_args(pipe, spec, req, k), k))
+            out.warm.append(timed(pipe, spec, req, k))
         if i + 1 >= MIN_WARM_CALLS and time.perf_counter() - started > req.max_seconds:
             break
     if progress is not None:
@@ -398,8 +432,8 @@ def fresh_first_calls(child: dict[str, Any]) -> dict[str, Any]:
     pipe = load_pipeline(spec.path, req.device, req.dtype, spec)
     prepare(pipe, spec, req)
     high = req.steps[1]
-    first = timed_call(pipe, spec, req.device, call_args(pipe, spec, req, high), high)
-    second = timed_call(pipe, spec, req.device, call_args(pipe, spec, req, high), high)
+    first = timed(pipe, spec, req, high)
+    second = timed(pipe, spec, req, high)
     return {"first": first.to_json(), "second": second.to_json()}
 
 
