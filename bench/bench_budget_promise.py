@@ -93,7 +93,7 @@ def run_case(case: str, budget: str, i: int, a: argparse.Namespace, home: Path, 
     if r.returncode != 0:
         return [{"error": (r.stderr.strip().splitlines() or ["?"])[-1][:300]}]
     doc = json.loads(r.stdout)
-    pred, outcome = doc["prediction"], doc.get("outcome") or {}
+    pred, outcome = doc["prediction"], doc
     rows = []
     for k, p in enumerate(doc["prompts"]):
         m = p["measured"]

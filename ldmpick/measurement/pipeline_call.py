@@ -9,8 +9,8 @@ One module for the three things that look inside a diffusers pipeline's ``__call
   the denoiser evaluations; ``DenoiserCapture`` keeps the denoiser's real inputs of a call, so that one step can be
   replayed and timed alone in any execution mode;
 - ``measure_pipeline_call``: the profile's end-to-end measurement of a model with weights (issue 26's budget
-  promise): warm calls at two step counts in this process, and the first and second call of fresh processes
-  (``ldmpick.measurement.fresh_call``), so that the cost model can predict the steady state and the first image of
+  promise): warm calls at two step counts in this process, and the first and second image of fresh ``ldmpick
+  generate`` processes (the command a user runs), so that the cost model can predict the steady state and the first image of
   a run, and state an over-budget chance from the run-to-run spread of the calls themselves.
 
 No printing here: progress goes to a callback.
@@ -406,22 +406,49 @@ def measure_pipeline_call(spec: ModelSpec, req: CallRequest, pipe: Any = None,
 
 
 def spawn_fresh_process(child: dict[str, Any]) -> dict[str, Any]:
-    """One fresh Python process (``python -m ldmpick.measurement.fresh_call``) that loads the model and times its
-    first and second call; its JSON answer."""
+    """One fresh ``ldmpick generate`` process — the command a user runs — of two prompts with no warm-up call, in
+    the request's settings, writing into a folder of its own under ``write_dir``: its first image is the first call
+    of a process, its second a warm one. The two images' latencies (prompt to written image) as ``CallSample``
+    JSON, ``{"first": ..., "second": ...}``."""
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="fresh-", dir=child.get("write_dir")))
+    prompts = folder / "prompts.txt"
+    prompts.write_text(f"{child['prompt']}\n{child['prompt']}\n", encoding="utf-8")
+    high = int(child["steps"][1])
+    args = [sys.executable, "-m", "ldmpick.cli", "generate", "--prompts-file", str(prompts), "--model", child["model"],
+            "--steps", str(high), "--no-warmup", "--json", "--out", str(folder / "images"), "--device", child["device"],
+            "--dtype", child["dtype"], "--mode", child["mode"], "--resolution", str(child["resolution"]),
+            "--n", str(child["batch"]), "--seed", str(child["seed"]), "--guidance", f"{child['guidance']:g}"]
+    if not str(child["sampler"]).startswith("own:"):
+        args += ["--sampler", child["sampler"]]
+    if child.get("threads"):
+        args += ["--threads", str(child["threads"])]
     try:
-        done = subprocess.run([sys.executable, "-m", "ldmpick.measurement.fresh_call"], input=json.dumps(child),
-                              capture_output=True, text=True, timeout=FRESH_TIMEOUT_S)
+        done = subprocess.run(args, capture_output=True, text=True, timeout=FRESH_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         raise RuntimeFailure(f"a fresh process measuring '{child['model']}' took more than {FRESH_TIMEOUT_S:.0f} s")
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    if done.returncode != 0 or not lines:
+    try:
+        doc = json.loads(done.stdout)
+        runs = [p["measured"] for p in doc["prompts"][:2]]
+        evals = int(doc.get("unet_evals") or 0)
+    except (ValueError, KeyError, TypeError):
         tail = " ".join(done.stderr.split())[-300:]
-        raise RuntimeFailure(f"a fresh process measuring '{child['model']}' failed (exit {done.returncode}): {tail}")
-    return json.loads(lines[-1])
+        raise RuntimeFailure(f"a fresh process measuring '{child['model']}' failed (exit {done.returncode}): "
+                             f"{tail}") from None
+    if len(runs) < 2 or "latency_ms" not in runs[0]:
+        raise RuntimeFailure(f"a fresh process measuring '{child['model']}' wrote no latency of two images")
+
+    def sample(m: dict[str, Any]) -> dict[str, Any]:
+        return CallSample(high, float(m["latency_ms"]), float(m["text_encoder_ms"]), float(m["denoise_ms"]),
+                          float(m["vae_decode_ms"]), evals).to_json()
+
+    return {"first": sample(runs[0]), "second": sample(runs[1])}
 
 
 def fresh_first_calls(child: dict[str, Any]) -> dict[str, Any]:
-    """In a fresh process: load the model as ``generate`` does and time its first and second call."""
+    """The first and second call of a pipeline loaded here, as ``spawn_fresh_process`` answers (the tests' stand-in
+    for a fresh process: the same measurement in this process, without its start-up)."""
     from ldmpick.hardware.execution import apply_threads
     from ldmpick.models.catalogue import resolve_model
 
