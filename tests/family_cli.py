@@ -42,7 +42,7 @@ def add_profile_recommend_generate(name: str, folder: Path, resolution: int, tmp
     m = prof.model(name)
     assert m.ok and m.text_encoder is not None and m.vae_decode is not None  # its own fixed parts
     raw = json.loads(out.read_text())
-    assert raw["schema"] == "ldmpick.profile/3" and "denoiser_step" in raw["models"][0]
+    assert raw["schema"] == "ldmpick.profile/4" and "denoiser_step" in raw["models"][0]
 
     r = runner.invoke(app, ["recommend", "--profile", str(out), "--budget", "100s"])
     assert r.exit_code == 2

@@ -81,7 +81,7 @@ CASES = [
      "not valid JSON"),
     ("import non-JSON", lambda t: ["profiles", "import", _profile_file(t, "<html>")], 2, "not valid JSON"),
     ("import unknown schema version", lambda t: ["profiles", "import", _profile_file(
-        t, make_profile().dumps().replace("ldmpick.profile/3", "ldmpick.profile/9"))], 2,
+        t, make_profile().dumps().replace("ldmpick.profile/4", "ldmpick.profile/9"))], 2,
      "unsupported profile schema version 'ldmpick.profile/9'"),
     ("import NaN latency", lambda t: ["profiles", "import", _profile_file(
         t, make_profile().dumps().replace('"median_ms": 12.3', '"median_ms": NaN', 1))], 2, "NaN is not a valid JSON number"),

@@ -137,7 +137,7 @@ def test_profile_stores_each_models_pipeline_call(tmp_path: Path):
                             "--call-steps", "1,3", "--fresh-runs", "1", "--out", str(out)])
     assert r.exit_code == 0, r.output
     raw = json.loads(out.read_text())
-    assert raw["schema"] == "ldmpick.profile/3"
+    assert raw["schema"] == "ldmpick.profile/4"
     call = raw["models"][0]["pipeline_call"]
     assert call["sampler"] == "ddim" and [w["steps"] for w in call["warm"]] == [1, 3]
     assert call["first"]["wall"]["n"] == call["second"]["wall"]["n"] == 1, call["errors"]

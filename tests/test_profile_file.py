@@ -113,7 +113,7 @@ BAD_PROFILES = {
     "not json": ("hello", "not valid JSON"),
     "a list": ("[1, 2]", "must be a JSON object"),
     "no schema": (json.dumps({"models": []}), "no 'schema' field"),
-    "future version": (_mutate(lambda d: d.update(schema="ldmpick.profile/4")), "unsupported profile schema version 'ldmpick.profile/4'"),
+    "future version": (_mutate(lambda d: d.update(schema="ldmpick.profile/5")), "unsupported profile schema version 'ldmpick.profile/5'"),
     "other schema": (_mutate(lambda d: d.update(schema="hyperfine")), "not an ldmpick profile"),
     "NaN latency": (make_profile().dumps().replace('"median_ms": 12.3', '"median_ms": NaN', 1), "NaN is not a valid JSON number"),
     "negative latency": (_mutate(lambda d: d["models"][0]["denoiser_step"].update(median_ms=-1.0)), "is negative"),
@@ -161,7 +161,7 @@ def test_non_utf8_and_missing_files(tmp_path: Path):
 
 
 def test_schema_constant():
-    assert make_profile().to_json()["schema"] == SCHEMA == "ldmpick.profile/3"
+    assert make_profile().to_json()["schema"] == SCHEMA == "ldmpick.profile/4"
 
 
 def test_atomic_write_keeps_old_file_on_failure(tmp_path: Path, monkeypatch):
@@ -213,7 +213,7 @@ def test_a_version_1_file_still_reads_with_its_shared_fixed_parts():
     assert all(m.text_encoder.median_ms == pytest.approx(6.0) and m.vae_decode.median_ms == pytest.approx(24.0)
                for m in old.models)
     assert old.model("ldm-39m").samplers is None and old.model("ldm-39m").family == "sd"
-    assert parse_profile_text(old.dumps()).to_json()["schema"] == "ldmpick.profile/3"  # saved again: version 3
+    assert parse_profile_text(old.dumps()).to_json()["schema"] == "ldmpick.profile/4"  # saved again: version 4
 
 
 # ---------------------------------------------------------------------------------------------- hostile imports

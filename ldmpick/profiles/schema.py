@@ -1,10 +1,10 @@
-"""A profile: the measured latencies of one device, in JSON (schema ``ldmpick.profile/3``; versions 1-2 are read).
+"""A profile: the measured latencies of one device, in JSON (schema ``ldmpick.profile/4``; versions 1-3 are read).
 
 A profile holds one set of settings (device, dtype, resolution, batch, guidance, execution mode), the device
 fingerprint, each sampler's per-step overhead and, per model, its denoiser step latency and its own fixed costs
 (its text-encoder stack, its VAE decode), every number with its spread and raw samples, and, for a model with
-weights, its own pipeline call measured end to end (``ldmpick.profiles.call_block``; version 3). See
-docs/profile-format.md.
+weights, its own pipeline call measured end to end (``ldmpick.profiles.call_block``; version 3), and its measured
+knob variants (``ldmpick.profiles.knob_block``; version 4). See docs/profile-format.md.
 Parsing validates every field (``profile_fields``, ``profile_device``); files are read through ``file_input``.
 Where profiles are kept is ``profile_store``; exports and diffs are ``profile_export``.
 
@@ -16,12 +16,13 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ldmpick.files.errors import LdmpickError, ProfileError
 from ldmpick.profiles.call_block import PipelineCall
+from ldmpick.profiles.knob_block import KnobVariant, knob_variants_of
 from ldmpick.profiles.latency_stats import MAX_SAMPLES, LatencyStats, _quantile  # noqa: F401 (re-exported)
 from ldmpick.profiles.device_block import device_key, validate_device
 from ldmpick.profiles.fields import (
@@ -41,10 +42,11 @@ from ldmpick.profiles.fields import (
     opt_str,
 )
 
-SCHEMA = "ldmpick.profile/3"
+SCHEMA = "ldmpick.profile/4"
 SCHEMA_FAMILY = "ldmpick.profile/"
-# version 1: UNet only, one set of fixed parts; version 2: no pipeline_call; version 3: a model's pipeline call
-READABLE_SCHEMAS = {"ldmpick.profile/1": 1, "ldmpick.profile/2": 2, "ldmpick.profile/3": 3}
+# version 1: UNet only, one set of fixed parts; version 2: no pipeline_call; version 3: a model's pipeline call;
+# version 4: a model's measured knob variants
+READABLE_SCHEMAS = {"ldmpick.profile/1": 1, "ldmpick.profile/2": 2, "ldmpick.profile/3": 3, "ldmpick.profile/4": 4}
 MAX_FILE_BYTES = 10 * 1024 * 1024  # a real profile is a few hundred KB at most
 MAX_MODELS = 64  # per profile: bounds the work of recommend (models x samplers x steps candidates)
 MAX_SAMPLERS = 32
@@ -173,6 +175,7 @@ class ModelLatency:
     # joules per part, from NVML's energy counter (NVIDIA GPUs; version 3): denoiser_step_j, text_encoder_j,
     # vae_decode_j, sampler_step_j and the NVML device name
     energy: dict[str, Any] | None = None
+    knobs: list[KnobVariant] = field(default_factory=list)  # measured knob variants (version 4)
 
     @property
     def ok(self) -> bool:
@@ -189,6 +192,10 @@ class ModelLatency:
 
     def fits_sampler(self, name: str) -> bool:
         return self.samplers is None or name in self.samplers
+
+    def knob_variant(self, knobs: str) -> KnobVariant | None:
+        """The variant measured with the knob list ``knobs`` (canonical text), or None."""
+        return next((v for v in self.knobs if v.knobs == knobs), None)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -209,6 +216,7 @@ class ModelLatency:
             "error": self.error,
             "pipeline_call": self.pipeline_call.to_json() if self.pipeline_call else None,
             "energy": self.energy,
+            "knobs": [v.to_json() for v in self.knobs],
         }
 
     @classmethod
@@ -259,6 +267,8 @@ class ModelLatency:
             model.pipeline_call = PipelineCall.from_json(d["pipeline_call"], f"{where}.pipeline_call")
         if version >= 3 and d.get("energy") is not None:
             model.energy = energy_block_of(d["energy"], f"{where}.energy")
+        if version >= 4 and d.get("knobs") is not None:
+            model.knobs = knob_variants_of(d["knobs"], f"{where}.knobs")
         return model
 
 

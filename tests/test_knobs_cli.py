@@ -1,0 +1,77 @@
+"""Knobs through the commands (issue 28): profile schema 4's knob variants, ``profile --knobs`` on a tiny Flux,
+the cost model's scheduled rows, ``recommend --knobs`` ranking a variant with published effect data and listing an
+unmeasured one with its command, and ``generate --knobs`` applying and recording them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from ldmpick.cli import app
+from ldmpick.files.errors import ProfileError
+from ldmpick.profiles.knob_block import KnobVariant
+from ldmpick.profiles.schema import LatencyStats, ModelLatency, Profile, SamplerOverhead, Settings, parse_profile_text
+
+runner = CliRunner()
+TAYLOR = "cache=taylorseer(interval=4,order=2,warmup=2,scope=blocks)"  # the FoCa table's TaylorSeer (N=4, O=2)
+
+
+def _stats(ms: float) -> LatencyStats:
+    return LatencyStats.from_samples([ms * f for f in (0.97, 0.99, 1.0, 1.01, 1.05)])
+
+
+def flux_profile(variants: list[KnobVariant] | None = None, step_ms: float = 190.0) -> Profile:
+    """An H100-like profile of FLUX.1-dev at 1024 px (constructed: nothing measured) with its knob variants."""
+    model = ModelLatency("flux-dev", "ok", 11_900_000_000, _stats(step_ms), family="flux", cfg=False,
+                         distilled=False, samplers=["flow-euler"], knobs=list(variants or []))
+    return Profile(
+        settings=Settings(device="cuda", dtype="bf16", resolution=1024, batch=1, cfg=False, mode="eager", warmup=3,
+                          repeats=20, max_seconds_per_model=20, threads=8),
+        device={"kind": "cuda", "name": "NVIDIA H100 80GB HBM3", "memory_bytes": 80 * 2**30},
+        models=[model], samplers=[SamplerOverhead("flow-euler", 1, _stats(0.3))], created="2026-12-08T00:00:00Z",
+    ).share_fixed_parts(_stats(60.0), _stats(150.0))
+
+
+def taylor_variant(full_ms: float = 190.0, cached_ms: float = 20.0) -> KnobVariant:
+    return KnobVariant(TAYLOR, _stats(full_ms), "fixed", _stats(cached_ms), pattern="FFFcccFcccFc", runs=1)
+
+
+# ---------------------------------------------------------------------------------------------- schema 4
+
+
+def test_a_version_4_profile_keeps_its_knob_variants():
+    fb = KnobVariant("cache=fbcache(threshold=0.05)", _stats(195.0), "adaptive", notes="skip rate from data")
+    p = flux_profile([taylor_variant(), fb])
+    doc = json.loads(p.dumps())
+    assert doc["schema"] == "ldmpick.profile/4"
+    back = parse_profile_text(p.dumps())
+    m = back.model("flux-dev")
+    assert [v.knobs for v in m.knobs] == [TAYLOR, "cache=fbcache(threshold=0.05)"]
+    assert m.knob_variant(TAYLOR).cached_step.median_ms == pytest.approx(20.0)
+    assert m.knob_variant("cache=fbcache(threshold=0.05)").cached_step is None
+
+
+def test_a_version_3_profile_still_reads_without_knobs():
+    doc = json.loads(flux_profile().dumps())
+    doc["schema"] = "ldmpick.profile/3"
+    for m in doc["models"]:
+        m.pop("knobs")
+    back = parse_profile_text(json.dumps(doc))
+    assert back.model("flux-dev").knobs == []
+    assert json.loads(back.dumps())["schema"] == "ldmpick.profile/4"
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda v: v.update(cached_step=None), "a cached_step is measured exactly for a fixed schedule"),
+    (lambda v: v.update(schedule="sometimes"), "schedule"),
+    (lambda v: v.update(pattern="FFxF"), "pattern must be the timed run's steps"),
+    (lambda v: v.update(runs=0), "runs must be at least 1"),
+])
+def test_a_bad_knob_variant_is_refused_in_one_line(edit, message):
+    doc = json.loads(flux_profile([taylor_variant()]).dumps())
+    edit(doc["models"][0]["knobs"][0])
+    with pytest.raises(ProfileError, match=message) as info:
+        parse_profile_text(json.dumps(doc))
+    assert "\n" not in str(info.value)
