@@ -101,7 +101,7 @@ class CallCorrection:
         first_ms = first_ratio = None
         if call.first is not None and call.second is not None and call.first.wall.samples_ms:
             diffs = sorted(a - b for a, b in zip(call.first.wall.samples_ms, call.second.wall.samples_ms))
-            first_ms = _median(diffs)
+            first_ms = max(_median(diffs), 0.0)  # a first call is never faster than a warm one: below 0 is noise
             if call.second.wall.median_ms > 0:  # the second calls of fresh processes: the spread across runs
                 ratios += [x / call.second.wall.median_ms for x in call.second.wall.samples_ms]
             if call.first.wall.median_ms > 0:
