@@ -119,3 +119,32 @@ def test_hidream_is_run_and_profiled_only_at_the_size_it_really_makes(tmp_path):
 
     spec = resolve_model("hidream-i1-full")
     assert spec.adapter.generated_resolution(spec, 512) == 1024 == spec.native_resolution
+
+
+def test_a_checkpoint_distilled_to_run_unguided_says_so_at_models_add_and_runs_and_profiles_so(tmp_path):
+    """SDXL-Lightning-style checkpoints (issue 25): their configs cannot say they run without classifier-free
+    guidance; 'models add --guidance 0' records it, and generate and profile then run and measure it so."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from family_pipelines import build_family_pipeline
+    from ldmpick.cli import app
+    from ldmpick.models.catalogue import resolve_model
+    from ldmpick.planning.plan import plan_generation
+
+    runner = CliRunner()
+    folder = build_family_pipeline("sdxl", tmp_path / "lightning")
+    r = runner.invoke(app, ["models", "add", "lightning", str(folder), "--guidance", "0"])
+    assert r.exit_code == 0 and "runs at guidance 0 by default (no classifier-free guidance)" in r.stderr, r.output
+    spec = resolve_model("lightning")
+    assert spec.guidance == 0.0 and not spec.adapter.uses_cfg(spec, True)  # profiled without the CFG batch
+    plan = plan_generation(["a cat"], out=tmp_path / "o", model="lightning", steps=4, sampler="euler", device="cpu",
+                           resolution=64)
+    assert plan.settings.guidance == 0.0 and not plan.settings.cfg
+    # re-adding without --guidance forgets it; a bad value is one line, nothing registered
+    assert runner.invoke(app, ["models", "add", "lightning", str(folder), "--force"]).exit_code == 0
+    assert resolve_model("lightning").guidance != 0.0
+    r = runner.invoke(app, ["models", "add", "other", str(folder), "--guidance", "nan"])
+    assert r.exit_code == 2 and r.stderr.count("\n") == 1 and "--guidance" in r.stderr
+    assert "other" not in json.loads(runner.invoke(app, ["models", "list", "--json"]).stdout).__repr__()

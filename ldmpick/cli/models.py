@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -39,17 +39,20 @@ def models_add(
     name: Annotated[str, typer.Argument(help="The name to use with --model / --models.")],
     source: Annotated[str, typer.Argument(help="A local diffusers pipeline folder, or a hub id in the local cache.")],
     force: ForceOpt = False,
+    guidance: Annotated[Optional[float], typer.Option("--guidance", help="The guidance scale this checkpoint runs at by default, which its configs cannot say: 0 for one distilled to run without classifier-free guidance (SDXL-Lightning, Hyper-SD); at most 1 also profiles it without the CFG batch.")] = None,
 ) -> None:
     """Register a real checkpoint (local folder or cached hub id) under a short name."""
     from ldmpick.models.catalogue import format_params
     from ldmpick.models.registry import register
 
-    reg = register(name, source, force=force)
+    reg = register(name, source, force=force, guidance=guidance)
     if reg.note is not None:
         notice(f"note: {reg.note}")
     n = reg.unet_params
     count = format_params(n) if n >= 1_000_000 else f"{n:,}"  # (a tiny test model read '0.0M')
-    notice(f"registered '{reg.name}' -> '{reg.value}' (denoiser {count} parameters, {reg.weights})")
+    runs = "" if guidance is None else f"; runs at guidance {guidance:g} by default" + (
+        " (no classifier-free guidance)" if guidance <= 1 else "")
+    notice(f"registered '{reg.name}' -> '{reg.value}' (denoiser {count} parameters, {reg.weights}){runs}")
 
 
 @app.command("remove")

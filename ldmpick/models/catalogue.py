@@ -284,6 +284,43 @@ def load_registry() -> dict[str, str]:
 
 
 REGISTRY_MAX_BYTES = 4 * 1024 * 1024
+MAX_REGISTERED_GUIDANCE = 100.0
+
+
+def load_registry_defaults() -> dict[str, dict[str, float]]:
+    """Registered names -> the run defaults given at ``models add`` (``guidance``); an entry that is not a sane
+    number is ignored (the registry's names stay usable). Missing file or block -> empty."""
+    import math
+
+    from ldmpick.files.reader import read_json_file
+
+    path = registry_path()
+    if not path.exists():
+        return {}
+    data = read_json_file(path, "model registry", REGISTRY_MAX_BYTES)
+    block = data.get("defaults") if isinstance(data, dict) else None
+    out: dict[str, dict[str, float]] = {}
+    for name, entry in (block.items() if isinstance(block, dict) else []):
+        g = entry.get("guidance") if isinstance(entry, dict) else None
+        if isinstance(g, (int, float)) and not isinstance(g, bool) and math.isfinite(g) \
+                and 0 <= g <= MAX_REGISTERED_GUIDANCE:
+            out[str(name)] = {"guidance": float(g)}
+    return out
+
+
+def set_registry_default(name: str, guidance: float | None) -> None:
+    """Record (or, with None, clear) the guidance a registered model runs at by default, under the registry's lock."""
+    from ldmpick.files.storage import atomic_write_json, file_lock
+
+    path = registry_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with file_lock(path):
+        models = load_registry()
+        defaults = {k: v for k, v in load_registry_defaults().items() if k in models and k != name}
+        if guidance is not None:
+            defaults[name] = {"guidance": float(guidance)}
+        atomic_write_json(path, {"schema": "ldmpick.registry/1", "models": dict(sorted(models.items())),
+                                 **({"defaults": dict(sorted(defaults.items()))} if defaults else {})})
 
 
 def save_registry(models: dict[str, str]) -> None:
@@ -322,7 +359,9 @@ def _write_registry(path: Path, models: dict[str, str]) -> None:
     """Write the registry file atomically; the caller holds the lock (file locks do not nest)."""
     from ldmpick.files.storage import atomic_write_json
 
-    atomic_write_json(path, {"schema": "ldmpick.registry/1", "models": dict(sorted(models.items()))})
+    defaults = {k: v for k, v in load_registry_defaults().items() if k in models}  # kept for names still there
+    atomic_write_json(path, {"schema": "ldmpick.registry/1", "models": dict(sorted(models.items())),
+                             **({"defaults": dict(sorted(defaults.items()))} if defaults else {})})
 
 
 # ---------------------------------------------------------------------------------------------- resolution
@@ -380,6 +419,9 @@ def resolve_model(name: str) -> ModelSpec:
                              f"with 'ldmpick models add {name} FOLDER --force' or 'ldmpick models remove {name}')")
         spec = resolve_model(target)
         spec.name = name
+        guidance = load_registry_defaults().get(name, {}).get("guidance")
+        if guidance is not None:  # what 'models add --guidance' said this checkpoint runs at (a distilled one: 0)
+            spec.default_guidance = float(guidance)
         return spec
     path = Path(name).expanduser()
     if path.exists():

@@ -52,8 +52,14 @@ def check_name(name: str) -> None:
         raise UsageError("'all' means every model of the paper's family in '--models all'; choose another name")
 
 
-def register(name: str, source: str, force: bool = False) -> Registration:
-    """Register ``source`` (a local diffusers folder, or a hub id in the local cache) as ``name``."""
+def register(name: str, source: str, force: bool = False, guidance: float | None = None) -> Registration:
+    """Register ``source`` (a local diffusers folder, or a hub id in the local cache) as ``name``; ``guidance``: the
+    scale it runs at by default (a checkpoint distilled to run without classifier-free guidance, as SDXL-Lightning
+    is: 0), which its configs cannot say."""
+    from ldmpick.models.catalogue import MAX_REGISTERED_GUIDANCE
+
+    if guidance is not None and not 0 <= guidance <= MAX_REGISTERED_GUIDANCE:  # (NaN fails both)
+        raise UsageError(f"--guidance must be between 0 and {MAX_REGISTERED_GUIDANCE:g} (got {guidance})")
     from ldmpick.models.catalogue import (HUB_ID, hub_snapshot, load_local_spec,
                                    load_registry, update_registry)
     from ldmpick.models.families.base import component_params
@@ -94,6 +100,9 @@ def register(name: str, source: str, force: bool = False) -> Registration:
         current[name] = value
 
     update_registry(add)
+    from ldmpick.models.catalogue import set_registry_default
+
+    set_registry_default(name, guidance)
     return Registration(name, value, unet_params, note)
 
 

@@ -387,9 +387,16 @@ class Family:
         """True when guidance is an input of the denoiser (one evaluation per step), not a doubled batch."""
         return False
 
+    def runs_unguided(self, spec: ModelFacts) -> bool:
+        """A model whose own default guidance is at most 1 (SDXL-Turbo; an SDXL-Lightning checkpoint registered with
+        ``models add --guidance 0``) runs without classifier-free guidance: diffusers guides only above 1."""
+        g = getattr(spec, "default_guidance", None)
+        return g is not None and g <= 1
+
     def uses_cfg(self, spec: ModelFacts, cfg: bool) -> bool:
-        """Whether classifier-free guidance doubles the denoiser batch for this model when the user asks for it."""
-        return cfg and not self.guidance_distilled(spec)
+        """Whether classifier-free guidance doubles the denoiser batch for this model when the user asks for it (a
+        profile measured with CFG measures a model that runs unguided by default without it, as it runs)."""
+        return cfg and not self.guidance_distilled(spec) and not self.runs_unguided(spec)
 
     def evals_per_step(self, spec: ModelFacts, cfg: bool) -> int:
         """Denoiser batch multiplier of one sampling step (CFG doubles it unless the model embeds guidance)."""
