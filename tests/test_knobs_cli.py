@@ -35,7 +35,7 @@ def flux_profile(variants: list[KnobVariant] | None = None, step_ms: float = 190
 
 
 def taylor_variant(full_ms: float = 190.0, cached_ms: float = 20.0) -> KnobVariant:
-    return KnobVariant(TAYLOR, _stats(full_ms), "fixed", _stats(cached_ms), pattern="FFFcccFcccFc", runs=1)
+    return KnobVariant(TAYLOR, _stats(full_ms), "fixed", _stats(cached_ms), pattern="FFcFcccFcccF", runs=1)
 
 
 # ---------------------------------------------------------------------------------------------- schema 4
@@ -75,3 +75,80 @@ def test_a_bad_knob_variant_is_refused_in_one_line(edit, message):
     with pytest.raises(ProfileError, match=message) as info:
         parse_profile_text(json.dumps(doc))
     assert "\n" not in str(info.value)
+
+
+# ---------------------------------------------------------------------------------------------- profile --knobs
+
+
+@pytest.fixture(scope="module")
+def tiny_flux_profile(tmp_path_factory):
+    """A tiny random Flux, registered and profiled on the CPU with a fixed-schedule cache, bf16, an adaptive cache
+    and a set that cannot run here."""
+    pytest.importorskip("diffusers")
+    from family_pipelines import build_family_pipeline, tiny_resolution
+
+    tmp = tmp_path_factory.mktemp("knobs")
+    folder = build_family_pipeline("flux", tmp / "flux")
+    home = tmp / "home"
+    mp = pytest.MonkeyPatch()
+    mp.setenv("LDMPICK_HOME", str(home))
+    r = runner.invoke(app, ["models", "add", "tinyflux", str(folder)])
+    assert r.exit_code == 0, r.output
+    out = tmp / "p.json"
+    sets = f"{TAYLOR};precision=bf16;cache=fbcache(threshold=0.1);compile=full"
+    r = runner.invoke(app, ["profile", "--models", "tinyflux", "--device", "cpu", "--resolution",
+                            str(tiny_resolution("flux")), "--warmup", "1", "--repeats", "3", "--max-seconds", "1",
+                            "--no-pipeline-call", "--knobs", sets, "--out", str(out)])
+    yield r, out, folder, home
+    mp.undo()
+
+
+def test_profile_knobs_measures_full_and_cached_steps_of_a_fixed_schedule(tiny_flux_profile):
+    from ldmpick.knobs import parse_knob
+    from ldmpick.knobs.cache import KIND as CACHE
+
+    r, out, _, _ = tiny_flux_profile
+    assert r.exit_code == 0, r.output
+    raw = json.loads(out.read_text())
+    assert raw["schema"] == "ldmpick.profile/4"
+    m = parse_profile_text(out.read_text()).model("tinyflux")
+    taylor = m.knob_variant(TAYLOR)
+    assert taylor is not None and taylor.schedule == "fixed"
+    schedule = CACHE.schedule(parse_knob(TAYLOR), len(taylor.pattern))
+    assert taylor.pattern == schedule.pattern() == "FFcFcccFcccF"
+    assert taylor.runs >= 2
+    # every timed call counted once, as its schedule classes it (cached cheaper is not asserted: tiny random models)
+    assert taylor.denoiser_step.n == taylor.runs * len(schedule.full)
+    assert taylor.cached_step.n == taylor.runs * len(schedule.cached)
+    assert "TaylorSeerCacheConfig enabled" in taylor.notes and taylor.compile_ms is None
+
+
+def test_profile_knobs_bf16_on_the_cpu_and_an_adaptive_cache_as_a_full_step(tiny_flux_profile):
+    r, out, _, _ = tiny_flux_profile
+    assert r.exit_code == 0, r.output
+    prof = parse_profile_text(out.read_text())
+    m = prof.model("tinyflux")
+    bf16 = m.knob_variant("precision=bf16")
+    assert bf16.schedule == "every-step" and bf16.cached_step is None and bf16.denoiser_step.n >= 2
+    assert "torch.bfloat16" in bf16.notes
+    fb = m.knob_variant("cache=fbcache(threshold=0.1)")
+    assert fb.schedule == "adaptive" and fb.cached_step is None and "skip rate comes from data" in fb.notes
+    # a list that cannot run here is skipped with a note, never a crash
+    assert m.knob_variant("compile=full") is None
+    assert "tinyflux: knobs compile=full not measured (compile=full: " in prof.notes
+
+
+@pytest.mark.parametrize("knobs, message", [
+    ("cache=fbcash", "unknown cache knob 'fbcash'; did you mean 'fbcache'?"),
+    ("precision=bf16;;cache=fbcache", "has an empty knob list"),
+    ("none", "'none' is the plain step"),
+    ("precision=bf16;precision=bfloat16", "the knob list precision=bf16 is given twice"),
+    ("cache=taylorseer(interval=0)", "interval must be between 1 and 100"),
+])
+def test_bad_knobs_text_is_refused_in_one_line_before_any_output(knobs, message, tmp_path):
+    r = runner.invoke(app, ["profile", "--models", "ldm-39m", "--device", "cpu", "--knobs", knobs,
+                            "--out", str(tmp_path / "p.json")])
+    assert r.exit_code == 2, r.output
+    assert message in r.stderr
+    assert r.stdout == "" and len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "p.json").exists()

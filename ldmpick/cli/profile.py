@@ -30,6 +30,7 @@ def profile_cmd(
     pipeline_call: Annotated[bool, typer.Option("--pipeline-call/--no-pipeline-call", help="For each model with weights, also time its own pipeline call end to end (what generate runs): warm at two step counts, and the first call of fresh processes.")] = True,
     call_steps: Annotated[str, typer.Option("--call-steps", metavar="A,B", help="The two step counts the pipeline call is timed at (the slope between them is the loop's true per-step cost).")] = "2,8",
     fresh_runs: Annotated[int, typer.Option("--fresh-runs", help="Fresh processes that time a first call per model with weights (the first image of a run, and the spread across runs); 0: none.")] = 5,
+    knobs: Annotated[Optional[str], typer.Option("--knobs", metavar="SET;SET", help="Knob lists to measure on each model's denoiser after its plain step, separated by ';' (e.g. 'precision=bf16;cache=taylorseer(interval=4,order=2)'): full and cached steps of a fixed-schedule cache, a full step of an adaptive one, compile time apart. A list that does not apply to a model is skipped with a note. See docs/knobs.md.")] = None,
     out: OutOpt = None,
     cluster: Annotated[Optional[str], typer.Option("--cluster", metavar="ADDRESS", help="Profile on every distinct device type of a Ray cluster ('local', 'auto' or a Ray address), one profile per device, stored in the user profile folder. Needs: pip install \"ldmpick[cluster]\".")] = None,
     resume: ResumeOpt = False,
@@ -46,7 +47,8 @@ def profile_cmd(
         models="all" if models is None else models, device=device, dtype=dtype, resolution=resolution,
         batch=1 if batch is None else batch, cfg=True if cfg is None else cfg, mode=mode, samplers="all" if samplers is None else samplers,
         warmup=warmup, repeats=repeats, max_seconds=max_seconds, threads=threads, rounds=rounds,
-        command=command_line(), pipeline_call=pipeline_call, call_steps=call_steps, fresh_runs=fresh_runs)
+        command=command_line(), pipeline_call=pipeline_call, call_steps=call_steps, fresh_runs=fresh_runs,
+        knobs=knobs)
     if cluster is not None:
         if out is not None or resume or restart:
             raise UsageError("--cluster stores one profile per device type in the user profile folder; it takes "

@@ -28,7 +28,7 @@ class ProfileOutput:
 def build_request(*, models: str, device: str | None, dtype: str | None, resolution: int | None, batch: int, cfg: bool,
                   mode: str | None, samplers: str, warmup: int, repeats: int, max_seconds: float,
                   threads: int | None, rounds: int, command: str, pipeline_call: bool = True, call_steps: str = "2,8",
-                  fresh_runs: int = 5) -> Any:  # -> profiling.ProfileRequest
+                  fresh_runs: int = 5, knobs: str | None = None) -> Any:  # -> profiling.ProfileRequest
     """A checked request; the device defaults to the GPU if there is one, dtype and mode to what suits it, the
     resolution to the models' native one (the demo models: 32 px; the paper's family: 512 px)."""
     from ldmpick.measurement import profiler as profiling
@@ -36,8 +36,11 @@ def build_request(*, models: str, device: str | None, dtype: str | None, resolut
     from ldmpick.hardware.execution import default_dtype, default_mode
     from ldmpick.models.samplers import parse_sampler_list
 
+    from ldmpick.measurement.knob_steps import parse_knob_sets
+
     check_counts(resolution=resolution, batch=batch, warmup=warmup, repeats=repeats, max_seconds=max_seconds,
                  threads=threads, rounds=rounds)
+    knob_sets = parse_knob_sets(knobs)  # the text, before anything is resolved or built
     device = device or profiling.default_device()
     model_list = parse_model_list(models)
     req = profiling.ProfileRequest(
@@ -59,6 +62,7 @@ def build_request(*, models: str, device: str | None, dtype: str | None, resolut
         pipeline_call=pipeline_call,
         call_steps=parse_call_steps(call_steps),
         fresh_processes=fresh_runs,
+        knob_sets=knob_sets,
     )
     profiling.validate_request(req)
     return req
@@ -133,6 +137,8 @@ def plan_output(out: Path | None, req: Any) -> ProfileOutput:
 def request_digest(req: Any) -> str:
     """What identifies a run's measurements (not its repeat counts or time caps, which --resume may change)."""
     key = [req.models, req.samplers, req.device, req.dtype, req.resolution, req.batch, req.cfg, req.mode]
+    if req.knob_sets:  # (absent otherwise, so that partial files of earlier runs keep their names)
+        key.append(req.knob_sets)
     return hashlib.sha256(json.dumps(key).encode()).hexdigest()[:12]
 
 

@@ -13,7 +13,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -59,6 +59,8 @@ class ProfileRequest:
     pipeline_call: bool = True
     call_steps: tuple[int, int] = (2, 8)
     fresh_processes: int = 5
+    # profile --knobs: knob lists (canonical text, ``knob_steps.parse_knob_sets``) measured on each model's denoiser
+    knob_sets: list[str] = field(default_factory=list)
 
     def settings(self) -> Settings:
         return Settings(
@@ -86,7 +88,8 @@ class ProfileRequest:
         specs = specs if specs is not None else [resolve_model(m) for m in self.models]
         samplers = {s for spec in specs for s in self.samplers_for(spec)}
         calls = sum(1 + self.fresh_processes for spec in specs if self.measures_call(spec))
-        return len(specs) + len(samplers) + len(specs) * self.rounds + calls
+        knobs = len(specs) if self.knob_sets else 0
+        return len(specs) + len(samplers) + len(specs) * self.rounds + calls + knobs
 
     def measures_call(self, spec: ModelSpec) -> bool:
         """Whether this run measures ``spec``'s own pipeline call (it needs the model's weights and tokenizers)."""
@@ -642,6 +645,19 @@ def run_profile(
             for spec in todo:
                 profile.models.append(_pool(pooled[spec.name]) if spec.name in pooled else bases[spec.name])
             save(profile)
+        # each model's knob variants (profile --knobs), on the denoiser its plain step was measured on
+        if req.knob_sets:
+            from ldmpick.measurement.knob_steps import measure_knob_variants
+
+            for spec in todo:
+                entry = next((m for m in profile.models if m.name == spec.name), None)
+                if entry is not None and entry.ok and not entry.knobs:
+                    entry.knobs, skipped = measure_knob_variants(spec, req, factory, timer, is_out_of_memory,
+                                                                   free_memory)
+                    for why in skipped:
+                        profile.notes = f"{profile.notes}; {why}" if profile.notes else why
+                    save(profile)
+                tick(f"{spec.name} knobs")
         # each model's own pipeline call, end to end (what generate runs), once its parts are measured
         for spec in specs:
             entry = next((m for m in profile.models if m.name == spec.name), None)
