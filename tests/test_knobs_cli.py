@@ -152,3 +152,77 @@ def test_bad_knobs_text_is_refused_in_one_line_before_any_output(knobs, message,
     assert message in r.stderr
     assert r.stdout == "" and len(r.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "p.json").exists()
+
+
+# ---------------------------------------------------------------------------------------------- recommend --knobs
+
+
+@pytest.fixture
+def knob_profile(tmp_path):
+    """FLUX.1-dev with TaylorSeer (N=4, O=2: published on DrawBench ImageReward) at about a tenth of a full step
+    when cached, and a TaylorSeer setting with no published row (interval 3): unmeasured quality."""
+    unmeasured = "cache=taylorseer(interval=3,order=2,warmup=2,scope=blocks)"
+    variants = [taylor_variant(), KnobVariant(unmeasured, _stats(190.0), "fixed", _stats(20.0),
+                                               pattern="FFcFccFccFcc", runs=1)]
+    p = tmp_path / "knobs.json"
+    p.write_text(flux_profile(variants).dumps())
+    return p, unmeasured
+
+
+def _recommend(path, *extra):
+    return runner.invoke(app, ["recommend", "--budget", "4s", "--profile", str(path), "--metric",
+                               "drawbench-imagereward", "--models", "flux-dev", "--json", *extra])
+
+
+def test_recommend_ranks_a_knob_variant_with_published_effect_data(knob_profile):
+    from ldmpick.knobs import parse_knob
+    from ldmpick.knobs.cache import KIND as CACHE
+
+    path, _ = knob_profile
+    r = _recommend(path)
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    best = doc["best"]
+    assert best["knobs"] == TAYLOR and best["model"] == "flux-dev"
+    # latency: fixed parts + the schedule's exact mix of full and cached steps (+ the sampler's overhead)
+    steps = best["steps"]
+    full = len(CACHE.schedule(parse_knob(TAYLOR), steps).full)
+    plain = next(c for c in doc["top"] if c["knobs"] == "none")
+    assert best["steps"] > plain["steps"]  # the cache buys steps within the same budget
+    # the p90 plan: each part at its p90 (samples 0.97..1.05 x the median: p90 is 1.034 x)
+    p90 = LatencyStats.from_samples([f for f in (0.97, 0.99, 1.0, 1.01, 1.05)]).at(90)
+    want = (60.0 + 150.0 + full * 190.0 + (steps - full) * 20.0 + steps * 0.3) * p90 / 1e3
+    assert best["latency"] == pytest.approx(want, rel=1e-6)
+    # quality: the law's prediction at those steps moved by the published effect (FoCa, 50 steps: -0.0039)
+    assert best["basis"].endswith("+knob-published") or best["basis"].endswith("+knob-transferred")
+    assert "TaylorSeer" in doc["explanation"] or TAYLOR in doc["explanation"]
+    assert "the best plain configuration that fits" in doc["explanation"]
+
+
+def test_recommend_lists_an_unmeasured_knob_with_the_command_that_measures_it(knob_profile):
+    path, unmeasured = knob_profile
+    r = _recommend(path)
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert all(c["knobs"] != unmeasured for c in doc["top"] + doc["frontier"])
+    entry = next(u for u in doc["unranked"] if u.get("knobs") == unmeasured)
+    assert entry["command"] == f"ldmpick calibrate --model flux-dev --knobs '{unmeasured}'"
+    human = runner.invoke(app, ["recommend", "--budget", "4s", "--profile", str(path), "--metric",
+                                "drawbench-imagereward", "--models", "flux-dev"])
+    assert human.exit_code == 0, human.output
+    assert f"unranked: flux-dev with {unmeasured}" in human.stderr
+
+
+def test_recommend_knobs_none_ranks_plain_configurations_only(knob_profile):
+    path, _ = knob_profile
+    r = _recommend(path, "--knobs", "none")
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert all(c["knobs"] == "none" for c in doc["top"] + doc["frontier"] + [doc["best"]])
+
+
+def test_recommend_bad_knobs_text_is_one_line(knob_profile):
+    path, _ = knob_profile
+    r = _recommend(path, "--knobs", "cache=fbcash")
+    assert r.exit_code == 2 and r.stdout == ""
+    assert "unknown cache knob 'fbcash'; did you mean 'fbcache'?" in r.stderr

@@ -73,6 +73,11 @@ DeviceOpt = Annotated[Optional[str], typer.Option(
     "--device", envvar="LDMPICK_DEVICE", help="cpu, cuda or cuda:N (default: the GPU if there is one).")]
 DtypeOpt = Annotated[Optional[str], typer.Option(
     "--dtype", envvar="LDMPICK_DTYPE", help="fp16, bf16 or fp32 (default: fp16 on GPU, fp32 on CPU).")]
+KnobsOpt = Annotated[Optional[str], typer.Option(
+    "--knobs", metavar="auto|none|LIST", help="Knobs (caches, precision, compile, attention; docs/knobs.md): 'auto' "
+    "(default) the knob variants the profile measured ('ldmpick profile --knobs'), 'none', or knob lists separated "
+    "by ';' such as 'cache=taylorseer(interval=4,order=2,warmup=2,scope=blocks)'. A knob without quality data is "
+    "listed as unmeasured with the command that measures it, never ranked.")]
 ModeOpt = Annotated[Optional[str], typer.Option(
     "--mode", envvar="LDMPICK_MODE", help="Execution mode: eager, cudagraph or compile (profile: default cudagraph "
                                           "on GPU, eager on CPU; generate: default the profile's; recommend: the "

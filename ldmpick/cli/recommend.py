@@ -6,8 +6,8 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from ldmpick.cli.options import (BatchOpt, CfgOpt, CostBudgetOpt, JsonOpt, LawOpt, MetricOpt, ModelsOpt, ModeOpt,
-                                 PercentileOpt, PriceOpt, ProfileOpt, ResolutionOpt, SamplersOpt, price_source)
+from ldmpick.cli.options import (BatchOpt, CfgOpt, CostBudgetOpt, JsonOpt, KnobsOpt, LawOpt, MetricOpt, ModelsOpt,
+                                 ModeOpt, PercentileOpt, PriceOpt, ProfileOpt, ResolutionOpt, SamplersOpt, price_source)
 from ldmpick.cli.render import console, make_table, notice, print_json
 from ldmpick.costs import DEFAULT, REGISTRY, budget_cost_model, cost_inputs, cost_model
 from ldmpick.planning.plan import PLAN_PERCENTILE
@@ -34,6 +34,7 @@ def recommend_cmd(
     price: PriceOpt = None,
     top: Annotated[int, typer.Option("--top", help="Rows in the top-k table.")] = 5,
     law_file: LawOpt = None,
+    knobs: KnobsOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Recommend the model, sampler and step count with the best predicted quality within a latency budget."""
@@ -47,7 +48,7 @@ def recommend_cmd(
         mode = None  # $LDMPICK_MODE is about measured latency; the paper's cost has none (a typed one is refused)
     rec = recommend(budget, profile=profile, percentile=percentile, metric=metric, models=models, samplers=samplers,
                     max_steps=max_steps, resolution=resolution, batch=batch, cfg=cfg, mode=mode,
-                    cost_model=cm, top=top, law_file=law_file, notify=notice)  # type: ignore[arg-type]
+                    cost_model=cm, top=top, law_file=law_file, notify=notice, knobs=knobs)  # type: ignore[arg-type]
     if json_out:
         inputs = cost_inputs(cm)
         print_json({**rec.selection.to_json(), "source": rec.source, "percentile": percentile,
@@ -75,6 +76,8 @@ def render_selection(sel: Any, source: dict[str, Any]) -> None:
     head.add_row("model", f"{b.model} ({format_params(b.unet_params)}-parameter denoiser)")
     head.add_row("sampler", b.sampler)
     head.add_row("steps", str(b.steps))
+    if b.knobs != "none":
+        head.add_row("knobs", b.knobs)
     q = (lambda v: f"{v:.2f}") if SCALES[sel.metric].lower_is_better else (lambda v: f"{v:.4f}")
     head.add_row(f"predicted {qname}", f"{q(b.quality)} ± {q(b.sigma)}")
     head.add_row(f"predicted {cost.axis}", sel.describe_cost(b))
@@ -89,7 +92,8 @@ def render_selection(sel: Any, source: dict[str, Any]) -> None:
                       ("#", "model", "sampler", "steps", cost.axis, qname, "80% interval", "basis"))
     for i, c in enumerate(sel.top, 1):  # the recommended row is marked (with headroom it need not be the first)
         interval = f"{q(c.low)}-{q(c.high)}" if c.low is not None and c.high is not None else "-"
-        topt.add_row(f"{i}*" if c is b else str(i), c.model, c.sampler, str(c.steps),
+        topt.add_row(f"{i}*" if c is b else str(i), c.model + (f" [{c.knobs}]" if c.knobs != "none" else ""),
+                     c.sampler, str(c.steps),
                      cost.format(c.latency, precise=True), f"{q(c.quality)} ± {q(c.sigma)}", interval, c.basis or "-")
     out.print(topt)
     shown = sel.frontier
@@ -100,10 +104,12 @@ def render_selection(sel: Any, source: dict[str, Any]) -> None:
     front = make_table(f"Pareto frontier within the budget (no configuration is both faster and better{thinned})",
                        (cost.axis, "model", "sampler", "steps", qname))
     for c in shown:
-        front.add_row(cost.format(c.latency, precise=True), c.model, c.sampler, str(c.steps), q(c.quality))
+        front.add_row(cost.format(c.latency, precise=True), c.model + (f" [{c.knobs}]" if c.knobs != "none" else ""),
+                      c.sampler, str(c.steps), q(c.quality))
     out.print(front)
     out.print(sel.explanation, soft_wrap=True)
     for u in sel.unranked:  # no point at all on this scale: what would measure it
-        notice(f"unranked: {u['model']} (no {qname} data): {u.get('command') or u.get('reason', '')}")
+        what = f"{u['model']} with {u['knobs']}" if u.get("knobs") else u["model"]
+        notice(f"unranked: {what} (no {qname} data): {u.get('command') or u.get('reason', '')}")
     if sel.excluded:
         notice("not considered: " + "; ".join(sel.excluded))

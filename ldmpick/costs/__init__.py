@@ -24,7 +24,8 @@ from __future__ import annotations
 import importlib
 import math
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ldmpick.files.errors import UsageError, unknown_name
@@ -46,8 +47,10 @@ _UNIT = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?\s*([A-Za-z]*|
 
 @dataclass(frozen=True)
 class CostRow:
-    """What one (model, sampler) costs in its cost model's unit: ``fixed + steps x per_step``; ``breakdown`` is the
-    cost model's own typed record of where the numbers come from."""
+    """What one (model, sampler, knobs) costs in its cost model's unit: ``fixed + steps x per_step``; ``breakdown``
+    is the cost model's own typed record of where the numbers come from. A row of a knob variant whose steps do not
+    all cost the same (a cache's full and cached steps) carries ``exact``, its cost at a step count, which ``at``
+    uses; ``fixed`` and ``per_step`` are then its cost at 0 steps and the first step's, for display only."""
 
     model: str
     unet_params: int
@@ -57,8 +60,12 @@ class CostRow:
     breakdown: Any
     cost: CostModel
     distilled: bool = False  # a few-step distilled model: distilled samplers (lcm, scm) fit it
+    knobs: str = "none"  # the knob list (ldmpick.knobs text form) the row is costed with
+    exact: Callable[[int], float] | None = field(default=None, compare=False)
 
     def at(self, steps: int) -> float:
+        if self.exact is not None:
+            return self.exact(steps)
         return self.fixed + steps * self.per_step
 
 
@@ -221,9 +228,19 @@ def positive(value: float, text: str) -> float:
 
 
 def steps_within(row: CostRow, budget: float, max_steps: int) -> int:
-    """The most steps (up to ``max_steps``) of ``row`` whose total cost is within ``budget``; 0 if none."""
+    """The most steps (up to ``max_steps``) of ``row`` whose total cost is within ``budget``; 0 if none. A row with
+    an exact cost (``CostRow.exact``: never lower at more steps) is searched by halving."""
     if row.fixed > budget:
         return 0
+    if row.exact is not None:
+        lo, hi = 0, max_steps  # at(lo) within the budget (0 steps: the fixed part), the answer in lo..hi
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if row.at(mid) <= budget * (1 + BUDGET_RTOL):
+                lo = mid
+            else:
+                hi = mid - 1
+        return lo
     if row.per_step <= 0:
         return max_steps
     n = min(max_steps, int((budget - row.fixed) / row.per_step + 1e-9))

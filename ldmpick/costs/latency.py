@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import bisect
 import math
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ldmpick.costs import CostRow, clip_text, positive, split_budget
@@ -138,9 +139,23 @@ class LatencyBreakdown:
     saved_evals: int = 0  # evaluations fewer than steps x evals_per_step (Heun: 1)
     call: CallCorrection | None = None  # the model's measured pipeline call, when the profile has it
     first_image: bool = False  # predict the first image of a fresh process (with ``call``), not a warm one
+    # a fixed-schedule cache: the measured cached step, and how many of a run's n denoiser evaluations run in full
+    cached_step: PartSpread | None = None
+    full_evals: Callable[[int], int] | None = field(default=None, compare=False)
+    knobs: str = "none"  # the knob list the denoiser step (and cached step) were measured with
+
+    def evaluations(self, steps: int) -> int:
+        return max(0, steps * self.evals_per_step - self.saved_evals)
 
     def parts_ms(self, steps: int, percentile: float) -> tuple[float, float, float]:
-        """(text encoder, denoising loop, VAE decode) in ms at ``percentile`` of each part."""
+        """(text encoder, denoising loop, VAE decode) in ms at ``percentile`` of each part; with a fixed-schedule
+        cache, the schedule's exact mix of full and cached evaluations."""
+        if self.full_evals is not None and self.cached_step is not None:
+            evals = self.evaluations(steps)
+            full = min(evals, self.full_evals(evals))
+            loop = (full * self.denoiser_step.at(percentile) + (evals - full) * self.cached_step.at(percentile)
+                    + steps * self.sampler_overhead.at(percentile))
+            return self.text_encoder.at(percentile), loop, self.vae_decode.at(percentile)
         per_step = self.evals_per_step * self.denoiser_step.at(percentile) + self.sampler_overhead.at(percentile)
         loop = steps * per_step - self.saved_evals * self.denoiser_step.at(percentile)
         return self.text_encoder.at(percentile), loop, self.vae_decode.at(percentile)
@@ -300,12 +315,20 @@ class LatencyCost:
     needs_profile = True
     has_distribution = True
 
-    def __init__(self, first_image: bool = False):
+    def __init__(self, first_image: bool = False, knobs: dict[str, Any] | None = None):
         self.first_image = first_image  # cost the first image of a fresh process (where the profile measured it)
+        # knob list text -> None (every step alike) or, for a fixed-schedule cache, n evaluations -> full ones
+        self.knobs = dict(knobs or {})
 
     def for_first_image(self) -> LatencyCost:
         """This cost model for the first image of a run (``generate`` with no warm-up call)."""
-        return LatencyCost(first_image=True)
+        return LatencyCost(first_image=True, knobs=self.knobs)
+
+    def with_knobs(self, knobs: dict[str, Any]) -> LatencyCost:
+        """This cost model with rows for the knob variants ``knobs`` names (text -> None for a knob that changes
+        every step alike, or a function of a run's denoiser evaluations giving how many run in full, from the
+        knob's fixed schedule). Variants the profile did not measure get no row."""
+        return LatencyCost(first_image=self.first_image, knobs=knobs)
 
     def parse_budget(self, text: str) -> float:
         """``'2s'``, ``'1500ms'``, ``'0.5 s'``, ``'1 min'`` -> seconds. A bare number is refused: is '2' seconds
@@ -357,6 +380,27 @@ class LatencyCost:
                 fixed = b.seconds(0, percentile)
                 rows.append(CostRow(name, m.denoiser_params, s, fixed, b.seconds(1, percentile) - fixed, b,
                                     self, distilled=m.distilled))
+                rows.extend(self._knob_rows(m, s, b, percentile))
+        return rows
+
+    def _knob_rows(self, m: Any, sampler: str, plain: LatencyBreakdown, percentile: float) -> list[CostRow]:
+        """The rows of ``m``'s measured knob variants that ``self.knobs`` names: the plain breakdown (its fixed
+        parts and its pipeline-call correction) with the variant's measured step, and for a fixed-schedule cache
+        its cached step and the schedule's exact count of full evaluations."""
+        rows = []
+        for variant in getattr(m, "knobs", None) or []:
+            if variant.knobs not in self.knobs:
+                continue
+            full_evals = self.knobs[variant.knobs]
+            if (full_evals is None) != (variant.cached_step is None):
+                continue  # a schedule and a measurement that disagree (an edited file): no row
+            b = replace(plain, denoiser_step=PartSpread.of(variant.denoiser_step), knobs=variant.knobs,
+                        cached_step=PartSpread.of(variant.cached_step) if variant.cached_step else None,
+                        full_evals=full_evals)
+            fixed = b.seconds(0, percentile)
+            rows.append(CostRow(m.name, m.denoiser_params, sampler, fixed, b.seconds(1, percentile) - fixed, b, self,
+                                distilled=m.distilled, knobs=variant.knobs,
+                                exact=(lambda n, b=b: b.seconds(n, percentile)) if full_evals is not None else None))
         return rows
 
     def parts(self, row: CostRow, steps: int) -> dict[str, float]:
@@ -384,6 +428,13 @@ class LatencyCost:
                     f"{fmt_fine(b.median_ms(steps) / 1e3)} = text encoder {fmt_fine(te)} + denoising "
                     f"{fmt_fine(loop)} + VAE decode {fmt_fine(vae)} + the pipeline's own call "
                     f"{fmt_fine(b.call_ms(steps) / 1e3)}")
+        if b.full_evals is not None:
+            evals = b.evaluations(steps)
+            full = min(evals, b.full_evals(evals))
+            return (f"{fmt_fine(row.at(steps))} = text encoder {fmt_fine(p['text_encoder'])} + denoising "
+                    f"{fmt_fine(p['denoise'])} ({b.knobs}: {full} full x {fmt_fine(p['unet_step'])} + "
+                    f"{evals - full} cached x {fmt_fine(b.cached_step.at(b.percentile) / 1e3)} + {steps_text(steps)} "
+                    f"of sampler) + VAE decode {fmt_fine(p['vae_decode'])}")
         return (f"{fmt_fine(row.at(steps))} = text encoder {fmt_fine(p['text_encoder'])} + {steps_text(steps)} x "
                 f"{fmt_fine(row.per_step)}{saved} + VAE decode {fmt_fine(p['vae_decode'])}")
 
@@ -402,7 +453,10 @@ class LatencyCost:
         return f"the run's p{q:g} (each part at its p{q:g} of the profile's measurements)"
 
     def observations(self, rows: list[CostRow]) -> list[str]:
-        per_step = {r.model: r.breakdown.denoiser_step.at(r.breakdown.percentile) / 1e3 for r in rows}
+        per_step = {r.model: r.breakdown.denoiser_step.at(r.breakdown.percentile) / 1e3 for r in rows
+                    if r.knobs == "none"}
+        if not per_step:
+            return []
         lo, hi = min(per_step.values()), max(per_step.values())
         if hi > 0 and lo / hi > SAME_COST_RATIO and len(per_step) > 1:
             return ["On this profile every size costs about the same per step "

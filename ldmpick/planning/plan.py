@@ -89,10 +89,12 @@ def plan_selection(budget: str | float, *, profile: Any = None, profile_ref: str
                    samplers: list[str] | None = None, max_steps: int = 100, resolution: int | None = None,
                    batch: int | None = None, cfg: bool | None = None, mode: str | None = None,
                    cost: str = DEFAULT, top: int = 5, law: Any = None, law_file: Path | None = None,
-                   steps: int | None = None, notify: Notify = _quiet, first_image: bool = False) -> SelectionPlan:
+                   steps: int | None = None, notify: Notify = _quiet, first_image: bool = False,
+                   knobs: str = "auto") -> SelectionPlan:
     """The best configuration within ``budget`` (text in the cost model's unit, or a number in it). The profile is
     ``profile`` when given (a loaded one), else chosen by ``choose_profile`` from ``profile_ref``. With ``steps``
-    only that step count is considered. Its notices (which profile, which law) are said once the request has been
+    only that step count is considered. ``knobs``: ``auto`` (the knob variants the profile measured), ``none``, or
+    knob lists separated by ';' (``knob_choice``). Its notices (which profile, which law) are said once the request has been
     checked and a configuration chosen, so that bad input is a one-line error on any machine."""
     from ldmpick.models.catalogue import typed_by_label
     from ldmpick.profiles.choice import choose_profile, quality_data_for
@@ -100,6 +102,7 @@ def plan_selection(budget: str | float, *, profile: Any = None, profile_ref: str
     from ldmpick.quality.scales import scale_of_metric
     from ldmpick.planning.selector import BudgetBelowFastest, select_config
 
+    knob_lists = parse_knobs_choice(knobs)  # the text, before any file is read
     cm = cost_model(cost)
     if first_image and hasattr(cm, "for_first_image"):  # (a cost without a first-image variant costs every image alike)
         cm = cm.for_first_image()
@@ -155,6 +158,13 @@ def plan_selection(budget: str | float, *, profile: Any = None, profile_ref: str
             pending.append(f"note: the latencies are for {st.describe()}, but predicted FIDs are on the paper's scale "
                    "(512 px, guidance 7.5): the law has no resolution or guidance input")
         source.update(profile=profile.id, device=profile.device_name, settings=st.to_json())
+    if cm.needs_profile and knob_lists != [] and hasattr(cm, "with_knobs"):
+        schedules, notes = knob_choice(profile, models, knob_lists)
+        excluded.extend(notes)
+        cm = cm.with_knobs(schedules)
+    elif knob_lists not in ([], None):
+        raise UsageError(f"--knobs applies to a measured latency budget (its variants are measured by 'ldmpick "
+                         f"profile --knobs'); --cost-model {cm.name} counts no knobs")
     rows = cm.rows(profile=profile, law=law, models=models, samplers=sampler_list, percentile=percentile,
                    excluded=excluded)
     if cm.needs_profile:
@@ -178,6 +188,61 @@ def plan_selection(budget: str | float, *, profile: Any = None, profile_ref: str
     for line in pending:
         notify(line)
     return SelectionPlan(selection, source, profile, law)
+
+
+def parse_knobs_choice(text: str | None) -> list[str] | None:
+    """``--knobs``: ``auto`` (None: every variant the profile measured), ``none`` (``[]``), or knob lists separated
+    by ';' (their canonical texts). One-line errors for bad knob text."""
+    if text is None or str(text).strip().lower() == "auto":
+        return None
+    if str(text).strip().lower() == "none":
+        return []
+    from ldmpick.knobs import format_knobs, parse_knobs
+
+    out = []
+    for item in str(text).split(";"):
+        if not item.strip():
+            raise UsageError(f"--knobs '{str(text)[:40]}' has an empty knob list (two ';', or one at an end)")
+        canonical = format_knobs(parse_knobs(item))
+        if canonical != "none" and canonical not in out:
+            out.append(canonical)
+    return out
+
+
+def knob_choice(profile: Any, models: list[str] | None, lists: list[str] | None) -> tuple[dict[str, Any], list[str]]:
+    """The knob variants the cost model rows: text -> None (every step alike) or, for a fixed-schedule cache that
+    needs no sampler timesteps (TaylorSeer), a function of a run's denoiser evaluations giving how many run in
+    full. ``lists`` None: every variant the profile measured for ``models``. Variants that cannot be costed (an
+    adaptive cache: its skip rate must come from data; PAB / FasterCache: their schedule needs the sampler's
+    timesteps, which this torch-free path does not compute) and asked lists the profile did not measure get a
+    note, with the command that would measure them."""
+    from ldmpick.knobs import parse_knobs
+    from ldmpick.knobs.cache import KIND as CACHE
+    from ldmpick.knobs.cache import sort_of
+    from ldmpick.models.catalogue import models_argument
+
+    names = models or [m.name for m in profile.models]
+    measured = {v.knobs for m in profile.models if m.name in names and m.ok for v in m.knobs}
+    wanted = sorted(measured) if lists is None else lists
+    schedules: dict[str, Any] = {}
+    notes: list[str] = []
+    for text in wanted:
+        if text not in measured:
+            notes.append(f"knobs {text}: not measured by profile '{profile.id}' (measure with 'ldmpick profile "
+                         f"--models {models_argument(names)} --knobs \"{text}\"')")
+            continue
+        cache = next((s for s in parse_knobs(text) if s.kind == "cache" and s.name != "none"), None)
+        if cache is None:
+            schedules[text] = None
+        elif sort_of(cache) == "adaptive":
+            notes.append(f"knobs {text}: unmeasured latency: an adaptive cache's skip rate comes from data (published "
+                         "rows or your generate runs), and there is none yet; not ranked")
+        elif cache.name != "taylorseer":
+            notes.append(f"knobs {text}: its schedule needs the sampler's timesteps, which recommend does not "
+                         "compute; not ranked")
+        else:
+            schedules[text] = lambda n, c=cache: len(CACHE.schedule(c, n).full)
+    return schedules, notes
 
 
 def unmeasured_samplers(profile: Any, models: list[str] | None, samplers: list[str],

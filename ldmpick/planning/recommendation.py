@@ -22,10 +22,10 @@ def recommend(budget: str, *, profile: str | None = None, percentile: float = PL
               models: str | None = None, samplers: str | None = None, max_steps: int = 100,
               resolution: int | None = None, batch: int | None = None, cfg: bool | None = None,
               mode: str | None = None, cost_model: str = DEFAULT, top: int = 5, law_file: Path | None = None,
-              notify: Callable[[str], None] = lambda message: None) -> Recommendation:
+              notify: Callable[[str], None] = lambda message: None, knobs: str | None = None) -> Recommendation:
     """The model, sampler and step count with the best predicted ``metric`` within ``budget``. With the default
     ``fid`` and models that only published scales know (real families), a notice names the ``--metric`` that ranks
-    most of them (``selector.metric_hint``)."""
+    most of them (``selector.metric_hint``). ``knobs``: ``auto`` (default), ``none`` or knob lists (``plan_selection``)."""
     from ldmpick.models.catalogue import parse_model_list
     from ldmpick.costs import cost_model as find_cost_model
     from ldmpick.planning.plan import plan_selection
@@ -36,7 +36,7 @@ def recommend(budget: str, *, profile: str | None = None, percentile: float = PL
                           models=parse_model_list(models) if models is not None else None,
                           samplers=sampler_names(samplers) if samplers is not None else None,
                           max_steps=max_steps, resolution=resolution, batch=batch, cfg=cfg, mode=mode,
-                          cost=cost_model, top=top, law_file=law_file, notify=notify)
+                          cost=cost_model, top=top, law_file=law_file, notify=notify, knobs=knobs or "auto")
     if plan.selection.unranked and metric == "fid":
         from ldmpick.planning.selector import metric_hint
 

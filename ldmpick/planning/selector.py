@@ -43,9 +43,15 @@ class Candidate:
     low: float | None = None  # the prediction's interval (at the law's level, 80%)
     high: float | None = None
     detail: str = ""  # what a transferred or calibrated-response value rests on
+    knobs: str = "none"  # the knob list (ldmpick.knobs text form)
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.model, self.sampler, self.knobs)
 
     def to_json(self) -> dict[str, Any]:
         doc = {"model": self.model, "unet_params": self.unet_params, "sampler": self.sampler, "steps": self.steps,
+               "knobs": self.knobs,
                "latency": round(self.latency, 6), "quality": round(self.quality, 4), "sigma": round(self.sigma, 4),
                "interval": [None if v is None else round(v, 4) for v in (self.low, self.high)],
                "parts": {k: round(v, 6) for k, v in self.parts.items()}, "basis": self.basis}
@@ -75,7 +81,7 @@ class Selection:
         return self.cost.unit
 
     def row_of(self, c: Candidate) -> CostRow:
-        return next(r for r in self.rows if (r.model, r.sampler) == (c.model, c.sampler))
+        return next(r for r in self.rows if row_key(r) == c.key)
 
     def describe_cost(self, c: Candidate) -> str:
         """The candidate's cost with its parts, as the cost model writes it."""
@@ -97,10 +103,66 @@ class Selection:
         }
 
 
+def row_key(row: CostRow) -> tuple[str, str, str]:
+    return (row.model, row.sampler, getattr(row, "knobs", "none"))
+
+
 def _predict(law: QualityLaw, metric: str, row: CostRow, steps: int) -> Prediction | None:
     """The quality of ``row`` at ``steps`` on ``metric``'s scale; None where that scale has no data for it (fewer
-    steps than any published point, or no data for the model and sampler at all)."""
-    return law.predict(row.model, row.sampler, steps, metric)
+    steps than any published point, or no data for the model and sampler at all). A row with knobs: the law's
+    prediction for (model, sampler, steps) changed by each knob's effect (``knob_prediction``)."""
+    pred = law.predict(row.model, row.sampler, steps, metric)
+    knobs = getattr(row, "knobs", "none")
+    if pred is None or knobs == "none":
+        return pred
+    return knob_prediction(pred, knobs, row.model, metric, steps)
+
+
+def knob_effects(knobs: str, model: str, metric: str, steps: int) -> list[Any]:
+    """Each knob's quality effect on ``metric``'s scale (``ldmpick.knobs.effects.EffectEstimate``) for the knobs
+    that change what a run draws: caches and the torchao precisions (float precisions, compile and attention are
+    taken to draw as the reference does: their kinds say so)."""
+    from ldmpick.knobs import parse_knobs
+    from ldmpick.knobs.effects import effect
+    from ldmpick.knobs.precision import TORCHAO
+
+    out = []
+    for s in parse_knobs(knobs):
+        if (s.kind == "cache" and s.name != "none") or (s.kind == "precision" and s.name in TORCHAO):
+            out.append(effect(s, model, metric, steps))
+    return out
+
+
+def knob_unmeasured(knobs: str, model: str, metric: str, steps: int = 50) -> Any | None:
+    """The first of ``knobs``' effects that is unmeasured on ``metric``'s scale (it has the command that would
+    measure it), or None."""
+    from ldmpick.knobs.effects import UNMEASURED
+
+    return next((e for e in knob_effects(knobs, model, metric, steps) if e.basis == UNMEASURED), None)
+
+
+def knob_prediction(pred: Prediction, knobs: str, model: str, metric: str, steps: int) -> Prediction | None:
+    """``pred`` moved by each knob's effect (a published or transferred change against the same source's baseline;
+    its interval added to the prediction's); None when an effect is unmeasured."""
+    from dataclasses import replace as _replace
+
+    value, low, high, notes, bases = pred.value, pred.low, pred.high, [], []
+    var = pred.sigma ** 2
+    for e in knob_effects(knobs, model, metric, steps):
+        if e.delta is None:
+            return None
+        value += e.delta
+        low = None if low is None else low + e.low
+        high = None if high is None else high + e.high
+        var += ((e.high - e.low) / 2.5631) ** 2  # an 80% interval's width in sigmas (2 x 1.2816)
+        notes.append(f"{e.knob}: {e.basis}, {e.note}")
+        bases.append(e.basis)
+    if not bases:
+        return _replace(pred, detail=(pred.detail + "; " if pred.detail else "") + f"{knobs}: no quality change "
+                        "assumed (float precision, compile or attention)")
+    detail = (pred.detail + "; " if pred.detail else "") + "; ".join(notes)
+    return _replace(pred, value=value, sigma=math.sqrt(var), low=low, high=high, detail=detail,
+                    basis=f"{pred.basis}+knob-{'transferred' if 'transferred' in bases else 'published'}")
 
 
 class BudgetBelowFastest(UsageError):
@@ -123,6 +185,18 @@ def _usable_rows(rows: list[CostRow], law: QualityLaw, metric: str, excluded: li
     uncalibrated: dict[str, list[str]] = {}
     no_data: dict[str, list[str]] = {}
     for r in rows:
+        knobs = getattr(r, "knobs", "none")
+        if knobs != "none":
+            missing = knob_unmeasured(knobs, r.model, metric)
+            if missing is not None:
+                note = f"{r.model} {r.sampler} with {knobs}: unmeasured quality ({missing.note}; measure: " \
+                       f"'{missing.command}')"
+                if note not in excluded:
+                    excluded.append(note)
+                    if unranked is not None:
+                        unranked.append({"model": r.model, "samplers": r.sampler, "knobs": knobs, "reason": note,
+                                         "command": missing.command or ""})
+                continue
         if law.is_distilled_sampler(r.sampler) and not r.distilled:
             note = f"sampler {r.sampler}: only for consistency-distilled models"
             if note not in excluded:
@@ -206,7 +280,8 @@ def select_config(
             if pred is None:  # fewer steps than the scale's data for this model: no extrapolation
                 continue
             c = Candidate(r.model, r.unet_params, r.sampler, steps, r.at(steps), pred.value, pred.sigma,
-                          basis=pred.basis, low=pred.low, high=pred.high, detail=pred.detail)
+                          basis=pred.basis, low=pred.low, high=pred.high, detail=pred.detail,
+                          knobs=getattr(r, "knobs", "none"))
             all_in_budget.append(c)
             if pair_best is None or _better(metric, c, pair_best):
                 pair_best = c
@@ -215,7 +290,7 @@ def select_config(
             if best is None or _better(metric, pair_best, best):
                 best = pair_best
         elif n_max >= min_steps:  # a published scale with data only at more steps than the budget affords
-            excluded.append(f"{r.model} {r.sampler}: no {scale_of_metric(metric).label} data at {steps_text(n_max)} or "
+            excluded.append(f"{r.model} {r.sampler}{_with_knobs(r)}: no {scale_of_metric(metric).label} data at {steps_text(n_max)} or "
                             "fewer (no extrapolation below the published step counts)")
     if best is None:  # the budget admits one step of the fastest row, but not min_steps of any with data
         if min_steps > 1:
@@ -225,7 +300,7 @@ def select_config(
                          + ("; ".join(excluded) or "no quality data for any of them on this scale"))
     for cap, pairs in capped.items():
         excluded.append(f"more than {cap} steps of {', '.join(pairs)}: beyond the calibrated steps")
-    row_of = {(r.model, r.sampler): r for r in usable}
+    row_of = {row_key(r): r for r in usable}
     best_quality = best
     if headroom and cost.has_distribution:
         best = _with_headroom(best, all_in_budget, row_of, budget, metric)
@@ -235,11 +310,13 @@ def select_config(
         top = [best] + top[: top_k - 1]
     frontier = pareto_frontier(all_in_budget, lower_is_better(metric))
     for c in {id(c): c for c in [best] + top + frontier}.values():
-        r = row_of[(c.model, c.sampler)]
+        r = row_of[c.key]
         c.parts = cost.parts(r, c.steps)
         if c.over_budget_chance is None:
             c.over_budget_chance = cost.over_budget_chance(r, c.steps, budget)
     explanation = explain(best, usable, law, metric, budget, cost, max_steps)
+    if best.knobs != "none":
+        explanation += _knob_trade_off(best, per_pair, metric)
     if best is not best_quality:
         explanation += _headroom_note(best, best_quality, metric, cost, budget)
     close = [c for c in top if c is not best and c is not best_quality and c.model != best.model
@@ -252,13 +329,38 @@ def select_config(
                      unranked)
 
 
-def _with_headroom(best: Candidate, cands: list[Candidate], row_of: dict[tuple[str, str], CostRow], budget: float,
-                   metric: str) -> Candidate:
+def _with_knobs(r: CostRow) -> str:
+    knobs = getattr(r, "knobs", "none")
+    return "" if knobs == "none" else f" with {knobs}"
+
+
+def _knob_trade_off(best: Candidate, per_pair: list[Candidate], metric: str) -> str:
+    """What the knobs buy: the pick against the best configuration without knobs that fits the same budget, and
+    what each knob's quality effect rests on."""
+    plain = [c for c in per_pair if c.knobs == "none"]
+    pick = (f" The knobs are the trade-off: {best.model}, {steps_text(best.steps)}, {best.knobs}: "
+            f"{_fmt_q(metric, best.quality)}")
+    if plain:
+        key = (lambda c: (c.quality, c.latency)) if lower_is_better(metric) else (lambda c: (-c.quality, c.latency))
+        p = sorted(plain, key=key)[0]
+        pick += (f"; the best plain configuration that fits, {p.model} with {p.sampler} at {steps_text(p.steps)}: "
+                 f"{_fmt_q(metric, p.quality)}.")
+    else:
+        pick += "; no configuration without knobs fits."
+    for e in knob_effects(best.knobs, best.model, metric, best.steps):
+        source = f", {e.rows[0].source} {e.rows[0].table}" if e.rows else ""
+        pick += (f" {e.knob}: quality change {e.delta:+.4f} (interval {e.low:+.4f} to {e.high:+.4f}, ldmpick's stated "
+                 f"rule, not a measured spread), {e.basis}: {e.note}{source}.")
+    return pick
+
+
+def _with_headroom(best: Candidate, cands: list[Candidate], row_of: dict[tuple[str, str, str], CostRow],
+                   budget: float, metric: str) -> Candidate:
     """Among the candidates whose predicted quality is within ``best``'s uncertainty, the one least likely to run
     over the budget (in whole percent); of equally likely ones, the best predicted."""
     near = [c for c in cands if abs(c.quality - best.quality) <= best.sigma]
     for c in near:
-        r = row_of[(c.model, c.sampler)]
+        r = row_of[c.key]
         c.over_budget_chance = r.cost.over_budget_chance(r, c.steps, budget)
 
     def risk(c: Candidate) -> int:
@@ -404,7 +506,7 @@ def explain(best: Candidate, rows: list[CostRow], law: QualityLaw, metric: str, 
         f"Within {fmt(budget)}, {best.model} ({_size_label(best.unet_params)}) with {best.sampler} at "
         f"{steps_text(best.steps)} has the best predicted {name}: {qf(best.quality)} ± {qf(best.sigma)}, at {fmt(best.latency)}."
     ]
-    row = next(r for r in rows if (r.model, r.sampler) == (best.model, best.sampler))
+    row = next(r for r in rows if row_key(r) == best.key)
     chance = best.over_budget_chance
     if chance is None:
         chance = cost.over_budget_chance(row, best.steps, budget)
@@ -412,6 +514,7 @@ def explain(best: Candidate, rows: list[CostRow], law: QualityLaw, metric: str, 
         share = ("no runs are expected over the budget, even with every part at its slowest measurement" if chance == 0
                  else f"{_pct(chance)} of runs are expected over the budget")
         parts.append(f"Planned on {cost.plan_basis(row)}: {share}.")
+    rows = [r for r in rows if getattr(r, "knobs", "none") == "none"] or rows  # sizes compared without knobs
     by_size = sorted({(r.unet_params, r.model) for r in rows})
     for params, model in (by_size[-1], by_size[0]):
         if model == best.model:
