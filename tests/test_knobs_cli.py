@@ -226,3 +226,49 @@ def test_recommend_bad_knobs_text_is_one_line(knob_profile):
     r = _recommend(path, "--knobs", "cache=fbcash")
     assert r.exit_code == 2 and r.stdout == ""
     assert "unknown cache knob 'fbcash'; did you mean 'fbcache'?" in r.stderr
+
+
+# ---------------------------------------------------------------------------------------------- generate --knobs
+
+
+def test_generate_knobs_applies_the_cache_and_records_it(tiny_flux_profile, tmp_path):
+    from PIL import Image
+
+    from family_pipelines import tiny_resolution
+
+    _, _, _, home = tiny_flux_profile
+    knobs = "cache=taylorseer(interval=2,order=1,warmup=1,scope=attention)"
+    mp = pytest.MonkeyPatch()
+    mp.setenv("LDMPICK_HOME", str(home))
+    try:
+        out = tmp_path / "images"
+        r = runner.invoke(app, ["generate", "a red cube", "--model", "tinyflux", "--steps", "4", "--sampler",
+                                "flow-euler", "--resolution", str(tiny_resolution("flux")), "--device", "cpu",
+                                "--seed", "1", "--knobs", knobs, "--out", str(out), "--json"])
+    finally:
+        mp.undo()
+    assert r.exit_code == 0, r.output
+    record = json.loads(r.stdout)
+    assert record["settings"]["knobs"] == knobs
+    assert any(n.startswith(f"knob {knobs}: TaylorSeerCacheConfig enabled") for n in record["notes"])
+    png = sorted(out.glob("*.png"))[0]
+    assert Image.open(png).text["knobs"] == knobs
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--knobs", "cache=fbcash"], "unknown cache knob 'fbcash'; did you mean 'fbcache'?"),
+    (["--knobs", "compile=full"], "mode 'compile' needs a CUDA device"),  # --mode compile's own rule
+    (["--knobs", "precision=bf16", "--dtype", "fp32"], "--dtype fp32 and --knobs precision=bf16 name two precisions"),
+])
+def test_generate_bad_knobs_are_refused_in_one_line(tiny_flux_profile, tmp_path, args, message):
+    _, _, _, home = tiny_flux_profile
+    mp = pytest.MonkeyPatch()
+    mp.setenv("LDMPICK_HOME", str(home))
+    try:
+        r = runner.invoke(app, ["generate", "a red cube", "--model", "tinyflux", "--steps", "2", "--sampler",
+                                "flow-euler", "--device", "cpu", "--out", str(tmp_path / "o"), *args])
+    finally:
+        mp.undo()
+    assert r.exit_code == 2, r.output
+    assert message in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert not list((tmp_path / "o").glob("*.png"))

@@ -8,7 +8,8 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from ldmpick.cli.options import (CostBudgetOpt, DeviceOpt, DtypeOpt, GuidanceOpt, JsonOpt, ModelOpt, ModeOpt, OutOpt,
+from ldmpick.cli.options import (CostBudgetOpt, DeviceOpt, DtypeOpt, GuidanceOpt, JsonOpt, KnobsOpt, ModelOpt, ModeOpt,
+                                 OutOpt,
                                  PriceOpt, ProfileOpt, PromptsFileOpt, ResolutionOpt, SamplerOpt, SeedOpt, StepsOpt,
                                  ThreadsOpt, command_line, price_source)
 from ldmpick.cli.render import console, make_table, notice, print_json, progress_bar
@@ -46,6 +47,7 @@ def generate_cmd(
     device: DeviceOpt = None,
     dtype: DtypeOpt = None,
     mode: ModeOpt = None,
+    knobs: KnobsOpt = None,
     profile: ProfileOpt = None,
     threads: ThreadsOpt = None,
     warmup: Annotated[bool, typer.Option("--warmup/--no-warmup", help="Run one throwaway call before the timed images "
@@ -81,7 +83,7 @@ def generate_cmd(
         plan = plan_generation(
             prompts, out=out or Path("ldmpick-images"), budget=budget, model=model, sampler=sampler, steps=steps,
             seed=seed, n=n, negative_prompt=negative_prompt, guidance=guidance, resolution=resolution, device=device,
-            dtype=dtype, mode=mode, profile=profile, warmup=warmup, notify=notify)
+            dtype=dtype, mode=mode, profile=profile, warmup=warmup, notify=notify, knobs=knobs)
     except UsageError as exc:
         if not unsaid:
             raise

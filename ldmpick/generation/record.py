@@ -125,7 +125,7 @@ class GenerationRecord:
             "model_source": s.source, "sampler": s.sampler, "scheduler": self.scheduler,
             "steps": s.steps, "guidance": s.guidance, "seed": seed,
             "resolution": f"{s.resolution}x{s.resolution}", "batch": s.n,
-            "device": s.device, "dtype": s.dtype, "mode": s.mode,
+            "device": s.device, "dtype": s.dtype, "mode": s.mode, "knobs": getattr(s, "knobs", "none"),
             "predicted_fid": round(quality.value, 3) if quality is not None and quality.metric == "fid" else None,
             "predicted_latency_ms": round(prediction.total_ms, 3) if prediction else None,
             "measured_latency_ms": round(measured_ms, 3), "ldmpick_version": self.run.ldmpick_version,

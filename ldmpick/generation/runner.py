@@ -31,6 +31,7 @@ from ldmpick.files.errors import clipped_message  # noqa: F401 (where callers ha
 from ldmpick.measurement.pipeline_call import PartTimer, call_kwargs, generators, load_pipeline
 from ldmpick.hardware.execution import DTYPES, MODES, check_dtype, check_mode, default_device, default_dtype, default_mode
 from ldmpick.models.samplers import get_sampler
+from ldmpick.knobs import format_knobs
 
 MAX_STEPS = 1000
 MAX_IMAGES_PER_PROMPT = 64
@@ -57,6 +58,7 @@ class GenerateRequest:
     dtype: str | None = None  # fp16, bf16, fp32; default: fp16 on GPU, fp32 on CPU
     mode: str | None = None  # eager, cudagraph, compile; default: cudagraph on GPU, eager on CPU
     warmup: bool = True  # one throwaway call before the timed images (capture and compilation always run one)
+    knobs: str = "none"  # one knob list (ldmpick.knobs text form); its precision and compile are --dtype and --mode
 
 
 @dataclass
@@ -78,6 +80,7 @@ class RunSettings:
     mode: str
     family: str = "sd"
     guidance_distilled: bool = False  # guidance is an input of the denoiser: no doubled batch
+    knobs: str = "none"  # the knob list the run applies (canonical text; its precision is dtype, its compile mode)
 
     @property
     def cfg(self) -> bool:
@@ -296,8 +299,9 @@ def resolve_settings(req: GenerateRequest) -> tuple[RunSettings, ModelSpec]:
         raise UsageError(f"--guidance must be between 0 and 100 (got {req.guidance})")
     device = req.device or default_device()
     check_device(device)
-    dtype = check_dtype(req.dtype or default_dtype(device), device)
-    mode = req.mode or default_mode(device)
+    knobs, dtype_knob, mode_knob = knob_run_settings(req.knobs, req.dtype, req.mode)
+    dtype = check_dtype(req.dtype or dtype_knob or default_dtype(device), device)
+    mode = req.mode or mode_knob or default_mode(device)
     if mode not in MODES:
         raise unknown_name("execution mode", mode, MODES)
     check_mode(mode, device)
@@ -305,6 +309,11 @@ def resolve_settings(req: GenerateRequest) -> tuple[RunSettings, ModelSpec]:
     sampler = resolve_sampler(req.sampler, spec)
     if mode not in spec.adapter.fast_modes:
         raise UsageError(f"mode '{mode}' is not supported for the {spec.family} family")
+    if knobs:
+        from ldmpick.knobs import DeviceFacts
+        from ldmpick.knobs.application import check_settings
+
+        check_settings(knobs, DeviceFacts.of(device), spec.adapter.denoiser_class(spec))
     resolution = req.resolution if req.resolution is not None else spec.native_resolution
     check_resolution(resolution, spec)
     if req.steps < spec.adapter.min_steps(spec):
@@ -316,9 +325,41 @@ def resolve_settings(req: GenerateRequest) -> tuple[RunSettings, ModelSpec]:
         model=spec.name, source=spec.source, path=spec.path, sampler=sampler, steps=req.steps, seed=req.seed,
         n=req.n, negative_prompt=req.negative_prompt, guidance=guidance, resolution=resolution,
         device=device, dtype=dtype, mode=mode, family=spec.family,
-        guidance_distilled=spec.adapter.guidance_distilled(spec),
+        guidance_distilled=spec.adapter.guidance_distilled(spec), knobs=format_knobs(knobs),
     )
     return settings, spec
+
+
+def knob_run_settings(text: str | None, dtype: str | None, mode: str | None) -> tuple[tuple[Any, ...], str | None, str | None]:
+    """A run's knob list: its settings, the dtype its float precision sets and the execution mode its compile knob
+    sets (today's --dtype / --mode are those knobs: ``precision.from_dtype``, ``compile.from_mode``; naming both
+    differently is a one-line error)."""
+    from ldmpick.knobs import parse_knobs
+    from ldmpick.knobs.compile import RUNNER_MODE, from_mode
+    from ldmpick.knobs.precision import from_dtype
+
+    knobs = parse_knobs(text)
+    dtype_knob = mode_knob = None
+    for s in knobs:
+        if s.kind == "precision" and s.name in DTYPES:
+            dtype_knob = s.name
+            if dtype is not None and from_dtype(dtype) != s:
+                raise UsageError(f"--dtype {dtype} and --knobs {s.text} name two precisions; give one")
+        if s.kind == "compile" and s.name != "repeated-blocks":
+            mode_knob = RUNNER_MODE[s.name]
+            if mode is not None and from_mode(mode) != s:
+                raise UsageError(f"--mode {mode} and --knobs {s.text} name two execution modes; give one")
+    return knobs, dtype_knob, mode_knob
+
+
+def applied_knobs(settings: RunSettings) -> tuple[Any, ...]:
+    """The knobs ``generate`` applies to the loaded pipeline itself: all but a float precision (the pipeline is
+    loaded in that dtype) and the compile modes the shared runner installs (``settings.mode``)."""
+    from ldmpick.knobs import parse_knobs
+
+    return tuple(s for s in parse_knobs(settings.knobs)
+                 if not (s.kind == "precision" and s.name in DTYPES)
+                 and not (s.kind == "compile" and s.name != "repeated-blocks"))
 
 
 # ---------------------------------------------------------------------------------------------- loading
@@ -369,6 +410,12 @@ def generate(
         notes.append(f"sampler: the model's own scheduler, {settings.sampler[4:]}")
     denoiser = getattr(pipe, spec.adapter.denoiser_component)
     original_forward = denoiser.__dict__.get("forward")
+    knobs = applied_knobs(settings)
+    if knobs:
+        from ldmpick.knobs.application import apply_knobs
+
+        notes.extend(f"knob {a.setting.text}: {a.note}" for a in apply_knobs(knobs, pipe, settings.device,
+                                                                            settings.steps))
     install_runner(denoiser, settings.mode, settings.device)
     result = GenerationResult(settings=settings, scheduler_class=type(pipe.scheduler).__name__, timesteps=[],
                               load_ms=load_ms, setup_ms=0.0, notes=notes)
@@ -434,6 +481,8 @@ def generate(
             f"'{settings.model}' ({settings.dtype}); lower --n or --resolution, or use --dtype fp16/bf16"
         ) from None
     finally:
+        if getattr(denoiser, "is_cache_enabled", False) and any(k.kind == "cache" for k in knobs):
+            denoiser.disable_cache()  # the pipeline may be reused without its cache
         if original_forward is None:
             denoiser.__dict__.pop("forward", None)  # the pipeline may be reused in another mode
         else:

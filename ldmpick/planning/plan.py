@@ -386,9 +386,11 @@ def plan_generation(prompts: list[str], *, out: Path, budget: str | None = None,
                     sampler: str | None = None, steps: int | None = None, seed: int | None = None, n: int = 1,
                     negative_prompt: str = "", guidance: float | None = None, resolution: int | None = None,
                     device: str | None = None, dtype: str | None = None, mode: str | None = None,
-                    profile: str | None = None, warmup: bool = True, notify: Notify = _quiet) -> GenerationPlan:
+                    profile: str | None = None, warmup: bool = True, notify: Notify = _quiet,
+                    knobs: str | None = None) -> GenerationPlan:
     """Everything ``generation.generate`` needs, checked before the model is loaded (the output folder is made
-    once the settings are known to be valid)."""
+    once the settings are known to be valid). ``knobs``: one knob list to run with, ``none``, or ``auto`` (the
+    default): the selection's knobs when the selector chooses within a budget, else none."""
     import secrets
 
     from ldmpick.generation import runner as gen
@@ -396,6 +398,9 @@ def plan_generation(prompts: list[str], *, out: Path, budget: str | None = None,
     from ldmpick.quality.law import STALE_LAW_NOTICE, load_law, passed_over_user_law
 
     gen.check_prompts(prompts)
+    knob_lists = parse_knobs_choice(knobs)
+    if knob_lists is not None and len(knob_lists) > 1:
+        raise UsageError("generate runs one knob list; give one (knobs separated by ',', not lists by ';')")
     budget_s = cost_model(latency.NAME).parse_budget(budget) if budget is not None else None
     budget_ms = budget_s * 1e3 if budget_s is not None else None
     _check_out(Path(out), len(prompts) * n)
@@ -419,9 +424,11 @@ def plan_generation(prompts: list[str], *, out: Path, budget: str | None = None,
         # no warm-up call (eager): the first image is the process's first call, and the budget must hold for it
         first_image = not warmup and (mode or gen.default_mode(device)) == "eager"
         selection = _select_runnable(prof, law, budget_s, model, label, sampler, steps, resolution, n, pending,
-                                     first_image=first_image)
+                                     first_image=first_image, knobs=knobs or "auto")
         model, sampler, steps = selection.best.model if model is None else model, selection.best.sampler, \
             selection.best.steps
+        if knob_lists is None:
+            knob_lists = [selection.best.knobs] if selection.best.knobs != "none" else []
     assert model is not None and steps is not None
     chosen = _guidance(law, model, sampler, guidance)
     if mode is None and prof is not None and prof.settings.device.split(":")[0] == device.split(":")[0]:
@@ -430,6 +437,7 @@ def plan_generation(prompts: list[str], *, out: Path, budget: str | None = None,
         model=model, prompts=prompts, sampler=sampler, steps=steps,
         seed=seed if seed is not None else secrets.randbelow(2**31), n=n, negative_prompt=negative_prompt,
         guidance=chosen.scale, resolution=resolution, device=device, dtype=dtype, mode=mode, warmup=warmup,
+        knobs=knob_lists[0] if knob_lists else "none",
     )
     settings, spec = gen.resolve_settings(req)  # fail fast, before the output folder and the model load
     if guidance is None:
@@ -446,6 +454,15 @@ def plan_generation(prompts: list[str], *, out: Path, budget: str | None = None,
         # by the name the profile keeps the model under only: a folder named like a built-in model is not it
         plan.latency = latency.predict(prof, [settings.model], settings.sampler, settings.steps, PLAN_PERCENTILE,
                                        budget_ms, first_image=plan.first_image)
+        if settings.knobs != "none":  # the knob variant's own row (selected), else no prediction
+            best = selection.best if selection is not None else None
+            plan.latency = None
+            if best is not None and (best.model, best.sampler, best.steps, best.knobs) == \
+                    (settings.model, settings.sampler, settings.steps, settings.knobs):
+                plan.latency = latency.prediction(prof.id, selection.row_of(best).breakdown, settings.steps, budget_ms)
+            else:
+                notify(f"note: no latency prediction with knobs {settings.knobs} for this configuration (recommend "
+                       "prices the knob variants a profile measured: 'ldmpick profile --knobs')")
         from ldmpick.models.catalogue import models_argument
 
         if plan.latency is None:
@@ -534,7 +551,7 @@ def _generation_profile(ref: str | None, device: str, model: str | None, require
 
 def _select_runnable(prof: Any, law: Any, budget_s: float, model: str | None, label: str | None,
                      sampler: str | None, steps: int | None, resolution: int | None, n: int, notes: list[str],
-                     first_image: bool = False) -> Any:
+                     first_image: bool = False, knobs: str = "auto") -> Any:
     """``plan_selection`` among the profile's models that have weights (what --model / --sampler / --steps fix is
     kept; ``label``: the name the profile keeps --model under); a note when the best size overall has none, and
     one naming the models with weights here that the profile did not measure."""
@@ -554,11 +571,11 @@ def _select_runnable(prof: Any, law: Any, budget_s: float, model: str | None, la
         notes.extend(_unmeasured_models(prof))
     samplers = [sampler] if sampler else [s.name for s in prof.samplers]
     plan = plan_selection(budget_s, profile=prof, models=runnable, samplers=samplers, resolution=resolution,
-                          law=law, steps=steps, first_image=first_image)
+                          law=law, steps=steps, first_image=first_image, knobs=knobs)
     sel = plan.selection
     try:
         everyone = plan_selection(budget_s, profile=prof, samplers=samplers, resolution=resolution, law=law,
-                                  steps=steps, first_image=first_image).selection.best
+                                  steps=steps, first_image=first_image, knobs=knobs).selection.best
         if everyone.model not in runnable and everyone.quality < sel.best.quality - 1e-9:
             why = (f"; using {sel.best.model}, as --model asks" if model is not None else
                    f", which has no weights; using {sel.best.model}, the best model that has")
@@ -570,7 +587,8 @@ def _select_runnable(prof: Any, law: Any, budget_s: float, model: str | None, la
     fam = law.calibrated_for(b.model, b.sampler, "fid")
     scale = f"calibrated on {fam.dataset}" if fam else f"on {law.scale_of(b.model, 'fid')}"  # (an anchor's own)
     chance = f", {_percent(b.over_budget_chance)} chance of running over" if b.over_budget_chance is not None else ""
-    notes.append(f"selected {b.model}, {b.sampler}, {steps_text(b.steps)} within {budget_s * 1e3:.0f} ms "
+    with_knobs = f", knobs {b.knobs}" if b.knobs != "none" else ""
+    notes.append(f"selected {b.model}, {b.sampler}, {steps_text(b.steps)}{with_knobs} within {budget_s * 1e3:.0f} ms "
                  f"(planned {b.latency * 1e3:.0f} ms at p{PLAN_PERCENTILE:g}{chance}; FID {b.quality:.1f} {scale})")
     return sel
 
@@ -655,13 +673,14 @@ def _quality(law: Any, settings: Any, spec: Any, selection: Any | None) -> Quali
 
     if settings.sampler.startswith("own:"):
         return None
-    if selection is not None and (selection.best.model, selection.best.sampler, selection.best.steps) == \
-            (settings.model, settings.sampler, settings.steps):
+    if selection is not None and (selection.best.model, selection.best.sampler, selection.best.steps,
+                                  selection.best.knobs) == (settings.model, settings.sampler, settings.steps,
+                                                            settings.knobs):
         b = selection.best
         return QualityPrediction("fid", law.scale_of(b.model, "fid"), Prediction(b.quality, b.sigma, b.basis))
     if law.quality_basis(settings.model, settings.sampler) is None or \
-            law.uncalibrated_sampler(settings.model, settings.sampler):
-        return None
+            law.uncalibrated_sampler(settings.model, settings.sampler) or settings.knobs != "none":
+        return None  # (knobs: their effect is the selector's, on a scale that has it)
     try:
         pred = _predict(law, "fid", QualityQuery(settings.model, spec.unet_params, settings.sampler), settings.steps)
     except LdmpickError:
