@@ -369,7 +369,11 @@ def measure_pipeline_call(spec: ModelSpec, req: CallRequest, pipe: Any = None,
 
     from ldmpick.files.storage import data_dir
 
+    import torch
+
     assert spec.path is not None
+    if req.threads is None:  # the fresh processes run at this process's thread count, not one of their own choosing
+        return measure_pipeline_call(spec, replace(req, threads=torch.get_num_threads()), pipe, progress, spawn)
     if req.write_dir is None:  # the writes go to the disk the user's data is on, and are removed afterwards
         data_dir().mkdir(parents=True, exist_ok=True)
         folder = tempfile.mkdtemp(prefix=".pipeline-call-", dir=data_dir())
