@@ -121,6 +121,8 @@ def test_profile_knobs_measures_full_and_cached_steps_of_a_fixed_schedule(tiny_f
     assert taylor.denoiser_step.n == taylor.runs * len(schedule.full)
     assert taylor.cached_step.n == taylor.runs * len(schedule.cached)
     assert "TaylorSeerCacheConfig enabled" in taylor.notes and taylor.compile_ms is None
+    # NVML's energy meter: none off NVIDIA GPUs, so no energy block is written
+    assert m.energy is None and raw["models"][0]["energy"] is None
 
 
 def test_profile_knobs_bf16_on_the_cpu_and_an_adaptive_cache_as_a_full_step(tiny_flux_profile):
@@ -272,3 +274,54 @@ def test_generate_bad_knobs_are_refused_in_one_line(tiny_flux_profile, tmp_path,
     assert r.exit_code == 2, r.output
     assert message in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert not list((tmp_path / "o").glob("*.png"))
+
+
+# ---------------------------------------------------------------------------------------------- energy
+
+
+class FakeMeter:
+    """Stands in for NVML's counter (no NVIDIA GPU here): 1 J per block, so each part's joules per call is
+    1 / calls (the sampler's also per step)."""
+
+    device = "Fake GPU"
+
+    def __init__(self):
+        self.closed = False
+
+    def block(self, synchronize=None):
+        from contextlib import contextmanager
+
+        from ldmpick.hardware.energy import EnergyBlock, EnergyReading
+
+        @contextmanager
+        def run():
+            out = EnergyBlock()
+            yield out
+            out.reading = EnergyReading(1.0, 1.0, self.device)
+
+        return run()
+
+    def close(self):
+        self.closed = True
+
+
+def test_profile_writes_an_energy_block_only_when_the_meter_reads_all_four_parts(tiny_flux_profile, monkeypatch,
+                                                                                 tmp_path):
+    from family_pipelines import tiny_resolution
+    from ldmpick.hardware import energy
+
+    _, _, _, home = tiny_flux_profile
+    monkeypatch.setenv("LDMPICK_HOME", str(home))
+    meter = FakeMeter()
+    monkeypatch.setattr(energy.EnergyMeter, "open", classmethod(lambda cls, device="cuda", uuid=None: meter))
+    monkeypatch.setattr(energy, "MAX_CALLS", 3)  # (calls per block: a second of tiny calls is thousands)
+    out = tmp_path / "p.json"
+    r = runner.invoke(app, ["profile", "--models", "tinyflux", "--device", "cpu", "--resolution",
+                            str(tiny_resolution("flux")), "--warmup", "1", "--repeats", "3", "--max-seconds", "1",
+                            "--no-pipeline-call", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    block = parse_profile_text(out.read_text()).model("tinyflux").energy
+    assert block is not None and block["device"] == "Fake GPU"
+    assert set(block) == {"denoiser_step_j", "text_encoder_j", "vae_decode_j", "sampler_step_j", "device"}
+    assert all(0 < block[k] <= 1.0 for k in block if k != "device")
+    assert meter.closed

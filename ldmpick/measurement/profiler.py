@@ -301,6 +301,33 @@ def _too_big(params: int, dtype: str, device: str, what: str) -> str | None:
     return None
 
 
+@dataclass
+class EnergyLog:
+    """Joules per call of each measured part, from NVML's energy counter (``ldmpick.hardware.energy``), read after
+    each part's timing: ``meter`` is None off NVIDIA GPUs, and then nothing is measured or written."""
+
+    meter: Any = None  # hardware.energy.EnergyMeter | None
+    joules: dict[tuple[str, str], float] = field(default_factory=dict)
+
+    def measure(self, key: tuple[str, str], fn: Callable[[], Any], median_ms: float, timer: Timer) -> None:
+        if self.meter is None:
+            return
+        from ldmpick.hardware.energy import joules_per_call
+
+        j = joules_per_call(self.meter, fn, median_ms / 1e3, synchronize=timer.sync)
+        if j is not None:
+            self.joules[key] = j
+
+    def block(self, model: str, te_key: str, vae_key: str, sampler: str | None) -> dict[str, Any] | None:
+        """A model's energy block, only when all four parts were read."""
+        parts = (self.joules.get(("denoiser", model)), self.joules.get(("fixed", te_key)),
+                 self.joules.get(("fixed", vae_key)), self.joules.get(("sampler", sampler or "")))
+        if self.meter is None or any(p is None for p in parts):
+            return None
+        return {**dict(zip(("denoiser_step_j", "text_encoder_j", "vae_decode_j", "sampler_step_j"), parts)),
+                "device": self.meter.device}
+
+
 def model_entry(spec: ModelSpec, req: ProfileRequest) -> ModelLatency:
     """A model's profile entry before anything is measured: what it is and how it is run."""
     return ModelLatency(name=spec.name, status="ok", denoiser_params=spec.denoiser_params, source=spec.source,
@@ -309,7 +336,7 @@ def model_entry(spec: ModelSpec, req: ProfileRequest) -> ModelLatency:
 
 
 def measure_denoiser(spec: ModelSpec, req: ProfileRequest, factory: ModuleFactory, timer: Timer,
-                     base: ModelLatency) -> ModelLatency:
+                     base: ModelLatency, energy: EnergyLog | None = None) -> ModelLatency:
     """One model's denoiser step (one evaluation at batch x (2 when this model doubles it for CFG)) added to its
     entry ``base``, or ``does_not_fit``."""
     torch = factory.torch
@@ -333,6 +360,9 @@ def measure_denoiser(spec: ModelSpec, req: ProfileRequest, factory: ModuleFactor
             runner = make_denoiser_runner(denoiser, req.mode, req.device)
             step = timer.measure(lambda: runner(**inputs, return_dict=False), req.warmup, req.repeats,
                                  req.max_seconds_per_model, req.min_repeats)
+            if energy is not None:
+                energy.measure(("denoiser", spec.name), lambda: runner(**inputs, return_dict=False), step.median_ms,
+                               timer)
         base = replace(base, denoiser_step=step)
         if req.device.startswith("cuda"):
             base.peak_memory_bytes = int(torch.cuda.max_memory_allocated(req.device))
@@ -347,12 +377,13 @@ def measure_denoiser(spec: ModelSpec, req: ProfileRequest, factory: ModuleFactor
 
 
 def measure_text_encoders(spec: ModelSpec, req: ProfileRequest, factory: ModuleFactory,
-                          timer: Timer) -> LatencyStats | str:
+                          timer: Timer, energy: EnergyLog | None = None, key: str = "") -> LatencyStats | str:
     """The model's whole text-encoder stack as its pipeline runs it (each encoder at its own sequence length; the
     prompt and, with CFG, the negative prompt), one encoder resident at a time. A string says why it did not fit."""
     torch = factory.torch
     calls = spec.adapter.encoder_calls(spec, req.cfg)
     total: list[float] | None = None
+    stack_joules: list[float | None] = []
     for enc in spec.adapter.text_encoders(spec):
         reason = _too_big(text_encoder_params(enc), req.dtype, req.device, f"text encoder {enc.label}")
         if reason:
@@ -369,6 +400,10 @@ def measure_text_encoders(spec: ModelSpec, req: ProfileRequest, factory: ModuleF
             with torch.no_grad():
                 stats = timer.measure(encode, req.warmup, req.repeats, req.max_seconds_per_model * FIXED_PART_SHARE,
                                       min(3, req.min_repeats))
+                if energy is not None and energy.meter is not None:  # the stack's joules: each encoder's
+                    part = EnergyLog(energy.meter)
+                    part.measure(("fixed", key), encode, stats.median_ms, timer)
+                    stack_joules.append(part.joules.get(("fixed", key)))
         except Exception as exc:
             if not is_out_of_memory(exc):
                 raise
@@ -379,6 +414,8 @@ def measure_text_encoders(spec: ModelSpec, req: ProfileRequest, factory: ModuleF
         # the stack's cost: encoders run one after the other, so their sample series add up position by position
         samples = stats.samples_ms
         total = list(samples) if total is None else [a + b for a, b in zip(total, _resample(samples, len(total)))]
+    if energy is not None and stack_joules and all(j is not None for j in stack_joules):
+        energy.joules[("fixed", key)] = sum(j for j in stack_joules if j is not None)
     return LatencyStats.from_samples(total or [0.0])
 
 
@@ -388,7 +425,7 @@ def _resample(xs: list[float], n: int) -> list[float]:
 
 
 def measure_vae_decode(spec: ModelSpec, req: ProfileRequest, factory: ModuleFactory,
-                       timer: Timer) -> LatencyStats | str:
+                       timer: Timer, energy: EnergyLog | None = None, key: str = "") -> LatencyStats | str:
     """The model's VAE decode as its pipeline runs it (scaling, shift, Flux unpacking, SDXL's fp32 upcast)."""
     torch = factory.torch
     adapter = spec.adapter
@@ -401,8 +438,11 @@ def measure_vae_decode(spec: ModelSpec, req: ProfileRequest, factory: ModuleFact
         vae = factory.vae(spec, dtype)
         z = adapter.decode_latents(spec, req.batch, req.resolution, req.device, getattr(torch, DTYPES[dtype]))
         with torch.no_grad():
-            return timer.measure(lambda: adapter.decode(vae, z), max(1, req.warmup), max(3, req.repeats // 2),
-                                 req.max_seconds_per_model * FIXED_PART_SHARE, min(3, req.min_repeats))
+            stats = timer.measure(lambda: adapter.decode(vae, z), max(1, req.warmup), max(3, req.repeats // 2),
+                                  req.max_seconds_per_model * FIXED_PART_SHARE, min(3, req.min_repeats))
+            if energy is not None:
+                energy.measure(("fixed", key), lambda: adapter.decode(vae, z), stats.median_ms, timer)
+            return stats
     except Exception as exc:
         if not is_out_of_memory(exc):
             raise
@@ -412,7 +452,8 @@ def measure_vae_decode(spec: ModelSpec, req: ProfileRequest, factory: ModuleFact
         free_memory(req.device)
 
 
-def measure_sampler(name: str, spec: ModelSpec, req: ProfileRequest, factory: ModuleFactory, timer: Timer) -> SamplerOverhead:
+def measure_sampler(name: str, spec: ModelSpec, req: ProfileRequest, factory: ModuleFactory, timer: Timer,
+                    energy: EnergyLog | None = None) -> SamplerOverhead:
     """Per sampling step: ``scale_model_input`` + guidance combine + ``scheduler.step``, over a full loop, on the
     latents of ``spec`` (the first profiled model this sampler fits)."""
     torch = factory.torch
@@ -445,6 +486,10 @@ def measure_sampler(name: str, spec: ModelSpec, req: ProfileRequest, factory: Mo
 
     with torch.no_grad():
         loops = timer.measure(loop, 1, max(3, req.repeats // 2), req.max_seconds_per_model * SAMPLER_SHARE, 3)
+        if energy is not None:
+            energy.measure(("sampler", name), loop, loops.median_ms, timer)
+            if ("sampler", name) in energy.joules:  # per step, as the overhead is
+                energy.joules[("sampler", name)] /= steps
     per_step = [s / steps for s in loops.samples_ms]
     return SamplerOverhead(name=name, evals_per_step=sampler.evals_per_step,
                            step_overhead=LatencyStats.from_samples(per_step))
@@ -502,9 +547,10 @@ class FixedParts:
     """Each model's text-encoder stack and VAE decode, measured once per distinct configuration in a run (the
     paper's family shares SD's; SD3 and Flux share T5-XXL but not the rest of the stack)."""
 
-    def __init__(self, req: ProfileRequest, factory: ModuleFactory, timer: Timer):
-        self.req, self.factory, self.timer = req, factory, timer
+    def __init__(self, req: ProfileRequest, factory: ModuleFactory, timer: Timer, energy: EnergyLog | None = None):
+        self.req, self.factory, self.timer, self.energy = req, factory, timer, energy
         self.cache: dict[str, LatencyStats | str] = {}
+        self.keys: dict[str, tuple[str, str]] = {}  # model -> its (text-encoder, VAE) configuration keys
 
     def _key(self, *parts: Any) -> str:
         return json.dumps(parts, sort_keys=True, default=str)
@@ -516,10 +562,11 @@ class FixedParts:
                            adapter.encoder_calls(spec, self.req.cfg))
         vae_key = self._key("vae", adapter.vae_class(spec), adapter.vae_config(spec), adapter.name,
                             adapter.vae_decode_dtype(spec, self.req.dtype))
+        self.keys[spec.name] = (te_key, vae_key)
         if te_key not in self.cache:
-            self.cache[te_key] = measure_text_encoders(spec, self.req, self.factory, self.timer)
+            self.cache[te_key] = measure_text_encoders(spec, self.req, self.factory, self.timer, self.energy, te_key)
         if vae_key not in self.cache:
-            self.cache[vae_key] = measure_vae_decode(spec, self.req, self.factory, self.timer)
+            self.cache[vae_key] = measure_vae_decode(spec, self.req, self.factory, self.timer, self.energy, vae_key)
         te, vae = self.cache[te_key], self.cache[vae_key]
         stack = " + ".join(f"{e.label} ({e.seq_len} tokens)" for e in encoders)
         model = replace(base, text_encoders=stack)
@@ -604,7 +651,10 @@ def run_profile(
         if checkpoint is not None:
             checkpoint(p)
 
-    fixed = FixedParts(req, factory, timer)
+    from ldmpick.hardware.energy import EnergyMeter
+
+    energy = EnergyLog(EnergyMeter.open(req.device))  # None off NVIDIA GPUs: no energy measured or written
+    fixed = FixedParts(req, factory, timer, energy)
     done_models = {m.name for m in profile.models}
     todo = [spec for spec in specs if spec.name not in done_models]
     with torch.inference_mode(False):
@@ -617,7 +667,7 @@ def run_profile(
         for spec in specs:
             for name in req.samplers_for(spec):
                 if name not in done_samplers:
-                    profile.samplers.append(measure_sampler(name, spec, req, factory, timer))
+                    profile.samplers.append(measure_sampler(name, spec, req, factory, timer, energy))
                     done_samplers.add(name)
                     save(profile)
                     tick(f"sampler {name}")
@@ -635,7 +685,8 @@ def run_profile(
             for spec in todo:
                 base = bases[spec.name]
                 if base.status == "ok" and all(m.ok for m in pooled.get(spec.name, [])):
-                    pooled.setdefault(spec.name, []).append(measure_denoiser(spec, per_round, factory, timer, base))
+                    pooled.setdefault(spec.name, []).append(measure_denoiser(spec, per_round, factory, timer, base,
+                                                                             energy))
                 label = spec.name if req.rounds <= 1 else f"{spec.name} (round {r + 1}/{req.rounds})"
                 if req.rounds <= 1:
                     profile.models.append(pooled[spec.name][0] if spec.name in pooled else base)
@@ -667,6 +718,13 @@ def run_profile(
             if why:
                 profile.notes = f"{profile.notes}; {why}" if profile.notes else why
             save(profile)
+    for spec in todo:  # each model's energy block, where all four parts were read (NVIDIA GPUs only)
+        entry = next((m for m in profile.models if m.name == spec.name), None)
+        if entry is not None and entry.ok and spec.name in fixed.keys:
+            samplers = req.samplers_for(spec)
+            entry.energy = energy.block(spec.name, *fixed.keys[spec.name], samplers[0] if samplers else None)
+    if energy.meter is not None:
+        energy.meter.close()
     profile.models.sort(key=lambda m: m.denoiser_params)
     profile.complete = True
     profile.wall_seconds = round(earlier + time.perf_counter() - started, 3)
