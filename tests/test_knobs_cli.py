@@ -208,7 +208,7 @@ def test_recommend_lists_an_unmeasured_knob_with_the_command_that_measures_it(kn
     doc = json.loads(r.stdout)
     assert all(c["knobs"] != unmeasured for c in doc["top"] + doc["frontier"])
     entry = next(u for u in doc["unranked"] if u.get("knobs") == unmeasured)
-    assert entry["command"] == f"ldmpick calibrate --model flux-dev --knobs '{unmeasured}'"
+    assert entry["command"].startswith("no ldmpick command measures it yet") and unmeasured in entry["command"]
     human = runner.invoke(app, ["recommend", "--budget", "4s", "--profile", str(path), "--metric",
                                 "drawbench-imagereward", "--models", "flux-dev"])
     assert human.exit_code == 0, human.output

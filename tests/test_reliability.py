@@ -266,6 +266,23 @@ def test_a_busy_machine_gets_fewer_threads_and_advice(monkeypatch):
     assert execution.choose_threads(5).threads == 5  # --threads wins over the environment
 
 
+def test_generate_runs_at_the_thread_count_of_the_profile_that_predicts_it(monkeypatch):
+    """A busy minute must not make generate choose fewer threads than the profile it is predicted from measured
+    (issue 26: a 1-thread run against a 2-thread prediction); --threads and OMP_NUM_THREADS still win."""
+    from ldmpick.hardware import execution
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(execution, "physical_cores", lambda: 2)
+    monkeypatch.setattr(execution, "competing_tasks", lambda: 1.4)  # the default policy would take 1
+    assert execution.choose_threads(None).threads == 1
+    chosen = execution.choose_threads(None, profiled=2)
+    assert (chosen.threads, chosen.source) == (2, "profile")
+    assert "as the profile that predicts this run measured" in chosen.advice("cpu")
+    assert execution.choose_threads(1, profiled=2).threads == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert execution.choose_threads(None, profiled=2).source == "OMP_NUM_THREADS"
+
+
 def test_competing_tasks_counts_other_running_tasks_not_this_one(monkeypatch):
     import builtins
     import io

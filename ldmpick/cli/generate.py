@@ -91,7 +91,7 @@ def generate_cmd(
     for line in unsaid:
         notice(line)
     settings = plan.settings
-    advice = apply_threads(threads).advice(settings.device)
+    advice = apply_threads(threads, plan.profile_threads).advice(settings.device)  # as the prediction measured
     if advice:
         notice(advice)
     record = GenerationRecord(plan, command_line())

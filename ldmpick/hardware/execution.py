@@ -70,7 +70,7 @@ class ThreadChoice:
     threads: int
     cores: int  # physical cores this process may use
     load: float | None  # other tasks competing for the CPUs when chosen (None: unknown)
-    source: str  # "--threads", "OMP_NUM_THREADS" or "default"
+    source: str  # "--threads", "OMP_NUM_THREADS", "profile" or "default"
 
     @property
     def busy(self) -> bool:
@@ -81,6 +81,7 @@ class ThreadChoice:
         if not self.busy or device.startswith("cuda"):
             return None
         how = {"--threads": "as asked", "OMP_NUM_THREADS": "from OMP_NUM_THREADS",
+               "profile": "as the profile that predicts this run measured",
                "default": "fewer, so as not to fight the other work"}[self.source]
         then = " or pass --threads 1" if self.threads > 1 else ""
         return (f"note: the machine is busy ({self.load:.0f} other running task(s) on {self.cores} core(s)); "
@@ -153,8 +154,10 @@ def competing_tasks(samples: int = 5, interval_s: float = 0.02) -> float | None:
         return None
 
 
-def choose_threads(requested: int | None) -> ThreadChoice:
-    """The thread count for this run (see the module's description); ``requested`` is ``--threads``."""
+def choose_threads(requested: int | None, profiled: int | None = None) -> ThreadChoice:
+    """The thread count for this run (see the module's description); ``requested`` is ``--threads``; ``profiled``
+    the count of the profile that predicts this run (a run with another count than its prediction's is another
+    measurement: generate takes the profile's unless told otherwise)."""
     cores = physical_cores()
     load = competing_tasks()
     if requested is not None:
@@ -164,15 +167,17 @@ def choose_threads(requested: int | None) -> ThreadChoice:
     omp = os.environ.get("OMP_NUM_THREADS", "").strip()
     if omp.isdigit() and 1 <= int(omp) <= MAX_THREADS:
         return ThreadChoice(int(omp), cores, load, "OMP_NUM_THREADS")
+    if profiled is not None and 1 <= profiled <= MAX_THREADS:
+        return ThreadChoice(profiled, cores, load, "profile")
     free = cores - (load or 0.0)
     return ThreadChoice(max(1, min(cores, math.floor(free + 0.5))), cores, load, "default")
 
 
-def apply_threads(requested: int | None) -> ThreadChoice:
+def apply_threads(requested: int | None, profiled: int | None = None) -> ThreadChoice:
     """Choose the thread count and set torch's intra-op threads to it, inter-op parallelism to one thread."""
     import torch
 
-    choice = choose_threads(requested)
+    choice = choose_threads(requested, profiled)
     torch.set_num_threads(choice.threads)
     try:
         torch.set_num_interop_threads(1)

@@ -158,7 +158,10 @@ def effect(setting: KnobSetting, model: str, scale: str, steps: int, table: Effe
     steps), ``transferred`` (another step count or another model, interval widened) or ``unmeasured``."""
     table = table or load_effects()
     rows = [r for r in table.rows if r.knob == setting.text and r.scale == scale]
-    command = f"ldmpick calibrate --model {model} --knobs '{setting.text}'"
+    # no ldmpick command measures a knob's quality effect yet ('calibrate --knobs' is not built): say so, never a
+    # command that does not exist
+    command = (f"no ldmpick command measures it yet: compare 'ldmpick generate ... --model {model} --knobs "
+               f"\"{setting.text}\"' with the plain run at the same --seed ('calibrate --knobs' is not built)")
     if not rows:
         near = sorted({r.knob for r in table.rows if r.scale == scale and r.knob.startswith(f"{setting.kind}="
                                                                                        f"{setting.name}(")})

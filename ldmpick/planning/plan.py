@@ -377,6 +377,14 @@ class GenerationPlan:
         return [p for p in result.prompts if self.budget_ms is not None and p.latency_ms > self.budget_ms]
 
     @property
+    def profile_threads(self) -> int | None:
+        """The CPU thread count of the profile that predicts this run (None: no CPU prediction)."""
+        p = self.profile
+        if p is None or self.latency is None or self.settings.device != "cpu" or p.settings.device != "cpu":
+            return None
+        return p.settings.threads
+
+    @property
     def first_image(self) -> bool:
         """Whether the run's first timed image is the first call of its process (no warm-up call before it)."""
         return not self.request.warmup and self.settings.mode == "eager"
