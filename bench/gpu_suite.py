@@ -7,11 +7,16 @@ This runs the parts in priority order, each under its own time budget (and the s
 1. ``reference_profiles``: the paper's family at 512 px, fp16, in cudagraph and in eager mode (the GPU reference
    profiles, ready to ship in ``profiles/``: ``OUT/profile_cudagraph.json``, ``OUT/profile_eager.json``);
 2. ``prediction``: predicted against end-to-end generate latency in both modes (``bench_prediction.py``, the demo
-   family, which has weights), and the budget-promise bench once it exists (``bench_budget_promise.py``);
+   family, which has weights);
 3. ``generate``: generate's fast mode against plain diffusers per step (``bench_generate.py``);
 4. ``repeatability``: two profile runs per mode agree (``bench_profile_repeatability.py``, four family sizes);
 5. ``real_families``: the released families that fit at 1024 px, cudagraph, bf16 (``bench_real_families.py``;
-   its profile: ``OUT/profile_real_families.json``).
+   its profile: ``OUT/profile_real_families.json``);
+6. ``budget_promise`` (run third): fresh ``generate --budget`` runs of the demo family against the profile's
+   promise (``bench_budget_promise.py``, issue 26);
+7. ``families_2026``: flux.2-klein-4b, z-image-turbo, qwen-image and sana-1.6b at 1024 px (issue 25);
+8. ``knobs``: ``profile --knobs`` on a FLUX.1-dev-sized denoiser (TaylorSeer, FBCache, regional compilation), with
+   NVML energy (issue 28).
 
 What comes back is at most 8 files, none in a folder (the device tool brings back a bounded tree): ``suite.json``
 (the device fingerprint, versions, each part's status, wall time and results), ``suite.log`` (each part's output,
@@ -168,14 +173,6 @@ def prediction(s: Suite, budget: float) -> dict[str, Any]:
     t0 = time.monotonic()
     benches = [(f"prediction {m}", s.py("bench/bench_prediction.py", "--device", s.device, "--mode", m, *common))
                for m in modes]
-    promise = ROOT / "bench" / "bench_budget_promise.py"
-    if promise.exists():
-        sizes = (["--budgets", "20ms,60ms", "--runs", "3"] if s.gpu
-                 else ["--budgets", "300ms", "--runs", "1", "--models", "demo-c8", "--repeats", "3"])
-        benches.append(("budget promise", s.py(str(promise.relative_to(ROOT)), "--device", s.device, *sizes)))
-    else:
-        result["budget_promise"] = {"status": "skipped", "why": "bench/bench_budget_promise.py not written yet "
-                                                                "(issue 26)"}
     for i, (label, cmd) in enumerate(benches):
         out = s.scratch / f"{label.replace(' ', '_')}.json"
         share = (budget - (time.monotonic() - t0)) / (len(benches) - i)
@@ -213,13 +210,57 @@ def real_families(s: Suite, budget: float) -> dict[str, Any]:
     return s.result_of(out)
 
 
+# issue 25: the 2026 families at 1024 px on the device (flux.2-klein-4b, z-image-turbo, qwen-image; SANA 1.5's
+# configs are not in the catalogue yet, sana-1.6b stands in), after the earlier families
+FAMILIES_2026 = "flux.2-klein-4b,z-image-turbo,qwen-image,sana-1.6b"
+# issue 28: each knob's measured effect on a FLUX.1-dev-sized denoiser (random weights of the real size)
+KNOB_SETS = "cache=taylorseer(interval=4,order=2);cache=fbcache(threshold=0.05);compile=repeated-blocks"
+
+
+def budget_promise(s: Suite, budget: float) -> dict[str, Any]:
+    """Issue 26 on the device: fresh generate runs of the demo family against the profile's promise, eager."""
+    out = s.scratch / "budget_promise.json"
+    args = (["--budgets", "30ms,80ms", "--runs", "3", "--five-runs", "1", "--fresh-runs", "2", "--repeats", "10"]
+            if s.gpu else ["--budgets", "400ms", "--runs", "1", "--five-runs", "1", "--fresh-runs", "1", "--repeats",
+                           "3", "--models", "demo-c8"])
+    s.call("budget promise", s.py("bench/bench_budget_promise.py", "--device", s.device, *args, "--out", str(out)),
+           min(budget, s.left_s()))
+    doc = s.result_of(out)
+    doc.pop("runs", None)  # (the per-image rows stay on the device: the summary comes back)
+    return doc
+
+
+def families_2026(s: Suite, budget: float) -> dict[str, Any]:
+    if not s.gpu:
+        raise PartSkipped("needs a CUDA GPU with tens of GB (the 2026 families at 1024 px)")
+    out = s.scratch / "families_2026.json"
+    s.call("2026 families", s.py("bench/bench_real_families.py", "--models", FAMILIES_2026, "--out", str(out)),
+           min(budget, s.left_s()))
+    return s.result_of(out)
+
+
+def knobs(s: Suite, budget: float) -> dict[str, Any]:
+    if not s.gpu:
+        raise PartSkipped("needs a CUDA GPU (a FLUX.1-dev-sized denoiser at 1024 px, compiled)")
+    out = s.scratch / "profile_knobs.json"
+    s.call("knobs", s.ldmpick("profile", "--models", "flux-dev", "--device", s.device, "--dtype", "bf16", "--mode",
+                              "eager", "--resolution", "1024", "--repeats", "5", "--knobs", KNOB_SETS,
+                              "--no-pipeline-call", "--out", str(out)), min(budget, s.left_s()))
+    prof = s.result_of(out)
+    return {"knobs": [{"model": m["name"], "denoiser_step_ms": (m.get("denoiser_step") or {}).get("median_ms"),
+                       "variants": m.get("knobs"), "energy": m.get("energy")} for m in prof.get("models", [])]}
+
+
 PARTS = [
     # (on the CPU smoke run each part takes 10-20 s on 2 cores: its budget leaves room for a loaded machine)
     Part("reference_profiles", 130, 150, reference_profiles),
     Part("prediction", 80, 200, prediction),
+    Part("budget_promise", 90, 200, budget_promise),
     Part("generate", 30, 150, generate),
     Part("repeatability", 30, 150, repeatability),
     Part("real_families", 30, 5, real_families),
+    Part("families_2026", 60, 5, families_2026),
+    Part("knobs", 60, 5, knobs),
 ]
 
 

@@ -25,9 +25,19 @@ def fresh_processes_in_process(request: pytest.FixtureRequest, monkeypatch: pyte
     ``real_fresh_process`` (then one real subprocess is the point)."""
     if request.node.get_closest_marker("real_fresh_process") is not None:
         return
+    import json
+
     from ldmpick.measurement import pipeline_call
 
-    monkeypatch.setattr(pipeline_call, "spawn_fresh_process", pipeline_call.fresh_first_calls)
+    done: dict[str, dict] = {}
+
+    def stand_in(child: dict) -> dict:  # one in-process run per model and request; the others repeat its answer
+        key = json.dumps(child, sort_keys=True, default=str)
+        if key not in done:
+            done[key] = pipeline_call.fresh_first_calls(child)
+        return done[key]
+
+    monkeypatch.setattr(pipeline_call, "spawn_fresh_process", stand_in)
 
 
 # The device identity is the CPU name and the core count (profiles.device.device_key). The shipped reference

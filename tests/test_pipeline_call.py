@@ -156,3 +156,24 @@ def test_generate_without_warm_up_plans_on_the_first_image(tmp_path: Path, monke
     assert plans[True].latency.basis == "pipeline call (warm)"
     assert plans[False].latency.basis == "pipeline call (first image)"
     assert plans[False].latency.total_ms == pytest.approx(plans[True].latency.total_ms + 56.0)
+
+
+def test_the_text_encoders_are_profiled_at_what_the_pipeline_really_encodes(tmp_path, one_torch_thread):
+    """SANA's pipeline prepends its complex-human-instruction prefix to the prompt (issue 25: its text encoder was
+    predicted 8-13x too fast at the adapter's 300 tokens): the profile's own pipeline call sees how many tokens the
+    pipeline fed the encoder, and the stack is measured again at that length."""
+    from family_pipelines import build_family_pipeline
+    from ldmpick.models.catalogue import resolve_model
+    from ldmpick.profiles.schema import load_profile
+
+    folder = build_family_pipeline("sana", tmp_path / "sana")
+    assert runner.invoke(app, ["models", "add", "tiny-sana", str(folder)]).exit_code == 0
+    stated = resolve_model("tiny-sana").adapter.text_encoders(resolve_model("tiny-sana"))[0].seq_len
+    out = tmp_path / "p.json"
+    r = runner.invoke(app, ["profile", "--models", "tiny-sana", "--device", "cpu", "--resolution", "512", "--warmup",
+                            "1", "--repeats", "3", "--max-seconds", "2", "--fresh-runs", "0", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    m = load_profile(out).model("tiny-sana")
+    assert "as its pipeline encoded the profile's prompt" in m.text_encoders, m.text_encoders
+    seen = int(m.text_encoders.split("(")[1].split(" tokens")[0])
+    assert seen > stated  # the instruction prefix is longer than nothing

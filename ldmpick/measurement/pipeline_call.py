@@ -334,6 +334,37 @@ class CallMeasurement:
     first: list[CallSample] = field(default_factory=list)
     second: list[CallSample] = field(default_factory=list)
     fresh_errors: list[str] = field(default_factory=list)
+    encoder_lengths: dict[str, int] = field(default_factory=dict)  # text encoder -> tokens its pipeline fed it
+
+
+class EncoderLengths:
+    """The number of tokens each text encoder of a pipeline is fed on its first call (chat templates, instruction
+    prefixes and all: what the pipeline really encodes, which an adapter's stated length may miss)."""
+
+    def __init__(self, pipe: Any, spec: ModelSpec):
+        self.pipe, self.spec = pipe, spec
+        self.lengths: dict[str, int] = {}
+        self.handles: list[Any] = []
+
+    def __enter__(self) -> EncoderLengths:
+        import torch
+
+        for comp in (k for k in self.spec.components if k.startswith("text_encoder")):
+            module = getattr(self.pipe, comp, None)
+            if module is None:
+                continue
+
+            def keep(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any], comp: str = comp) -> None:
+                ids = kwargs.get("input_ids", args[0] if args else None)
+                if isinstance(ids, torch.Tensor) and ids.dim() >= 1 and comp not in self.lengths:
+                    self.lengths[comp] = int(ids.shape[-1])
+
+            self.handles.append(module.register_forward_pre_hook(keep, with_kwargs=True))
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for h in self.handles:
+            h.remove()
 
 
 def prepare(pipe: Any, spec: ModelSpec, req: CallRequest) -> None:
@@ -385,7 +416,9 @@ def measure_pipeline_call(spec: ModelSpec, req: CallRequest, pipe: Any = None,
     pipe = pipe if pipe is not None else load_pipeline(spec.path, req.device, req.dtype, spec)
     prepare(pipe, spec, req)
     low, high = req.steps
-    timed(pipe, spec, req, high)  # warm-up, not kept
+    with EncoderLengths(pipe, spec) as lengths:
+        timed(pipe, spec, req, high)  # warm-up, not kept
+    out.encoder_lengths = lengths.lengths
     started = time.perf_counter()
     for i in range(req.repeats):
         for k in (low, high):

@@ -376,15 +376,28 @@ def measure_denoiser(spec: ModelSpec, req: ProfileRequest, factory: ModuleFactor
     return base
 
 
+def encoder_stack(spec: ModelSpec, lengths: dict[str, int] | None = None) -> list[TextEncoder]:
+    """The model's text encoders, each at the length its pipeline was seen to feed it (``lengths``, from its own
+    call) where that is known, else at the adapter's stated length."""
+    return [replace(e, seq_len=(lengths or {}).get(e.component, e.seq_len)) for e in spec.adapter.text_encoders(spec)]
+
+
+def stack_label(encoders: list[TextEncoder], seen: bool = False) -> str:
+    how = ", as its pipeline encoded the profile's prompt" if seen else ""
+    return " + ".join(f"{e.label} ({e.seq_len} tokens{how})" for e in encoders)
+
+
 def measure_text_encoders(spec: ModelSpec, req: ProfileRequest, factory: ModuleFactory,
-                          timer: Timer, energy: EnergyLog | None = None, key: str = "") -> LatencyStats | str:
-    """The model's whole text-encoder stack as its pipeline runs it (each encoder at its own sequence length; the
-    prompt and, with CFG, the negative prompt), one encoder resident at a time. A string says why it did not fit."""
+                          timer: Timer, energy: EnergyLog | None = None, key: str = "",
+                          lengths: dict[str, int] | None = None) -> LatencyStats | str:
+    """The model's whole text-encoder stack as its pipeline runs it (each encoder at its own sequence length, or at
+    ``lengths`` seen in its own call; the prompt and, with CFG, the negative prompt), one encoder resident at a time.
+    A string says why it did not fit."""
     torch = factory.torch
     calls = spec.adapter.encoder_calls(spec, req.cfg)
     total: list[float] | None = None
     stack_joules: list[float | None] = []
-    for enc in spec.adapter.text_encoders(spec):
+    for enc in encoder_stack(spec, lengths):
         reason = _too_big(text_encoder_params(enc), req.dtype, req.device, f"text encoder {enc.label}")
         if reason:
             return reason
@@ -514,8 +527,9 @@ def call_request(spec: ModelSpec, req: ProfileRequest) -> Any:  # -> pipeline_ca
                        fresh_processes=req.fresh_processes, threads=req.threads)
 
 
-def measure_call(spec: ModelSpec, req: ProfileRequest, tick: ProgressFn) -> tuple[Any, str | None]:
-    """``spec``'s pipeline call as a profile block (``PipelineCall``), or None and why it was not measured."""
+def measure_call(spec: ModelSpec, req: ProfileRequest, tick: ProgressFn) -> tuple[Any, str | None, dict[str, int]]:
+    """``spec``'s pipeline call as a profile block (``PipelineCall``), or None and why it was not measured; and the
+    tokens its pipeline fed each text encoder."""
     from ldmpick.files.errors import LdmpickError
     from ldmpick.measurement.pipeline_call import measure_pipeline_call
     from ldmpick.profiles.call_block import pipeline_call_of
@@ -526,10 +540,10 @@ def measure_call(spec: ModelSpec, req: ProfileRequest, tick: ProgressFn) -> tupl
     except LdmpickError as exc:
         for _ in range(1 + req.fresh_processes):
             tick(f"{spec.name} pipeline call (not measured)")
-        return None, f"{spec.name}: its pipeline call was not measured ({' '.join(str(exc).split())[:300]})"
+        return None, f"{spec.name}: its pipeline call was not measured ({' '.join(str(exc).split())[:300]})", {}
     for _ in range(req.fresh_processes - len(measured.first)):  # failed fresh processes are units done too
         tick(f"{spec.name} pipeline call (fresh process failed)")
-    return pipeline_call_of(measured), None
+    return pipeline_call_of(measured), None, measured.encoder_lengths
 
 
 def _pool(rounds: list[ModelLatency]) -> ModelLatency:
@@ -568,8 +582,7 @@ class FixedParts:
         if vae_key not in self.cache:
             self.cache[vae_key] = measure_vae_decode(spec, self.req, self.factory, self.timer, self.energy, vae_key)
         te, vae = self.cache[te_key], self.cache[vae_key]
-        stack = " + ".join(f"{e.label} ({e.seq_len} tokens)" for e in encoders)
-        model = replace(base, text_encoders=stack)
+        model = replace(base, text_encoders=stack_label(encoders))
         problems = [x for x in (te, vae) if isinstance(x, str)]
         if problems:
             return replace(model, status="does_not_fit", denoiser_step=None, error="; ".join(problems))
@@ -714,9 +727,17 @@ def run_profile(
             entry = next((m for m in profile.models if m.name == spec.name), None)
             if entry is None or not entry.ok or entry.pipeline_call is not None or not req.measures_call(spec):
                 continue
-            entry.pipeline_call, why = measure_call(spec, req, tick)
+            entry.pipeline_call, why, lengths = measure_call(spec, req, tick)
             if why:
                 profile.notes = f"{profile.notes}; {why}" if profile.notes else why
+            stated = spec.adapter.text_encoders(spec)
+            if any(lengths.get(e.component, e.seq_len) != e.seq_len for e in stated):
+                # its pipeline encodes more (or fewer) tokens than the adapter states (SANA's instruction prefix, a
+                # chat template): the stack again, at what the pipeline really fed it
+                te = measure_text_encoders(spec, req, factory, timer, lengths=lengths)
+                if not isinstance(te, str):
+                    entry.text_encoder = te
+                    entry.text_encoders = stack_label(encoder_stack(spec, lengths), seen=True)
             save(profile)
     for spec in todo:  # each model's energy block, where all four parts were read (NVIDIA GPUs only)
         entry = next((m for m in profile.models if m.name == spec.name), None)
