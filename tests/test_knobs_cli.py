@@ -325,3 +325,21 @@ def test_profile_writes_an_energy_block_only_when_the_meter_reads_all_four_parts
     assert set(block) == {"denoiser_step_j", "text_encoder_j", "vae_decode_j", "sampler_step_j", "device"}
     assert all(0 < block[k] <= 1.0 for k in block if k != "device")
     assert meter.closed
+
+
+def test_plot_draws_the_frontier_with_and_without_knobs(knob_profile, tmp_path):
+    """plot --knobs auto: the selector's frontier with knobs in the choice beside the plain one (issue 28.4)."""
+    path, _ = knob_profile
+    out = tmp_path / "f.svg"
+    args = ["plot", "--profile", str(path), "--metric", "drawbench-imagereward", "--models", "flux-dev", "-o", str(out)]
+    r = runner.invoke(app, [*args, "--knobs", "auto", "--json"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    with_knobs = doc["knob_frontier"]
+    assert any(f["knobs"] == TAYLOR for f in with_knobs)  # a knob configuration is on the frontier
+    assert [f["latency_ms"] for f in with_knobs] == sorted(f["latency_ms"] for f in with_knobs)
+    assert "Pareto frontier with knobs" in out.read_text()
+    plain = runner.invoke(app, [*args, "--json"])
+    assert plain.exit_code == 0 and "knob_frontier" not in json.loads(plain.stdout)
+    bad = runner.invoke(app, [*args, "--knobs", "cache=nope"])
+    assert bad.exit_code == 2 and bad.stderr.count("\n") == 1 and not (tmp_path / "g.svg").exists()

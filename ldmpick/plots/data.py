@@ -26,3 +26,17 @@ def plot_points(law: Any, metric: str) -> list[Any]:
 
     return [dataclasses.replace(p, metric=metric) for pts, _ in load_tables([]) for p in pts
             if p.metric == measured and in_its_fit(p)]
+
+
+def knob_frontier(profile: Any, law: Any, metric: str, percentile: float, knobs: str, models: list[str] | None,
+                  samplers: list[str] | None, budget_s: float | None) -> list[dict[str, Any]]:
+    """The selector's Pareto frontier with ``knobs`` in the choice (``auto``: the variants the profile measured),
+    fastest first: what ``plot --knobs`` draws beside the plain frontier. Each point names its knobs."""
+    from ldmpick.costs.latency import MAX_BUDGET_S
+    from ldmpick.planning.plan import plan_selection
+
+    plan = plan_selection(budget_s if budget_s is not None else MAX_BUDGET_S, profile=profile, law=law, metric=metric,
+                          percentile=percentile, models=models, samplers=samplers, knobs=knobs)
+    return [{"model": c.model, "sampler": c.sampler, "steps": c.steps, "knobs": c.knobs,
+             "latency_ms": c.latency * 1e3, "value": c.quality}
+            for c in sorted(plan.selection.frontier, key=lambda c: c.latency)]

@@ -42,10 +42,14 @@ class PlotSummary:
     points: int
     frontier: list[dict[str, Any]] = field(default_factory=list)
     basis: str = "measured"  # "measured": calibrated points; "law": law predictions only
+    knob_frontier: list[dict[str, Any]] | None = None  # with --knobs: the frontier when knobs are in the choice
 
     def to_json(self) -> dict[str, Any]:
-        return {"path": str(self.path), "series": self.series, "points": self.points, "basis": self.basis,
-                "frontier": self.frontier}
+        doc = {"path": str(self.path), "series": self.series, "points": self.points, "basis": self.basis,
+               "frontier": self.frontier}
+        if self.knob_frontier is not None:
+            doc["knob_frontier"] = self.knob_frontier
+        return doc
 
 
 @dataclass(frozen=True)
@@ -72,12 +76,15 @@ def _check_out(out: Path) -> str:
 def plot_quality_vs_latency(points: list[Any], profile: Any, law: Any = None, budget_ms: float | None = None,
                             out: Path = Path("quality_vs_latency.png"), metric: str = "fid",
                             samplers: list[str] | None = None, models: list[str] | None = None,
-                            percentile: float = 50.0, title: str | None = None) -> PlotSummary:
+                            percentile: float = 50.0, title: str | None = None,
+                            knob_frontier: list[dict[str, Any]] | None = None) -> PlotSummary:
     """Draw quality vs predicted latency for ``profile`` into ``out`` (.png or .svg); see the module docstring.
 
     ``points`` are ``QualityPoint``s; those of a calibrated series, of ``metric``, of a (model, sampler) the
     profile covers (and in ``models`` / ``samplers`` when given) are plotted. With ``law`` its predictions are drawn
-    too, over steps 1..the most steps measured (1..50 without measured points, when they are the plotted data)."""
+    too, over steps 1..the most steps measured (1..50 without measured points, when they are the plotted data).
+    ``knob_frontier`` (``plots.data.knob_frontier``: the selector's frontier with knobs in the choice) is drawn as a
+    second step line, so the frontier with and without knobs can be compared."""
     out = Path(out)
     fmt = _check_out(out)
     if metric not in METRICS:
@@ -170,6 +177,15 @@ def plot_quality_vs_latency(points: list[Any], profile: Any, law: Any = None, bu
     if measured and predicted:
         handles.append(Line2D([], [], color="grey", linestyle="--", label="law prediction"))
     handles.append(Line2D([], [], color="crimson", linewidth=1.6, label=f"Pareto frontier ({basis})"))
+    if knob_frontier:
+        kx = [f["latency_ms"] / scale for f in knob_frontier]
+        ky = [f["value"] for f in knob_frontier]
+        ax.step(kx, ky, where="post", color="darkorange", linewidth=1.6, linestyle="--", zorder=5)
+        ax.scatter([x for x, f in zip(kx, knob_frontier) if f["knobs"] != "none"],
+                   [y for y, f in zip(ky, knob_frontier) if f["knobs"] != "none"], s=40, marker="*",
+                   color="darkorange", zorder=6)
+        handles.append(Line2D([], [], color="darkorange", linewidth=1.6, linestyle="--", marker="*",
+                              label="Pareto frontier with knobs (law, * a knob configuration)"))
     if budget_ms is not None:
         label = f"budget {budget_ms / scale:g} {unit}"
         ax.axvline(budget_ms / scale, color="black", linestyle=":", linewidth=1.2)
@@ -199,4 +215,5 @@ def plot_quality_vs_latency(points: list[Any], profile: Any, law: Any = None, bu
         frontier=[{"model": p.model, "sampler": p.sampler, "steps": p.steps, "latency_ms": p.latency_ms,
                    "value": p.value} for p in frontier],
         basis=basis,
+        knob_frontier=knob_frontier,
     )
