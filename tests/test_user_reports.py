@@ -709,8 +709,12 @@ def test_published_scales_say_where_their_data_starts_instead_of_no_data():
     assert r.exit_code == 0, r.stderr
     doc = json.loads(r.stdout)
     one, fifty = doc["predictions"]
-    assert one["value"] is None and one["basis"] == "published from 50 steps here (no extrapolation)"
-    assert fifty["value"] is not None and "no_data" not in doc  # (it advised calibrating a configs-only model)
+    # issue 27: below its one published point the value rests on its kind's step response, and says so, with a
+    # wide interval; it is never held flat or extrapolated silently
+    assert one["basis"] == "transferred" and "transferred from the epsilon/v UNet" in one["basis_detail"]
+    assert one["interval"][0] <= one["value"] <= one["interval"][1] and one["value"] < fifty["value"]
+    assert one["interval"][1] - one["interval"][0] > 10 * (fifty["interval"][1] - fifty["interval"][0])
+    assert fifty["basis"] == "published" and "no_data" not in doc  # (it advised calibrating a configs-only model)
 
 
 def test_a_run_at_another_resolution_than_the_profile_gets_no_prediction(tmp_path):
