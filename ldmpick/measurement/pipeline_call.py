@@ -6,8 +6,9 @@ One module for the three things that look inside a diffusers pipeline's ``__call
   local files only, never remote code);
 - ``PartTimer``: hooks that time the parts of one call (text-encoder forwards, the denoising loop from the first
   denoiser evaluation to the VAE decode, the VAE decode) with the device synchronized at each boundary, and count
-  the denoiser evaluations; ``DenoiserCapture`` keeps the denoiser's real inputs of a call, so that one step can be
-  replayed and timed alone in any execution mode;
+  the denoiser evaluations; ``EncoderLengths`` sees what the pipeline feeds each text encoder, and
+  ``capture_generic`` keeps every part's real inputs of a call, so that a model without an adapter can be profiled
+  on them;
 - ``measure_pipeline_call``: the profile's end-to-end measurement of a model with weights (issue 26's budget
   promise): warm calls at two step counts in this process, and the first and second image of fresh ``ldmpick
   generate`` processes (the command a user runs), so that the cost model can predict the steady state and the first image of
@@ -189,34 +190,6 @@ class PartTimer:
         return (self.loop_end - self.loop_start) * 1e3
 
 
-class DenoiserCapture:
-    """The denoiser's real inputs on its first evaluation inside a pipeline call (positional and keyword arguments,
-    tensors cloned), so that one step can be replayed and timed alone, in any execution mode, on exactly what the
-    pipeline feeds it (its CFG batch, its conditioning, its packing)."""
-
-    def __init__(self, denoiser: Any):
-        self.denoiser = denoiser
-        self.args: tuple[Any, ...] | None = None
-        self.kwargs: dict[str, Any] | None = None
-        self.handle: Any = None
-
-    def __enter__(self) -> DenoiserCapture:
-        def keep(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-            if self.args is None:
-                self.args, self.kwargs = _cloned(args), _cloned(kwargs)
-
-        self.handle = self.denoiser.register_forward_pre_hook(keep, with_kwargs=True)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.handle is not None:
-            self.handle.remove()
-
-    @property
-    def captured(self) -> bool:
-        return self.args is not None
-
-
 def _cloned(x: Any) -> Any:
     import torch
 
@@ -338,13 +311,19 @@ class CallMeasurement:
 
 
 class EncoderLengths:
-    """The number of tokens each text encoder of a pipeline is fed on its first call (chat templates, instruction
-    prefixes and all: what the pipeline really encodes, which an adapter's stated length may miss)."""
+    """What each text encoder of a pipeline is fed during a call: the token ids of its first call (``ids``), their
+    number (``lengths``: chat templates, instruction prefixes and all, which an adapter's stated length may miss)
+    and how many times it runs (``calls``)."""
 
     def __init__(self, pipe: Any, spec: ModelSpec):
         self.pipe, self.spec = pipe, spec
-        self.lengths: dict[str, int] = {}
+        self.ids: dict[str, Any] = {}
+        self.calls: dict[str, int] = {}
         self.handles: list[Any] = []
+
+    @property
+    def lengths(self) -> dict[str, int]:
+        return {comp: int(ids.shape[-1]) for comp, ids in self.ids.items()}
 
     def __enter__(self) -> EncoderLengths:
         import torch
@@ -355,9 +334,10 @@ class EncoderLengths:
                 continue
 
             def keep(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any], comp: str = comp) -> None:
+                self.calls[comp] = self.calls.get(comp, 0) + 1
                 ids = kwargs.get("input_ids", args[0] if args else None)
-                if isinstance(ids, torch.Tensor) and ids.dim() >= 1 and comp not in self.lengths:
-                    self.lengths[comp] = int(ids.shape[-1])
+                if isinstance(ids, torch.Tensor) and ids.dim() >= 1 and comp not in self.ids:
+                    self.ids[comp] = ids.detach().clone()
 
             self.handles.append(module.register_forward_pre_hook(keep, with_kwargs=True))
         return self
@@ -403,15 +383,17 @@ def measure_pipeline_call(spec: ModelSpec, req: CallRequest, pipe: Any = None,
     import torch
 
     assert spec.path is not None
-    if req.threads is None:  # the fresh processes run at this process's thread count, not one of their own choosing
-        return measure_pipeline_call(spec, replace(req, threads=torch.get_num_threads()), pipe, progress, spawn)
-    if req.write_dir is None:  # the writes go to the disk the user's data is on, and are removed afterwards
+    if req.threads is None or req.write_dir is None:
+        # the fresh processes run at this process's thread count, not one of their own choosing; the writes go to
+        # the disk the user's data is on, into a folder removed afterwards
         data_dir().mkdir(parents=True, exist_ok=True)
-        folder = tempfile.mkdtemp(prefix=".pipeline-call-", dir=data_dir())
+        folder = tempfile.mkdtemp(prefix=".pipeline-call-", dir=data_dir()) if req.write_dir is None else None
         try:
-            return measure_pipeline_call(spec, replace(req, write_dir=folder), pipe, progress, spawn)
+            return measure_pipeline_call(spec, replace(req, threads=req.threads or torch.get_num_threads(),
+                                                       write_dir=req.write_dir or folder), pipe, progress, spawn)
         finally:
-            shutil.rmtree(folder, ignore_errors=True)
+            if folder is not None:
+                shutil.rmtree(folder, ignore_errors=True)
     out = CallMeasurement(req)
     pipe = pipe if pipe is not None else load_pipeline(spec.path, req.device, req.dtype, spec)
     prepare(pipe, spec, req)
@@ -518,7 +500,7 @@ def capture_generic(spec: ModelSpec, device: str, dtype: str, resolution: int, b
     pipe = pipe if pipe is not None else load_pipeline(spec.path, device, dtype, spec)
     denoiser = getattr(pipe, spec.adapter.denoiser_component)
     signature = inspect.signature(denoiser.forward)
-    seen: dict[str, Any] = {"evals": 0, "ids": {}, "calls": {}, "timesteps": {}}
+    seen: dict[str, Any] = {"evals": 0, "timesteps": {}}
     handles = []
 
     def keep_denoiser(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
@@ -529,18 +511,7 @@ def capture_generic(spec: ModelSpec, device: str, dtype: str, resolution: int, b
             seen["denoiser"] = _cloned(dict(bound))
 
     handles.append(denoiser.register_forward_pre_hook(keep_denoiser, with_kwargs=True))
-    for comp in (k for k in spec.components if k.startswith("text_encoder")):
-        module = getattr(pipe, comp, None)
-        if module is None:
-            continue
-
-        def keep_ids(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any], comp: str = comp) -> None:
-            seen["calls"][comp] = seen["calls"].get(comp, 0) + 1
-            ids = kwargs.get("input_ids", args[0] if args else None)
-            if isinstance(ids, torch.Tensor) and comp not in seen["ids"]:
-                seen["ids"][comp] = ids.detach().clone()
-
-        handles.append(module.register_forward_pre_hook(keep_ids, with_kwargs=True))
+    encoders = EncoderLengths(pipe, spec)
     original_decode, original_set = pipe.vae.decode, pipe.scheduler.set_timesteps
 
     def decode(latents: Any, *args: Any, **kwargs: Any) -> Any:
@@ -556,7 +527,7 @@ def capture_generic(spec: ModelSpec, device: str, dtype: str, resolution: int, b
     pipe.vae.decode, pipe.scheduler.set_timesteps = decode, set_timesteps
     guidance = spec.guidance if cfg else 1.0
     try:
-        with torch.no_grad():
+        with torch.no_grad(), encoders:
             pipe(**call_kwargs(pipe, spec, prompt=DEFAULT_PROMPT, steps=CAPTURE_STEPS, resolution=resolution,
                                guidance=guidance, n=batch, generators=generators(device, list(range(batch)))))
     except Exception as exc:
@@ -574,6 +545,6 @@ def capture_generic(spec: ModelSpec, device: str, dtype: str, resolution: int, b
         denoiser_kwargs=seen["denoiser"], batch=batch,
         denoiser_batch=int(first.shape[0]) if first is not None else batch,
         evals_per_step=max(1, round(seen["evals"] / CAPTURE_STEPS)), decode_latents=seen["latents"],
-        encoder_ids=seen["ids"], encoder_calls=seen["calls"], timestep_kwargs=seen["timesteps"])
+        encoder_ids=encoders.ids, encoder_calls=encoders.calls, timestep_kwargs=seen["timesteps"])
     generic.CAPTURES[generic.capture_key(spec, resolution, cfg)] = captured
     return captured

@@ -264,17 +264,25 @@ def registry_path() -> Path:
     return config_dir() / "models.json"
 
 
-def load_registry() -> dict[str, str]:
-    """Registered names -> local folder or hub id. Missing file -> empty."""
+def _registry_data() -> Any:
+    """The registry file's parsed JSON (None when there is none)."""
     from ldmpick.files.reader import read_json_file
 
     path = registry_path()
     if not path.exists() and not path.is_symlink():
-        return {}
+        return None
     try:
-        data = read_json_file(path, "model registry", REGISTRY_MAX_BYTES)
+        return read_json_file(path, "model registry", REGISTRY_MAX_BYTES)
     except UsageError as exc:
         raise UsageError(f"{exc}; fix or delete it") from None
+
+
+def load_registry() -> dict[str, str]:
+    """Registered names -> local folder or hub id. Missing file -> empty."""
+    data = _registry_data()
+    if data is None:
+        return {}
+    path = registry_path()
     models = data.get("models") if isinstance(data, dict) else None
     if not isinstance(models, dict) or not all(isinstance(k, str) and 0 < len(k) <= 256 and isinstance(v, str)
                                                and 0 < len(v) <= 4096 for k, v in models.items()):
@@ -292,12 +300,7 @@ def load_registry_defaults() -> dict[str, dict[str, float]]:
     number is ignored (the registry's names stay usable). Missing file or block -> empty."""
     import math
 
-    from ldmpick.files.reader import read_json_file
-
-    path = registry_path()
-    if not path.exists():
-        return {}
-    data = read_json_file(path, "model registry", REGISTRY_MAX_BYTES)
+    data = _registry_data()
     block = data.get("defaults") if isinstance(data, dict) else None
     out: dict[str, dict[str, float]] = {}
     for name, entry in (block.items() if isinstance(block, dict) else []):

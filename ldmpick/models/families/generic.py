@@ -41,8 +41,13 @@ class Captured:
 CAPTURES: dict[tuple[str, int, bool], Captured] = {}  # (model folder, resolution, cfg) -> its capture
 
 
+def model_key(spec: ModelFacts) -> str:
+    """What identifies a model's captures: its folder (or its name without one)."""
+    return str(getattr(spec, "path", "") or spec.name)
+
+
 def capture_key(spec: ModelFacts, resolution: int, cfg: bool) -> tuple[str, int, bool]:
-    return (str(getattr(spec, "path", "") or spec.name), resolution, cfg)
+    return (model_key(spec), resolution, cfg)
 
 
 def convention_problem(pipeline_class: str, components: dict[str, str]) -> str | None:
@@ -64,8 +69,8 @@ def convention_problem(pipeline_class: str, components: dict[str, str]) -> str |
                 "UNet pipeline needs an adapter)")
     if "vae" not in components:
         return "it has no 'vae' component"
-    if any(p in params for p in ("image", "control_image", "mask_image")) and params.get("image") is not None \
-            and params["image"].default is inspect.Parameter.empty:
+    image = params.get("image")
+    if image is not None and image.default is inspect.Parameter.empty:
         return "its __call__ needs an input image (not text-to-image)"
     return None
 
@@ -88,20 +93,17 @@ class GenericFamily(Family):
 
     def _capture(self, spec: ModelFacts, resolution: int | None = None, cfg: bool | None = None) -> Captured | None:
         for (path, res, guided), captured in CAPTURES.items():
-            if path == capture_key(spec, 0, False)[0] and resolution in (None, res) and cfg in (None, guided):
+            if path == model_key(spec) and resolution in (None, res) and cfg in (None, guided):
                 return captured
         return None
 
     def _captured(self, spec: ModelFacts, resolution: int, batch: int) -> Captured:
         """The capture at ``resolution`` whose first denoiser evaluation had ``batch`` rows."""
-        from ldmpick.files.errors import ModelError
-
         for cfg in (True, False):
             c = self._capture(spec, resolution, cfg)
             if c is not None and c.denoiser_batch == batch:
                 return c
-        raise ModelError(f"'{spec.name}' ({spec.pipeline_class}, generic): its pipeline call was not captured at "
-                         f"{resolution} px, batch {batch}; profile it with its weights ('ldmpick profile')")
+        raise not_captured(spec, resolution, batch)
 
     # ------------------------------------------------------------------ samplers: its own scheduler only
     def own_sampler(self, spec: ModelFacts) -> str | None:
@@ -155,7 +157,7 @@ class GenericFamily(Family):
             c = self._capture(spec, resolution, cfg)
             if c is not None and c.decode_latents.shape[0] == batch:
                 return _on(c.decode_latents, device, dtype)
-        return self._captured(spec, resolution, batch).decode_latents  # (raises the one-line error)
+        raise not_captured(spec, resolution, batch)
 
     def decode(self, vae: Any, latents: Any) -> Any:
         return vae.decode(latents, return_dict=False)[0]  # the captured latents are already scaled and shifted
@@ -163,6 +165,13 @@ class GenericFamily(Family):
     def timestep_kwargs(self, spec: ModelFacts, scheduler: Any, resolution: int) -> dict[str, Any]:
         c = self._capture(spec, resolution)
         return dict(c.timestep_kwargs) if c is not None else {}
+
+
+def not_captured(spec: ModelFacts, resolution: int, batch: int) -> Exception:
+    from ldmpick.files.errors import ModelError
+
+    return ModelError(f"'{spec.name}' ({spec.pipeline_class}, generic): its pipeline call was not captured at "
+                      f"{resolution} px, batch {batch}; profile it with its weights ('ldmpick profile')")
 
 
 def _on(x: Any, device: str, dtype: Any) -> Any:
